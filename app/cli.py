@@ -1,0 +1,259 @@
+"""``flask --app wsgi db ...`` and ``flask --app wsgi trace ...``: the same use cases as the
+API, run as the installation's operator. Each command is one unit of work: it commits on
+success and rolls back on any error. Long jobs show progress on a terminal only."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import sys
+from collections.abc import Iterator
+
+import click
+from flask import Flask, current_app
+from sqlalchemy.orm import Session
+
+from app import migrate
+from app.auth.models import Role
+from app.auth.operations import OPERATOR, create_token
+from app.catalog import operations as catalog
+from app.catalog.models import ProductCategory
+from app.codes import operations as codes
+from app.parties import operations as parties
+from app.parties.models import MerchantKind
+from trace.errors import DomainError
+
+
+def _ext():
+    return current_app.extensions["trace"]
+
+
+@contextlib.contextmanager
+def unit() -> Iterator[Session]:
+    """A session that commits when the block succeeds; a domain error becomes a clean exit."""
+    session = _ext().sessionmaker()
+    try:
+        yield session
+        session.commit()
+    except DomainError as exc:
+        session.rollback()
+        where = f" ({exc.field})" if exc.field else ""
+        raise click.ClickException(f"{exc.message}{where}") from None
+    finally:
+        session.close()
+
+
+@contextlib.contextmanager
+def progress_bar(length: int, label: str):
+    """A progress callback ``(done)`` drawing a bar on a terminal, silent when piped."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        state = {"done": 0}
+
+        def report(done: int) -> None:
+            bar.update(done - state["done"])
+            state["done"] = done
+
+        yield report
+
+
+# -- database -------------------------------------------------------------------------------
+
+db_cli = click.Group("db", help="Apply or revert the schema migrations on DATABASE_URL.")
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    migrate.upgrade(_ext().config.DATABASE_URL, revision)
+
+
+@db_cli.command("downgrade")
+@click.argument("revision", default="-1")
+def db_downgrade(revision: str) -> None:
+    """Revert one migration, or down to REVISION ('base' empties the database)."""
+    migrate.downgrade(_ext().config.DATABASE_URL, revision)
+
+
+# -- trace ----------------------------------------------------------------------------------
+
+trace_cli = click.Group("trace", help="Parties, products, batches, trace codes and labels.")
+
+
+@trace_cli.group("token")
+def token_cli() -> None:
+    """API tokens."""
+
+
+@token_cli.command("create")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--party-id", type=int, help="The merchant or logistics company it acts for.")
+@click.option("--label", default="", help="A note on who holds it.")
+def token_create(role: str, party_id: int | None, label: str) -> None:
+    """Create a token; it is printed once, on the last line, and stored only hashed."""
+    with unit() as session:
+        token, record = create_token(session, Role(role), party_id, label)
+    click.echo(f"created {role} token #{record.id}; keep it secret, it is not shown again:",
+               err=True)
+    click.echo(token)
+
+
+@trace_cli.command("merchant")
+@click.option("--name", required=True)
+@click.option("--uscc", required=True, help="Unified social credit code, 18 characters.")
+@click.option("--kind", type=click.Choice([k.value for k in MerchantKind]), required=True)
+@click.option("--region-code", required=True, help="GB/T 2260 six-digit code.")
+@click.option("--lat", type=float)
+@click.option("--lon", type=float)
+def merchant_add(name, uscc, kind, region_code, lat, lon) -> None:
+    """Register a merchant; prints its id."""
+    with unit() as session:
+        merchant = parties.register_merchant(session, OPERATOR, name=name, uscc=uscc,
+                                             kind=MerchantKind(kind), region_code=region_code,
+                                             lat=lat, lon=lon)
+    click.echo(merchant.id)
+
+
+@trace_cli.command("company")
+@click.option("--name", required=True)
+@click.option("--uscc", required=True)
+@click.option("--region-code", required=True)
+def company_add(name, uscc, region_code) -> None:
+    """Register a logistics company; prints its id."""
+    with unit() as session:
+        company = parties.register_logistics_company(session, OPERATOR, name=name, uscc=uscc,
+                                                     region_code=region_code)
+    click.echo(company.id)
+
+
+@trace_cli.command("courier")
+@click.option("--name", required=True)
+@click.option("--id-number", required=True, prompt=True, hide_input=True)
+@click.option("--phone", required=True)
+@click.option("--company-id", type=int, required=True)
+@click.option("--region-code", required=True)
+def courier_add(name, id_number, phone, company_id, region_code) -> None:
+    """Register a courier under the real name; prints its id."""
+    with unit() as session:
+        courier = parties.register_courier(session, OPERATOR, _ext().config.SECRET_KEY,
+                                           name=name, id_number=id_number, phone=phone,
+                                           company_id=company_id, region_code=region_code)
+    click.echo(courier.id)
+
+
+@trace_cli.command("product")
+@click.option("--gtin", required=True)
+@click.option("--name", required=True)
+@click.option("--category", type=click.Choice([c.value for c in ProductCategory]), required=True)
+@click.option("--merchant-id", type=int, required=True)
+def product_add(gtin, name, category, merchant_id) -> None:
+    """Register a product; prints its id."""
+    with unit() as session:
+        product = catalog.register_product(session, OPERATOR, gtin=gtin, name=name,
+                                           category=ProductCategory(category),
+                                           merchant_id=merchant_id)
+    click.echo(product.id)
+
+
+@trace_cli.command("batch")
+@click.option("--product-id", type=int, required=True)
+@click.option("--lot", required=True)
+@click.option("--produced-on", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--expires-on", type=click.DateTime(["%Y-%m-%d"]), required=True)
+@click.option("--origin", "origin_name", required=True, help="Place name of the origin.")
+@click.option("--lat", type=float, required=True)
+@click.option("--lon", type=float, required=True)
+@click.option("--quantity", type=int, required=True)
+def batch_add(product_id, lot, produced_on, expires_on, origin_name, lat, lon, quantity) -> None:
+    """Register a batch (lot); prints its id."""
+    with unit() as session:
+        batch = catalog.register_batch(
+            session, OPERATOR, product_id=product_id, lot=lot, produced_on=produced_on.date(),
+            expires_on=expires_on.date(), origin_name=origin_name, origin_lat=lat,
+            origin_lon=lon, quantity=quantity)
+    click.echo(batch.id)
+
+
+@trace_cli.command("issue")
+@click.argument("batch_id", type=int)
+@click.option("--count", type=int, required=True)
+@click.option("--out", type=click.File("w"), default="-", help="CSV file (default: stdout).")
+@click.option("--allow-over-quantity", is_flag=True)
+def issue(batch_id: int, count: int, out, allow_over_quantity: bool) -> None:
+    """Issue COUNT trace codes for BATCH_ID and write them as CSV ``serial,uri``."""
+    from app.codes.api import uri_prefix  # noqa: PLC0415
+
+    cfg = _ext().config
+    with progress_bar(count, "issuing") as report, unit() as session:
+        issued = codes.issue_codes(session, OPERATOR, batch_id, count,
+                                   max_count=cfg.MAX_CODES_PER_REQUEST,
+                                   allow_over_quantity=allow_over_quantity, progress=report)
+        prefix = uri_prefix(issued.batch.product.gtin, issued.batch.lot)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["serial", "uri"])
+    writer.writerows((s, prefix + s) for s in issued.serials)
+    click.echo(f"issued {count} codes for batch {batch_id} (issuance {issued.issuance.id})",
+               err=True)
+
+
+@trace_cli.command("labels")
+@click.argument("batch_id", type=int)
+@click.option("--out", type=click.File("wb"), required=True, help="PDF file to write.")
+@click.option("--offset", type=int, default=0)
+@click.option("--limit", type=int, default=1_000_000)
+def labels_cmd(batch_id: int, out, offset: int, limit: int) -> None:
+    """Render the batch's labels as a printable A4 PDF sheet."""
+    from app import labels  # noqa: PLC0415
+    from app.codes.api import uri_prefix  # noqa: PLC0415
+    from trace.gs1 import element_string  # noqa: PLC0415
+
+    with unit() as session:
+        batch = catalog.get_batch(session, batch_id)
+        serials = codes.codes_of_batch(session, batch_id, offset, limit)
+        gtin, lot, name = batch.product.gtin, batch.lot, batch.product.name
+    prefix = uri_prefix(gtin, lot)
+    items = (labels.Label(uri=prefix + s, element_string=element_string(gtin, lot, s),
+                          product_name=name, lot=lot, serial=s) for s in serials)
+    with progress_bar(len(serials), "rendering") as report:
+        done = labels.write_label_sheet_pdf(
+            items, out, progress=(lambda n: report(min(n, len(serials)))) if report else None)
+    click.echo(f"wrote {done} labels", err=True)
+
+
+@trace_cli.command("code")
+@click.argument("serial_or_uri")
+def code_show(serial_or_uri: str) -> None:
+    """Show a trace code, found by serial or by Digital Link URI."""
+    import json  # noqa: PLC0415
+
+    from app import serialize  # noqa: PLC0415
+    from app.codes.api import code_uri  # noqa: PLC0415
+
+    with unit() as session:
+        found = (codes.find_code_by_uri(session, serial_or_uri) if "/" in serial_or_uri
+                 else codes.find_code(session, serial_or_uri))
+        answer = serialize.code(found, code_uri(found))
+    click.echo(json.dumps(answer, ensure_ascii=False, indent=2))
+
+
+@trace_cli.command("demo")
+def demo() -> None:
+    """Seed a small demo data set (once); prints an admin token when it seeds."""
+    from app import demo as demo_data  # noqa: PLC0415
+
+    with unit() as session:
+        seeded = demo_data.seed(session, _ext().config)
+    if seeded is None:
+        click.echo("demo data already present", err=True)
+        return
+    for line in seeded:
+        click.echo(line)
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(db_cli)
+    app.cli.add_command(trace_cli)
+
+

@@ -1,0 +1,144 @@
+"""/api/v1 endpoints for trace codes: issuance, lookup, labels."""
+
+from __future__ import annotations
+
+import tempfile
+
+from flask import Blueprint, Response, request, send_file
+
+from app import labels, serialize
+from app.catalog.operations import get_batch
+from app.codes import operations
+from app.codes.models import TraceCode
+from app.errors import ApiError
+from app.schemas import IssueCodesIn
+from app.web import db, parse_body, principal, settings, unit_of_work
+from trace.gs1 import digital_link_uri, element_string
+
+bp = Blueprint("codes", __name__)
+
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+STREAM_SLICE = 10_000
+
+
+def uri_prefix(gtin14: str, lot: str) -> str:
+    """Everything of a unit's Digital Link URI before the serial (serials need no escaping)."""
+    cfg = settings()
+    return digital_link_uri(cfg.RESOLVER_HOST, gtin14, lot, None,
+                            scheme=cfg.RESOLVER_SCHEME) + "/21/"
+
+
+def code_uri(code: TraceCode) -> str:
+    return uri_prefix(code.batch.product.gtin, code.batch.lot) + code.serial
+
+
+@bp.post("/batches/<int:batch_id>/codes")
+@unit_of_work
+def issue_codes(batch_id: int):
+    """Issue codes; JSON by default, ``Accept: text/csv`` streams ``serial,uri`` lines."""
+    body = parse_body(IssueCodesIn)
+    issued = operations.issue_codes(
+        db(), principal(), batch_id, body.count, max_count=settings().MAX_CODES_PER_REQUEST,
+        allow_over_quantity=body.allow_over_quantity)
+    prefix = uri_prefix(issued.batch.product.gtin, issued.batch.lot)
+    serials = issued.serials
+    slices = (serials[i:i + STREAM_SLICE] for i in range(0, len(serials), STREAM_SLICE))
+    headers = {"X-Issuance-Id": str(issued.issuance.id)}
+
+    if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
+        def csv_lines():
+            yield "serial,uri\n"
+            for part in slices:
+                yield "".join(f"{s},{prefix}{s}\n" for s in part)
+        return Response(csv_lines(), 201, headers, mimetype="text/csv")
+
+    def json_chunks():
+        yield f'{{"batch_id":{batch_id},"issuance_id":{issued.issuance.id},' \
+              f'"count":{len(serials)},"codes":['
+        sep = ""
+        for part in slices:
+            yield sep + ",".join(f'{{"serial":"{s}","uri":"{prefix}{s}"}}' for s in part)
+            sep = ","
+        yield "]}"
+    return Response(json_chunks(), 201, headers, mimetype="application/json")
+
+
+@bp.get("/codes/<serial>")
+def get_code(serial: str):
+    """Public: what anyone scanning the unit may know about it."""
+    code = operations.find_code(db(), serial)
+    return serialize.code(code, code_uri(code))
+
+
+@bp.get("/codes")
+def lookup_code():
+    """``?uri=<Digital Link URI>``: the same answer as by serial."""
+    uri = request.args.get("uri", "")
+    if not uri:
+        raise ApiError(422, "validation_failed", "give the Digital Link URI as ?uri=",
+                       field="uri")
+    code = operations.find_code_by_uri(db(), uri)
+    return serialize.code(code, code_uri(code))
+
+
+def _label(serial: str) -> tuple[TraceCode, str, str]:
+    code = operations.find_code(db(), serial)
+    b = code.batch
+    return code, code_uri(code), element_string(b.product.gtin, b.lot, code.serial)
+
+
+@bp.get("/codes/<serial>/label.png")
+def label_png(serial: str):
+    _, uri, _ = _label(serial)
+    return Response(labels.qr_png(uri), mimetype="image/png", headers=IMMUTABLE)
+
+
+@bp.get("/codes/<serial>/label.svg")
+def label_svg(serial: str):
+    _, uri, _ = _label(serial)
+    return Response(labels.qr_svg(uri), mimetype="image/svg+xml", headers=IMMUTABLE)
+
+
+@bp.get("/codes/<serial>/barcode.png")
+def barcode_png(serial: str):
+    _, _, elements = _label(serial)
+    return Response(labels.gs1_128_png(elements), mimetype="image/png", headers=IMMUTABLE)
+
+
+@bp.get("/codes/<serial>/barcode.svg")
+def barcode_svg(serial: str):
+    _, _, elements = _label(serial)
+    return Response(labels.gs1_128_svg(elements), mimetype="image/svg+xml", headers=IMMUTABLE)
+
+
+def _page_args(maximum: int) -> tuple[int, int]:
+    try:
+        offset = int(request.args.get("offset", 0))
+        limit = int(request.args.get("limit", maximum))
+    except ValueError:
+        raise ApiError(422, "validation_failed", "offset and limit must be integers") from None
+    if offset < 0 or not 1 <= limit <= maximum:
+        raise ApiError(422, "validation_failed",
+                       f"offset must be ≥ 0 and limit between 1 and {maximum}", field="limit")
+    return offset, limit
+
+
+@bp.get("/batches/<int:batch_id>/labels.pdf")
+def labels_pdf(batch_id: int):
+    """A printable A4 sheet of the batch's labels (``?offset=&limit=`` for large batches).
+    Only the batch's merchant and authorities: the sheet lists every serial of the batch."""
+    actor = principal()
+    batch = get_batch(db(), batch_id)
+    actor.require_merchant(batch.product.merchant_id)
+    offset, limit = _page_args(settings().MAX_LABELS_PER_SHEET)
+    serials = operations.codes_of_batch(db(), batch_id, offset, limit)
+    prefix = uri_prefix(batch.product.gtin, batch.lot)
+    sheet = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    labels.write_label_sheet_pdf(
+        (labels.Label(uri=prefix + s, element_string=element_string(batch.product.gtin, batch.lot, s),
+                      product_name=batch.product.name, lot=batch.lot, serial=s)
+         for s in serials), sheet)
+    sheet.seek(0)
+    return send_file(sheet, mimetype="application/pdf", download_name=f"labels-batch-{batch_id}.pdf")
+
+

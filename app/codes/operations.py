@@ -1,0 +1,157 @@
+"""Issuing trace codes and finding them again.
+
+Issuance is one transaction: the batch's issued count is raised with a single conditional
+UPDATE (so two concurrent requests can never both pass the quantity check), then the codes are
+bulk-loaded (COPY on PostgreSQL, one executemany on SQLite) inside a savepoint. If a random
+serial collides with a stored one (about 1e-12 per million), the savepoint is rolled back and
+the codes are drawn again; on any other error the caller's rollback leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, joinedload
+
+from app.auth.models import Role
+from app.auth.operations import Principal
+from app.catalog.models import Batch, BatchStatus, Product
+from app.codes.models import CodeState, Issuance, TraceCode
+from trace.errors import Conflict, NotFound, ValidationError
+from trace.gs1 import digital_link_uri, parse_digital_link, validate_serial
+from trace.serials import new_serials
+
+#: Rows per COPY write / executemany call: bounds memory and paces progress reports.
+CHUNK = 50_000
+COLLISION_RETRIES = 3
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class IssuedCodes:
+    batch: Batch
+    issuance: Issuance
+    serials: list[str]
+
+
+def issue_codes(session: Session, actor: Principal, batch_id: int, count: int, *,
+                max_count: int, allow_over_quantity: bool = False,
+                progress: Progress | None = None,
+                serial_source: Callable[[int], list[str]] = new_serials) -> IssuedCodes:
+    """Issue ``count`` new trace codes for a batch, all or nothing.
+
+    A merchant issues only for its own products; the batch's issued total may not pass its
+    quantity unless ``allow_over_quantity`` says so; a recalled batch gets no new codes.
+    """
+    actor.require(Role.ADMIN, Role.REGULATOR, Role.MERCHANT)
+    batch = session.get(Batch, batch_id, options=[joinedload(Batch.product)])
+    if batch is None:
+        raise NotFound(f"no batch with id {batch_id}")
+    actor.require_merchant(batch.product.merchant_id)
+    if count <= 0:
+        raise ValidationError("count must be at least 1", field="count")
+    if count > max_count:
+        raise ValidationError(f"count may be at most {max_count} per request", field="count")
+    if batch.status is BatchStatus.RECALLED:
+        raise Conflict("the batch is recalled; no new codes can be issued for it")
+
+    reserve = (sa.update(Batch).where(Batch.id == batch_id)
+               .values(issued_count=Batch.issued_count + count)
+               .execution_options(synchronize_session=False))
+    if not allow_over_quantity:
+        reserve = reserve.where(Batch.issued_count + count <= Batch.quantity)
+    if session.execute(reserve).rowcount != 1:
+        session.refresh(batch)
+        raise Conflict(
+            f"issuing {count} codes would pass the batch quantity of {batch.quantity} "
+            f"({batch.issued_count} already issued); send allow_over_quantity=true to insist",
+            field="count", details={"quantity": batch.quantity, "issued": batch.issued_count})
+
+    issuance = Issuance(batch_id=batch_id, count=count, token_id=actor.token_id)
+    session.add(issuance)
+    session.flush()
+    serials = _insert_codes(session, batch_id, issuance.id, count, progress, serial_source)
+    session.refresh(batch)
+    return IssuedCodes(batch, issuance, serials)
+
+
+def _insert_codes(session: Session, batch_id: int, issuance_id: int, count: int,
+                  progress: Progress | None, serial_source: Callable[[int], list[str]]) -> list[str]:
+    connection = session.connection()
+    integrity_error = connection.dialect.dbapi.IntegrityError
+    for _attempt in range(COLLISION_RETRIES):
+        serials = serial_source(count)
+        try:
+            with session.begin_nested():
+                if connection.dialect.name == "postgresql":
+                    _copy_postgresql(connection, serials, batch_id, issuance_id, progress)
+                else:
+                    _insert_sqlite(connection, serials, batch_id, issuance_id, progress)
+            return serials
+        except integrity_error:
+            continue  # a serial collided with a stored one: draw them all again
+    raise Conflict("could not draw unique serials; try again")
+
+
+def _copy_postgresql(connection: sa.Connection, serials: list[str], batch_id: int,
+                     issuance_id: int, progress: Progress | None) -> None:
+    raw = connection.connection.driver_connection
+    row_end = f"\t{batch_id}\t{issuance_id}\t{CodeState.ISSUED.value}\n"
+    with raw.cursor() as cursor, cursor.copy(
+            "COPY trace_codes (serial, batch_id, issuance_id, state) FROM STDIN") as copy:
+        for start in range(0, len(serials), CHUNK):
+            copy.write(row_end.join(serials[start:start + CHUNK]) + row_end)
+            if progress:
+                progress(min(start + CHUNK, len(serials)))
+
+
+def _insert_sqlite(connection: sa.Connection, serials: list[str], batch_id: int,
+                   issuance_id: int, progress: Progress | None) -> None:
+    raw = connection.connection.driver_connection
+    sql = ("INSERT INTO trace_codes (serial, batch_id, issuance_id, state) "
+           f"VALUES (?, {int(batch_id)}, {int(issuance_id)}, '{CodeState.ISSUED.value}')")
+    for start in range(0, len(serials), CHUNK):
+        raw.executemany(sql, ((s,) for s in serials[start:start + CHUNK]))
+        if progress:
+            progress(min(start + CHUNK, len(serials)))
+
+
+def code_uri(scheme: str, host: str, gtin14: str, lot: str, serial: str) -> str:
+    """The canonical GS1 Digital Link URI of a unit."""
+    return digital_link_uri(host, gtin14, lot, serial, scheme=scheme)
+
+
+def find_code(session: Session, serial: str) -> TraceCode:
+    """A trace code by its serial, with batch, product and merchant loaded."""
+    serial = validate_serial(serial.strip())
+    code = session.scalar(
+        sa.select(TraceCode).where(TraceCode.serial == serial).options(
+            joinedload(TraceCode.batch).joinedload(Batch.product).joinedload(Product.merchant),
+            joinedload(TraceCode.batch).selectinload(Batch.certificates)))
+    if code is None:
+        raise NotFound("no trace code with this serial; it was never issued", field="serial")
+    return code
+
+
+def find_code_by_uri(session: Session, uri: str) -> TraceCode:
+    """A trace code by its Digital Link URI (or path). The GTIN and lot in the URI must be
+    the code's own: a real serial under another product's GTIN is a forged link."""
+    link = parse_digital_link(uri)
+    if link.serial is None:
+        raise ValidationError("the URI has no serial (AI 21)", field="uri")
+    code = find_code(session, link.serial)
+    if code.batch.product.gtin != link.gtin14 or (
+            link.lot is not None and code.batch.lot != link.lot):
+        raise NotFound("this serial was not issued for the product and lot in the link",
+                       field="uri")
+    return code
+
+
+def codes_of_batch(session: Session, batch_id: int, offset: int, limit: int) -> list[str]:
+    """Serials of a batch in a stable order, one page."""
+    return list(session.scalars(
+        sa.select(TraceCode.serial).where(TraceCode.batch_id == batch_id)
+        .order_by(TraceCode.serial).offset(offset).limit(limit)))

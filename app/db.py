@@ -1,0 +1,113 @@
+"""Database engines, sessions and the declarative base.
+
+Two engines are supported, both with spatial types:
+- SQLite + SpatiaLite (the embedded default). The standard library's sqlite3 here cannot load
+  extensions, so the engine uses ``pysqlite3`` (the same API, built with extension loading).
+- PostgreSQL + PostGIS through psycopg 3 (production).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from geoalchemy2 import Geometry, WKTElement
+from geoalchemy2.admin.dialects.sqlite import load_spatialite
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+#: Constraint names that are the same on both databases, so migrations can name them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SPATIALITE_LIBRARY = "/usr/lib/x86_64-linux-gnu/mod_spatialite.so"
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """An aware UTC timestamp on both databases (SQLite keeps no offset, so we restore it)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def Point() -> Geometry:  # noqa: N802 - reads like a type in column definitions
+    """A WGS 84 point with a spatial index (PostGIS GiST, SpatiaLite R*Tree)."""
+    return Geometry("POINT", srid=4326, spatial_index=True)
+
+
+def point(lat: float | None, lon: float | None) -> WKTElement | None:
+    """A WGS 84 point value from latitude and longitude (GeoJSON/WKT order is lon, lat)."""
+    if lat is None or lon is None:
+        return None
+    return WKTElement(f"POINT({lon!r} {lat!r})", srid=4326)
+
+
+def normalize_url(url: str) -> str:
+    """Pick our drivers: psycopg 3 for PostgreSQL, pysqlite3 for SQLite."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine for ``url`` with the spatial extension loaded on every connection."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        import pysqlite3.dbapi2 as sqlite  # noqa: PLC0415 - only needed for SQLite
+
+        path = make_url(url).database
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        os.environ.setdefault("SPATIALITE_LIBRARY_PATH", SPATIALITE_LIBRARY)
+        engine = sa.create_engine(url, module=sqlite, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, record):
+            # WGS84 only: initialising the full SRS table costs seconds per new database.
+            load_spatialite(dbapi_conn, init_mode="WGS84", journal_mode="WAL")
+            dbapi_conn.execute("PRAGMA foreign_keys=ON")
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: sa.Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def lat_lon(geometry) -> tuple[float, float] | None:
+    """(lat, lon) of a stored point, or None."""
+    if geometry is None:
+        return None
+    from geoalchemy2.shape import to_shape  # noqa: PLC0415 - shapely is slow to import
+
+    shape = to_shape(geometry)
+    return shape.y, shape.x

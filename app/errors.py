@@ -1,0 +1,77 @@
+"""The one JSON error shape: ``{"error": {"code", "message", "details"?}}``.
+
+Every failure of an API request leaves through here: domain errors become 4xx with the
+message written for the client; HTTP errors keep their status; anything unexpected is
+logged, rolled back and answered with a bare 500 that reveals no internals.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pydantic
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from trace.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
+
+log = logging.getLogger(__name__)
+
+STATUS = {ValidationError: 422, NotFound: 404, Forbidden: 403, Conflict: 409}
+
+
+class ApiError(DomainError):
+    """An error of the HTTP layer itself (authentication, content type, body size...)."""
+
+    def __init__(self, status: int, code: str, message: str, **kw) -> None:
+        super().__init__(message, code=code, **kw)
+        self.status = status
+
+
+def error_response(status: int, code: str, message: str, details: dict | list | None = None,
+                   headers: dict | None = None) -> Response:
+    body: dict = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    response = jsonify({"error": body})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _domain(exc: DomainError) -> Response:
+    status = getattr(exc, "status", None) or next(
+        (s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+    details = dict(exc.details)
+    if exc.field:
+        details["field"] = exc.field
+    headers = {"WWW-Authenticate": 'Bearer realm="trace"'} if status == 401 else None
+    return error_response(status, exc.code, exc.message, details or None, headers)
+
+
+def _pydantic(exc: pydantic.ValidationError) -> Response:
+    fields = [
+        {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"],
+         "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    first = fields[0]
+    return error_response(422, "validation_failed", f"{first['field']}: {first['message']}",
+                          {"fields": fields})
+
+
+def _http(exc: HTTPException) -> Response:
+    code = (exc.name or "error").lower().replace(" ", "_")
+    return error_response(exc.code or 500, code, exc.description or exc.name)
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error")
+    return error_response(500, "internal_error", "Internal error; nothing was saved.")
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(DomainError, _domain)
+    app.register_error_handler(pydantic.ValidationError, _pydantic)
+    app.register_error_handler(HTTPException, _http)
+    app.register_error_handler(Exception, _unexpected)

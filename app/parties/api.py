@@ -1,0 +1,60 @@
+"""/api/v1 endpoints for merchants, logistics companies and couriers."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from app import serialize
+from app.auth.models import Role
+from app.parties import operations
+from app.parties.models import Courier, LogisticsCompany, Merchant
+from app.schemas import CourierIn, LogisticsCompanyIn, MerchantIn
+from app.web import db, parse_body, principal, settings, unit_of_work
+
+bp = Blueprint("parties", __name__)
+
+
+@bp.post("/merchants")
+@unit_of_work
+def create_merchant():
+    body = parse_body(MerchantIn)
+    merchant = operations.register_merchant(db(), principal(), **body.model_dump())
+    return serialize.merchant(merchant), 201
+
+
+@bp.get("/merchants/<int:merchant_id>")
+def get_merchant(merchant_id: int):
+    """Public: a merchant's licence data is meant to be shown (亮照亮标)."""
+    return serialize.merchant(operations.get_party(db(), Merchant, merchant_id))
+
+
+@bp.post("/logistics-companies")
+@unit_of_work
+def create_logistics_company():
+    body = parse_body(LogisticsCompanyIn)
+    company = operations.register_logistics_company(db(), principal(), **body.model_dump())
+    return serialize.logistics_company(company), 201
+
+
+@bp.get("/logistics-companies/<int:company_id>")
+def get_logistics_company(company_id: int):
+    return serialize.logistics_company(operations.get_party(db(), LogisticsCompany, company_id))
+
+
+@bp.post("/couriers")
+@unit_of_work
+def create_courier():
+    body = parse_body(CourierIn)
+    courier = operations.register_courier(db(), principal(), settings().SECRET_KEY,
+                                          **body.model_dump())
+    return serialize.courier(courier, full_name=True), 201
+
+
+@bp.get("/couriers/<int:courier_id>")
+def get_courier(courier_id: int):
+    """Authorities and the courier's own company only; the name in full only for them."""
+    actor = principal()
+    actor.require(Role.ADMIN, Role.REGULATOR, Role.LOGISTICS)
+    courier = operations.get_party(db(), Courier, courier_id)
+    actor.require_company(courier.company_id)
+    return serialize.courier(courier, full_name=True)

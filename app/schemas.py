@@ -1,0 +1,89 @@
+"""Request bodies of the JSON API, validated with pydantic (types, ranges, no unknown fields).
+
+Domain rules (check digits, character sets, ownership) are checked by the use cases, so the
+CLI and the API give the same answers.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.catalog.models import InspectionResult, ProductCategory
+from app.parties.models import MerchantKind
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Lat = Annotated[float, Field(ge=-90, le=90)]
+Lon = Annotated[float, Field(ge=-180, le=180)]
+Uscc = Annotated[str, Field(min_length=1, max_length=32)]
+RegionCode = Annotated[str, Field(min_length=1, max_length=12)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+
+class MerchantIn(Body):
+    name: Name
+    uscc: Uscc
+    kind: MerchantKind
+    region_code: RegionCode
+    lat: Lat | None = None
+    lon: Lon | None = None
+
+
+class LogisticsCompanyIn(Body):
+    name: Name
+    uscc: Uscc
+    region_code: RegionCode
+    lat: Lat | None = None
+    lon: Lon | None = None
+
+
+class CourierIn(Body):
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    id_number: Annotated[str, Field(min_length=1, max_length=32)]
+    phone: Annotated[str, Field(min_length=1, max_length=32)]
+    company_id: int
+    region_code: RegionCode
+    lat: Lat | None = None
+    lon: Lon | None = None
+
+
+class ProductIn(Body):
+    gtin: Annotated[str, Field(min_length=1, max_length=32)]
+    name: Name
+    category: ProductCategory
+    merchant_id: int
+
+
+class OriginIn(Body):
+    name: Name
+    lat: Lat
+    lon: Lon
+
+
+class CertificateIn(Body):
+    issuer: Name
+    number: Annotated[str, Field(min_length=1, max_length=64)]
+    result: InspectionResult
+    issued_on: date
+    report_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class BatchIn(Body):
+    product_id: int
+    lot: Annotated[str, Field(min_length=1, max_length=64)]
+    produced_on: date
+    expires_on: date
+    origin: OriginIn
+    quantity: Annotated[int, Field(ge=1, le=1_000_000_000)]
+    certificates: Annotated[list[CertificateIn], Field(max_length=50)] = []
+
+
+class IssueCodesIn(Body):
+    count: int
+    #: Issue even when the batch's issued total would pass its quantity.
+    allow_over_quantity: bool = False

@@ -1,0 +1,93 @@
+"""The request wrapper: one database session per request, body parsing, authentication,
+and the commit. Views call :func:`db`, :func:`parse_body`, :func:`principal` and decorate
+writes with :func:`unit_of_work`; use cases only flush.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
+import pydantic
+from flask import current_app, g, request
+from sqlalchemy.orm import Session
+
+from app.auth.operations import Principal, authenticate
+from app.errors import ApiError
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def db() -> Session:
+    """The request's session, opened on first use and closed at teardown."""
+    if "db" not in g:
+        g.db = current_app.extensions["trace"].sessionmaker()
+    return g.db
+
+
+def close_session(exc: BaseException | None = None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.rollback()  # a no-op after a commit; discards anything unfinished
+        session.close()
+
+
+def unit_of_work(view: Callable) -> Callable:
+    """Commit what the view's use case flushed, or roll everything back on any error."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            response = view(*args, **kwargs)
+            db().commit()
+        except BaseException:
+            db().rollback()
+            raise
+        return response
+
+    return wrapper
+
+
+def parse_body(model: type[M]) -> M:
+    """The JSON body validated against ``model``: 415 for another content type, 400 for
+    malformed JSON, 422 naming each field at fault."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    raw = request.get_data(cache=True)
+    try:
+        return model.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+        raise
+
+
+def current_principal() -> Principal | None:
+    """The authenticated caller, or None when no Authorization header was sent."""
+    if "principal" in g:
+        return g.principal
+    header = request.headers.get("Authorization", "")
+    found = None
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "unauthorized", "use 'Authorization: Bearer <token>'")
+        found = authenticate(db(), token.strip())
+        if found is None:
+            raise ApiError(401, "unauthorized", "the token is unknown or revoked")
+    g.principal = found
+    return found
+
+
+def principal() -> Principal:
+    """The authenticated caller; 401 when there is none."""
+    found = current_principal()
+    if found is None:
+        raise ApiError(401, "unauthorized", "this endpoint needs a bearer token")
+    return found
+
+
+def settings():
+    """The service's :class:`config.Config`."""
+    return current_app.extensions["trace"].config

@@ -1,0 +1,93 @@
+"""Every setting of the service, its default, and where it comes from (the environment).
+
+Read once at start-up by :func:`load_config`; a bad value stops the start with a message
+that names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+INSTANCE = ROOT / "instance"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed."""
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{INSTANCE / 'trace.db'}"
+
+
+@dataclass(frozen=True)
+class Config:
+    #: SQLAlchemy URL. ``sqlite:///...`` (SpatiaLite, the embedded default) or
+    #: ``postgresql://...`` / ``postgresql+psycopg://...`` (PostGIS, production).
+    DATABASE_URL: str = field(default_factory=_default_database_url)
+    #: Host (and optional port) written into GS1 Digital Link URIs: https://{host}/01/...
+    RESOLVER_HOST: str = "id.trace.example.cn"
+    #: Scheme of Digital Link URIs. Always https in production; a local demo may use http.
+    RESOLVER_SCHEME: str = "https"
+    #: Keys session cookies and the HMAC of personal identifiers; must be stable.
+    SECRET_KEY: str = ""
+    #: development | production | testing. Production refuses to start without SECRET_KEY.
+    TRACE_ENV: str = "development"
+    #: Largest number of trace codes one issuance request may ask for.
+    MAX_CODES_PER_REQUEST: int = 1_000_000
+    #: Largest request body accepted, in bytes.
+    MAX_CONTENT_LENGTH: int = 1 * 1024 * 1024
+    #: Largest number of labels in one PDF sheet.
+    MAX_LABELS_PER_SHEET: int = 100_000
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+
+def _coerce(name: str, raw: str, typ: type) -> object:
+    if typ is int or typ == "int":
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        if value <= 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+        return value
+    return raw
+
+
+def _instance_secret() -> str:
+    """A per-installation secret kept in instance/secret_key, created on first use."""
+    path = INSTANCE / "secret_key"
+    if not path.exists():
+        INSTANCE.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def load_config(overrides: dict | None = None, environ: dict | None = None) -> Config:
+    """Build the configuration from the environment, then ``overrides`` (used by tests)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for f in fields(Config):
+        if f.name in env and env[f.name] != "":
+            values[f.name] = _coerce(f.name, env[f.name], f.type)
+    values.update(overrides or {})
+    config = Config(**values)
+    if config.TRACE_ENV not in ("development", "production", "testing"):
+        raise ConfigError("TRACE_ENV must be development, production or testing")
+    if config.RESOLVER_SCHEME not in ("https", "http"):
+        raise ConfigError("RESOLVER_SCHEME must be https or http")
+    if config.TRACE_ENV == "production" and config.RESOLVER_SCHEME != "https":
+        raise ConfigError("RESOLVER_SCHEME must be https in production")
+    if not config.SECRET_KEY:
+        if config.TRACE_ENV == "production":
+            raise ConfigError("SECRET_KEY must be set in the environment in production")
+        config = Config(**{**values, "SECRET_KEY": _instance_secret()})
+    return config

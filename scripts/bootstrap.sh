@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Sets up everything the service and its tests need on a fresh Debian machine:
+# missing Debian packages (SpatiaLite, PostGIS), the virtualenv, the Python packages.
+# Safe to run again: each step is skipped when it is already done.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+need_apt=()
+for pkg in libsqlite3-mod-spatialite postgresql-15-postgis-3 "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
+done
+if ((${#need_apt[@]})); then
+    echo "bootstrap: installing Debian packages: ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+python="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    echo "bootstrap: creating .venv"
+    "$python" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    echo "bootstrap: installing Python packages"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[dev]'
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi
+# The domain package is called `trace`, like a module of the standard library: put the
+# project root first on sys.path for every interpreter of this venv so ours is found.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "import sys; sys.path.insert(0, '$root')" > "$site/00-tracesvc-root.pth"

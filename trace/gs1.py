@@ -1,0 +1,345 @@
+"""GS1 identifiers: GTIN, batch/lot (AI 10), serial number (AI 21) and GS1 Digital Link URIs.
+
+A traced item is identified by the triple GTIN + lot + serial. This module checks each
+part against the GS1 General Specifications and renders/reads the two external forms:
+the human-readable element string ``(01)…(10)…(21)…`` and the GS1 Digital Link URI
+``https://host/01/…/10/…/21/…`` that goes into the QR code on the pack.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from trace.errors import ValidationError
+from urllib.parse import quote, unquote, urlsplit
+
+__all__ = [
+    "GS1_CSET82",
+    "DigitalLink",
+    "digital_link_uri",
+    "element_string",
+    "gtin_check_digit",
+    "normalize_gtin",
+    "parse_digital_link",
+    "validate_lot",
+    "validate_serial",
+]
+
+_DIGITS = frozenset("0123456789")
+
+#: GS1 AI encodable character set 82 (GS1 General Specifications, figure 7.11-1).
+GS1_CSET82 = frozenset(
+    "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+)
+
+_GTIN_LENGTHS = (8, 12, 13, 14)
+_MAX_X_LENGTH = 20  # AI 10 and AI 21 are both X..20
+
+# A bare host name (ASCII / punycode labels) with an optional port; no scheme, path or user.
+_HOST_RE = re.compile(
+    r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+    r"(?::[0-9]{1,5})?"
+)
+# A '%' that is not followed by two hex digits: not a valid percent-encoded octet.
+_BAD_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+_PATH_SHAPE = "/01/{gtin}[/10/{lot}][/21/{serial}]"
+_PATH_AIS = ("01", "10", "21")
+
+
+def _type_check(value: object, field: str, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"{field} must be {what}, got {type(value).__name__}", field=field)
+    return value
+
+
+def _first_non_digit(value: str) -> tuple[int, str] | None:
+    for index, char in enumerate(value):
+        if char not in _DIGITS:
+            return index, char
+    return None
+
+
+def gtin_check_digit(body: str) -> int:
+    """Return the GS1 mod-10 check digit for ``body`` (the digits before the check digit).
+
+    Weights 3 and 1 alternate starting with 3 at the rightmost digit, so the same function
+    serves GTIN-8/12/13/14 (and GLN, SSCC) without knowing the length.
+    """
+    field = "gtin"
+    _type_check(body, field, "a string of digits")
+    if not body:
+        raise ValidationError("cannot compute a GS1 check digit of an empty string", field=field)
+    bad = _first_non_digit(body)
+    if bad is not None:
+        index, char = bad
+        raise ValidationError(
+            f"{field} contains {char!r} at position {index + 1}, which is not an ASCII digit 0-9",
+            field=field,
+        )
+    total = sum(int(digit) * (3 if i % 2 == 0 else 1) for i, digit in enumerate(reversed(body)))
+    return (10 - total % 10) % 10
+
+
+def normalize_gtin(value: str, field: str = "gtin") -> str:
+    """Validate a GTIN-8/12/13/14 and return it as a 14-digit GTIN.
+
+    Surrounding whitespace is stripped. Left-padding with zeros does not change the check
+    digit, so every GTIN has exactly one GTIN-14 form, which is what we store and compare.
+    """
+    _type_check(value, field, "a string of digits")
+    gtin = value.strip()
+    if not gtin:
+        raise ValidationError(f"{field} is empty; a GTIN has 8, 12, 13 or 14 digits", field=field)
+    bad = _first_non_digit(gtin)
+    if bad is not None:
+        index, char = bad
+        raise ValidationError(
+            f"{field} contains {char!r} at position {index + 1}; "
+            "a GTIN consists of ASCII digits 0-9 only",
+            field=field,
+        )
+    if len(gtin) not in _GTIN_LENGTHS:
+        raise ValidationError(
+            f"{field} has {len(gtin)} digits; a GTIN has 8, 12, 13 or 14 digits", field=field
+        )
+    if set(gtin) == {"0"}:
+        raise ValidationError(f"{field} is all zeros, which is not a GTIN", field=field)
+    expected = gtin_check_digit(gtin[:-1])
+    actual = int(gtin[-1])
+    if actual != expected:
+        raise ValidationError(
+            f"GTIN check digit is {actual} but should be {expected}",
+            field=field,
+            details={"expected_check_digit": expected, "actual_check_digit": actual},
+        )
+    return gtin.zfill(14)
+
+
+def _validate_cset82(value: str, field: str, ai: str) -> str:
+    _type_check(value, field, "a string")
+    if not value:
+        raise ValidationError(
+            f"{field} is empty; GS1 AI {ai} needs 1 to {_MAX_X_LENGTH} characters", field=field
+        )
+    if len(value) > _MAX_X_LENGTH:
+        raise ValidationError(
+            f"{field} is {len(value)} characters long; GS1 AI {ai} allows at most {_MAX_X_LENGTH}",
+            field=field,
+        )
+    for index, char in enumerate(value):
+        if char not in GS1_CSET82:
+            raise ValidationError(
+                f"{field} contains {char!r} at position {index + 1}, which is not in the "
+                f"GS1 AI {ai} character set (digits, A-Z, a-z and !\"%&'()*+,-./:;<=>?_)",
+                field=field,
+            )
+    return value
+
+
+def validate_lot(value: str, field: str = "lot") -> str:
+    """Check a batch/lot number (GS1 AI 10): 1-20 characters of GS1 character set 82.
+
+    Returned unchanged: lots are case-sensitive and spaces are not allowed, so nothing is
+    stripped or folded.
+    """
+    return _validate_cset82(value, field, "10")
+
+
+def validate_serial(value: str, field: str = "serial") -> str:
+    """Check a serial number (GS1 AI 21): 1-20 characters of GS1 character set 82.
+
+    Returned unchanged, for the same reasons as :func:`validate_lot`.
+    """
+    return _validate_cset82(value, field, "21")
+
+
+def element_string(gtin14: str, lot: str | None, serial: str | None) -> str:
+    """Render the human-readable GS1 element string ``(01)<gtin14>(10)<lot>(21)<serial>``.
+
+    ``gtin14`` may be any valid GTIN; it is normalised to 14 digits. A ``None`` lot or serial
+    is left out. This is the text printed under a barcode, meant for people: a lot or
+    serial containing parentheses makes it ambiguous to naive parsers, so machines should
+    exchange the Digital Link URI instead.
+    """
+    gtin = normalize_gtin(gtin14)
+    parts = [f"(01){gtin}"]
+    if lot is not None:
+        parts.append(f"(10){validate_lot(lot)}")
+    if serial is not None:
+        parts.append(f"(21){validate_serial(serial)}")
+    return "".join(parts)
+
+
+def _encode_segment(value: str) -> str:
+    # GS1 Digital Link: every character outside the URI "unreserved" set
+    # (A-Z a-z 0-9 - . _ ~) is percent-encoded; quote() with no safe characters does that.
+    return quote(value, safe="")
+
+
+def _validate_host(host: str) -> str:
+    field = "host"
+    _type_check(host, field, "a string")
+    candidate = host.strip().lower()
+    if not candidate:
+        raise ValidationError(
+            "host is empty; give a host name such as 'id.example.com'", field=field
+        )
+    if "://" in candidate:
+        raise ValidationError(
+            f"host must be a bare host name such as 'id.example.com', without a scheme; "
+            f"got {host!r}",
+            field=field,
+        )
+    if not _HOST_RE.fullmatch(candidate):
+        raise ValidationError(
+            f"host {host!r} is not a host name: use letters, digits, '-' and '.' (punycode for "
+            "internationalised names) and optionally ':port', with no path, query or user",
+            field=field,
+        )
+    return candidate
+
+
+def digital_link_uri(host: str, gtin14: str, lot: str | None, serial: str | None, *,
+                     scheme: str = "https") -> str:
+    """Build the GS1 Digital Link URI ``https://{host}/01/{gtin14}/10/{lot}/21/{serial}``.
+
+    The GTIN is normalised to 14 digits (the canonical form in GS1 Digital Link). Lot and
+    serial are percent-encoded: AI 10/21 values may contain '/', '%', '&', '?' etc., which
+    would otherwise change the meaning of the URI. A ``None`` lot or serial is left out.
+    """
+    clean_host = _validate_host(host)
+    gtin = normalize_gtin(gtin14)
+    path = f"/01/{gtin}"
+    if lot is not None:
+        path += f"/10/{_encode_segment(validate_lot(lot))}"
+    if serial is not None:
+        path += f"/21/{_encode_segment(validate_serial(serial))}"
+    if scheme not in ("https", "http"):
+        raise ValueError("scheme must be https or http")
+    return f"{scheme}://{clean_host}{path}"
+
+
+@dataclass(frozen=True)
+class DigitalLink:
+    """The identifiers carried in the path of a GS1 Digital Link URI."""
+
+    gtin14: str
+    lot: str | None = None
+    serial: str | None = None
+
+
+def _decode_segment(raw: str, ai: str, field: str) -> str:
+    match = _BAD_PERCENT_RE.search(raw)
+    if match is not None:
+        raise ValidationError(
+            f"{field}: the value of AI {ai} ({raw!r}) has a '%' at position "
+            f"{match.start() + 1} that is not followed by two hex digits; "
+            "write '%' itself as '%25'",
+            field=field,
+        )
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise ValidationError(
+            f"{field}: the value of AI {ai} ({raw!r}) is not valid UTF-8 after percent-decoding",
+            field=field,
+        ) from None
+
+
+def _extract_path(text: str, field: str) -> str:
+    if text.startswith("/"):
+        return text.split("#", 1)[0].split("?", 1)[0]
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise ValidationError(f"{field} is not a valid URI: {exc}", field=field) from None
+    if parts.scheme.lower() not in ("https", "http"):
+        raise ValidationError(
+            f"{field} must be an https URI such as 'https://id.example.com{_PATH_SHAPE}' or a "
+            f"path starting with '/01/'; got {text!r}",
+            field=field,
+        )
+    if not parts.hostname:
+        raise ValidationError(f"{field} has no host name: {text!r}", field=field)
+    return parts.path
+
+
+def parse_digital_link(uri_or_path: str, *, field: str = "uri") -> DigitalLink:
+    """Read GTIN, lot and serial from a GS1 Digital Link URI or its path.
+
+    Accepts ``https://host/01/{gtin}[/10/{lot}][/21/{serial}]`` (http too, as the standard
+    allows both) or the bare path. The GTIN may be 8/12/13/14 digits and comes back as
+    GTIN-14; lot and serial are percent-decoded and validated. The query string and
+    fragment are ignored. Anything else in the path (a path prefix, other AIs such as 22,
+    repeated or out-of-order AIs, empty segments) is rejected rather than guessed at.
+    """
+    _type_check(uri_or_path, field, "a string")
+    text = uri_or_path.strip()
+    if not text:
+        raise ValidationError(f"{field} is empty", field=field)
+    path = _extract_path(text, field)
+    if not path.startswith("/01/"):
+        raise ValidationError(
+            f"{field} path must have the form {_PATH_SHAPE}, starting with '/01/'; got {path!r}",
+            field=field,
+        )
+    segments = path[1:].split("/")
+    if "" in segments:
+        raise ValidationError(
+            f"{field} path {path!r} has an empty segment (a doubled or trailing '/')",
+            field=field,
+        )
+    if len(segments) % 2 != 0:
+        raise ValidationError(
+            f"{field} path {path!r} has an AI without a value; expected {_PATH_SHAPE}",
+            field=field,
+        )
+
+    values: dict[str, str] = {}
+    for key, raw in zip(segments[0::2], segments[1::2], strict=True):
+        if key not in _PATH_AIS:
+            raise ValidationError(
+                f"{field} path contains AI {key!r}, which is not supported here; "
+                f"expected {_PATH_SHAPE}",
+                field=field,
+            )
+        if key in values:
+            raise ValidationError(f"{field} path contains AI {key} twice", field=field)
+        if values and _PATH_AIS.index(key) < _PATH_AIS.index(list(values)[-1]):
+            raise ValidationError(
+                f"{field} path has AI {key} after AI {list(values)[-1]}; "
+                f"the order must be {_PATH_SHAPE}",
+                field=field,
+            )
+        values[key] = _decode_segment(raw, key, field)
+
+    gtin_text = values["01"]
+    if gtin_text != gtin_text.strip():
+        raise ValidationError(
+            f"{field}: the GTIN {gtin_text!r} has surrounding whitespace", field=field
+        )
+    lot = values.get("10")
+    serial = values.get("21")
+    return DigitalLink(
+        gtin14=_check_part(field, "GTIN (AI 01)", normalize_gtin, gtin_text),
+        lot=None if lot is None else _check_part(field, "lot (AI 10)", validate_lot, lot),
+        serial=(
+            None
+            if serial is None
+            else _check_part(field, "serial (AI 21)", validate_serial, serial)
+        ),
+    )
+
+
+def _check_part(field: str, part: str, validator: Callable[[str], str], value: str) -> str:
+    """Run ``validator`` on one part of a URI, reporting failures against the URI's field."""
+    try:
+        return validator(value)
+    except ValidationError as exc:
+        raise ValidationError(
+            f"{field}: {part} is invalid: {exc.message}",
+            field=field,
+            details={"part": part, **exc.details},
+        ) from None
