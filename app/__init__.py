@@ -14,9 +14,14 @@ from config import Config, load_config
 
 # The domain package shares its name with a standard-library module; the project root must
 # come first on sys.path (scripts/bootstrap.sh sees to it). Fail loudly if it does not.
-if Path(getattr(trace, "__file__", "") or "").parent != Path(__file__).resolve().parent.parent / "trace":
-    sys.exit("the standard library's 'trace' module shadows the project's: run from the "
-             "project root or through the README's commands")
+if (
+    Path(getattr(trace, "__file__", "") or "").parent
+    != Path(__file__).resolve().parent.parent / "trace"
+):
+    sys.exit(
+        "the standard library's 'trace' module shadows the project's: run from the "
+        "project root or through the README's commands"
+    )
 
 
 @dataclass
@@ -28,19 +33,24 @@ class Extension:
 
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the application. ``overrides`` replace settings from the environment (tests)."""
-    from app import cli, errors, web  # noqa: PLC0415 - keeps `import app` cheap
-    from app.catalog.api import bp as catalog_bp  # noqa: PLC0415
-    from app.codes.api import bp as codes_bp  # noqa: PLC0415
-    from app.codes.resolver import bp as resolver_bp  # noqa: PLC0415
-    from app.db import create_engine, make_sessionmaker  # noqa: PLC0415
-    from app.openapi import bp as openapi_bp  # noqa: PLC0415
-    from app.parties.api import bp as parties_bp  # noqa: PLC0415
+    from app import cli, errors, web
+    from app.catalog.api import bp as catalog_bp
+    from app.codes.api import bp as codes_bp
+    from app.codes.resolver import bp as resolver_bp
+    from app.db import create_engine, make_sessionmaker
+    from app.openapi import bp as openapi_bp
+    from app.parties.api import bp as parties_bp
 
     config = load_config(overrides)
-    flask_app = Flask(__name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance"))
+    flask_app = Flask(
+        __name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance")
+    )
     flask_app.config.update(
-        SECRET_KEY=config.SECRET_KEY, MAX_CONTENT_LENGTH=config.MAX_CONTENT_LENGTH,
-        TESTING=config.TRACE_ENV == "testing", JSON_SORT_KEYS=False)
+        SECRET_KEY=config.SECRET_KEY,
+        MAX_CONTENT_LENGTH=config.MAX_CONTENT_LENGTH,
+        TESTING=config.TRACE_ENV == "testing",
+        JSON_SORT_KEYS=False,
+    )
     flask_app.json.ensure_ascii = False
     flask_app.json.sort_keys = False
     engine = create_engine(config.DATABASE_URL)

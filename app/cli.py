@@ -11,11 +11,13 @@ from collections.abc import Iterator
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 from sqlalchemy.orm import Session
 
 from app import migrate
 from app.auth.models import Role
-from app.auth.operations import OPERATOR, create_token
+from app.auth.operations import create_token
+from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import ProductCategory
 from app.codes import operations as codes
@@ -61,7 +63,7 @@ def progress_bar(length: int, label: str):
 
 # -- database -------------------------------------------------------------------------------
 
-db_cli = click.Group("db", help="Apply or revert the schema migrations on DATABASE_URL.")
+db_cli = AppGroup("db", help="Apply or revert the schema migrations on DATABASE_URL.")
 
 
 @db_cli.command("upgrade")
@@ -79,7 +81,7 @@ def db_downgrade(revision: str) -> None:
 
 # -- trace ----------------------------------------------------------------------------------
 
-trace_cli = click.Group("trace", help="Parties, products, batches, trace codes and labels.")
+trace_cli = AppGroup("trace", help="Parties, products, batches, trace codes and labels.")
 
 
 @trace_cli.group("token")
@@ -95,8 +97,9 @@ def token_create(role: str, party_id: int | None, label: str) -> None:
     """Create a token; it is printed once, on the last line, and stored only hashed."""
     with unit() as session:
         token, record = create_token(session, Role(role), party_id, label)
-    click.echo(f"created {role} token #{record.id}; keep it secret, it is not shown again:",
-               err=True)
+    click.echo(
+        f"created {role} token #{record.id}; keep it secret, it is not shown again:", err=True
+    )
     click.echo(token)
 
 
@@ -110,9 +113,16 @@ def token_create(role: str, party_id: int | None, label: str) -> None:
 def merchant_add(name, uscc, kind, region_code, lat, lon) -> None:
     """Register a merchant; prints its id."""
     with unit() as session:
-        merchant = parties.register_merchant(session, OPERATOR, name=name, uscc=uscc,
-                                             kind=MerchantKind(kind), region_code=region_code,
-                                             lat=lat, lon=lon)
+        merchant = parties.register_merchant(
+            session,
+            OPERATOR,
+            name=name,
+            uscc=uscc,
+            kind=MerchantKind(kind),
+            region_code=region_code,
+            lat=lat,
+            lon=lon,
+        )
     click.echo(merchant.id)
 
 
@@ -123,8 +133,9 @@ def merchant_add(name, uscc, kind, region_code, lat, lon) -> None:
 def company_add(name, uscc, region_code) -> None:
     """Register a logistics company; prints its id."""
     with unit() as session:
-        company = parties.register_logistics_company(session, OPERATOR, name=name, uscc=uscc,
-                                                     region_code=region_code)
+        company = parties.register_logistics_company(
+            session, OPERATOR, name=name, uscc=uscc, region_code=region_code
+        )
     click.echo(company.id)
 
 
@@ -137,9 +148,16 @@ def company_add(name, uscc, region_code) -> None:
 def courier_add(name, id_number, phone, company_id, region_code) -> None:
     """Register a courier under the real name; prints its id."""
     with unit() as session:
-        courier = parties.register_courier(session, OPERATOR, _ext().config.SECRET_KEY,
-                                           name=name, id_number=id_number, phone=phone,
-                                           company_id=company_id, region_code=region_code)
+        courier = parties.register_courier(
+            session,
+            OPERATOR,
+            _ext().config.SECRET_KEY,
+            name=name,
+            id_number=id_number,
+            phone=phone,
+            company_id=company_id,
+            region_code=region_code,
+        )
     click.echo(courier.id)
 
 
@@ -151,9 +169,14 @@ def courier_add(name, id_number, phone, company_id, region_code) -> None:
 def product_add(gtin, name, category, merchant_id) -> None:
     """Register a product; prints its id."""
     with unit() as session:
-        product = catalog.register_product(session, OPERATOR, gtin=gtin, name=name,
-                                           category=ProductCategory(category),
-                                           merchant_id=merchant_id)
+        product = catalog.register_product(
+            session,
+            OPERATOR,
+            gtin=gtin,
+            name=name,
+            category=ProductCategory(category),
+            merchant_id=merchant_id,
+        )
     click.echo(product.id)
 
 
@@ -170,9 +193,17 @@ def batch_add(product_id, lot, produced_on, expires_on, origin_name, lat, lon, q
     """Register a batch (lot); prints its id."""
     with unit() as session:
         batch = catalog.register_batch(
-            session, OPERATOR, product_id=product_id, lot=lot, produced_on=produced_on.date(),
-            expires_on=expires_on.date(), origin_name=origin_name, origin_lat=lat,
-            origin_lon=lon, quantity=quantity)
+            session,
+            OPERATOR,
+            product_id=product_id,
+            lot=lot,
+            produced_on=produced_on.date(),
+            expires_on=expires_on.date(),
+            origin_name=origin_name,
+            origin_lat=lat,
+            origin_lon=lon,
+            quantity=quantity,
+        )
     click.echo(batch.id)
 
 
@@ -183,19 +214,26 @@ def batch_add(product_id, lot, produced_on, expires_on, origin_name, lat, lon, q
 @click.option("--allow-over-quantity", is_flag=True)
 def issue(batch_id: int, count: int, out, allow_over_quantity: bool) -> None:
     """Issue COUNT trace codes for BATCH_ID and write them as CSV ``serial,uri``."""
-    from app.codes.api import uri_prefix  # noqa: PLC0415
+    from app.codes.api import uri_prefix
 
     cfg = _ext().config
     with progress_bar(count, "issuing") as report, unit() as session:
-        issued = codes.issue_codes(session, OPERATOR, batch_id, count,
-                                   max_count=cfg.MAX_CODES_PER_REQUEST,
-                                   allow_over_quantity=allow_over_quantity, progress=report)
+        issued = codes.issue_codes(
+            session,
+            OPERATOR,
+            batch_id,
+            count,
+            max_count=cfg.MAX_CODES_PER_REQUEST,
+            allow_over_quantity=allow_over_quantity,
+            progress=report,
+        )
         prefix = uri_prefix(issued.batch.product.gtin, issued.batch.lot)
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["serial", "uri"])
     writer.writerows((s, prefix + s) for s in issued.serials)
-    click.echo(f"issued {count} codes for batch {batch_id} (issuance {issued.issuance.id})",
-               err=True)
+    click.echo(
+        f"issued {count} codes for batch {batch_id} (issuance {issued.issuance.id})", err=True
+    )
 
 
 @trace_cli.command("labels")
@@ -205,20 +243,29 @@ def issue(batch_id: int, count: int, out, allow_over_quantity: bool) -> None:
 @click.option("--limit", type=int, default=1_000_000)
 def labels_cmd(batch_id: int, out, offset: int, limit: int) -> None:
     """Render the batch's labels as a printable A4 PDF sheet."""
-    from app import labels  # noqa: PLC0415
-    from app.codes.api import uri_prefix  # noqa: PLC0415
-    from trace.gs1 import element_string  # noqa: PLC0415
+    from app import labels
+    from app.codes.api import uri_prefix
+    from trace.gs1 import element_string
 
     with unit() as session:
         batch = catalog.get_batch(session, batch_id)
         serials = codes.codes_of_batch(session, batch_id, offset, limit)
         gtin, lot, name = batch.product.gtin, batch.lot, batch.product.name
     prefix = uri_prefix(gtin, lot)
-    items = (labels.Label(uri=prefix + s, element_string=element_string(gtin, lot, s),
-                          product_name=name, lot=lot, serial=s) for s in serials)
+    items = (
+        labels.Label(
+            uri=prefix + s,
+            element_string=element_string(gtin, lot, s),
+            product_name=name,
+            lot=lot,
+            serial=s,
+        )
+        for s in serials
+    )
     with progress_bar(len(serials), "rendering") as report:
         done = labels.write_label_sheet_pdf(
-            items, out, progress=(lambda n: report(min(n, len(serials)))) if report else None)
+            items, out, progress=(lambda n: report(min(n, len(serials)))) if report else None
+        )
     click.echo(f"wrote {done} labels", err=True)
 
 
@@ -226,14 +273,17 @@ def labels_cmd(batch_id: int, out, offset: int, limit: int) -> None:
 @click.argument("serial_or_uri")
 def code_show(serial_or_uri: str) -> None:
     """Show a trace code, found by serial or by Digital Link URI."""
-    import json  # noqa: PLC0415
+    import json
 
-    from app import serialize  # noqa: PLC0415
-    from app.codes.api import code_uri  # noqa: PLC0415
+    from app import serialize
+    from app.codes.api import code_uri
 
     with unit() as session:
-        found = (codes.find_code_by_uri(session, serial_or_uri) if "/" in serial_or_uri
-                 else codes.find_code(session, serial_or_uri))
+        found = (
+            codes.find_code_by_uri(session, serial_or_uri)
+            if "/" in serial_or_uri
+            else codes.find_code(session, serial_or_uri)
+        )
         answer = serialize.code(found, code_uri(found))
     click.echo(json.dumps(answer, ensure_ascii=False, indent=2))
 
@@ -241,7 +291,7 @@ def code_show(serial_or_uri: str) -> None:
 @trace_cli.command("demo")
 def demo() -> None:
     """Seed a small demo data set (once); prints an admin token when it seeds."""
-    from app import demo as demo_data  # noqa: PLC0415
+    from app import demo as demo_data
 
     with unit() as session:
         seeded = demo_data.seed(session, _ext().config)
@@ -255,5 +305,3 @@ def demo() -> None:
 def register(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(trace_cli)
-
-

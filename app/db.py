@@ -56,7 +56,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def Point() -> Geometry:  # noqa: N802 - reads like a type in column definitions
+def Point() -> Geometry:
     """A WGS 84 point with a spatial index (PostGIS GiST, SpatiaLite R*Tree)."""
     return Geometry("POINT", srid=4326, spatial_index=True)
 
@@ -80,7 +80,7 @@ def create_engine(url: str) -> sa.Engine:
     """An engine for ``url`` with the spatial extension loaded on every connection."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        import pysqlite3.dbapi2 as sqlite  # noqa: PLC0415 - only needed for SQLite
+        import pysqlite3.dbapi2 as sqlite
 
         path = make_url(url).database
         if path and path != ":memory:":
@@ -107,7 +107,7 @@ def lat_lon(geometry) -> tuple[float, float] | None:
     """(lat, lon) of a stored point, or None."""
     if geometry is None:
         return None
-    from geoalchemy2.shape import to_shape  # noqa: PLC0415 - shapely is slow to import
+    from geoalchemy2.shape import to_shape
 
     shape = to_shape(geometry)
     return shape.y, shape.x

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.auth.models import Role
-from app.auth.operations import OPERATOR, create_token
+from app.auth.operations import create_token
+from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import InspectionResult, ProductCategory
 from app.codes.operations import issue_codes
@@ -32,12 +33,30 @@ def _gtin(body12: str) -> str:
 
 
 MERCHANTS = [
-    ("常州溧阳天目湖茶业有限公司", _uscc("91320481MA1DEM001"), MerchantKind.PRODUCER, "320481",
-     31.4339, 119.4836),
-    ("常州新北区优选生鲜网店", _uscc("92320411MA1DEM002"), MerchantKind.SHOP, "320411",
-     31.8270, 119.9740),
-    ("肇庆端州区鼎湖山货专营店", _uscc("92441202MA5DEM003"), MerchantKind.SHOP, "441202",
-     23.0512, 112.4720),
+    (
+        "常州溧阳天目湖茶业有限公司",
+        _uscc("91320481MA1DEM001"),
+        MerchantKind.PRODUCER,
+        "320481",
+        31.4339,
+        119.4836,
+    ),
+    (
+        "常州新北区优选生鲜网店",
+        _uscc("92320411MA1DEM002"),
+        MerchantKind.SHOP,
+        "320411",
+        31.8270,
+        119.9740,
+    ),
+    (
+        "肇庆端州区鼎湖山货专营店",
+        _uscc("92441202MA5DEM003"),
+        MerchantKind.SHOP,
+        "441202",
+        23.0512,
+        112.4720,
+    ),
 ]
 PRODUCTS = [  # (merchant index, GTIN body, name, category)
     (0, "690000000001", "天目湖白茶 250g", ProductCategory.EDIBLE_AGRICULTURAL),
@@ -45,10 +64,12 @@ PRODUCTS = [  # (merchant index, GTIN body, name, category)
     (1, "690000000003", "有机大米 5kg", ProductCategory.FOOD),
     (2, "690000000004", "鼎湖山泉饮用水 550ml", ProductCategory.FOOD),
 ]
-ORIGINS = {0: ("江苏省常州市溧阳市天目湖镇", 31.3392, 119.4483),
-           1: ("江苏省常州市溧阳市", 31.4167, 119.4833),
-           2: ("黑龙江省五常市", 44.9319, 127.1672),
-           3: ("广东省肇庆市鼎湖区", 23.1578, 112.5642)}
+ORIGINS = {
+    0: ("江苏省常州市溧阳市天目湖镇", 31.3392, 119.4483),
+    1: ("江苏省常州市溧阳市", 31.4167, 119.4833),
+    2: ("黑龙江省五常市", 44.9319, 127.1672),
+    3: ("广东省肇庆市鼎湖区", 23.1578, 112.5642),
+}
 CODES_PER_BATCH = 24
 
 
@@ -56,30 +77,66 @@ def seed(session: Session, config: Config) -> list[str] | None:
     """Create the demo data unless merchants exist; returns lines to print, or None."""
     if session.scalar(sa.select(sa.func.count()).select_from(Merchant)):
         return None
-    merchants = [parties.register_merchant(session, OPERATOR, name=n, uscc=u, kind=k,
-                                           region_code=r, lat=lat, lon=lon)
-                 for n, u, k, r, lat, lon in MERCHANTS]
+    merchants = [
+        parties.register_merchant(
+            session, OPERATOR, name=n, uscc=u, kind=k, region_code=r, lat=lat, lon=lon
+        )
+        for n, u, k, r, lat, lon in MERCHANTS
+    ]
     company = parties.register_logistics_company(
-        session, OPERATOR, name="常州示范快递有限公司", uscc=_uscc("91320400MA1DEM004"),
-        region_code="320400", lat=31.8107, lon=119.9741)
-    parties.register_courier(session, OPERATOR, config.SECRET_KEY, name="王小明",
-                             id_number="320402199001010017", phone="13800000001",
-                             company_id=company.id, region_code="320411")
+        session,
+        OPERATOR,
+        name="常州示范快递有限公司",
+        uscc=_uscc("91320400MA1DEM004"),
+        region_code="320400",
+        lat=31.8107,
+        lon=119.9741,
+    )
+    parties.register_courier(
+        session,
+        OPERATOR,
+        config.SECRET_KEY,
+        name="王小明",
+        id_number="320402199001010017",
+        phone="13800000001",
+        company_id=company.id,
+        region_code="320411",
+    )
     lines = []
     for i, (m, body, name, category) in enumerate(PRODUCTS):
-        product = catalog.register_product(session, OPERATOR, gtin=_gtin(body), name=name,
-                                           category=category, merchant_id=merchants[m].id)
+        product = catalog.register_product(
+            session,
+            OPERATOR,
+            gtin=_gtin(body),
+            name=name,
+            category=category,
+            merchant_id=merchants[m].id,
+        )
         place, lat, lon = ORIGINS[i]
         batch = catalog.register_batch(
-            session, OPERATOR, product_id=product.id, lot=f"2026{i + 1:02d}A",
-            produced_on=date(2026, 10, 1), expires_on=date(2027, 10, 1), origin_name=place,
-            origin_lat=lat, origin_lon=lon, quantity=1000,
-            certificates=[catalog.CertificateInput(
-                issuer="常州市产品质量监督检验所", number=f"CZJ-2026-{i + 1:04d}",
-                result=InspectionResult.PASSED, issued_on=date(2026, 10, 8),
-                report_sha256=catalog.report_digest(f"demo report {i}".encode()))])
-        issued = issue_codes(session, OPERATOR, batch.id, CODES_PER_BATCH,
-                             max_count=config.MAX_CODES_PER_REQUEST)
+            session,
+            OPERATOR,
+            product_id=product.id,
+            lot=f"2026{i + 1:02d}A",
+            produced_on=date(2026, 10, 1),
+            expires_on=date(2027, 10, 1),
+            origin_name=place,
+            origin_lat=lat,
+            origin_lon=lon,
+            quantity=1000,
+            certificates=[
+                catalog.CertificateInput(
+                    issuer="常州市产品质量监督检验所",
+                    number=f"CZJ-2026-{i + 1:04d}",
+                    result=InspectionResult.PASSED,
+                    issued_on=date(2026, 10, 8),
+                    report_sha256=catalog.report_digest(f"demo report {i}".encode()),
+                )
+            ],
+        )
+        issued = issue_codes(
+            session, OPERATOR, batch.id, CODES_PER_BATCH, max_count=config.MAX_CODES_PER_REQUEST
+        )
         lines.append(f"batch {batch.id} {name}: first code {issued.serials[0]}")
     token, _ = create_token(session, Role.ADMIN, label="demo")
     lines.append(f"admin token (shown once): {token}")

@@ -28,8 +28,13 @@ class ApiError(DomainError):
         self.status = status
 
 
-def error_response(status: int, code: str, message: str, details: dict | list | None = None,
-                   headers: dict | None = None) -> Response:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict | list | None = None,
+    headers: dict | None = None,
+) -> Response:
     body: dict = {"code": code, "message": message}
     if details:
         body["details"] = details
@@ -41,7 +46,8 @@ def error_response(status: int, code: str, message: str, details: dict | list | 
 
 def _domain(exc: DomainError) -> Response:
     status = getattr(exc, "status", None) or next(
-        (s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+        (s for cls, s in STATUS.items() if isinstance(exc, cls)), 400
+    )
     details = dict(exc.details)
     if exc.field:
         details["field"] = exc.field
@@ -51,13 +57,17 @@ def _domain(exc: DomainError) -> Response:
 
 def _pydantic(exc: pydantic.ValidationError) -> Response:
     fields = [
-        {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"],
-         "type": err["type"]}
+        {
+            "field": ".".join(str(p) for p in err["loc"]) or "body",
+            "message": err["msg"],
+            "type": err["type"],
+        }
         for err in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
     first = fields[0]
-    return error_response(422, "validation_failed", f"{first['field']}: {first['message']}",
-                          {"fields": fields})
+    return error_response(
+        422, "validation_failed", f"{first['field']}: {first['message']}", {"fields": fields}
+    )
 
 
 def _http(exc: HTTPException) -> Response:

@@ -256,9 +256,10 @@ def _gs1_128_render(element_string: str, writer, options: dict) -> bytes:
 
 
 def gs1_128_png(element_string: str) -> bytes:
-    """PNG (300 dpi, X = 3 px) of the GS1-128 barcode of ``element_string`` (GS1 element string
-    with parentheses), with the element string as human-readable text under the bars."""
-    return _gs1_128_render(element_string, ImageWriter(), _GS1_128_RASTER_OPTIONS)
+    """Greyscale PNG (300 dpi, X = 3 px) of the GS1-128 barcode of ``element_string`` (GS1
+    element string with parentheses), with the element string as human-readable text under
+    the bars."""
+    return _gs1_128_render(element_string, ImageWriter(mode="L"), _GS1_128_RASTER_OPTIONS)
 
 
 def gs1_128_svg(element_string: str) -> bytes:
@@ -329,16 +330,41 @@ def _fit_lines(text: str, font: str, size: float, width: float, max_lines: int) 
     lines: list[str] = []
     rest = text.strip()
     while rest and len(lines) < max_lines:
-        n = len(rest)
-        while n > 1 and pdfmetrics.stringWidth(rest[:n], font, size) > width:
-            n -= 1
-        if len(lines) == max_lines - 1 and n < len(rest):
-            n = max(1, n - 1)
-            lines.append(rest[:n] + "…")
+        last = len(lines) == max_lines - 1
+        if pdfmetrics.stringWidth(rest, font, size) <= width:
+            lines.append(rest)
             break
-        lines.append(rest[:n])
-        rest = rest[n:].lstrip()
+        suffix = "…" if last else ""
+        lo, hi = 1, len(rest)  # binary search: longest prefix (+ suffix) that fits
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if pdfmetrics.stringWidth(rest[:mid] + suffix, font, size) <= width:
+                lo = mid
+            else:
+                hi = mid - 1
+        lines.append(rest[:lo] + suffix)
+        rest = rest[lo:].lstrip()
     return lines
+
+
+def _draw_fitted(
+    canv: Canvas,
+    x: float,
+    y: float,
+    text: str,
+    font: str,
+    size: float,
+    width: float,
+    *,
+    centred: bool = False,
+) -> None:
+    """One line of text, font size reduced if needed so it is at most ``width`` wide."""
+    w = pdfmetrics.stringWidth(text, font, size)
+    if w > width:
+        size *= width / w
+        w = width
+    canv.setFont(font, size)
+    canv.drawString(x - w / 2 if centred else x, y, text)
 
 
 def _draw_label(canv: Canvas, label: Label, x0: float, y0: float) -> None:
@@ -356,9 +382,8 @@ def _draw_label(canv: Canvas, label: Label, x0: float, y0: float) -> None:
         canv.drawString(tx, ty, line)
         ty -= NAME_SIZE * 1.25
     ty -= 2
-    canv.setFont(LATIN_FONT, SMALL_SIZE)
-    canv.drawString(tx, ty, f"LOT {label.lot}")
-    canv.drawString(tx, ty - SMALL_SIZE * 1.3, f"SN {label.serial}")
+    _draw_fitted(canv, tx, ty, f"LOT {label.lot}", LATIN_FONT, SMALL_SIZE, tw)
+    _draw_fitted(canv, tx, ty - SMALL_SIZE * 1.3, f"SN {label.serial}", LATIN_FONT, SMALL_SIZE, tw)
 
     # GS1-128 under the QR code, scaled to the cell width; HRI text under the bars.
     bar_top = top - QR_SIZE - BAR_TOP_GAP
@@ -374,8 +399,17 @@ def _draw_label(canv: Canvas, label: Label, x0: float, y0: float) -> None:
         canv.addLiteral(_bar_ops(modules, x0 + (CELL_W - bar_w) / 2, bar_y, xdim, BAR_HEIGHT))
     else:  # no valid / fitting symbol: the QR code (Digital Link) carries the same data
         bar_y = bar_top - HRI_SIZE
-    canv.setFont(LATIN_FONT, HRI_SIZE)
-    canv.drawCentredString(x0 + CELL_W / 2, bar_y - HRI_SIZE - 1, label.element_string)
+    hri_y = bar_y - HRI_SIZE - 1
+    _draw_fitted(
+        canv,
+        x0 + CELL_W / 2,
+        hri_y,
+        label.element_string,
+        LATIN_FONT,
+        HRI_SIZE,
+        avail,
+        centred=True,
+    )
 
 
 def _compress_last_page(canv: Canvas) -> None:

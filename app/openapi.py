@@ -15,16 +15,31 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 BEARER = [{"bearer": []}]
 
 
-def _op(summary: str, *, body: type | None = None, ok: int = 200, secure: bool = True,
-        produces: str = "application/json", errors: tuple[int, ...] = ()) -> dict:
-    op: dict = {"summary": summary, "responses": {
-        str(ok): {"description": "OK", "content": {produces: {}}}}}
+def _op(
+    summary: str,
+    *,
+    body: type | None = None,
+    ok: int = 200,
+    secure: bool = True,
+    produces: str = "application/json",
+    errors: tuple[int, ...] = (),
+) -> dict:
+    op: dict = {
+        "summary": summary,
+        "responses": {str(ok): {"description": "OK", "content": {produces: {}}}},
+    }
     for status in (*errors, *((401, 403) if secure else ()), *((415, 422) if body else ())):
-        op["responses"][str(status)] = {"description": "Error",
-                                        "content": {"application/json": {"schema": ERROR}}}
+        op["responses"][str(status)] = {
+            "description": "Error",
+            "content": {"application/json": {"schema": ERROR}},
+        }
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": {"$ref": f"#/components/schemas/{body.__name__}"}}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{body.__name__}"}}
+            },
+        }
     if secure:
         op["security"] = BEARER
     return op
@@ -39,60 +54,125 @@ SERIAL = {"name": "serial", "in": "path", "required": True, "schema": {"type": "
 
 @cache
 def document() -> dict:
-    models = [schemas.MerchantIn, schemas.LogisticsCompanyIn, schemas.CourierIn,
-              schemas.ProductIn, schemas.BatchIn, schemas.IssueCodesIn]
+    models = [
+        schemas.MerchantIn,
+        schemas.LogisticsCompanyIn,
+        schemas.CourierIn,
+        schemas.ProductIn,
+        schemas.BatchIn,
+        schemas.IssueCodesIn,
+    ]
     components = {}
     for model in models:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(schema.pop("$defs", {}))
         components[model.__name__] = schema
-    components["Error"] = {"type": "object", "required": ["error"], "properties": {"error": {
-        "type": "object", "required": ["code", "message"], "properties": {
-            "code": {"type": "string"}, "message": {"type": "string"},
-            "details": {"type": "object"}}}}}
-    label = {"get": {**_op("Label image", secure=False, produces="image/*", errors=(404,)),
-                     "parameters": [SERIAL]}}
-    paths = {
-        "/merchants": {"post": _op("Register a merchant", body=schemas.MerchantIn, ok=201,
-                                   errors=(409,))},
-        "/merchants/{merchant_id}": {"get": {**_op("A merchant", secure=False, errors=(404,)),
-                                             "parameters": [_id("merchant_id")]}},
-        "/logistics-companies": {"post": _op("Register a logistics company", ok=201,
-                                             body=schemas.LogisticsCompanyIn, errors=(409,))},
-        "/couriers": {"post": _op("Register a courier (real name)", body=schemas.CourierIn,
-                                  ok=201, errors=(404, 409))},
-        "/products": {"post": _op("Register a product", body=schemas.ProductIn, ok=201,
-                                  errors=(404, 409))},
-        "/products/{product_id}": {"get": {**_op("A product", secure=False, errors=(404,)),
-                                           "parameters": [_id("product_id")]}},
-        "/batches": {"post": _op("Register a batch", body=schemas.BatchIn, ok=201,
-                                 errors=(404, 409))},
-        "/batches/{batch_id}": {"get": {**_op("A batch", secure=False, errors=(404,)),
-                                        "parameters": [_id("batch_id")]}},
-        "/batches/{batch_id}/codes": {"post": {
-            **_op("Issue trace codes (JSON, or text/csv when accepted)", ok=201,
-                  body=schemas.IssueCodesIn, errors=(404, 409)),
-            "parameters": [_id("batch_id")]}},
-        "/batches/{batch_id}/labels.pdf": {"get": {
-            **_op("Printable A4 label sheet", produces="application/pdf", errors=(404,)),
-            "parameters": [_id("batch_id"),
-                           {"name": "offset", "in": "query", "schema": {"type": "integer"}},
-                           {"name": "limit", "in": "query", "schema": {"type": "integer"}}]}},
-        "/codes": {"get": {**_op("Look a code up by Digital Link URI", secure=False,
-                                 errors=(404, 422)),
-                           "parameters": [{"name": "uri", "in": "query", "required": True,
-                                           "schema": {"type": "string"}}]}},
-        "/codes/{serial}": {"get": {**_op("A trace code", secure=False, errors=(404,)),
-                                    "parameters": [SERIAL]}},
-        "/codes/{serial}/label.png": label, "/codes/{serial}/label.svg": label,
-        "/codes/{serial}/barcode.png": label, "/codes/{serial}/barcode.svg": label,
+    components["Error"] = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {"type": "object"},
+                },
+            }
+        },
     }
-    return {"openapi": "3.1.0",
-            "info": {"title": "Trace: product traceability and logistics tracking",
-                     "version": "1"},
-            "servers": [{"url": "/api/v1"}], "paths": paths,
-            "components": {"schemas": components, "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"}}}}
+    label = {
+        "get": {
+            **_op("Label image", secure=False, produces="image/*", errors=(404,)),
+            "parameters": [SERIAL],
+        }
+    }
+    paths = {
+        "/merchants": {
+            "post": _op("Register a merchant", body=schemas.MerchantIn, ok=201, errors=(409,))
+        },
+        "/merchants/{merchant_id}": {
+            "get": {
+                **_op("A merchant", secure=False, errors=(404,)),
+                "parameters": [_id("merchant_id")],
+            }
+        },
+        "/logistics-companies": {
+            "post": _op(
+                "Register a logistics company",
+                ok=201,
+                body=schemas.LogisticsCompanyIn,
+                errors=(409,),
+            )
+        },
+        "/couriers": {
+            "post": _op(
+                "Register a courier (real name)", body=schemas.CourierIn, ok=201, errors=(404, 409)
+            )
+        },
+        "/products": {
+            "post": _op("Register a product", body=schemas.ProductIn, ok=201, errors=(404, 409))
+        },
+        "/products/{product_id}": {
+            "get": {
+                **_op("A product", secure=False, errors=(404,)),
+                "parameters": [_id("product_id")],
+            }
+        },
+        "/batches": {
+            "post": _op("Register a batch", body=schemas.BatchIn, ok=201, errors=(404, 409))
+        },
+        "/batches/{batch_id}": {
+            "get": {**_op("A batch", secure=False, errors=(404,)), "parameters": [_id("batch_id")]}
+        },
+        "/batches/{batch_id}/codes": {
+            "post": {
+                **_op(
+                    "Issue trace codes (JSON, or text/csv when accepted)",
+                    ok=201,
+                    body=schemas.IssueCodesIn,
+                    errors=(404, 409),
+                ),
+                "parameters": [_id("batch_id")],
+            }
+        },
+        "/batches/{batch_id}/labels.pdf": {
+            "get": {
+                **_op("Printable A4 label sheet", produces="application/pdf", errors=(404,)),
+                "parameters": [
+                    _id("batch_id"),
+                    {"name": "offset", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                ],
+            }
+        },
+        "/codes": {
+            "get": {
+                **_op("Look a code up by Digital Link URI", secure=False, errors=(404, 422)),
+                "parameters": [
+                    {"name": "uri", "in": "query", "required": True, "schema": {"type": "string"}}
+                ],
+            }
+        },
+        "/codes/{serial}": {
+            "get": {**_op("A trace code", secure=False, errors=(404,)), "parameters": [SERIAL]}
+        },
+        "/codes/{serial}/label.png": label,
+        "/codes/{serial}/label.svg": label,
+        "/codes/{serial}/barcode.png": label,
+        "/codes/{serial}/barcode.svg": label,
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Trace: product traceability and logistics tracking", "version": "1"},
+        "servers": [{"url": "/api/v1"}],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
 
 
 @bp.get("/openapi.json")

@@ -16,42 +16,80 @@ def _point(geometry) -> dict | None:
 
 
 def merchant(m: Merchant) -> dict:
-    return {"id": m.id, "name": m.name, "uscc": m.uscc, "kind": m.kind.value,
-            "region_code": m.region_code, "location": _point(m.location)}
+    return {
+        "id": m.id,
+        "name": m.name,
+        "uscc": m.uscc,
+        "kind": m.kind.value,
+        "region_code": m.region_code,
+        "location": _point(m.location),
+    }
 
 
 def logistics_company(c: LogisticsCompany) -> dict:
-    return {"id": c.id, "name": c.name, "uscc": c.uscc, "region_code": c.region_code,
-            "location": _point(c.location)}
+    return {
+        "id": c.id,
+        "name": c.name,
+        "uscc": c.uscc,
+        "region_code": c.region_code,
+        "location": _point(c.location),
+    }
 
 
 def courier(c: Courier, *, full_name: bool) -> dict:
     """ID number and phone are only ever shown masked; the name only to those who need it."""
-    return {"id": c.id, "name": c.name if full_name else mask_name(c.name),
-            "id_number": c.id_number_masked, "phone": c.phone_masked,
-            "company_id": c.company_id, "region_code": c.region_code}
+    return {
+        "id": c.id,
+        "name": c.name if full_name else mask_name(c.name),
+        "id_number": c.id_number_masked,
+        "phone": c.phone_masked,
+        "company_id": c.company_id,
+        "region_code": c.region_code,
+    }
 
 
 def product(p: Product) -> dict:
-    return {"id": p.id, "gtin": p.gtin, "name": p.name, "category": p.category.value,
-            "merchant_id": p.merchant_id}
+    return {
+        "id": p.id,
+        "gtin": p.gtin,
+        "name": p.name,
+        "category": p.category.value,
+        "merchant_id": p.merchant_id,
+    }
 
 
 def batch(b: Batch) -> dict:
     origin = lat_lon(b.origin)
     return {
-        "id": b.id, "product_id": b.product_id, "lot": b.lot,
-        "produced_on": b.produced_on.isoformat(), "expires_on": b.expires_on.isoformat(),
+        "id": b.id,
+        "product_id": b.product_id,
+        "lot": b.lot,
+        "produced_on": b.produced_on.isoformat(),
+        "expires_on": b.expires_on.isoformat(),
         "origin": {"name": b.origin_name, "lat": origin[0], "lon": origin[1]},
-        "quantity": b.quantity, "issued_count": b.issued_count, "status": b.status.value,
+        "quantity": b.quantity,
+        "issued_count": b.issued_count,
+        "status": b.status.value,
         "certificates": [
-            {"issuer": c.issuer, "number": c.number, "result": c.result.value,
-             "issued_on": c.issued_on.isoformat(), "report_sha256": c.report_sha256}
-            for c in b.certificates],
+            {
+                "issuer": c.issuer,
+                "number": c.number,
+                "result": c.result.value,
+                "issued_on": c.issued_on.isoformat(),
+                "report_sha256": c.report_sha256,
+            }
+            for c in b.certificates
+        ],
     }
 
 
 def code(c: TraceCode, uri: str) -> dict:
     b = c.batch
-    return {"serial": c.serial, "uri": uri, "state": c.state.value,
-            "product": product(b.product), "batch": batch(b), "merchant": merchant(b.product.merchant)}
+    return {
+        "serial": c.serial,
+        "uri": uri,
+        "state": c.state.value,
+        "product": product(b.product),
+        "batch": batch(b),
+        "merchant": merchant(b.product.merchant),
+    }

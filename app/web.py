@@ -13,7 +13,8 @@ import pydantic
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
-from app.auth.operations import Principal, authenticate
+from app.auth.operations import authenticate
+from app.auth.principal import Principal
 from app.errors import ApiError
 
 M = TypeVar("M", bound=pydantic.BaseModel)

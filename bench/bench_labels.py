@@ -26,14 +26,16 @@ import qrcode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.labels import Label, gs1_128_png, qr_png, write_label_sheet_pdf  # noqa: E402
+from app.labels import Label, gs1_128_png, qr_png, write_label_sheet_pdf
 
 
 def labels(n: int) -> Iterator[Label]:
     """Realistic, distinct labels: 13-digit GTIN, 8-char lot, 16-char serial."""
     alphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
     for i in range(n):
-        serial = "".join(alphabet[(i * 7919 + k * 31 + (i >> k)) % len(alphabet)] for k in range(16))
+        serial = "".join(
+            alphabet[(i * 7919 + k * 31 + (i >> k)) % len(alphabet)] for k in range(16)
+        )
         lot = f"L{2026 + i % 3}{'ABC'[i % 3]}-{i % 10}"
         yield Label(
             uri=f"https://trace.example.cn/01/06901234567892/10/{lot}/21/{serial}",

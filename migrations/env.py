@@ -1,4 +1,4 @@
-"""Alembic environment: runs the migrations against DATABASE_URL (or the URL given by the caller)."""
+"""Alembic environment: migrates DATABASE_URL, or the URL the caller passes in."""
 
 from __future__ import annotations
 
@@ -8,13 +8,7 @@ from geoalchemy2 import alembic_helpers
 import app.models  # noqa: F401 - registers every table on the metadata
 from app.db import Base, create_engine
 from config import load_config
-
-def include_object(obj, name, type_, reflected, compare_to):
-    """Leave the spatial extension's own catalogue tables alone."""
-    if type_ == "table" and reflected and compare_to is None and name not in Base.metadata.tables:
-        return False
-    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
-
+from migrations.env_include import include_object
 
 url = context.config.attributes.get("database_url") or load_config().DATABASE_URL
 engine = create_engine(url)

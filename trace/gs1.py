@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from trace.errors import ValidationError
 from urllib.parse import quote, unquote, urlsplit
+
+from trace.errors import ValidationError
 
 __all__ = [
     "GS1_CSET82",
@@ -201,8 +202,9 @@ def _validate_host(host: str) -> str:
     return candidate
 
 
-def digital_link_uri(host: str, gtin14: str, lot: str | None, serial: str | None, *,
-                     scheme: str = "https") -> str:
+def digital_link_uri(
+    host: str, gtin14: str, lot: str | None, serial: str | None, *, scheme: str = "https"
+) -> str:
     """Build the GS1 Digital Link URI ``https://{host}/01/{gtin14}/10/{lot}/21/{serial}``.
 
     The GTIN is normalised to 14 digits (the canonical form in GS1 Digital Link). Lot and

@@ -25,10 +25,11 @@ def validate_resident_id(value: str, field: str = "id_number") -> str:
     if not re.fullmatch(r"\d{17}[\dX]", value):
         raise ValidationError("ID number must be 17 digits and a digit or X", field=field)
     validate_region_code(value[:6], field=field)
-    expected = _ID_CHECK[sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS)) % 11]
+    expected = _ID_CHECK[sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS, strict=True)) % 11]
     if value[17] != expected:
         raise ValidationError(
-            f"ID number check character is {value[17]} but should be {expected}", field=field)
+            f"ID number check character is {value[17]} but should be {expected}", field=field
+        )
     return value
 
 

@@ -8,6 +8,7 @@ renumbered every year, and a stale table would reject real addresses.
 from __future__ import annotations
 
 import re
+
 from trace.errors import ValidationError
 
 __all__ = ["PROVINCES", "province_name", "validate_region_code"]

@@ -30,10 +30,18 @@ def get_product(product_id: int):
 def create_batch():
     body = parse_body(BatchIn)
     batch = operations.register_batch(
-        db(), principal(), product_id=body.product_id, lot=body.lot,
-        produced_on=body.produced_on, expires_on=body.expires_on, origin_name=body.origin.name,
-        origin_lat=body.origin.lat, origin_lon=body.origin.lon, quantity=body.quantity,
-        certificates=[operations.CertificateInput(**c.model_dump()) for c in body.certificates])
+        db(),
+        principal(),
+        product_id=body.product_id,
+        lot=body.lot,
+        produced_on=body.produced_on,
+        expires_on=body.expires_on,
+        origin_name=body.origin.name,
+        origin_lat=body.origin.lat,
+        origin_lon=body.origin.lon,
+        quantity=body.quantity,
+        certificates=[operations.CertificateInput(**c.model_dump()) for c in body.certificates],
+    )
     return serialize.batch(batch), 201
 
 

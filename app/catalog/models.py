@@ -70,12 +70,14 @@ class Batch(Base):
     #: Trace codes issued so far for this batch (kept with the issuance, atomically).
     issued_count: Mapped[int] = mapped_column(default=0)
     status: Mapped[BatchStatus] = mapped_column(
-        _enum(BatchStatus, "batch_status"), default=BatchStatus.ACTIVE)
+        _enum(BatchStatus, "batch_status"), default=BatchStatus.ACTIVE
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     product: Mapped[Product] = relationship()
     certificates: Mapped[list[Certificate]] = relationship(
-        back_populates="batch", order_by="Certificate.id", cascade="all, delete-orphan")
+        back_populates="batch", order_by="Certificate.id", cascade="all, delete-orphan"
+    )
 
 
 class Certificate(Base):

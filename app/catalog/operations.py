@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.auth.models import Role
-from app.auth.operations import Principal
+from app.auth.principal import Principal
 from app.catalog.models import Batch, Certificate, InspectionResult, Product, ProductCategory
 from app.db import point
 from app.parties.models import Merchant
@@ -29,8 +29,15 @@ class CertificateInput:
     report_sha256: str
 
 
-def register_product(session: Session, actor: Principal, *, gtin: str, name: str,
-                     category: ProductCategory, merchant_id: int) -> Product:
+def register_product(
+    session: Session,
+    actor: Principal,
+    *,
+    gtin: str,
+    name: str,
+    category: ProductCategory,
+    merchant_id: int,
+) -> Product:
     """A product of ``merchant_id``; a merchant registers only its own."""
     actor.require(Role.ADMIN, Role.REGULATOR, Role.MERCHANT)
     if session.get(Merchant, merchant_id) is None:
@@ -45,10 +52,20 @@ def register_product(session: Session, actor: Principal, *, gtin: str, name: str
     return product
 
 
-def register_batch(session: Session, actor: Principal, *, product_id: int, lot: str,
-                   produced_on: date, expires_on: date, origin_name: str, origin_lat: float,
-                   origin_lon: float, quantity: int,
-                   certificates: list[CertificateInput] = ()) -> Batch:
+def register_batch(
+    session: Session,
+    actor: Principal,
+    *,
+    product_id: int,
+    lot: str,
+    produced_on: date,
+    expires_on: date,
+    origin_name: str,
+    origin_lat: float,
+    origin_lon: float,
+    quantity: int,
+    certificates: list[CertificateInput] = (),
+) -> Batch:
     """A production batch (lot) of a product, with its inspection certificates."""
     actor.require(Role.ADMIN, Role.REGULATOR, Role.MERCHANT)
     product = session.get(Product, product_id)
@@ -63,13 +80,21 @@ def register_batch(session: Session, actor: Principal, *, product_id: int, lot: 
     duplicate = sa.select(Batch.id).where(Batch.product_id == product_id, Batch.lot == lot)
     if session.scalar(duplicate) is not None:
         raise Conflict(f"lot {lot} of this product is already registered", field="lot")
-    batch = Batch(product_id=product_id, lot=lot, produced_on=produced_on, expires_on=expires_on,
-                  origin_name=origin_name, origin=point(origin_lat, origin_lon),
-                  quantity=quantity)
+    batch = Batch(
+        product_id=product_id,
+        lot=lot,
+        produced_on=produced_on,
+        expires_on=expires_on,
+        origin_name=origin_name,
+        origin=point(origin_lat, origin_lon),
+        quantity=quantity,
+    )
     for i, cert in enumerate(certificates):
         if not re.fullmatch(r"[0-9a-f]{64}", cert.report_sha256):
-            raise ValidationError("report_sha256 must be 64 lowercase hex digits",
-                                  field=f"certificates.{i}.report_sha256")
+            raise ValidationError(
+                "report_sha256 must be 64 lowercase hex digits",
+                field=f"certificates.{i}.report_sha256",
+            )
         batch.certificates.append(Certificate(**cert.__dict__))
     session.add(batch)
     session.flush()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import tempfile
+import io
 
-from flask import Blueprint, Response, request, send_file
+from flask import Blueprint, Response, request
 
 from app import labels, serialize
 from app.catalog.operations import get_batch
@@ -24,8 +24,9 @@ STREAM_SLICE = 10_000
 def uri_prefix(gtin14: str, lot: str) -> str:
     """Everything of a unit's Digital Link URI before the serial (serials need no escaping)."""
     cfg = settings()
-    return digital_link_uri(cfg.RESOLVER_HOST, gtin14, lot, None,
-                            scheme=cfg.RESOLVER_SCHEME) + "/21/"
+    return (
+        digital_link_uri(cfg.RESOLVER_HOST, gtin14, lot, None, scheme=cfg.RESOLVER_SCHEME) + "/21/"
+    )
 
 
 def code_uri(code: TraceCode) -> str:
@@ -38,28 +39,38 @@ def issue_codes(batch_id: int):
     """Issue codes; JSON by default, ``Accept: text/csv`` streams ``serial,uri`` lines."""
     body = parse_body(IssueCodesIn)
     issued = operations.issue_codes(
-        db(), principal(), batch_id, body.count, max_count=settings().MAX_CODES_PER_REQUEST,
-        allow_over_quantity=body.allow_over_quantity)
+        db(),
+        principal(),
+        batch_id,
+        body.count,
+        max_count=settings().MAX_CODES_PER_REQUEST,
+        allow_over_quantity=body.allow_over_quantity,
+    )
     prefix = uri_prefix(issued.batch.product.gtin, issued.batch.lot)
     serials = issued.serials
-    slices = (serials[i:i + STREAM_SLICE] for i in range(0, len(serials), STREAM_SLICE))
+    slices = (serials[i : i + STREAM_SLICE] for i in range(0, len(serials), STREAM_SLICE))
     headers = {"X-Issuance-Id": str(issued.issuance.id)}
 
     if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
+
         def csv_lines():
             yield "serial,uri\n"
             for part in slices:
                 yield "".join(f"{s},{prefix}{s}\n" for s in part)
+
         return Response(csv_lines(), 201, headers, mimetype="text/csv")
 
     def json_chunks():
-        yield f'{{"batch_id":{batch_id},"issuance_id":{issued.issuance.id},' \
-              f'"count":{len(serials)},"codes":['
+        yield (
+            f'{{"batch_id":{batch_id},"issuance_id":{issued.issuance.id},'
+            f'"count":{len(serials)},"codes":['
+        )
         sep = ""
         for part in slices:
             yield sep + ",".join(f'{{"serial":"{s}","uri":"{prefix}{s}"}}' for s in part)
             sep = ","
         yield "]}"
+
     return Response(json_chunks(), 201, headers, mimetype="application/json")
 
 
@@ -75,8 +86,7 @@ def lookup_code():
     """``?uri=<Digital Link URI>``: the same answer as by serial."""
     uri = request.args.get("uri", "")
     if not uri:
-        raise ApiError(422, "validation_failed", "give the Digital Link URI as ?uri=",
-                       field="uri")
+        raise ApiError(422, "validation_failed", "give the Digital Link URI as ?uri=", field="uri")
     code = operations.find_code_by_uri(db(), uri)
     return serialize.code(code, code_uri(code))
 
@@ -118,8 +128,12 @@ def _page_args(maximum: int) -> tuple[int, int]:
     except ValueError:
         raise ApiError(422, "validation_failed", "offset and limit must be integers") from None
     if offset < 0 or not 1 <= limit <= maximum:
-        raise ApiError(422, "validation_failed",
-                       f"offset must be ≥ 0 and limit between 1 and {maximum}", field="limit")
+        raise ApiError(
+            422,
+            "validation_failed",
+            f"offset must be ≥ 0 and limit between 1 and {maximum}",
+            field="limit",
+        )
     return offset, limit
 
 
@@ -133,12 +147,22 @@ def labels_pdf(batch_id: int):
     offset, limit = _page_args(settings().MAX_LABELS_PER_SHEET)
     serials = operations.codes_of_batch(db(), batch_id, offset, limit)
     prefix = uri_prefix(batch.product.gtin, batch.lot)
-    sheet = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    sheet = io.BytesIO()
     labels.write_label_sheet_pdf(
-        (labels.Label(uri=prefix + s, element_string=element_string(batch.product.gtin, batch.lot, s),
-                      product_name=batch.product.name, lot=batch.lot, serial=s)
-         for s in serials), sheet)
-    sheet.seek(0)
-    return send_file(sheet, mimetype="application/pdf", download_name=f"labels-batch-{batch_id}.pdf")
-
-
+        (
+            labels.Label(
+                uri=prefix + s,
+                element_string=element_string(batch.product.gtin, batch.lot, s),
+                product_name=batch.product.name,
+                lot=batch.lot,
+                serial=s,
+            )
+            for s in serials
+        ),
+        sheet,
+    )
+    return Response(
+        sheet.getvalue(),
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="labels-batch-{batch_id}.pdf"'},
+    )

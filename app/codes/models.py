@@ -41,6 +41,7 @@ class TraceCode(Base):
     batch_id: Mapped[int] = mapped_column(sa.ForeignKey("batches.id"), index=True)
     issuance_id: Mapped[int] = mapped_column(sa.ForeignKey("issuances.id"))
     state: Mapped[CodeState] = mapped_column(
-        _enum(CodeState, "code_state"), default=CodeState.ISSUED)
+        _enum(CodeState, "code_state"), default=CodeState.ISSUED
+    )
 
     batch: Mapped[Batch] = relationship()

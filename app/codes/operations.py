@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
 from app.auth.models import Role
-from app.auth.operations import Principal
+from app.auth.principal import Principal
 from app.catalog.models import Batch, BatchStatus, Product
 from app.codes.models import CodeState, Issuance, TraceCode
 from trace.errors import Conflict, NotFound, ValidationError
@@ -37,10 +37,17 @@ class IssuedCodes:
     serials: list[str]
 
 
-def issue_codes(session: Session, actor: Principal, batch_id: int, count: int, *,
-                max_count: int, allow_over_quantity: bool = False,
-                progress: Progress | None = None,
-                serial_source: Callable[[int], list[str]] = new_serials) -> IssuedCodes:
+def issue_codes(
+    session: Session,
+    actor: Principal,
+    batch_id: int,
+    count: int,
+    *,
+    max_count: int,
+    allow_over_quantity: bool = False,
+    progress: Progress | None = None,
+    serial_source: Callable[[int], list[str]] = new_serials,
+) -> IssuedCodes:
     """Issue ``count`` new trace codes for a batch, all or nothing.
 
     A merchant issues only for its own products; the batch's issued total may not pass its
@@ -58,9 +65,12 @@ def issue_codes(session: Session, actor: Principal, batch_id: int, count: int, *
     if batch.status is BatchStatus.RECALLED:
         raise Conflict("the batch is recalled; no new codes can be issued for it")
 
-    reserve = (sa.update(Batch).where(Batch.id == batch_id)
-               .values(issued_count=Batch.issued_count + count)
-               .execution_options(synchronize_session=False))
+    reserve = (
+        sa.update(Batch)
+        .where(Batch.id == batch_id)
+        .values(issued_count=Batch.issued_count + count)
+        .execution_options(synchronize_session=False)
+    )
     if not allow_over_quantity:
         reserve = reserve.where(Batch.issued_count + count <= Batch.quantity)
     if session.execute(reserve).rowcount != 1:
@@ -68,7 +78,9 @@ def issue_codes(session: Session, actor: Principal, batch_id: int, count: int, *
         raise Conflict(
             f"issuing {count} codes would pass the batch quantity of {batch.quantity} "
             f"({batch.issued_count} already issued); send allow_over_quantity=true to insist",
-            field="count", details={"quantity": batch.quantity, "issued": batch.issued_count})
+            field="count",
+            details={"quantity": batch.quantity, "issued": batch.issued_count},
+        )
 
     issuance = Issuance(batch_id=batch_id, count=count, token_id=actor.token_id)
     session.add(issuance)
@@ -78,14 +90,21 @@ def issue_codes(session: Session, actor: Principal, batch_id: int, count: int, *
     return IssuedCodes(batch, issuance, serials)
 
 
-def _insert_codes(session: Session, batch_id: int, issuance_id: int, count: int,
-                  progress: Progress | None, serial_source: Callable[[int], list[str]]) -> list[str]:
-    connection = session.connection()
-    integrity_error = connection.dialect.dbapi.IntegrityError
+def _insert_codes(
+    session: Session,
+    batch_id: int,
+    issuance_id: int,
+    count: int,
+    progress: Progress | None,
+    serial_source: Callable[[int], list[str]],
+) -> list[str]:
+    integrity_error = session.get_bind().dialect.dbapi.IntegrityError
     for _attempt in range(COLLISION_RETRIES):
         serials = serial_source(count)
         try:
             with session.begin_nested():
+                # Asking for the connection inside the block is what emits the SAVEPOINT.
+                connection = session.connection()
                 if connection.dialect.name == "postgresql":
                     _copy_postgresql(connection, serials, batch_id, issuance_id, progress)
                 else:
@@ -96,25 +115,39 @@ def _insert_codes(session: Session, batch_id: int, issuance_id: int, count: int,
     raise Conflict("could not draw unique serials; try again")
 
 
-def _copy_postgresql(connection: sa.Connection, serials: list[str], batch_id: int,
-                     issuance_id: int, progress: Progress | None) -> None:
+def _copy_postgresql(
+    connection: sa.Connection,
+    serials: list[str],
+    batch_id: int,
+    issuance_id: int,
+    progress: Progress | None,
+) -> None:
     raw = connection.connection.driver_connection
     row_end = f"\t{batch_id}\t{issuance_id}\t{CodeState.ISSUED.value}\n"
-    with raw.cursor() as cursor, cursor.copy(
-            "COPY trace_codes (serial, batch_id, issuance_id, state) FROM STDIN") as copy:
+    with (
+        raw.cursor() as cursor,
+        cursor.copy("COPY trace_codes (serial, batch_id, issuance_id, state) FROM STDIN") as copy,
+    ):
         for start in range(0, len(serials), CHUNK):
-            copy.write(row_end.join(serials[start:start + CHUNK]) + row_end)
+            copy.write(row_end.join(serials[start : start + CHUNK]) + row_end)
             if progress:
                 progress(min(start + CHUNK, len(serials)))
 
 
-def _insert_sqlite(connection: sa.Connection, serials: list[str], batch_id: int,
-                   issuance_id: int, progress: Progress | None) -> None:
+def _insert_sqlite(
+    connection: sa.Connection,
+    serials: list[str],
+    batch_id: int,
+    issuance_id: int,
+    progress: Progress | None,
+) -> None:
     raw = connection.connection.driver_connection
-    sql = ("INSERT INTO trace_codes (serial, batch_id, issuance_id, state) "
-           f"VALUES (?, {int(batch_id)}, {int(issuance_id)}, '{CodeState.ISSUED.value}')")
+    sql = (
+        "INSERT INTO trace_codes (serial, batch_id, issuance_id, state) "
+        f"VALUES (?, {int(batch_id)}, {int(issuance_id)}, '{CodeState.ISSUED.value}')"
+    )
     for start in range(0, len(serials), CHUNK):
-        raw.executemany(sql, ((s,) for s in serials[start:start + CHUNK]))
+        raw.executemany(sql, ((s,) for s in serials[start : start + CHUNK]))
         if progress:
             progress(min(start + CHUNK, len(serials)))
 
@@ -128,9 +161,13 @@ def find_code(session: Session, serial: str) -> TraceCode:
     """A trace code by its serial, with batch, product and merchant loaded."""
     serial = validate_serial(serial.strip())
     code = session.scalar(
-        sa.select(TraceCode).where(TraceCode.serial == serial).options(
+        sa.select(TraceCode)
+        .where(TraceCode.serial == serial)
+        .options(
             joinedload(TraceCode.batch).joinedload(Batch.product).joinedload(Product.merchant),
-            joinedload(TraceCode.batch).selectinload(Batch.certificates)))
+            joinedload(TraceCode.batch).selectinload(Batch.certificates),
+        )
+    )
     if code is None:
         raise NotFound("no trace code with this serial; it was never issued", field="serial")
     return code
@@ -144,14 +181,22 @@ def find_code_by_uri(session: Session, uri: str) -> TraceCode:
         raise ValidationError("the URI has no serial (AI 21)", field="uri")
     code = find_code(session, link.serial)
     if code.batch.product.gtin != link.gtin14 or (
-            link.lot is not None and code.batch.lot != link.lot):
-        raise NotFound("this serial was not issued for the product and lot in the link",
-                       field="uri")
+        link.lot is not None and code.batch.lot != link.lot
+    ):
+        raise NotFound(
+            "this serial was not issued for the product and lot in the link", field="uri"
+        )
     return code
 
 
 def codes_of_batch(session: Session, batch_id: int, offset: int, limit: int) -> list[str]:
     """Serials of a batch in a stable order, one page."""
-    return list(session.scalars(
-        sa.select(TraceCode.serial).where(TraceCode.batch_id == batch_id)
-        .order_by(TraceCode.serial).offset(offset).limit(limit)))
+    return list(
+        session.scalars(
+            sa.select(TraceCode.serial)
+            .where(TraceCode.batch_id == batch_id)
+            .order_by(TraceCode.serial)
+            .offset(offset)
+            .limit(limit)
+        )
+    )

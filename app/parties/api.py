@@ -45,8 +45,9 @@ def get_logistics_company(company_id: int):
 @unit_of_work
 def create_courier():
     body = parse_body(CourierIn)
-    courier = operations.register_courier(db(), principal(), settings().SECRET_KEY,
-                                          **body.model_dump())
+    courier = operations.register_courier(
+        db(), principal(), settings().SECRET_KEY, **body.model_dump()
+    )
     return serialize.courier(courier, full_name=True), 201
 
 

@@ -26,8 +26,14 @@ class PartyType(enum.StrEnum):
 
 def _enum(cls: type[enum.Enum], name: str) -> sa.Enum:
     # Stored as text with a CHECK constraint: portable, and new values need only a migration.
-    return sa.Enum(cls, name=name, native_enum=False, create_constraint=True, length=24,
-                   values_callable=lambda e: [m.value for m in e])
+    return sa.Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=24,
+        values_callable=lambda e: [m.value for m in e],
+    )
 
 
 class Merchant(Base):

@@ -1,12 +1,12 @@
-"""Registering parties. Each function validates with the domain, adds, flushes; the caller commits."""
+"""Registering parties: validate with the domain, add, flush; the caller commits."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.auth.operations import Principal
 from app.auth.models import Role
+from app.auth.principal import Principal
 from app.db import point
 from app.parties.models import Courier, LogisticsCompany, Merchant, MerchantKind
 from trace import identity
@@ -22,33 +22,66 @@ def _unique_uscc(session: Session, model: type, uscc: str) -> str:
     return uscc
 
 
-def register_merchant(session: Session, actor: Principal, *, name: str, uscc: str,
-                      kind: MerchantKind, region_code: str, lat: float | None = None,
-                      lon: float | None = None) -> Merchant:
+def register_merchant(
+    session: Session,
+    actor: Principal,
+    *,
+    name: str,
+    uscc: str,
+    kind: MerchantKind,
+    region_code: str,
+    lat: float | None = None,
+    lon: float | None = None,
+) -> Merchant:
     """A merchant (platform, shop, individual seller or producer), by an authority."""
     actor.require(Role.ADMIN, Role.REGULATOR)
-    merchant = Merchant(name=name, uscc=_unique_uscc(session, Merchant, uscc), kind=kind,
-                        region_code=validate_region_code(region_code), location=point(lat, lon))
+    merchant = Merchant(
+        name=name,
+        uscc=_unique_uscc(session, Merchant, uscc),
+        kind=kind,
+        region_code=validate_region_code(region_code),
+        location=point(lat, lon),
+    )
     session.add(merchant)
     session.flush()
     return merchant
 
 
-def register_logistics_company(session: Session, actor: Principal, *, name: str, uscc: str,
-                               region_code: str, lat: float | None = None,
-                               lon: float | None = None) -> LogisticsCompany:
+def register_logistics_company(
+    session: Session,
+    actor: Principal,
+    *,
+    name: str,
+    uscc: str,
+    region_code: str,
+    lat: float | None = None,
+    lon: float | None = None,
+) -> LogisticsCompany:
     actor.require(Role.ADMIN, Role.REGULATOR)
     company = LogisticsCompany(
-        name=name, uscc=_unique_uscc(session, LogisticsCompany, uscc),
-        region_code=validate_region_code(region_code), location=point(lat, lon))
+        name=name,
+        uscc=_unique_uscc(session, LogisticsCompany, uscc),
+        region_code=validate_region_code(region_code),
+        location=point(lat, lon),
+    )
     session.add(company)
     session.flush()
     return company
 
 
-def register_courier(session: Session, actor: Principal, secret: str, *, name: str,
-                     id_number: str, phone: str, company_id: int, region_code: str,
-                     lat: float | None = None, lon: float | None = None) -> Courier:
+def register_courier(
+    session: Session,
+    actor: Principal,
+    secret: str,
+    *,
+    name: str,
+    id_number: str,
+    phone: str,
+    company_id: int,
+    region_code: str,
+    lat: float | None = None,
+    lon: float | None = None,
+) -> Courier:
     """A courier under the real name, bound to a company; an authority or that company."""
     actor.require(Role.ADMIN, Role.REGULATOR, Role.LOGISTICS)
     if session.get(LogisticsCompany, company_id) is None:
@@ -60,18 +93,28 @@ def register_courier(session: Session, actor: Principal, secret: str, *, name: s
     if session.scalar(sa.select(Courier.id).where(Courier.id_number_hash == id_hash)):
         raise Conflict("a courier with this ID number is already registered", field="id_number")
     courier = Courier(
-        name=name, id_number_hash=id_hash, id_number_masked=identity.mask_id_number(id_number),
-        phone_hash=identity.keyed_hash(secret, phone), phone_masked=identity.mask_phone(phone),
-        company_id=company_id, region_code=validate_region_code(region_code),
-        location=point(lat, lon))
+        name=name,
+        id_number_hash=id_hash,
+        id_number_masked=identity.mask_id_number(id_number),
+        phone_hash=identity.keyed_hash(secret, phone),
+        phone_masked=identity.mask_phone(phone),
+        company_id=company_id,
+        region_code=validate_region_code(region_code),
+        location=point(lat, lon),
+    )
     session.add(courier)
     session.flush()
     return courier
 
 
 def get_party(session: Session, model: type, party_id: int):
+    """A party by id; 404 naming the kind of party when there is none."""
     found = session.get(model, party_id)
     if found is None:
-        raise NotFound(f"no {model.__tablename__[:-1].replace('_', ' ').replace('companie', 'company')}"
-                       f" with id {party_id}")
+        kind = {
+            "merchants": "merchant",
+            "logistics_companies": "logistics company",
+            "couriers": "courier",
+        }[model.__tablename__]
+        raise NotFound(f"no {kind} with id {party_id}")
     return found

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import string
+
+import biip
+import pytest
+from biip.gs1_digital_link_uris import GS1DigitalLinkURI
+from biip.gs1_messages import GS1Message
+
 from trace.errors import ValidationError
 from trace.gs1 import (
     GS1_CSET82,
@@ -15,11 +21,6 @@ from trace.gs1 import (
     validate_lot,
     validate_serial,
 )
-
-import biip
-import pytest
-from biip.gs1_digital_link_uris import GS1DigitalLinkURI
-from biip.gs1_messages import GS1Message
 
 # Published GTINs, with their GTIN-14 form.
 REAL_GTINS = [

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from trace.errors import ValidationError
 from trace.regions import PROVINCES, province_name, validate_region_code
-
-import pytest
 
 # fmt: off
 OFFICIAL_PROVINCE_CODES = [str(code) for code in (

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from trace.errors import ValidationError
 from trace.uscc import USCC_ALPHABET, uscc_check_char, validate_uscc
-
-import pytest
 
 # As published on the companies' business licences (营业执照).
 REAL_USCCS = [

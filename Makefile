@@ -1,0 +1,16 @@
+# The two commands of the README. Each installs what it needs (Debian packages, virtualenv).
+.PHONY: run test bench lint
+
+run:  ## Run the service on the embedded SpatiaLite database, with demo data
+	./scripts/run.sh
+
+test:  ## Lint, then the whole test suite on SQLite + SpatiaLite and on PostgreSQL + PostGIS
+	./scripts/test.sh
+
+bench:  ## The performance figures of the README
+	./scripts/bootstrap.sh
+	.venv/bin/python bench/bench_issuance.py
+	.venv/bin/python bench/bench_labels.py
+
+lint:
+	.venv/bin/ruff check .

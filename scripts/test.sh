@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Lint, then the whole suite twice: on SQLite + SpatiaLite, and on PostgreSQL + PostGIS.
+# Exits non-zero if anything fails.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+./scripts/bootstrap.sh poppler-utils
+
+.venv/bin/ruff check .
+
+echo "== tests on SQLite + SpatiaLite"
+.venv/bin/pytest -q -p no:cacheprovider "$@"
+
+pg="${TEST_PG_SERVER:-postgresql://postgres@127.0.0.1:5432}"
+if ! pg_isready -q -d "$pg/postgres"; then
+    echo "PostgreSQL is not answering at $pg; it is needed for the PostGIS half of the tests" >&2
+    exit 1
+fi
+db="trace_test_$$"
+psql -q "$pg/postgres" -c "CREATE DATABASE $db"
+trap 'psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
+echo "== tests on PostgreSQL + PostGIS"
+TEST_DATABASE_URL="$pg/$db" .venv/bin/pytest -q -p no:cacheprovider "$@"

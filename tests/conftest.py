@@ -1,0 +1,182 @@
+"""Fixtures: a real, migrated database (SQLite + SpatiaLite by default, PostgreSQL + PostGIS
+when TEST_DATABASE_URL is set), emptied after every test; the app, its client and runner;
+and ``make``, a factory of valid parties, products, batches and tokens."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from itertools import count
+
+import pytest
+import sqlalchemy as sa
+
+from app import create_app, migrate
+from app.auth.models import Role
+from app.auth.operations import create_token
+from app.auth.principal import OPERATOR
+from app.catalog import operations as catalog
+from app.catalog.models import ProductCategory
+from app.codes.operations import issue_codes
+from app.db import Base
+from app.parties import operations as parties
+from app.parties.models import MerchantKind
+from trace.gs1 import gtin_check_digit
+from trace.identity import validate_resident_id
+from trace.uscc import uscc_check_char
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    """A database at the head migration, reset once per test run."""
+    url = TEST_DATABASE_URL or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    migrate.downgrade(url, "base")
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def app(database_url):
+    app = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "TRACE_ENV": "testing",
+            "SECRET_KEY": "test-secret",
+            "RESOLVER_HOST": "id.example.cn",
+            "MAX_CODES_PER_REQUEST": 100_000,
+        }
+    )
+    yield app
+    app.extensions["trace"].engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables(request):
+    """Every test starts from empty tables (only for tests that use the database)."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    engine = app.extensions["trace"].engine
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(sa.text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def session(app):
+    with app.extensions["trace"].sessionmaker() as s:
+        yield s
+
+
+def uscc(n: int) -> str:
+    body = f"9132041{n:010d}"
+    return body + uscc_check_char(body)
+
+
+def gtin13(n: int) -> str:
+    body = f"690{n:09d}"
+    return body + str(gtin_check_digit(body))
+
+
+def resident_id(n: int) -> str:
+    body = f"3204021990{n:07d}"
+    for check in "0123456789X":
+        try:
+            return validate_resident_id(body + check)
+        except Exception:
+            continue
+    raise AssertionError("unreachable")
+
+
+class Make:
+    """Valid domain objects, committed, with unique identifiers per call."""
+
+    def __init__(self, app):
+        self.app = app
+        self.seq = count(1)
+
+    def _commit(self, fn):
+        with self.app.extensions["trace"].sessionmaker() as s:
+            result = fn(s)
+            s.commit()
+            return result
+
+    def merchant(self, **kw) -> int:
+        n = next(self.seq)
+        args = (
+            dict(
+                name=f"商户{n}",
+                uscc=uscc(n),
+                kind=MerchantKind.SHOP,
+                region_code="320411",
+                lat=31.8,
+                lon=119.97,
+            )
+            | kw
+        )
+        return self._commit(lambda s: parties.register_merchant(s, OPERATOR, **args).id)
+
+    def company(self, **kw) -> int:
+        n = next(self.seq)
+        args = dict(name=f"快递公司{n}", uscc=uscc(n), region_code="320400") | kw
+        return self._commit(lambda s: parties.register_logistics_company(s, OPERATOR, **args).id)
+
+    def product(self, merchant_id: int | None = None, **kw) -> int:
+        merchant_id = merchant_id or self.merchant()
+        n = next(self.seq)
+        args = dict(gtin=gtin13(n), name=f"产品{n}", category=ProductCategory.FOOD) | kw
+        return self._commit(
+            lambda s: catalog.register_product(s, OPERATOR, merchant_id=merchant_id, **args).id
+        )
+
+    def batch(self, product_id: int | None = None, **kw) -> int:
+        product_id = product_id or self.product()
+        n = next(self.seq)
+        args = (
+            dict(
+                lot=f"L{n}",
+                produced_on=date(2026, 10, 1),
+                expires_on=date(2027, 10, 1),
+                origin_name="江苏省常州市",
+                origin_lat=31.81,
+                origin_lon=119.97,
+                quantity=1000,
+            )
+            | kw
+        )
+        return self._commit(
+            lambda s: catalog.register_batch(s, OPERATOR, product_id=product_id, **args).id
+        )
+
+    def codes(self, batch_id: int, n: int) -> list[str]:
+        return self._commit(
+            lambda s: issue_codes(s, OPERATOR, batch_id, n, max_count=1_000_000).serials
+        )
+
+    def token(self, role: Role | str, party_id: int | None = None) -> str:
+        return self._commit(lambda s: create_token(s, Role(role), party_id)[0])
+
+    def auth(self, role: Role | str, party_id: int | None = None) -> dict:
+        return {"Authorization": f"Bearer {self.token(role, party_id)}"}
+
+
+@pytest.fixture
+def make(app) -> Make:
+    return Make(app)
