@@ -40,6 +40,8 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.pdfdoc import PDFArray, PDFDictionary, PDFName, PDFStream
 from reportlab.pdfgen.canvas import Canvas
 
+from trace.gs1 import GS1_CSET82, gtin_check_digit
+
 __all__ = [
     "GS1_128_MAX_DATA_CHARS",
     "QR_MASK_PATTERN",
@@ -164,13 +166,6 @@ _PREDEFINED_LENGTH = {
 }  # fmt: skip
 _CHECK_DIGIT_AIS = ("00", "01", "02")
 _AI_PREFIX = re.compile(r"\((\d{2,4})\)")
-# GS1 AI encodable character set 82 (also covers CSET 39 and numeric fields).
-_CSET82 = re.compile(r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]+")
-
-
-def _gs1_check_digit_ok(digits: str) -> bool:
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(digits[:-1])))
-    return (10 - total % 10) % 10 == int(digits[-1])
 
 
 def _parse_element_string(element_string: str) -> list[tuple[str, str]]:
@@ -186,12 +181,14 @@ def _parse_element_string(element_string: str) -> list[tuple[str, str]]:
     for m, nxt in zip(matches, [*matches[1:], None], strict=True):
         ai = m.group(1)
         value = element_string[m.end() : nxt.start() if nxt else len(element_string)]
-        if not value or not _CSET82.fullmatch(value):
+        if not value or not set(value) <= GS1_CSET82:
             raise ValueError(f"AI ({ai}) has an empty value or characters outside GS1 CSET 82")
         fixed = _PREDEFINED_LENGTH.get(ai[:2])
         if fixed is not None and len(ai) + len(value) != fixed:
             raise ValueError(f"AI ({ai}) must have {fixed - len(ai)} characters, got {value!r}")
-        if ai in _CHECK_DIGIT_AIS and not (value.isdigit() and _gs1_check_digit_ok(value)):
+        if ai in _CHECK_DIGIT_AIS and not (
+            value.isdigit() and gtin_check_digit(value[:-1]) == int(value[-1])
+        ):
             raise ValueError(f"AI ({ai}) value {value!r} has a wrong check digit")
         pairs.append((ai, value))
     return pairs
