@@ -9,6 +9,7 @@ the codes are drawn again; on any other error the caller's rollback leaves nothi
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -105,51 +106,46 @@ def _insert_codes(
             with session.begin_nested():
                 # Asking for the connection inside the block is what emits the SAVEPOINT.
                 connection = session.connection()
-                if connection.dialect.name == "postgresql":
-                    _copy_postgresql(connection, serials, batch_id, issuance_id, progress)
-                else:
-                    _insert_sqlite(connection, serials, batch_id, issuance_id, progress)
+                _bulk_load(connection, serials, batch_id, issuance_id, progress)
             return serials
         except integrity_error:
             continue  # a serial collided with a stored one: draw them all again
     raise Conflict("could not draw unique serials; try again")
 
 
-def _copy_postgresql(
+def _bulk_load(
     connection: sa.Connection,
     serials: list[str],
     batch_id: int,
     issuance_id: int,
     progress: Progress | None,
 ) -> None:
+    """Write the rows in chunks: COPY on PostgreSQL, executemany on SQLite."""
     raw = connection.connection.driver_connection
-    row_end = f"\t{batch_id}\t{issuance_id}\t{CodeState.ISSUED.value}\n"
-    with (
-        raw.cursor() as cursor,
-        cursor.copy("COPY trace_codes (serial, batch_id, issuance_id, state) FROM STDIN") as copy,
-    ):
+    with contextlib.ExitStack() as stack:
+        if connection.dialect.name == "postgresql":
+            copy = stack.enter_context(
+                stack.enter_context(raw.cursor()).copy(
+                    "COPY trace_codes (serial, batch_id, issuance_id, state) FROM STDIN"
+                )
+            )
+            row_end = f"\t{batch_id}\t{issuance_id}\t{CodeState.ISSUED.value}\n"
+
+            def write(chunk: list[str]) -> None:
+                copy.write(row_end.join(chunk) + row_end)
+        else:
+            sql = (
+                "INSERT INTO trace_codes (serial, batch_id, issuance_id, state) "
+                f"VALUES (?, {int(batch_id)}, {int(issuance_id)}, '{CodeState.ISSUED.value}')"
+            )
+
+            def write(chunk: list[str]) -> None:
+                raw.executemany(sql, ((s,) for s in chunk))
+
         for start in range(0, len(serials), CHUNK):
-            copy.write(row_end.join(serials[start : start + CHUNK]) + row_end)
+            write(serials[start : start + CHUNK])
             if progress:
                 progress(min(start + CHUNK, len(serials)))
-
-
-def _insert_sqlite(
-    connection: sa.Connection,
-    serials: list[str],
-    batch_id: int,
-    issuance_id: int,
-    progress: Progress | None,
-) -> None:
-    raw = connection.connection.driver_connection
-    sql = (
-        "INSERT INTO trace_codes (serial, batch_id, issuance_id, state) "
-        f"VALUES (?, {int(batch_id)}, {int(issuance_id)}, '{CodeState.ISSUED.value}')"
-    )
-    for start in range(0, len(serials), CHUNK):
-        raw.executemany(sql, ((s,) for s in serials[start : start + CHUNK]))
-        if progress:
-            progress(min(start + CHUNK, len(serials)))
 
 
 def code_uri(scheme: str, host: str, gtin14: str, lot: str, serial: str) -> str:

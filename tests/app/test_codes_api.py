@@ -266,3 +266,24 @@ def test_label_sheet_pages_through_large_batches(client, make):
     assert serials[2] in text and serials[3] in text and serials[4] not in text
     bad = client.get(f"/api/v1/batches/{batch}/labels.pdf?limit=0", headers=headers)
     assert bad.status_code == 422
+
+
+def test_concurrent_issuance_never_passes_the_quantity(app, make, session):
+    """When many requests race for the last units of a batch, is the quantity still respected?"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batch = make.batch(quantity=50)
+    headers = make.auth("admin")
+
+    def attempt(_):
+        with app.test_client() as c:
+            return c.post(
+                f"/api/v1/batches/{batch}/codes", json={"count": 10}, headers=headers
+            ).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(attempt, range(12)))
+    assert statuses.count(201) == 5
+    assert set(statuses) == {201, 409}
+    assert session.scalar(sa.text("SELECT count(*) FROM trace_codes")) == 50
+    assert session.scalar(sa.text(f"SELECT issued_count FROM batches WHERE id={batch}")) == 50
