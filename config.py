@@ -42,6 +42,12 @@ class Config:
     MAX_CONTENT_LENGTH: int = 1 * 1024 * 1024
     #: Largest number of labels in one PDF sheet.
     MAX_LABELS_PER_SHEET: int = 100_000
+    #: MQTT broker of the ingest worker, e.g. mqtt://user:pass@127.0.0.1:1883 (empty: none).
+    MQTT_URL: str = ""
+    #: How far ahead of the service's clock a device's event time may be, in seconds.
+    EVENT_MAX_SKEW_S: int = 300
+    #: How old an event may be when it arrives (a handheld offline for days), in days.
+    EVENT_MAX_AGE_DAYS: int = 30
 
     @property
     def is_sqlite(self) -> bool:

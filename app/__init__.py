@@ -38,6 +38,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.codes.api import bp as codes_bp
     from app.codes.resolver import bp as resolver_bp
     from app.db import create_engine, make_sessionmaker
+    from app.events.api import bp as events_bp
     from app.openapi import bp as openapi_bp
     from app.parties.api import bp as parties_bp
 
@@ -58,7 +59,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     errors.register(flask_app)
     flask_app.teardown_appcontext(web.close_session)
-    for bp in (parties_bp, catalog_bp, codes_bp, openapi_bp):
+    for bp in (parties_bp, catalog_bp, codes_bp, events_bp, openapi_bp):
         flask_app.register_blueprint(bp, url_prefix="/api/v1")
     flask_app.register_blueprint(resolver_bp)
     cli.register(flask_app)

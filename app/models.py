@@ -10,6 +10,15 @@ from app.catalog.models import (
     ProductCategory,
 )
 from app.codes.models import CodeState, Issuance, TraceCode
+from app.events.models import (
+    Device,
+    DeviceKind,
+    Event,
+    Parcel,
+    ParcelItem,
+    RejectedEvent,
+    SequenceGap,
+)
 from app.parties.models import Courier, LogisticsCompany, Merchant, MerchantKind, PartyType
 
 __all__ = [
@@ -19,14 +28,21 @@ __all__ = [
     "Certificate",
     "CodeState",
     "Courier",
+    "Device",
+    "DeviceKind",
+    "Event",
     "InspectionResult",
     "Issuance",
     "LogisticsCompany",
     "Merchant",
     "MerchantKind",
+    "Parcel",
+    "ParcelItem",
     "PartyType",
     "Product",
     "ProductCategory",
+    "RejectedEvent",
     "Role",
+    "SequenceGap",
     "TraceCode",
 ]

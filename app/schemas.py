@@ -7,11 +7,12 @@ CLI and the API give the same answers.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.catalog.models import InspectionResult, ProductCategory
+from app.events.models import DeviceKind
 from app.parties.models import MerchantKind
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -87,3 +88,9 @@ class IssueCodesIn(Body):
     count: int
     #: Issue even when the batch's issued total would pass its quantity.
     allow_over_quantity: bool = False
+
+
+class DeviceIn(Body):
+    kind: DeviceKind
+    owner_type: Literal["merchant", "courier"]
+    owner_id: int

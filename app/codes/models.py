@@ -10,11 +10,21 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.catalog.models import Batch
 from app.db import Base, UTCDateTime, utcnow
-from app.parties.models import _enum
 
 
 class CodeState(enum.StrEnum):
+    """A unit's lifecycle state (see trace.lifecycle): the last lawful event, or issued."""
+
     ISSUED = "issued"
+    SHELVED = "shelved"
+    SOLD = "sold"
+    PACKED = "packed"
+    PICKED_UP = "picked_up"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERY_FAILED = "delivery_failed"
+    SIGNED = "signed"
+    RETURNED = "returned"
 
 
 class Issuance(Base):
@@ -40,8 +50,16 @@ class TraceCode(Base):
     serial: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
     batch_id: Mapped[int] = mapped_column(sa.ForeignKey("batches.id"), index=True)
     issuance_id: Mapped[int] = mapped_column(sa.ForeignKey("issuances.id"))
+    #: Derived from the unit's events; no CHECK constraint so the bulk load stays lean.
     state: Mapped[CodeState] = mapped_column(
-        _enum(CodeState, "code_state"), default=CodeState.ISSUED
+        sa.Enum(
+            CodeState,
+            native_enum=False,
+            create_constraint=False,
+            length=24,
+            values_callable=lambda e: [m.value for m in e],
+        ),
+        default=CodeState.ISSUED,
     )
 
     batch: Mapped[Batch] = relationship()

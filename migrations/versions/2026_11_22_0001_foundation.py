@@ -309,9 +309,7 @@ def upgrade() -> None:
         sa.Column("issuance_id", sa.Integer(), nullable=False),
         sa.Column(
             "state",
-            sa.Enum(
-                "issued", name="code_state", native_enum=False, create_constraint=True, length=24
-            ),
+            sa.String(length=24),
             nullable=False,
         ),
         sa.ForeignKeyConstraint(

@@ -1,0 +1,150 @@
+"""/api/v1 endpoints: device registry, events over HTTP, histories, rejected events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import Blueprint, request
+
+from app import serialize
+from app.auth.models import Role
+from app.codes import operations as codes
+from app.codes.api import code_uri
+from app.errors import ApiError
+from app.events import history, operations
+from app.events.models import RejectedEvent
+from app.schemas import DeviceIn
+from app.web import db, parse_body, principal, settings, unit_of_work
+from devices import protocol
+
+bp = Blueprint("events", __name__)
+
+
+def limits() -> operations.Limits:
+    cfg = settings()
+    return operations.Limits(
+        timedelta(seconds=cfg.EVENT_MAX_SKEW_S), timedelta(days=cfg.EVENT_MAX_AGE_DAYS)
+    )
+
+
+def device_json(device, secret: str | None = None) -> dict:
+    out = {
+        "device_id": device.id,
+        "kind": device.kind.value,
+        "owner_type": device.owner_type,
+        "owner_id": device.owner_id,
+        "disabled": device.disabled_at is not None,
+        "topics": {
+            "events": protocol.topic_events(device.id),
+            "acks": protocol.topic_acks(device.id),
+            "commands": protocol.topic_commands(device.id),
+        },
+    }
+    if secret is not None:
+        out["secret"] = secret
+    return out
+
+
+@bp.post("/devices")
+@unit_of_work
+def create_device():
+    """Register a device; the secret is in this answer only."""
+    body = parse_body(DeviceIn)
+    device, secret = operations.register_device(
+        db(), principal(), settings().SECRET_KEY, **body.model_dump()
+    )
+    return device_json(device, secret), 201
+
+
+@bp.get("/devices/<device_id>")
+def get_device(device_id: str):
+    return device_json(operations.get_device(db(), principal(), device_id))
+
+
+@bp.post("/devices/<device_id>/disable")
+@unit_of_work
+def disable_device(device_id: str):
+    return device_json(operations.disable_device(db(), principal(), device_id))
+
+
+@bp.post("/events")
+@unit_of_work
+def post_events():
+    """The MQTT protocol over HTTP, for devices that cannot speak MQTT: the device id in the
+    ``X-Device-Id`` header (or ``device_id`` in the body), each event signed as over MQTT.
+    Answers ``{"acks": [...], "commands": [...]}`` exactly as MQTT would."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send the events as application/json")
+    payload = request.get_data(cache=True)
+    device_id = request.headers.get("X-Device-Id", "").strip()
+    if not device_id:
+        try:
+            body = request.get_json(silent=True)
+            device_id = str(body.get("device_id", "")) if isinstance(body, dict) else ""
+        except Exception:
+            device_id = ""
+    if not device_id:
+        raise ApiError(
+            422,
+            "validation_failed",
+            "name the device in the X-Device-Id header",
+            field="X-Device-Id",
+        )
+    result = operations.ingest(
+        db(),
+        settings().SECRET_KEY,
+        [operations.Inbound(device_id[:64], payload, datetime.now(UTC))],
+        limits=limits(),
+    )
+    return {
+        "acks": [a.to_json() for a in result.acks[0]],
+        "commands": [c for _, c in result.commands],
+    }
+
+
+@bp.get("/codes/<serial>/history")
+def code_history(serial: str):
+    viewer = principal()
+    code = codes.find_code(db(), serial)
+    return history.code_history(db(), viewer, code.serial, serialize.code(code, code_uri(code)))
+
+
+@bp.get("/parcels/<waybill>/history")
+def parcel_history(waybill: str):
+    return history.parcel_history(db(), principal(), waybill)
+
+
+@bp.get("/batches/<int:batch_id>/trace")
+def batch_trace(batch_id: int):
+    limit = request.args.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        raise ApiError(422, "validation_failed", "limit must be 1–1000", field="limit")
+    return history.batch_trace(
+        db(), principal(), batch_id, after=request.args.get("after", ""), limit=int(limit)
+    )
+
+
+@bp.get("/rejected-events")
+def rejected_events():
+    """What devices sent that was not stored, and why (authorities only), newest first."""
+    principal().require(Role.ADMIN, Role.REGULATOR)
+    query = sa.select(RejectedEvent).order_by(RejectedEvent.id.desc()).limit(200)
+    if request.args.get("device_id"):
+        query = query.where(RejectedEvent.device_id == request.args["device_id"])
+    if request.args.get("reason"):
+        query = query.where(RejectedEvent.reason == request.args["reason"])
+    return {
+        "items": [
+            {
+                "id": r.id,
+                "device_id": r.device_id,
+                "event_id": r.event_id,
+                "reason": r.reason,
+                "message": r.message,
+                "payload": r.payload,
+                "received_at": r.received_at.isoformat().replace("+00:00", "Z"),
+            }
+            for r in db().scalars(query)
+        ]
+    }

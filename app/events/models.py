@@ -1,0 +1,129 @@
+"""Devices in the field and the events they report: the online trace of every unit."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, Point, UTCDateTime, utcnow
+from app.parties.models import _enum
+
+
+class DeviceKind(enum.StrEnum):
+    SHELF_SCANNER = "shelf_scanner"  #: a shop's shelf scanner (上架)
+    POS_SCANNER = "pos_scanner"  #: a point-of-sale scanner (销售)
+    COURIER_HANDHELD = "courier_handheld"  #: a courier's handheld terminal (揽收/派件/签收)
+
+
+class Device(Base):
+    """A registered device. Its secret is derived, never stored: HMAC(SECRET_KEY, id, version),
+    so a copy of the database lets nobody forge events."""
+
+    __tablename__ = "devices"
+
+    #: 16 base32 characters, safe in MQTT topics.
+    id: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    kind: Mapped[DeviceKind] = mapped_column(_enum(DeviceKind, "device_kind"))
+    #: merchant (scanners) or courier (handhelds)
+    owner_type: Mapped[str] = mapped_column(sa.String(16))
+    owner_id: Mapped[int]
+    #: Raised to rotate the device's secret.
+    secret_version: Mapped[int] = mapped_column(default=1)
+    #: Highest sequence number received; gaps below it are in sequence_gaps.
+    max_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Parcel(Base):
+    """A parcel (waybill) packed by a merchant and carried by a logistics company."""
+
+    __tablename__ = "parcels"
+
+    waybill: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(sa.ForeignKey("merchants.id"), index=True)
+    logistics_company_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("logistics_companies.id"), index=True
+    )
+    #: Where it must be delivered. Personal data: shown only to regulators.
+    consignee = mapped_column(Point(), nullable=False)
+    consignee_region_code: Mapped[str] = mapped_column(sa.String(6))
+    promised_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Derived from the parcel's events in time order.
+    state: Mapped[str] = mapped_column(sa.String(24), default="packed")
+    packed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ParcelItem(Base):
+    __tablename__ = "parcel_items"
+
+    waybill: Mapped[str] = mapped_column(sa.ForeignKey("parcels.waybill"), primary_key=True)
+    serial: Mapped[str] = mapped_column(
+        sa.ForeignKey("trace_codes.serial"), primary_key=True, index=True
+    )
+
+
+class Event(Base):
+    """One accepted event: a unit event (code) or a parcel event (waybill)."""
+
+    __tablename__ = "events"
+    __table_args__ = (sa.Index("ix_events_device_id_seq", "device_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    #: The device's UUID for the event; the idempotency key.
+    event_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    device_id: Mapped[str] = mapped_column(sa.ForeignKey("devices.id"))
+    seq: Mapped[int] = mapped_column(sa.BigInteger)
+    type: Mapped[str] = mapped_column(sa.String(24))
+    serial: Mapped[str | None] = mapped_column(sa.ForeignKey("trace_codes.serial"), index=True)
+    waybill: Mapped[str | None] = mapped_column(sa.ForeignKey("parcels.waybill"), index=True)
+    #: When it happened, by the device's clock (stored in UTC).
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The device's UTC offset in minutes, to show local time as the device saw it.
+    utc_offset_min: Mapped[int] = mapped_column(sa.SmallInteger)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    location = mapped_column(Point(), nullable=True)
+    accuracy_m: Mapped[float | None]
+    #: The reporting party: the device's owner (merchant or courier).
+    party_type: Mapped[str] = mapped_column(sa.String(16))
+    party_id: Mapped[int]
+    data: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    #: Why the lifecycle does not allow this event (null when lawful). Kept as evidence.
+    violation: Mapped[str | None] = mapped_column(sa.String(120))
+
+
+class RejectedEvent(Base):
+    """Something a device sent that was not stored as a fact, and why (a regulator reads it)."""
+
+    __tablename__ = "rejected_events"
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    #: As claimed by the sender; may be unknown or forged.
+    device_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    event_id: Mapped[str | None] = mapped_column(sa.String(64))
+    reason: Mapped[str] = mapped_column(sa.String(32))
+    message: Mapped[str] = mapped_column(sa.String(300))
+    #: The offending event (or message), cut to 4 KiB.
+    payload: Mapped[str] = mapped_column(sa.Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class SequenceGap(Base):
+    """Events a device numbered but the service never received (seq first..last)."""
+
+    __tablename__ = "sequence_gaps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(sa.ForeignKey("devices.id"), index=True)
+    first_seq: Mapped[int] = mapped_column(sa.BigInteger)
+    last_seq: Mapped[int] = mapped_column(sa.BigInteger)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: When the device was asked to resend from first_seq.
+    resend_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

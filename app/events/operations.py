@@ -1,0 +1,604 @@
+"""Device registry and event ingestion: the one path every scan takes into the trace.
+
+:func:`ingest` takes a batch of raw messages (from the MQTT worker or the HTTP endpoint),
+stores what is a fact, rejects the rest with a reason, and answers one ack per event. All
+lookups are done once per batch (devices, known event ids, codes, parcels), never per event,
+and the caller commits: the MQTT worker acknowledges the messages to the broker only after
+that commit, so a crash anywhere loses nothing and a redelivery is dropped as a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.auth.models import Role
+from app.auth.principal import Principal
+from app.catalog.models import Batch, Product
+from app.codes.models import TraceCode
+from app.db import point
+from app.events.models import (
+    Device,
+    DeviceKind,
+    Event,
+    Parcel,
+    ParcelItem,
+    RejectedEvent,
+    SequenceGap,
+)
+from app.parties.models import Courier, LogisticsCompany, Merchant
+from devices import protocol
+from devices.protocol import Ack, DeviceEvent, Rejected
+from trace import lifecycle
+from trace.errors import NotFound, ValidationError
+from trace.gs1 import parse_digital_link, validate_serial
+
+OWNER_OF_KIND = {
+    DeviceKind.SHELF_SCANNER: "merchant",
+    DeviceKind.POS_SCANNER: "merchant",
+    DeviceKind.COURIER_HANDHELD: "courier",
+}
+PAYLOAD_KEEP = 4096
+
+
+# -- device registry ------------------------------------------------------------------------
+
+
+def register_device(
+    session: Session,
+    actor: Principal,
+    master_key: str,
+    *,
+    kind: DeviceKind,
+    owner_type: str,
+    owner_id: int,
+) -> tuple[Device, str]:
+    """Register a device; returns it and its secret (to be shown once).
+
+    Scanners belong to a merchant, handhelds to a courier. A merchant registers its own
+    scanners; a logistics company the handhelds of its own couriers; authorities any.
+    """
+    if OWNER_OF_KIND[kind] != owner_type:
+        raise ValidationError(
+            f"a {kind.value} belongs to a {OWNER_OF_KIND[kind]}", field="owner_type"
+        )
+    if owner_type == "merchant":
+        if session.get(Merchant, owner_id) is None:
+            raise NotFound(f"no merchant with id {owner_id}", field="owner_id")
+        actor.require(Role.ADMIN, Role.REGULATOR, Role.MERCHANT)
+        actor.require_merchant(owner_id)
+    else:
+        courier = session.get(Courier, owner_id)
+        if courier is None:
+            raise NotFound(f"no courier with id {owner_id}", field="owner_id")
+        actor.require(Role.ADMIN, Role.REGULATOR, Role.LOGISTICS)
+        actor.require_company(courier.company_id)
+    device = Device(id=new_device_id(session), kind=kind, owner_type=owner_type, owner_id=owner_id)
+    session.add(device)
+    session.flush()
+    return device, protocol.derive_secret(master_key, device.id, device.secret_version)
+
+
+def new_device_id(session: Session) -> str:
+    while True:
+        candidate = secrets.token_hex(8).upper()
+        if session.get(Device, candidate) is None:
+            return candidate
+
+
+def get_device(session: Session, actor: Principal, device_id: str) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFound(f"no device {device_id}")
+    if device.owner_type == "merchant":
+        actor.require_merchant(device.owner_id)
+    else:
+        actor.require_company(session.get(Courier, device.owner_id).company_id)
+    return device
+
+
+def disable_device(session: Session, actor: Principal, device_id: str) -> Device:
+    """Refuse the device's events from now on (a lost or stolen handheld)."""
+    device = get_device(session, actor, device_id)
+    if device.disabled_at is None:
+        device.disabled_at = datetime.now(UTC)
+    session.flush()
+    return device
+
+
+# -- ingestion ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message as it arrived: the device it claims to come from, and its bytes."""
+
+    device_id: str
+    payload: bytes
+    received_at: datetime
+
+
+@dataclass
+class IngestResult:
+    #: One list of acks per inbound message, in the order of its events.
+    acks: list[list[Ack]]
+    #: (device_id, command) to publish on the device's commands topic.
+    commands: list[tuple[str, dict]] = field(default_factory=list)
+    accepted: int = 0
+
+
+@dataclass
+class _Candidate:
+    message: int
+    position: int
+    device: Device
+    event: DeviceEvent
+    serials: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_skew: timedelta = timedelta(minutes=5)
+    max_age: timedelta = timedelta(days=30)
+
+
+def ingest(
+    session: Session,
+    master_key: str,
+    inbound: list[Inbound],
+    *,
+    limits: Limits = Limits(),
+    now: datetime | None = None,
+) -> IngestResult:
+    """Store a batch of device messages. Flushes; the caller commits (then acks)."""
+    now = now or datetime.now(UTC)
+    run = _Batch(session, master_key, inbound, limits, now)
+    return run.execute()
+
+
+class _Batch:
+    """The work of one :func:`ingest` call, step by step, each step one query or one write."""
+
+    def __init__(
+        self,
+        session: Session,
+        master_key: str,
+        inbound: list[Inbound],
+        limits: Limits,
+        now: datetime,
+    ) -> None:
+        self.session, self.master_key, self.inbound = session, master_key, inbound
+        self.limits, self.now = limits, now
+        self.acks: list[list[Ack | None]] = [[] for _ in inbound]
+        self.rejected_rows: list[dict] = []
+        #: device id -> sequence numbers that passed the signature check
+        self.seen_seqs: dict[str, list[int]] = defaultdict(list)
+
+    def execute(self) -> IngestResult:
+        candidates = self._verified()
+        candidates = self._new(candidates)
+        candidates = self._resolve_codes(candidates)
+        accepted = self._store(candidates)
+        commands = self._track_sequences()
+        self._replay(accepted)
+        if self.rejected_rows:
+            self.session.execute(sa.insert(RejectedEvent), self.rejected_rows)
+        self.session.flush()
+        acks = [[a for a in message if a is not None] for message in self.acks]
+        return IngestResult(acks, commands, len(accepted))
+
+    # step 1: parse, check shape, device, signature, permission
+    def _verified(self) -> list[_Candidate]:
+        devices = {
+            d.id: d
+            for d in self.session.scalars(
+                sa.select(Device)
+                .where(Device.id.in_({m.device_id for m in self.inbound}))
+                .order_by(Device.id)
+                .with_for_update()
+            )
+        }
+        out = []
+        for i, message in enumerate(self.inbound):
+            try:
+                raw_events = protocol.parse_payload(message.payload)
+            except Rejected as exc:
+                self._reject(i, message, exc, message.payload.decode("utf-8", "replace"))
+                continue
+            device = devices.get(message.device_id)
+            for position, raw in enumerate(raw_events):
+                self.acks[i].append(None)
+                try:
+                    event = protocol.check_event(
+                        raw, self.now, max_skew=self.limits.max_skew, max_age=self.limits.max_age
+                    )
+                    if device is None:
+                        raise Rejected("unknown_device", "this device is not registered")
+                    if device.disabled_at is not None:
+                        raise Rejected("disabled_device", "this device is disabled")
+                    protocol.verify(
+                        event,
+                        protocol.derive_secret(self.master_key, device.id, device.secret_version),
+                    )
+                    self.seen_seqs[device.id].append(event.seq)
+                    if event.type not in protocol.ALLOWED_BY_KIND[device.kind.value]:
+                        raise Rejected(
+                            "not_allowed", f"a {device.kind.value} may not report {event.type}"
+                        )
+                except Rejected as exc:
+                    exc.event_id = exc.event_id or _claimed_id(raw)
+                    self._reject(i, message, exc, raw, position)
+                    continue
+                out.append(_Candidate(i, position, device, event))
+        return out
+
+    # step 2: drop duplicates (already stored, or twice in this batch)
+    def _new(self, candidates: list[_Candidate]) -> list[_Candidate]:
+        ids = [c.event.event_id for c in candidates]
+        known = set(self.session.scalars(sa.select(Event.event_id).where(Event.event_id.in_(ids))))
+        out = []
+        for c in candidates:
+            if c.event.event_id in known:
+                self.acks[c.message][c.position] = Ack(c.event.event_id, "duplicate")
+                continue
+            known.add(c.event.event_id)
+            out.append(c)
+        return out
+
+    # step 3: every code must have been issued, under the product and lot its link names
+    def _resolve_codes(self, candidates: list[_Candidate]) -> list[_Candidate]:
+        wanted: dict[str, tuple[str, str | None] | None] = {}
+        for c in candidates:
+            texts = [c.event.code] if c.event.code else c.event.codes
+            try:
+                c.serials = [_serial_of(text, wanted) for text in texts]
+            except Rejected as exc:
+                self._reject_candidate(c, exc)
+        found = {
+            serial: (gtin, lot)
+            for serial, gtin, lot in self.session.execute(
+                sa.select(TraceCode.serial, Product.gtin, Batch.lot)
+                .join(Batch, TraceCode.batch_id == Batch.id)
+                .join(Product, Batch.product_id == Product.id)
+                .where(TraceCode.serial.in_(list(wanted)))
+            )
+        }
+        out = []
+        for c in candidates:
+            if self.acks[c.message][c.position] is not None:
+                continue
+            unknown = [
+                s for s in c.serials if s not in found or not _link_matches(wanted[s], found[s])
+            ]
+            if unknown:
+                self._reject_candidate(
+                    c, Rejected("unknown_code", f"never issued: {', '.join(unknown[:5])}")
+                )
+                continue
+            out.append(c)
+        return out
+
+    # step 4: parcels, then the events themselves, in event-time order
+    def _store(self, candidates: list[_Candidate]) -> list[Event]:
+        candidates.sort(key=lambda c: c.event.time)
+        waybills = {c.event.waybill for c in candidates if c.event.waybill}
+        parcels = {
+            p.waybill: p
+            for p in self.session.scalars(sa.select(Parcel).where(Parcel.waybill.in_(waybills)))
+        }
+        companies = set(
+            self.session.scalars(
+                sa.select(LogisticsCompany.id).where(
+                    LogisticsCompany.id.in_(
+                        {
+                            c.event.data.get("logistics_company_id")
+                            for c in candidates
+                            if c.event.type == "packed"
+                        }
+                    )
+                )
+            )
+        )
+        rows, items = [], []
+        for c in candidates:
+            event = c.event
+            try:
+                if event.type == "packed":
+                    items += self._pack(c, parcels, companies)
+                elif event.waybill and event.waybill not in parcels:
+                    raise Rejected("unknown_waybill", f"no parcel with waybill {event.waybill}")
+            except Rejected as exc:
+                self._reject_candidate(c, exc)
+                continue
+            rows.append(self._event_row(c))
+            self.acks[c.message][c.position] = Ack(event.event_id, "accepted")
+        if rows:
+            self.session.execute(sa.insert(Event), rows)
+        if items:
+            self.session.execute(sa.insert(ParcelItem), items)
+        self.session.flush()
+        return rows
+
+    def _pack(self, c: _Candidate, parcels: dict[str, Parcel], companies: set[int]) -> list[dict]:
+        event, data = c.event, c.event.data
+        if data["logistics_company_id"] not in companies:
+            raise Rejected(
+                "invalid_field", f"no logistics company with id {data['logistics_company_id']}"
+            )
+        parcel = parcels.get(event.waybill)
+        if parcel is None:
+            promised = data.get("promised_by")
+            parcel = Parcel(
+                waybill=event.waybill,
+                merchant_id=c.device.owner_id,
+                logistics_company_id=data["logistics_company_id"],
+                consignee=point(data["consignee"]["lat"], data["consignee"]["lon"]),
+                consignee_region_code=data["consignee_region_code"],
+                state="issued",
+                promised_by=datetime.fromisoformat(promised).astimezone(UTC) if promised else None,
+                packed_at=event.time.astimezone(UTC),
+            )
+            self.session.add(parcel)
+            parcels[event.waybill] = parcel
+            self.session.flush()
+        elif parcel.merchant_id != c.device.owner_id:
+            raise Rejected("not_allowed", f"waybill {event.waybill} belongs to another merchant")
+        return [{"waybill": event.waybill, "serial": s} for s in dict.fromkeys(c.serials)]
+
+    def _event_row(self, c: _Candidate) -> dict:
+        event = c.event
+        offset = event.time.utcoffset() or timedelta(0)
+        return {
+            "event_id": event.event_id,
+            "device_id": c.device.id,
+            "seq": event.seq,
+            "type": event.type,
+            "serial": c.serials[0] if event.code else None,
+            "waybill": event.waybill,
+            "occurred_at": event.time.astimezone(UTC),
+            "utc_offset_min": int(offset.total_seconds() // 60),
+            "received_at": self.inbound[c.message].received_at,
+            "location": point(event.lat, event.lon),
+            "accuracy_m": event.accuracy_m,
+            "party_type": c.device.owner_type,
+            "party_id": c.device.owner_id,
+            "data": _stored_data(event),
+            "violation": None,
+        }
+
+    # step 5: sequence numbers: record gaps, ask the device to resend
+    def _track_sequences(self) -> list[tuple[str, dict]]:
+        if not self.seen_seqs:
+            return []
+        devices = {
+            d.id: d
+            for d in self.session.scalars(
+                sa.select(Device).where(Device.id.in_(list(self.seen_seqs)))
+            )
+        }
+        gaps: dict[str, list[SequenceGap]] = defaultdict(list)
+        for gap in self.session.scalars(
+            sa.select(SequenceGap).where(SequenceGap.device_id.in_(list(self.seen_seqs)))
+        ):
+            gaps[gap.device_id].append(gap)
+        commands = []
+        for device_id, seqs in self.seen_seqs.items():
+            device = devices[device_id]
+            for seq in sorted(set(seqs)):
+                if seq > device.max_seq:
+                    if seq > device.max_seq + 1:
+                        gap = SequenceGap(
+                            device_id=device_id,
+                            first_seq=device.max_seq + 1,
+                            last_seq=seq - 1,
+                            detected_at=self.now,
+                            resend_requested_at=self.now,
+                        )
+                        self.session.add(gap)
+                        gaps[device_id].append(gap)
+                        commands.append(
+                            (
+                                device_id,
+                                {
+                                    "command": "resend",
+                                    "from_seq": gap.first_seq,
+                                    "to_seq": gap.last_seq,
+                                },
+                            )
+                        )
+                    device.max_seq = seq
+                else:
+                    self._fill(gaps[device_id], seq)
+        self.session.flush()
+        return commands
+
+    def _fill(self, gaps: list[SequenceGap], seq: int) -> None:
+        for gap in gaps:
+            if gap.first_seq <= seq <= gap.last_seq:
+                if gap.first_seq == gap.last_seq:
+                    self.session.delete(gap)
+                    gaps.remove(gap)
+                elif seq == gap.first_seq:
+                    gap.first_seq += 1
+                elif seq == gap.last_seq:
+                    gap.last_seq -= 1
+                else:
+                    upper = SequenceGap(
+                        device_id=gap.device_id,
+                        first_seq=seq + 1,
+                        last_seq=gap.last_seq,
+                        detected_at=gap.detected_at,
+                        resend_requested_at=gap.resend_requested_at,
+                    )
+                    gap.last_seq = seq - 1
+                    self.session.add(upper)
+                    gaps.append(upper)
+                return
+
+    # step 6: the lifecycle, replayed for every unit and parcel this batch touched
+    def _replay(self, accepted: list[dict]) -> None:
+        if not accepted:
+            return
+        waybills = {r["waybill"] for r in accepted if r["waybill"]}
+        serials = {r["serial"] for r in accepted if r["serial"]}
+        if waybills:
+            serials |= set(
+                self.session.scalars(
+                    sa.select(ParcelItem.serial).where(ParcelItem.waybill.in_(waybills))
+                )
+            )
+        replay_subjects(self.session, serials)
+
+    def _reject(
+        self,
+        message_index: int,
+        message: Inbound,
+        exc: Rejected,
+        payload,
+        position: int | None = None,
+    ) -> None:
+        ack = Ack(exc.event_id, "rejected", exc.reason, exc.message)
+        if position is None:
+            self.acks[message_index].append(ack)
+        else:
+            self.acks[message_index][position] = ack
+        text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+        self.rejected_rows.append(
+            {
+                "device_id": message.device_id[:64],
+                "event_id": (exc.event_id or None),
+                "reason": exc.reason,
+                "message": exc.message[:300],
+                "payload": text[:PAYLOAD_KEEP],
+                "received_at": message.received_at,
+            }
+        )
+
+    def _reject_candidate(self, c: _Candidate, exc: Rejected) -> None:
+        exc.event_id = c.event.event_id
+        self._reject(c.message, self.inbound[c.message], exc, c.event.raw, c.position)
+
+
+def replay_subjects(session: Session, serials: Iterable[str]) -> None:
+    """Re-derive the state of these units, of their parcels, and the violation marks of
+    their events, from all their events in time order."""
+    serials = set(serials)
+    if not serials:
+        return
+    items = session.execute(
+        sa.select(ParcelItem.waybill, ParcelItem.serial).where(ParcelItem.serial.in_(serials))
+    ).all()
+    units_of: dict[str, set[str]] = defaultdict(set)
+    for waybill, serial in items:
+        units_of[waybill].add(serial)
+    events = session.execute(
+        sa.select(
+            Event.id,
+            Event.event_id,
+            Event.type,
+            Event.occurred_at,
+            Event.serial,
+            Event.waybill,
+            Event.violation,
+        ).where(sa.or_(Event.serial.in_(serials), Event.waybill.in_(list(units_of))))
+    ).all()
+    steps_of_parcel: dict[str, list[lifecycle.Step]] = defaultdict(list)
+    steps_of_unit: dict[str, list[lifecycle.Step]] = defaultdict(list)
+    for row in events:
+        step = lifecycle.Step(row.event_id, row.type, row.occurred_at, row.id)
+        if row.waybill:
+            steps_of_parcel[row.waybill].append(step)
+            for serial in units_of[row.waybill]:
+                steps_of_unit[serial].append(step)
+        else:
+            steps_of_unit[row.serial].append(step)
+
+    violations: dict[str, str] = {}
+    parcel_states = {}
+    for waybill, steps in steps_of_parcel.items():
+        result = lifecycle.replay(steps)
+        parcel_states[waybill] = result.state
+        violations.update(result.violations)
+    unit_states = {}
+    for serial in serials:
+        result = lifecycle.replay(steps_of_unit.get(serial, []))
+        unit_states[serial] = result.state
+        for event_id, reason in result.violations.items():
+            violations.setdefault(event_id, f"{reason} (unit {serial})")
+
+    changed = [
+        {"b_id": row.id, "b_violation": violations.get(row.event_id)}
+        for row in events
+        if violations.get(row.event_id) != row.violation
+    ]
+    if changed:
+        session.execute(
+            sa.update(Event)
+            .where(Event.id == sa.bindparam("b_id"))
+            .values(violation=sa.bindparam("b_violation"))
+            .execution_options(synchronize_session=False),
+            changed,
+        )
+    _set_states(session, TraceCode, TraceCode.serial, unit_states)
+    _set_states(session, Parcel, Parcel.waybill, parcel_states)
+
+
+def _set_states(session: Session, model, key, states: dict[str, str]) -> None:
+    if not states:
+        return
+    current = dict(session.execute(sa.select(key, model.state).where(key.in_(list(states)))).all())
+    changed = [{"b_key": k, "b_state": v} for k, v in states.items() if current.get(k) != v]
+    if changed:
+        session.execute(
+            sa.update(model)
+            .where(key == sa.bindparam("b_key"))
+            .values(state=sa.bindparam("b_state"))
+            .execution_options(synchronize_session=False),
+            changed,
+        )
+
+
+def _claimed_id(raw) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("event_id"), str):
+        return raw["event_id"][:64]
+    return None
+
+
+def _serial_of(text: str, wanted: dict) -> str:
+    """The serial a scanned code names: a bare serial or a Digital Link URI."""
+    try:
+        if "/" in text:
+            link = parse_digital_link(text, field="code")
+            if link.serial is None:
+                raise Rejected("invalid_field", "the link names no serial (AI 21)")
+            wanted[link.serial] = (link.gtin14, link.lot)
+            return link.serial
+        serial = validate_serial(text, field="code")
+    except ValidationError as exc:
+        raise Rejected("invalid_field", exc.message) from None
+    wanted.setdefault(serial, None)
+    return serial
+
+
+def _link_matches(claimed: tuple[str, str | None] | None, actual: tuple[str, str]) -> bool:
+    if claimed is None:
+        return True
+    gtin, lot = claimed
+    return gtin == actual[0] and (lot is None or lot == actual[1])
+
+
+def _stored_data(event: DeviceEvent) -> dict:
+    """What of ``data`` is kept: everything the protocol defines, nothing personal beyond the
+    consignee point (which lives on the parcel, shown to regulators only)."""
+    data = dict(event.data)
+    data.pop("consignee", None)
+    if event.type == "packed":
+        data["codes"] = len(event.codes)
+    return data

@@ -1,0 +1,304 @@
+"""The device protocol, in plain Python: payload parsing, event validation, signatures.
+
+Everything a device sends is checked here before the service looks anything up: shape,
+types, ranges, times, and the HMAC signature. Each failure names a stable ``reason`` code
+and a message a device maker can act on. See devices/PROTOCOL.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_EVENTS_PER_MESSAGE = 500
+MAX_CODES_PER_PARCEL = 500
+MAX_DATA_BYTES = 4096
+
+UNIT_EVENTS = frozenset({"shelved", "sold"})
+PARCEL_EVENTS = frozenset(
+    {"picked_up", "in_transit", "out_for_delivery", "delivery_failed", "signed", "returned"}
+)
+EVENT_TYPES = UNIT_EVENTS | PARCEL_EVENTS | {"packed"}
+
+#: Which kind of device may report which events.
+ALLOWED_BY_KIND = {
+    "shelf_scanner": frozenset({"shelved", "packed"}),
+    "pos_scanner": frozenset({"sold", "packed"}),
+    "courier_handheld": PARCEL_EVENTS,
+}
+
+_WAYBILL = re.compile(r"[A-Z0-9]{8,32}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_REGION = re.compile(r"\d{6}")
+
+
+class Rejected(Exception):
+    """An event (or a whole message) that is not stored as a fact."""
+
+    def __init__(self, reason: str, message: str, event_id: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.event_id = event_id
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The answer to one event, published on the device's acks topic."""
+
+    event_id: str | None
+    status: str  #: accepted | duplicate | rejected
+    reason: str | None = None
+    message: str | None = None
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"event_id": self.event_id, "status": self.status}
+        if self.reason:
+            out["reason"] = self.reason
+            out["message"] = self.message
+        return out
+
+
+@dataclass
+class DeviceEvent:
+    """A well-formed event, signature not yet checked (that needs the device's secret)."""
+
+    event_id: str
+    seq: int
+    type: str
+    time: datetime  #: aware, as the device reported it
+    code: str | None = None  #: serial or Digital Link URI, unit events
+    codes: list[str] = field(default_factory=list)  #: packed
+    waybill: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    accuracy_m: float | None = None
+    data: dict = field(default_factory=dict)
+    sig: str = ""
+    raw: dict = field(default_factory=dict, repr=False)
+
+
+def canonical_json(event: dict) -> bytes:
+    """The signed form: keys sorted, no spaces, UTF-8, without ``sig``."""
+    body = {k: v for k, v in event.items() if k != "sig"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign(event: dict, secret: str) -> str:
+    """Hex HMAC-SHA256 of the canonical JSON, keyed with the device secret."""
+    return hmac.new(secret.encode(), canonical_json(event), hashlib.sha256).hexdigest()
+
+
+def verify(event: DeviceEvent, secret: str) -> None:
+    if not hmac.compare_digest(sign(event.raw, secret), event.sig):
+        raise Rejected("bad_signature", "the signature does not match the event", event.event_id)
+
+
+def parse_payload(raw: bytes) -> list[dict]:
+    """The events of one message: a single event object or ``{"events": [...]}``."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise Rejected("too_large", f"the message is over {MAX_PAYLOAD_BYTES} bytes")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise Rejected("malformed", "the message is not UTF-8 JSON") from None
+    if isinstance(body, dict) and "events" in body:
+        events = body["events"]
+        if not isinstance(events, list) or not events:
+            raise Rejected("malformed", "'events' must be a non-empty array")
+        if len(events) > MAX_EVENTS_PER_MESSAGE:
+            raise Rejected("too_many", f"at most {MAX_EVENTS_PER_MESSAGE} events per message")
+        return events
+    if isinstance(body, dict):
+        return [body]
+    raise Rejected("malformed", 'the message must be an event object or {"events": [...]}')
+
+
+def _require(event: dict, key: str, typ: type, event_id: str | None) -> Any:
+    if event.get(key) is None:
+        raise Rejected("missing_field", f"'{key}' is required", event_id)
+    value = event[key]
+    if isinstance(value, bool) or not isinstance(value, typ):
+        raise Rejected("invalid_field", f"'{key}' must be a {typ.__name__}", event_id)
+    return value
+
+
+def _time(value: str, key: str, event_id: str | None) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Rejected("invalid_field", f"'{key}' is not an RFC 3339 time", event_id) from None
+    if parsed.tzinfo is None:
+        raise Rejected("invalid_field", f"'{key}' needs a UTC offset (RFC 3339)", event_id)
+    return parsed
+
+
+def _number(
+    event: dict, key: str, low: float, high: float, event_id: str | None, required: bool = False
+) -> float | None:
+    if event.get(key) is None:
+        if required:
+            raise Rejected("missing_field", f"'{key}' is required", event_id)
+        return None
+    value = event[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Rejected("invalid_field", f"'{key}' must be a number", event_id)
+    if not low <= value <= high:
+        reason = "bad_coordinates" if key in ("lat", "lon") else "invalid_field"
+        raise Rejected(reason, f"'{key}' must be between {low} and {high}", event_id)
+    return float(value)
+
+
+def _waybill(value: Any, event_id: str | None) -> str:
+    if not isinstance(value, str) or not _WAYBILL.fullmatch(value.strip().upper()):
+        raise Rejected("invalid_field", "'waybill' must be 8–32 letters and digits", event_id)
+    return value.strip().upper()
+
+
+def check_event(
+    event: Any,
+    now: datetime,
+    *,
+    max_skew: timedelta = timedelta(minutes=5),
+    max_age: timedelta = timedelta(days=30),
+) -> DeviceEvent:
+    """Validate one event's shape, types, ranges and times; raise :class:`Rejected`."""
+    if not isinstance(event, dict):
+        raise Rejected("malformed", "each event must be a JSON object")
+    raw_id = event.get("event_id")
+    event_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= 64 else None
+    _require(event, "event_id", str, None)
+    try:
+        uuid.UUID(event["event_id"])
+    except ValueError:
+        raise Rejected("invalid_field", "'event_id' must be a UUID", event_id) from None
+    seq = _require(event, "seq", int, event_id)
+    if seq < 1 or seq > 2**53:
+        raise Rejected("invalid_field", "'seq' must be a positive integer", event_id)
+    kind = _require(event, "type", str, event_id)
+    if kind not in EVENT_TYPES:
+        raise Rejected("invalid_field", f"unknown event type '{kind[:32]}'", event_id)
+    sig = _require(event, "sig", str, event_id)
+    if not _HEX64.fullmatch(sig):
+        raise Rejected("bad_signature", "'sig' must be 64 lowercase hex digits", event_id)
+    when = _time(_require(event, "time", str, event_id), "time", event_id)
+    if when > now + max_skew:
+        raise Rejected("future_time", "'time' is in the future; check the device clock", event_id)
+    if when < now - max_age:
+        raise Rejected("too_old", f"'time' is more than {max_age.days} days ago", event_id)
+    data = event.get("data") or {}
+    if not isinstance(data, dict):
+        raise Rejected("invalid_field", "'data' must be an object", event_id)
+    if len(json.dumps(data, ensure_ascii=False)) > MAX_DATA_BYTES:
+        raise Rejected("invalid_field", f"'data' is over {MAX_DATA_BYTES} bytes", event_id)
+    out = DeviceEvent(
+        event_id=event["event_id"].lower(),
+        seq=seq,
+        type=kind,
+        time=when,
+        sig=sig,
+        raw=event,
+        lat=_number(event, "lat", -90, 90, event_id),
+        lon=_number(event, "lon", -180, 180, event_id),
+        accuracy_m=_number(event, "accuracy_m", 0, 100_000, event_id),
+        data=data,
+    )
+    if (out.lat is None) != (out.lon is None):
+        raise Rejected("bad_coordinates", "'lat' and 'lon' come together", event_id)
+    _check_by_type(out, event, event_id)
+    return out
+
+
+def _check_by_type(out: DeviceEvent, event: dict, event_id: str | None) -> None:
+    if out.type in UNIT_EVENTS:
+        code = _require(event, "code", str, event_id)
+        if not 1 <= len(code) <= 512:
+            raise Rejected(
+                "invalid_field", "'code' must be a serial or a Digital Link URI", event_id
+            )
+        out.code = code.strip()
+    if out.type in PARCEL_EVENTS or out.type == "packed":
+        out.waybill = _waybill(_require(event, "waybill", str, event_id), event_id)
+    if out.type == "sold":
+        if not isinstance(out.data.get("order_id"), str) or not out.data["order_id"]:
+            raise Rejected("missing_field", "'data.order_id' is required for sold", event_id)
+        price = out.data.get("price")
+        if price is not None and (
+            isinstance(price, bool) or not isinstance(price, int | float) or price < 0
+        ):
+            raise Rejected("invalid_field", "'data.price' must be a number ≥ 0", event_id)
+    elif out.type == "packed":
+        codes = _require(event, "codes", list, event_id)
+        if not 1 <= len(codes) <= MAX_CODES_PER_PARCEL or not all(
+            isinstance(c, str) and 1 <= len(c) <= 512 for c in codes
+        ):
+            raise Rejected(
+                "invalid_field", f"'codes' must list 1–{MAX_CODES_PER_PARCEL} codes", event_id
+            )
+        out.codes = [c.strip() for c in codes]
+        consignee = out.data.get("consignee")
+        if not isinstance(consignee, dict):
+            raise Rejected(
+                "missing_field", "'data.consignee' {lat, lon} is required for packed", event_id
+            )
+        _number(consignee, "lat", -90, 90, event_id, required=True)
+        _number(consignee, "lon", -180, 180, event_id, required=True)
+        region = out.data.get("consignee_region_code")
+        if not isinstance(region, str) or not _REGION.fullmatch(region):
+            raise Rejected(
+                "missing_field", "'data.consignee_region_code' (6 digits) is required", event_id
+            )
+        company = out.data.get("logistics_company_id")
+        if isinstance(company, bool) or not isinstance(company, int):
+            raise Rejected("missing_field", "'data.logistics_company_id' is required", event_id)
+        if out.data.get("promised_by") is not None:
+            promised = out.data["promised_by"]
+            if not isinstance(promised, str):
+                raise Rejected("invalid_field", "'data.promised_by' must be RFC 3339", event_id)
+            _time(promised, "data.promised_by", event_id)
+    elif out.type == "signed" and out.data.get("signer") not in ("self", "proxy", "locker"):
+        raise Rejected("missing_field", "'data.signer' must be self, proxy or locker", event_id)
+
+
+def utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def derive_secret(master_key: str, device_id: str, version: int) -> str:
+    """A device's secret: HMAC(master key, "device/{id}/{version}"), hex.
+
+    Derived rather than stored, so the database alone lets nobody sign events; raising the
+    version rotates one device's secret. (Changing the master key rotates every device's.)
+    """
+    message = f"device/{device_id}/{version}".encode()
+    return hmac.new(master_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def topic_events(device_id: str) -> str:
+    return f"trace/v1/devices/{device_id}/events"
+
+
+def topic_acks(device_id: str) -> str:
+    return f"trace/v1/devices/{device_id}/acks"
+
+
+def topic_commands(device_id: str) -> str:
+    return f"trace/v1/devices/{device_id}/commands"
+
+
+#: The ingest workers' shared subscription: several workers split the stream.
+SHARED_SUBSCRIPTION = "$share/trace-ingest/trace/v1/devices/+/events"
+
+
+def device_id_from_topic(topic: str) -> str | None:
+    parts = topic.split("/")
+    if len(parts) == 5 and parts[:3] == ["trace", "v1", "devices"] and parts[4] == "events":
+        return parts[3]
+    return None

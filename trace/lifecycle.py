@@ -1,0 +1,108 @@
+"""The lifecycle of a unit and of a parcel, as a pure state machine over events.
+
+A unit's state is the name of the last lawful event (or ``issued``). Parcel events (pickup to
+signature) apply to every unit packed in the parcel. An event the lifecycle does not allow is
+kept as evidence but marked with the reason, and does not move the state: a second sale
+without a return, a signature with no pickup, a shelving after a signature.
+
+Events are replayed in event-time order (ties broken by arrival), so a handheld that was
+offline for a day and delivers its scans late is placed where they happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ISSUED = "issued"
+PACKED = "packed"
+
+_IN_PARCEL = ("picked_up", "in_transit", "out_for_delivery", "delivery_failed")
+
+#: event type -> the states it may follow. The new state is the event type.
+ALLOWED_AFTER: dict[str, frozenset[str]] = {
+    "shelved": frozenset({ISSUED, "shelved", "returned"}),
+    "sold": frozenset({ISSUED, "shelved", "returned"}),
+    "packed": frozenset({ISSUED, "shelved", "sold", "returned"}),
+    "picked_up": frozenset({PACKED}),
+    "in_transit": frozenset({"picked_up", "in_transit", "delivery_failed"}),
+    "out_for_delivery": frozenset({"picked_up", "in_transit", "delivery_failed"}),
+    "delivery_failed": frozenset({"out_for_delivery", "in_transit"}),
+    "signed": frozenset(_IN_PARCEL),
+    "returned": frozenset({*_IN_PARCEL, "signed"}),
+}
+
+UNIT_STATES = (ISSUED, *ALLOWED_AFTER)
+PARCEL_STATES = (PACKED, *_IN_PARCEL, "signed", "returned")
+#: States in which the courier, not the merchant, holds the goods.
+WITH_COURIER = frozenset(_IN_PARCEL)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One event as the lifecycle sees it."""
+
+    event_id: str
+    type: str
+    time: datetime
+    #: Arrival order, to break ties between events with the same time.
+    order: int = 0
+    #: Who reported it (the device's owner), for custody: e.g. {"type": "courier", "id": 3}.
+    party: Any = None
+
+
+@dataclass
+class Replay:
+    state: str
+    #: event_id -> why the lifecycle does not allow it
+    violations: dict[str, str] = field(default_factory=dict)
+    #: The lawful steps, in order.
+    lawful: list[Step] = field(default_factory=list)
+
+
+def replay(steps: Iterable[Step], initial: str = ISSUED) -> Replay:
+    """Apply ``steps`` in time order from ``initial``; return the state and the violations."""
+    result = Replay(initial)
+    for step in sorted(steps, key=lambda s: (s.time, s.order)):
+        allowed = ALLOWED_AFTER.get(step.type)
+        if allowed is None:
+            raise ValueError(f"unknown event type {step.type!r}")
+        if result.state not in allowed:
+            result.violations[step.event_id] = f"{step.type} is not allowed after {result.state}"
+            continue
+        result.state = step.type
+        result.lawful.append(step)
+    return result
+
+
+@dataclass(frozen=True)
+class Custody:
+    """Who held the unit from ``start`` until ``end`` (None: still holds it)."""
+
+    party: Any
+    start: datetime | None
+    end: datetime | None
+
+
+def custody(lawful: list[Step], first_holder: Any, consignee: Any = None) -> list[Custody]:
+    """Holders over time: the merchant until the pickup scan, then the scanning courier (a
+    hand-over to another courier changes custody), then the consignee from the signature.
+    A return puts it back with the courier until a merchant shelves it again."""
+    periods: list[Custody] = []
+    holder, since = first_holder, None
+    for step in lawful:
+        if step.type == "signed":
+            new = consignee
+        elif step.type in WITH_COURIER or step.type == "returned":
+            new = step.party
+        elif step.type in ("shelved", "sold", "packed"):
+            new = step.party if step.party is not None else holder
+        else:
+            new = holder
+        if new != holder:
+            periods.append(Custody(holder, since, step.time))
+            holder, since = new, step.time
+    periods.append(Custody(holder, since, None))
+    return periods
