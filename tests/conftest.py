@@ -165,6 +165,46 @@ class Make:
             lambda s: catalog.register_batch(s, OPERATOR, product_id=product_id, **args).id
         )
 
+    def courier(self, company_id: int | None = None, **kw) -> int:
+        company_id = company_id or self.company()
+        n = next(self.seq)
+        args = (
+            dict(
+                name=f"快递员{n}",
+                id_number=resident_id(n),
+                phone=f"139{n:08d}",
+                region_code="320411",
+            )
+            | kw
+        )
+        return self._commit(
+            lambda s: (
+                parties.register_courier(
+                    s, OPERATOR, "test-secret", company_id=company_id, **args
+                ).id
+            )
+        )
+
+    def device(self, kind: str, owner_id: int) -> tuple[str, str]:
+        """A registered device: (device_id, secret)."""
+        from app.events.models import DeviceKind
+        from app.events.operations import OWNER_OF_KIND, register_device
+
+        kind = DeviceKind(kind)
+
+        def create(s):
+            device, secret = register_device(
+                s,
+                OPERATOR,
+                "test-secret",
+                kind=kind,
+                owner_type=OWNER_OF_KIND[kind],
+                owner_id=owner_id,
+            )
+            return device.id, secret
+
+        return self._commit(create)
+
     def codes(self, batch_id: int, n: int) -> list[str]:
         return self._commit(
             lambda s: issue_codes(s, OPERATOR, batch_id, n, max_count=1_000_000).serials

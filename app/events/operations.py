@@ -539,11 +539,11 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
         if violations.get(row.event_id) != row.violation
     ]
     if changed:
-        session.execute(
-            sa.update(Event)
-            .where(Event.id == sa.bindparam("b_id"))
-            .values(violation=sa.bindparam("b_violation"))
-            .execution_options(synchronize_session=False),
+        table = Event.__table__  # Core executemany, not the ORM's bulk update by key
+        session.connection().execute(
+            table.update()
+            .where(table.c.id == sa.bindparam("b_id"))
+            .values(violation=sa.bindparam("b_violation")),
             changed,
         )
     _set_states(session, TraceCode, TraceCode.serial, unit_states)
@@ -556,11 +556,11 @@ def _set_states(session: Session, model, key, states: dict[str, str]) -> None:
     current = dict(session.execute(sa.select(key, model.state).where(key.in_(list(states)))).all())
     changed = [{"b_key": k, "b_state": v} for k, v in states.items() if current.get(k) != v]
     if changed:
-        session.execute(
-            sa.update(model)
-            .where(key == sa.bindparam("b_key"))
-            .values(state=sa.bindparam("b_state"))
-            .execution_options(synchronize_session=False),
+        table = model.__table__
+        session.connection().execute(
+            table.update()
+            .where(table.c[key.key] == sa.bindparam("b_key"))
+            .values(state=sa.bindparam("b_state")),
             changed,
         )
 
