@@ -193,7 +193,7 @@ def check_event(
         raise Rejected("future_time", "'time' is in the future; check the device clock", event_id)
     if when < now - max_age:
         raise Rejected("too_old", f"'time' is more than {max_age.days} days ago", event_id)
-    data = event.get("data") or {}
+    data = {} if event.get("data") is None else event["data"]
     if not isinstance(data, dict):
         raise Rejected("invalid_field", "'data' must be an object", event_id)
     if len(json.dumps(data, ensure_ascii=False)) > MAX_DATA_BYTES:

@@ -520,6 +520,7 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
         else:
             steps_of_unit[row.serial].append(step)
 
+    parcel_event_ids = {row.event_id for row in events if row.waybill}
     violations: dict[str, str] = {}
     parcel_states = {}
     for waybill, steps in steps_of_parcel.items():
@@ -531,7 +532,9 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
         result = lifecycle.replay(steps_of_unit.get(serial, []))
         unit_states[serial] = result.state
         for event_id, reason in result.violations.items():
-            violations.setdefault(event_id, f"{reason} (unit {serial})")
+            # A parcel event can be lawful for the parcel yet not for one unit in it.
+            where = f" (unit {serial})" if event_id in parcel_event_ids else ""
+            violations.setdefault(event_id, reason + where)
 
     changed = [
         {"b_id": row.id, "b_violation": violations.get(row.event_id)}

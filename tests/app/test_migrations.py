@@ -14,6 +14,8 @@ SPATIAL = {
     "logistics_companies": "location",
     "couriers": "location",
     "batches": "origin",
+    "parcels": "consignee",
+    "events": "location",
 }
 
 
