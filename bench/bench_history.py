@@ -1,0 +1,288 @@
+"""History endpoint latency with 1,000,000 events stored, on PostgreSQL + PostGIS.
+
+Loads 100,000 units with 10 events each (shelved, sold, packed, picked up, 4 transit scans,
+out for delivery, signed — one parcel per unit) straight into a scratch database with COPY,
+then times ``GET /api/v1/codes/{serial}/history`` for random units through the WSGI app (no
+network), next to a trivial endpoint of the same app in the same run.
+
+    python bench/bench_history.py [--units 100000] [--requests 2000] [--pg URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import statistics
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import sqlalchemy as sa
+
+from app import create_app, migrate
+from app.auth.models import Role
+from app.auth.operations import create_token
+from app.auth.principal import OPERATOR
+from app.catalog import operations as catalog
+from app.catalog.models import ProductCategory
+from app.codes.operations import issue_codes
+from app.events.models import DeviceKind
+from app.events.operations import register_device
+from app.parties import operations as parties
+from app.parties.models import MerchantKind
+
+PARCEL_STEPS = [
+    "packed",
+    "picked_up",
+    "in_transit",
+    "in_transit",
+    "in_transit",
+    "in_transit",
+    "out_for_delivery",
+    "signed",
+]
+
+
+def setup(app, units: int) -> tuple[list[str], str]:
+    secret = app.extensions["trace"].config.SECRET_KEY
+    with app.extensions["trace"].sessionmaker() as s:
+        merchant = parties.register_merchant(
+            s,
+            OPERATOR,
+            name="bench",
+            uscc="914403001922038216",
+            kind=MerchantKind.SHOP,
+            region_code="320411",
+            lat=31.8,
+            lon=119.97,
+        )
+        company = parties.register_logistics_company(
+            s, OPERATOR, name="bench express", uscc="91330100799655058B", region_code="320400"
+        )
+        courier = parties.register_courier(
+            s,
+            OPERATOR,
+            secret,
+            name="王小明",
+            id_number="320402199001010017",
+            phone="13800000001",
+            company_id=company.id,
+            region_code="320411",
+        )
+        product = catalog.register_product(
+            s,
+            OPERATOR,
+            gtin="4006381333931",
+            name="bench",
+            category=ProductCategory.FOOD,
+            merchant_id=merchant.id,
+        )
+        batch = catalog.register_batch(
+            s,
+            OPERATOR,
+            product_id=product.id,
+            lot="B1",
+            produced_on=date(2026, 1, 1),
+            expires_on=date(2027, 1, 1),
+            origin_name="bench",
+            origin_lat=31.8,
+            origin_lon=119.9,
+            quantity=units,
+        )
+        serials = issue_codes(s, OPERATOR, batch.id, units, max_count=units).serials
+        shelf, _ = register_device(
+            s,
+            OPERATOR,
+            secret,
+            kind=DeviceKind.SHELF_SCANNER,
+            owner_type="merchant",
+            owner_id=merchant.id,
+        )
+        pos, _ = register_device(
+            s,
+            OPERATOR,
+            secret,
+            kind=DeviceKind.POS_SCANNER,
+            owner_type="merchant",
+            owner_id=merchant.id,
+        )
+        handheld, _ = register_device(
+            s,
+            OPERATOR,
+            secret,
+            kind=DeviceKind.COURIER_HANDHELD,
+            owner_type="courier",
+            owner_id=courier.id,
+        )
+        token, _ = create_token(s, Role.REGULATOR)
+        ids = {
+            "merchant": merchant.id,
+            "company": company.id,
+            "courier": courier.id,
+            "shelf": shelf.id,
+            "pos": pos.id,
+            "handheld": handheld.id,
+        }
+        s.commit()
+    load_events(app.extensions["trace"].engine, serials, ids)
+    return serials, token
+
+
+def load_events(engine: sa.Engine, serials: list[str], ids: dict) -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    events, parcels, items = io.StringIO(), io.StringIO(), io.StringIO()
+    seq = {"shelf": 0, "pos": 0, "handheld": 0}
+    for n, serial in enumerate(serials):
+        t = start + timedelta(seconds=n * 7)
+        waybill = f"SF{n:010d}"
+        lat, lon = 31.70 + (n % 100) / 500, 119.90 + (n % 77) / 500
+        parcels.write(
+            f"{waybill}\t{ids['merchant']}\t{ids['company']}\t"
+            f"SRID=4326;POINT({lon} {lat})\t320411\tsigned\t{t.isoformat()}\n"
+        )
+        items.write(f"{waybill}\t{serial}\n")
+        rows = [
+            ("shelf", "shelved", serial, None, "merchant", ids["merchant"]),
+            ("pos", "sold", serial, None, "merchant", ids["merchant"]),
+        ]
+        rows += [
+            (
+                "shelf" if kind == "packed" else "handheld",
+                kind,
+                None,
+                waybill,
+                "merchant" if kind == "packed" else "courier",
+                ids["merchant"] if kind == "packed" else ids["courier"],
+            )
+            for kind in PARCEL_STEPS
+        ]
+        for i, (device, kind, ev_serial, ev_waybill, party_type, party_id) in enumerate(rows):
+            seq[device] += 1
+            when = (t + timedelta(minutes=30 * i)).isoformat()
+            events.write(
+                "\t".join(
+                    [
+                        str(uuid.uuid4()),
+                        ids[device],
+                        str(seq[device]),
+                        kind,
+                        ev_serial or r"\N",
+                        ev_waybill or r"\N",
+                        when,
+                        "480",
+                        when,
+                        f"SRID=4326;POINT({lon} {lat})",
+                        "10",
+                        party_type,
+                        str(party_id),
+                        "{}",
+                        r"\N",
+                    ]
+                )
+                + "\n"
+            )
+    with engine.begin() as conn:
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            with cur.copy(
+                "COPY parcels (waybill, merchant_id, logistics_company_id, consignee, "
+                "consignee_region_code, state, packed_at) FROM STDIN"
+            ) as copy:
+                copy.write(parcels.getvalue())
+            with cur.copy("COPY parcel_items (waybill, serial) FROM STDIN") as copy:
+                copy.write(items.getvalue())
+            with cur.copy(
+                "COPY events (event_id, device_id, seq, type, serial, waybill, "
+                "occurred_at, utc_offset_min, received_at, location, accuracy_m, "
+                "party_type, party_id, data, violation) FROM STDIN"
+            ) as copy:
+                copy.write(events.getvalue())
+            for device, top in seq.items():
+                cur.execute("UPDATE devices SET max_seq = %s WHERE id = %s", (top, ids[device]))
+            cur.execute("UPDATE trace_codes SET state = 'signed'")
+        conn.execute(sa.text("ANALYZE"))
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def measure(client, urls: list[str], headers: dict) -> list[float]:
+    timings = []
+    for url in urls:
+        t0 = time.perf_counter()
+        resp = client.get(url, headers=headers)
+        timings.append((time.perf_counter() - t0) * 1000)
+        assert resp.status_code == 200, resp.get_json()
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    args = parser.parse_args()
+
+    name = f"trace_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(
+        args.pg.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        url = f"{args.pg}/{name}"
+        migrate.upgrade(url)
+        app = create_app(
+            {
+                "DATABASE_URL": url,
+                "SECRET_KEY": "bench",
+                "TRACE_ENV": "testing",
+                "MAX_CODES_PER_REQUEST": args.units,
+            }
+        )
+        app.add_url_rule("/bench/ping", "bench_ping", lambda: {"ok": True})
+        t0 = time.perf_counter()
+        serials, token = setup(app, args.units)
+        with app.extensions["trace"].engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT count(*) FROM events")).scalar()
+        print(
+            f"loaded {stored:,} events for {len(serials):,} units "
+            f"in {time.perf_counter() - t0:.0f} s"
+        )
+        rng = random.Random(7)
+        headers = {"Authorization": f"Bearer {token}"}
+        client = app.test_client()
+        picks = [f"/api/v1/codes/{rng.choice(serials)}/history" for _ in range(args.requests)]
+        measure(client, picks[:100], headers)  # warm-up: imports, connection pool, caches
+        trivial = measure(client, ["/bench/ping"] * args.requests, headers)
+        history = measure(client, picks, headers)
+        app.extensions["trace"].engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
+
+    print(
+        f"\nGET /api/v1/codes/{{serial}}/history with {stored:,} events stored "
+        f"({args.requests} random units, in process, no network)"
+    )
+    print(f"{'endpoint':<22} {'p50 ms':>8} {'p99 ms':>8}")
+    for label, values in (("trivial (same app)", trivial), ("history", history)):
+        print(f"{label:<22} {statistics.median(values):>8.2f} {percentile(values, 99):>8.2f}")
+    print(f"RESULT history_events_stored={stored}")
+    print(
+        f"RESULT history_p50_ms={statistics.median(history):.2f} "
+        f"history_p99_ms={percentile(history, 99):.2f}"
+    )
+    print(
+        f"RESULT trivial_p50_ms={statistics.median(trivial):.2f} "
+        f"trivial_p99_ms={percentile(trivial, 99):.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
