@@ -49,6 +49,7 @@ def _id(name: str) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
+DEVICE = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
 SERIAL = {"name": "serial", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -61,6 +62,7 @@ def document() -> dict:
         schemas.ProductIn,
         schemas.BatchIn,
         schemas.IssueCodesIn,
+        schemas.DeviceIn,
     ]
     components = {}
     for model in models:
@@ -105,6 +107,18 @@ def document() -> dict:
                 body=schemas.LogisticsCompanyIn,
                 errors=(409,),
             )
+        },
+        "/logistics-companies/{company_id}": {
+            "get": {
+                **_op("A logistics company", secure=False, errors=(404,)),
+                "parameters": [_id("company_id")],
+            }
+        },
+        "/couriers/{courier_id}": {
+            "get": {
+                **_op("A courier (authorities and the courier's company)", errors=(404,)),
+                "parameters": [_id("courier_id")],
+            }
         },
         "/couriers": {
             "post": _op(
@@ -162,6 +176,84 @@ def document() -> dict:
         "/codes/{serial}/label.svg": label,
         "/codes/{serial}/barcode.png": label,
         "/codes/{serial}/barcode.svg": label,
+        "/devices": {
+            "post": _op(
+                "Register a device (the secret is in this answer only)",
+                body=schemas.DeviceIn,
+                ok=201,
+                errors=(404,),
+            )
+        },
+        "/devices/{device_id}": {"get": {**_op("A device", errors=(404,)), "parameters": [DEVICE]}},
+        "/devices/{device_id}/disable": {
+            "post": {
+                **_op("Refuse the device's events from now on", errors=(404,)),
+                "parameters": [DEVICE],
+            }
+        },
+        "/events": {
+            "post": {
+                **_op(
+                    "Device events over HTTP (see devices/PROTOCOL.md); answers acks",
+                    secure=False,
+                    errors=(415, 422),
+                ),
+                "parameters": [
+                    {
+                        "name": "X-Device-Id",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+            }
+        },
+        "/codes/{serial}/history": {
+            "get": {
+                **_op("A unit's history: events in time order, custody", errors=(404,)),
+                "parameters": [SERIAL],
+            }
+        },
+        "/parcels/{waybill}/history": {
+            "get": {
+                **_op("A parcel's history", errors=(404,)),
+                "parameters": [
+                    {
+                        "name": "waybill",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+            }
+        },
+        "/batches/{batch_id}/trace": {
+            "get": {
+                **_op("Forward trace: where every unit of the batch is", errors=(404,)),
+                "parameters": [
+                    _id("batch_id"),
+                    {"name": "after", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "maximum": 1000},
+                    },
+                ],
+            }
+        },
+        "/rejected-events": {
+            "get": {
+                **_op("Rejected device events, newest first (authorities)"),
+                "parameters": [
+                    {"name": "device_id", "in": "query", "schema": {"type": "string"}},
+                    {"name": "reason", "in": "query", "schema": {"type": "string"}},
+                ],
+            }
+        },
     }
     return {
         "openapi": "3.1.0",
