@@ -597,11 +597,19 @@ def _link_matches(claimed: tuple[str, str | None] | None, actual: tuple[str, str
     return gtin == actual[0] and (lot is None or lot == actual[1])
 
 
+#: The keys of ``data`` that are stored, per event type. Anything else a device sends (a
+#: consignee's name or phone, say) is dropped: histories must never carry personal data.
+STORED_DATA_KEYS = {
+    "sold": ("order_id", "price", "channel"),
+    "packed": ("consignee_region_code", "promised_by", "logistics_company_id"),
+    "delivery_failed": ("reason",),
+    "signed": ("signer",),
+}
+
+
 def _stored_data(event: DeviceEvent) -> dict:
-    """What of ``data`` is kept: everything the protocol defines, nothing personal beyond the
-    consignee point (which lives on the parcel, shown to regulators only)."""
-    data = dict(event.data)
-    data.pop("consignee", None)
+    """What of ``data`` is kept (the consignee point lives on the parcel, for regulators)."""
+    data = {k: event.data[k] for k in STORED_DATA_KEYS.get(event.type, ()) if k in event.data}
     if event.type == "packed":
         data["codes"] = len(event.codes)
     return data

@@ -402,3 +402,20 @@ def test_device_registration_follows_ownership(client, make):
         ).status_code
         == 403
     )
+
+
+def test_personal_data_slipped_into_data_is_not_stored(client, make, world, session):
+    """If a scanner puts a consignee's name and phone into data, are they kept out of the trace?"""
+    pos, serial = world["pos"], world["serials"][0]
+    pos.post(
+        pos.event(
+            "sold",
+            code=serial,
+            data={"order_id": "O-9", "price": 12.5, "buyer_name": "李四", "phone": "13912345678"},
+        )
+    )
+    stored = session.scalar(sa.text("SELECT data FROM events"))
+    text = stored if isinstance(stored, str) else str(stored)
+    assert "李四" not in text and "13912345678" not in text
+    events = client.get(f"/api/v1/codes/{serial}/history", headers=make.auth("regulator")).json
+    assert events["events"][0]["data"] == {"order_id": "O-9", "price": 12.5}
