@@ -180,6 +180,7 @@ class _Batch:
         self.rejected_rows: list[dict] = []
         #: device id -> sequence numbers that passed the signature check
         self.seen_seqs: dict[str, list[int]] = defaultdict(list)
+        self.devices: dict[str, Device] = {}
 
     def execute(self) -> IngestResult:
         candidates = self._verified()
@@ -196,7 +197,7 @@ class _Batch:
 
     # step 1: parse, check shape, device, signature, permission
     def _verified(self) -> list[_Candidate]:
-        devices = {
+        self.devices = devices = {
             d.id: d
             for d in self.session.scalars(
                 sa.select(Device)
@@ -377,12 +378,7 @@ class _Batch:
     def _track_sequences(self) -> list[tuple[str, dict]]:
         if not self.seen_seqs:
             return []
-        devices = {
-            d.id: d
-            for d in self.session.scalars(
-                sa.select(Device).where(Device.id.in_(list(self.seen_seqs)))
-            )
-        }
+        devices = self.devices  # locked FOR UPDATE in step 1: one writer per device at a time
         gaps: dict[str, list[SequenceGap]] = defaultdict(list)
         for gap in self.session.scalars(
             sa.select(SequenceGap).where(SequenceGap.device_id.in_(list(self.seen_seqs)))
@@ -557,7 +553,8 @@ def _set_states(session: Session, model, key, states: dict[str, str]) -> None:
     if not states:
         return
     current = dict(session.execute(sa.select(key, model.state).where(key.in_(list(states)))).all())
-    changed = [{"b_key": k, "b_state": v} for k, v in states.items() if current.get(k) != v]
+    # In key order, so that concurrent workers take row locks in the same order.
+    changed = [{"b_key": k, "b_state": v} for k, v in sorted(states.items()) if current.get(k) != v]
     if changed:
         table = model.__table__
         session.connection().execute(
