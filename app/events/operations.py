@@ -534,7 +534,7 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
 
     changed = [
         {"b_id": row.id, "b_violation": violations.get(row.event_id)}
-        for row in events
+        for row in sorted(events, key=lambda r: r.id)
         if violations.get(row.event_id) != row.violation
     ]
     if changed:
