@@ -1,0 +1,189 @@
+"""The anomaly rules at their boundaries, without app or database."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from trace import anomalies as rules
+from trace.anomalies import Order, Scan, Thresholds
+from trace.geo import distance_km
+
+T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+M, C, C2 = ("merchant", 1), ("courier", 7), ("courier", 8)
+TH = Thresholds()
+# Changzhou Tianning district and Nanjing: about 135 km apart.
+CZ, NJ = (31.78, 119.98), (32.06, 118.80)
+
+
+def scan(eid, type_, minutes, party=C, at=CZ, **kw):
+    return Scan(eid, type_, T0 + timedelta(minutes=minutes), party, at[0], at[1], **kw)
+
+
+def test_haversine_matches_a_known_distance():
+    """Is Changzhou–Nanjing about 115 km in a straight line?"""
+    assert distance_km(*CZ, *NJ) == pytest.approx(115, abs=5)
+
+
+def test_lifecycle_violations_name_the_offending_device_owner():
+    """Is each unlawful event a finding against the owner of the device that reported it?"""
+    found = rules.lifecycle_violations(
+        ("code", "S"),
+        [
+            scan("a", "shelved", 0, M),
+            scan("b", "shelved", 9, M, violation="shelved is not allowed after signed"),
+        ],
+    )
+    assert [(f.type, f.parties, f.evidence["event_ids"]) for f in found] == [
+        ("lifecycle_violation", (M,), ["b"])
+    ]
+
+
+def test_a_second_sale_is_a_duplicate_sale_not_a_lifecycle_violation():
+    """Is 'sold after sold' its own rule, against the merchant of the second sale?"""
+    second = ("merchant", 2)
+    scans = [
+        scan("a", "sold", 0, M),
+        scan("b", "sold", 5, second, violation="sold is not allowed after sold"),
+    ]
+    assert rules.lifecycle_violations(("code", "S"), scans) == []
+    (finding,) = rules.duplicate_sale("S", scans)
+    assert finding.parties == (second,) and finding.severity == "serious"
+
+
+def test_impossible_travel_boundary():
+    """Is Changzhou–Nanjing at 901 km/h flagged against the later scan's owner, and at 899 not?"""
+    km = distance_km(*CZ, *NJ)
+    fast = [scan("a", "sold", 0, M), scan("b", "sold", km / 901 * 60, C2, NJ)]
+    slow = [scan("a", "sold", 0, M), scan("b", "sold", km / 899 * 60, C2, NJ)]
+    (found,) = rules.impossible_travel(("code", "S"), fast, TH)
+    assert found.parties == (C2,) and found.evidence["kmh"] == 901
+    assert rules.impossible_travel(("code", "S"), slow, TH) == []
+
+
+def test_signed_with_no_pickup_is_an_empty_parcel():
+    """Is a parcel signed without any pickup scan flagged against merchant and courier?"""
+    (found,) = rules.empty_parcel("W", 1, [scan("p", "packed", 0, M), scan("s", "signed", 60)], TH)
+    assert found.type == "empty_parcel" and found.parties == (M, C)
+
+
+def test_a_distant_delivery_without_transit_scans_is_an_empty_parcel():
+    """Picked up in Changzhou, signed in Nanjing the next day with nothing between: flagged;
+    with a transit scan between: not."""
+    bare = [scan("p", "picked_up", 0), scan("s", "signed", 60 * 24, at=NJ)]
+    assert len(rules.empty_parcel("W", 1, bare, TH)) == 1
+    scanned = [*bare, scan("t", "in_transit", 60 * 12, at=(31.9, 119.4))]
+    assert rules.empty_parcel("W", 1, scanned, TH) == []
+
+
+def test_a_nearby_delivery_needs_no_transit_scan():
+    """A same-district pickup and signature (under 5 km) is normal."""
+    near = (CZ[0] + 0.02, CZ[1])  # about 2.2 km north
+    assert (
+        rules.empty_parcel(
+            "W", 1, [scan("p", "picked_up", 0), scan("s", "signed", 30, at=near)], TH
+        )
+        == []
+    )
+
+
+def test_carried_faster_than_a_vehicle_is_an_empty_parcel():
+    """115 km in 30 minutes (230 km/h) by road: flagged even with a transit scan between."""
+    scans = [
+        scan("p", "picked_up", 0),
+        scan("t", "in_transit", 10, at=(31.9, 119.4)),
+        scan("s", "signed", 30, at=NJ),
+    ]
+    (found,) = rules.empty_parcel("W", 1, scans, TH)
+    assert "km/h" in found.evidence["why"]
+
+
+@pytest.mark.parametrize("north_km,flagged", [(1.9, False), (2.1, True)])
+def test_remote_sign_boundary(north_km, flagged):
+    """Is a signature 2.1 km from the consignee flagged and 1.9 km not (threshold 2 km)?"""
+    at = (CZ[0] + north_km / 111.2, CZ[1])
+    found = rules.remote_sign("W", [scan("s", "signed", 0, at=at)], CZ, TH)
+    assert bool(found) is flagged
+    if found:
+        assert found[0].parties == (C,)
+
+
+@pytest.mark.parametrize(
+    "hours,state,flagged",
+    [
+        (47.9, "in_transit", False),
+        (48.1, "in_transit", True),
+        (100, "signed", False),
+        (100, "packed", False),
+        (49, "delivery_failed", True),
+    ],
+)
+def test_stalled_parcel_boundary(hours, state, flagged):
+    """Is a parcel idle over 48 h in the courier's hands flagged, and only then?"""
+    found = rules.stalled_parcel("W", 3, state, T0, T0 + timedelta(hours=hours), TH)
+    assert bool(found) is flagged
+    if found:
+        assert found[0].parties == (("logistics_company", 3),)
+
+
+@pytest.mark.parametrize(
+    "signed_after,now_after,flagged",
+    [(-1, 10, False), (0, 10, False), (1, 10, True), (None, -1, False), (None, 1, True)],
+)
+def test_late_delivery_boundary(signed_after, now_after, flagged):
+    """Signed after the promise, or still unsigned once it passed: late; otherwise not."""
+    promised = T0
+    signed = None if signed_after is None else T0 + timedelta(minutes=signed_after)
+    found = rules.late_delivery("W", 3, promised, signed, T0 + timedelta(minutes=now_after))
+    assert bool(found) is flagged
+
+
+def test_expired_sale_boundary():
+    """Sold on the expiry date: fine; the day after: flagged."""
+    on_day = [scan("a", "sold", 0, M)]
+    assert rules.expired_sale("S", on_day, T0.date()) == []
+    assert len(rules.expired_sale("S", on_day, T0.date() - timedelta(days=1))) == 1
+    assert rules.expired_sale("S", on_day, date(2030, 1, 1)) == []
+
+
+def test_recalled_sale_names_the_merchant_even_for_a_courier_scan():
+    """After a recall, are sale, packing and pickup flagged against the merchant involved?"""
+    scans = [scan("a", "sold", -5, M), scan("b", "packed", 5, M), scan("c", "picked_up", 10, C)]
+    found = rules.recalled_sale("S", scans, T0, merchant_of={"c": 1})
+    assert [(f.evidence["event"], f.parties) for f in found] == [
+        ("packed", (M,)),
+        ("picked_up", (M,)),
+    ]
+
+
+def test_brushing_many_orders_to_one_point_in_an_hour():
+    """Six orders in an hour to two addresses (ratio 3): flagged; to six addresses: not."""
+    few = [
+        Order(f"W{i}", T0 + timedelta(minutes=i * 10), *((31.8, 119.9) if i % 2 else (31.7, 119.8)))
+        for i in range(6)
+    ]
+    (found,) = rules.brushing(1, few, [], TH)
+    assert found.evidence["orders"] == 6 and found.evidence["points"] == 2
+    spread = [
+        Order(f"W{i}", T0 + timedelta(minutes=i * 10), 31.7 + i / 100, 119.8) for i in range(6)
+    ]
+    assert rules.brushing(1, spread, [], TH) == []
+
+
+def test_brushing_needs_the_minimum_order_count():
+    """Five orders to one point is under the minimum of six: not flagged."""
+    orders = [Order(f"W{i}", T0 + timedelta(minutes=i), 31.8, 119.9) for i in range(5)]
+    assert rules.brushing(1, orders, [], TH) == []
+
+
+def test_brushing_orders_spread_over_more_than_an_hour_do_not_count():
+    """Six orders to one point, one every 15 minutes (75 min in all): no window holds six."""
+    orders = [Order(f"W{i}", T0 + timedelta(minutes=15 * i), 31.8, 119.9) for i in range(6)]
+    assert rules.brushing(1, orders, [], TH) == []
+
+
+def test_many_parcels_signed_at_one_point_is_brushing_unless_a_locker():
+    """Five of a merchant's parcels signed at one spot in a day: flagged; at a locker: not."""
+    signed = [scan(f"s{i}", "signed", i * 30, data={"signer": "self"}) for i in range(5)]
+    assert len(rules.brushing(1, [], signed, TH)) == 1
+    lockers = [scan(f"s{i}", "signed", i * 30, data={"signer": "locker"}) for i in range(5)]
+    assert rules.brushing(1, [], lockers, TH) == []

@@ -1,0 +1,430 @@
+"""Anomaly rules: dishonest behaviour found in the trace itself (plain functions).
+
+Each rule takes the recent facts of one subject (a unit, a parcel, a merchant's orders) and
+returns :class:`Finding` values: type, severity, subject, responsible parties and evidence.
+The ingest path feeds them as each batch is committed; a periodic sweep feeds the rules about
+time passing (stalled and late parcels). Thresholds come from :class:`Thresholds`, whose
+defaults are the service's configuration defaults.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+from trace.geo import distance_km, speed_kmh
+
+MINOR, MAJOR, SERIOUS = "minor", "major", "serious"
+
+Party = tuple[str, int]  # ("merchant" | "courier" | "logistics_company", id)
+Subject = tuple[
+    str, Any
+]  # ("code", serial) | ("waybill", waybill) | ("batch", id) | ("merchant", id)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    #: impossible_travel: faster than this between two scans of one unit or parcel.
+    max_speed_kmh: float = 900.0
+    #: empty_parcel: signed faster than any road vehicle could have carried it.
+    vehicle_speed_kmh: float = 150.0
+    #: empty_parcel: a pickup-to-signature distance above this needs a transit scan between.
+    empty_parcel_km: float = 5.0
+    #: remote_sign: signed farther than this from the consignee point.
+    remote_sign_km: float = 2.0
+    #: stalled_parcel: no scan for this long while in the courier's hands.
+    stalled_hours: float = 48.0
+    #: brushing: orders in a one-hour window per distinct consignee point, and the minimum
+    #: number of orders in the window for the ratio to count.
+    brushing_ratio: float = 3.0
+    brushing_min_orders: int = 6
+    #: brushing: this many of a merchant's parcels signed at one point in a day (lockers
+    #: excepted), within ``brushing_point_m`` of each other.
+    brushing_same_point: int = 5
+    brushing_point_m: float = 50.0
+
+
+@dataclass(frozen=True)
+class Scan:
+    """An event as the rules see it."""
+
+    event_id: str
+    type: str
+    time: datetime
+    party: Party
+    lat: float | None = None
+    lon: float | None = None
+    #: Why the lifecycle refused it (None: lawful).
+    violation: str | None = None
+    data: dict = field(default_factory=dict)
+
+    @property
+    def located(self) -> bool:
+        return self.lat is not None and self.lon is not None
+
+
+@dataclass(frozen=True)
+class Finding:
+    type: str
+    severity: str
+    subject: Subject
+    parties: tuple[Party, ...]
+    evidence: dict
+
+    @property
+    def key(self) -> tuple:
+        """One ongoing anomaly per rule and subject (and party)."""
+        return (self.type, self.subject, self.parties)
+
+
+def _km(a: Scan, b: Scan) -> float:
+    return distance_km(a.lat, a.lon, b.lat, b.lon)
+
+
+def _ordered(scans: list[Scan]) -> list[Scan]:
+    return sorted(scans, key=lambda s: s.time)
+
+
+# -- rules on one unit or parcel --------------------------------------------------------------
+
+
+def lifecycle_violations(subject: Subject, scans: list[Scan]) -> list[Finding]:
+    """Each event the lifecycle does not allow (a second sale is its own rule)."""
+    return [
+        Finding(
+            "lifecycle_violation",
+            MAJOR,
+            subject,
+            (s.party,),
+            {"event_ids": [s.event_id], "violation": s.violation},
+        )
+        for s in scans
+        if s.violation and not s.violation.startswith("sold is not allowed after sold")
+    ]
+
+
+def duplicate_sale(serial: str, scans: list[Scan]) -> list[Finding]:
+    """A code sold a second time without a return (the one-sale rule of drug codes)."""
+    sales = [s for s in _ordered(scans) if s.type == "sold"]
+    return [
+        Finding(
+            "duplicate_sale",
+            SERIOUS,
+            ("code", serial),
+            (second.party,),
+            {
+                "event_ids": [sales[0].event_id, second.event_id],
+                "first_sale": sales[0].time.isoformat(),
+                "second_sale": second.time.isoformat(),
+            },
+        )
+        for second in sales[1:]
+        if second.violation and second.violation.startswith("sold is not allowed after sold")
+    ]
+
+
+def impossible_travel(subject: Subject, scans: list[Scan], t: Thresholds) -> list[Finding]:
+    """Two consecutive scans whose implied speed is beyond any plausible transport."""
+    located = [s for s in _ordered(scans) if s.located]
+    out = []
+    for a, b in pairwise(located):
+        km = _km(a, b)
+        kmh = speed_kmh(km, a.time, b.time)
+        if kmh > t.max_speed_kmh and km > 1.0:
+            out.append(
+                Finding(
+                    "impossible_travel",
+                    MAJOR,
+                    subject,
+                    (b.party,),
+                    {
+                        "event_ids": [a.event_id, b.event_id],
+                        "km": round(km, 1),
+                        "hours": round((b.time - a.time).total_seconds() / 3600, 3),
+                        "kmh": None if kmh == float("inf") else round(kmh),
+                    },
+                )
+            )
+    return out
+
+
+def empty_parcel(waybill: str, merchant_id: int, scans: list[Scan], t: Thresholds) -> list[Finding]:
+    """A parcel signed with no pickup scan, or with no transit scan between a distant pickup
+    and the signature, or signed faster than a vehicle could carry it (空包裹代发)."""
+    lawful = [s for s in _ordered(scans) if not s.violation]
+    signed = next((s for s in lawful if s.type == "signed"), None)
+    if signed is None:
+        return []
+    couriers = tuple(dict.fromkeys(s.party for s in scans if s.party[0] == "courier"))
+    parties = (("merchant", merchant_id), *couriers)
+    pickups = [s for s in scans if s.type == "picked_up" and s.time <= signed.time]
+    if not pickups:
+        return [
+            Finding(
+                "empty_parcel",
+                SERIOUS,
+                ("waybill", waybill),
+                parties,
+                {"event_ids": [signed.event_id], "why": "signed with no pickup scan"},
+            )
+        ]
+    pickup = min(pickups, key=lambda s: s.time)
+    if not (pickup.located and signed.located):
+        return []
+    km = _km(pickup, signed)
+    between = [
+        s
+        for s in lawful
+        if pickup.time < s.time < signed.time and s.type in ("in_transit", "out_for_delivery")
+    ]
+    kmh = speed_kmh(km, pickup.time, signed.time)
+    evidence = {
+        "event_ids": [pickup.event_id, signed.event_id],
+        "km": round(km, 1),
+        "hours": round((signed.time - pickup.time).total_seconds() / 3600, 3),
+    }
+    if kmh > t.vehicle_speed_kmh and km > t.empty_parcel_km:
+        why = (
+            f"carried {km:.0f} km at {kmh:.0f} km/h"
+            if kmh != float("inf")
+            else f"carried {km:.0f} km in no time"
+        )
+        return [
+            Finding("empty_parcel", SERIOUS, ("waybill", waybill), parties, evidence | {"why": why})
+        ]
+    if not between and km > t.empty_parcel_km:
+        return [
+            Finding(
+                "empty_parcel",
+                SERIOUS,
+                ("waybill", waybill),
+                parties,
+                evidence | {"why": "no transit scan between pickup and signature"},
+            )
+        ]
+    return []
+
+
+def remote_sign(
+    waybill: str, scans: list[Scan], consignee: tuple[float, float], t: Thresholds
+) -> list[Finding]:
+    """Signed (or reported delivered) farther than allowed from the consignee point (异地签收)."""
+    out = []
+    for s in scans:
+        if s.type != "signed" or not s.located or s.violation:
+            continue
+        km = distance_km(s.lat, s.lon, *consignee)
+        if km > t.remote_sign_km:
+            out.append(
+                Finding(
+                    "remote_sign",
+                    MAJOR,
+                    ("waybill", waybill),
+                    (s.party,),
+                    {"event_ids": [s.event_id], "km": round(km, 2)},
+                )
+            )
+    return out
+
+
+def out_of_area(subject: Subject, scan: Scan) -> Finding:
+    """A courier's scan outside the courier's service area (the spatial test is the
+    database's: the caller passes only scans it found outside)."""
+    return Finding(
+        "out_of_area",
+        MINOR,
+        subject,
+        (scan.party,),
+        {"event_ids": [scan.event_id], "lat": scan.lat, "lon": scan.lon},
+    )
+
+
+def expired_sale(serial: str, scans: list[Scan], expires_on: date) -> list[Finding]:
+    """Sold after the batch's expiry date (by the date where the sale happened)."""
+    return [
+        Finding(
+            "expired_sale",
+            SERIOUS,
+            ("code", serial),
+            (s.party,),
+            {
+                "event_ids": [s.event_id],
+                "expires_on": expires_on.isoformat(),
+                "sold_on": s.time.date().isoformat(),
+            },
+        )
+        for s in scans
+        if s.type == "sold" and s.time.date() > expires_on
+    ]
+
+
+def recalled_sale(
+    serial: str, scans: list[Scan], recalled_at: datetime, merchant_of: dict[str, int] | None = None
+) -> list[Finding]:
+    """Sold, packed or shipped after the batch was recalled. The merchant answers: the one
+    whose device scanned it, or for a courier's scan the parcel's merchant."""
+    out = []
+    for s in scans:
+        if s.type not in ("sold", "packed", "picked_up") or s.time < recalled_at:
+            continue
+        party = (
+            s.party
+            if s.party[0] == "merchant"
+            else ("merchant", (merchant_of or {}).get(s.event_id))
+        )
+        if party[1] is None:
+            continue
+        out.append(
+            Finding(
+                "recalled_sale",
+                SERIOUS,
+                ("code", serial),
+                (party,),
+                {
+                    "event_ids": [s.event_id],
+                    "recalled_at": recalled_at.isoformat(),
+                    "event": s.type,
+                },
+            )
+        )
+    return out
+
+
+def stalled_parcel(
+    waybill: str, company_id: int, state: str, last_scan: datetime, now: datetime, t: Thresholds
+) -> list[Finding]:
+    """No scan for too long while the courier has it."""
+    if state not in ("picked_up", "in_transit", "out_for_delivery", "delivery_failed"):
+        return []
+    idle = now - last_scan
+    if idle <= timedelta(hours=t.stalled_hours):
+        return []
+    return [
+        Finding(
+            "stalled_parcel",
+            MINOR,
+            ("waybill", waybill),
+            (("logistics_company", company_id),),
+            {
+                "last_scan": last_scan.isoformat(),
+                "idle_hours": round(idle.total_seconds() / 3600, 1),
+            },
+        )
+    ]
+
+
+def late_delivery(
+    waybill: str,
+    company_id: int,
+    promised_by: datetime | None,
+    signed_at: datetime | None,
+    now: datetime,
+) -> list[Finding]:
+    """Not signed by the promised time (signed late, or still not signed once it passed)."""
+    if promised_by is None:
+        return []
+    if signed_at is not None and signed_at <= promised_by:
+        return []
+    if signed_at is None and now <= promised_by:
+        return []
+    return [
+        Finding(
+            "late_delivery",
+            MINOR,
+            ("waybill", waybill),
+            (("logistics_company", company_id),),
+            {
+                "promised_by": promised_by.isoformat(),
+                "signed_at": signed_at.isoformat() if signed_at else None,
+            },
+        )
+    ]
+
+
+def unknown_code(device_owner: Party, code: str, event_id: str | None) -> Finding:
+    """A scan of a code that was never issued: a counterfeit in circulation."""
+    return Finding(
+        "unknown_code",
+        SERIOUS,
+        ("code", code[:64]),
+        (device_owner,),
+        {"event_ids": [event_id] if event_id else [], "code": code[:200]},
+    )
+
+
+# -- rules on a merchant's orders -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Order:
+    """A merchant's order as the brushing rule sees it: when, and where it is going."""
+
+    waybill: str
+    time: datetime
+    lat: float
+    lon: float
+
+
+def _cell(lat: float, lon: float, metres: float) -> tuple[int, int]:
+    """A grid cell about ``metres`` wide: points in one cell count as one place."""
+    step = metres / 111_000
+    return round(lat / step), round(lon / step)
+
+
+def brushing(
+    merchant_id: int, orders: list[Order], signed: list[Scan], t: Thresholds
+) -> list[Finding]:
+    """刷单: many orders to few places within an hour, or many parcels signed at one point."""
+    out = []
+    ordered = sorted(orders, key=lambda o: o.time)
+    start = 0
+    for end, order in enumerate(ordered):
+        while order.time - ordered[start].time > timedelta(hours=1):
+            start += 1
+        window = ordered[start : end + 1]
+        if len(window) < t.brushing_min_orders:
+            continue
+        places = {_cell(o.lat, o.lon, t.brushing_point_m) for o in window}
+        if len(window) / len(places) >= t.brushing_ratio:
+            out.append(
+                Finding(
+                    "brushing",
+                    SERIOUS,
+                    ("merchant", merchant_id),
+                    (("merchant", merchant_id),),
+                    {
+                        "why": "orders per consignee point in one hour",
+                        "orders": len(window),
+                        "points": len(places),
+                        "from": window[0].time.isoformat(),
+                        "to": window[-1].time.isoformat(),
+                        "waybills": [o.waybill for o in window][:50],
+                    },
+                )
+            )
+            break
+    by_place = defaultdict(list)
+    for s in signed:
+        if s.located and s.data.get("signer") != "locker":
+            by_place[(_cell(s.lat, s.lon, t.brushing_point_m), s.time.date())].append(s)
+    for (_, day), group in by_place.items():
+        if len(group) >= t.brushing_same_point:
+            out.append(
+                Finding(
+                    "brushing",
+                    SERIOUS,
+                    ("merchant", merchant_id),
+                    (("merchant", merchant_id),),
+                    {
+                        "why": "many parcels signed at one point",
+                        "parcels": len(group),
+                        "day": day.isoformat(),
+                        "event_ids": [s.event_id for s in group][:50],
+                    },
+                )
+            )
+            break
+    return out
