@@ -10,6 +10,16 @@ from app.catalog.models import (
     ProductCategory,
 )
 from app.codes.models import CodeState, Issuance, TraceCode
+from app.credit.models import (
+    Anomaly,
+    Appeal,
+    AuditEntry,
+    Commitment,
+    Complaint,
+    CreditRecord,
+    DeliveryRating,
+    Review,
+)
 from app.events.models import (
     Device,
     DeviceKind,
@@ -22,12 +32,19 @@ from app.events.models import (
 from app.parties.models import Courier, LogisticsCompany, Merchant, MerchantKind, PartyType
 
 __all__ = [
+    "Anomaly",
     "ApiToken",
+    "Appeal",
+    "AuditEntry",
     "Batch",
     "BatchStatus",
     "Certificate",
     "CodeState",
+    "Commitment",
+    "Complaint",
     "Courier",
+    "CreditRecord",
+    "DeliveryRating",
     "Device",
     "DeviceKind",
     "Event",
@@ -42,6 +59,7 @@ __all__ = [
     "Product",
     "ProductCategory",
     "RejectedEvent",
+    "Review",
     "Role",
     "SequenceGap",
     "TraceCode",

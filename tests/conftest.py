@@ -65,8 +65,19 @@ def _empty_tables(request):
         if engine.dialect.name == "postgresql":
             conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:
+            # The append-only triggers refuse deletes: lift them for the purge, then restore.
+            triggers = conn.execute(
+                sa.text(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                    "AND sql LIKE '%append-only%'"
+                )
+            ).all()
+            for name, _ in triggers:
+                conn.execute(sa.text(f"DROP TRIGGER {name}"))
             for name in tables:
                 conn.execute(sa.text(f"DELETE FROM {name}"))
+            for _, sql in triggers:
+                conn.execute(sa.text(sql))
 
 
 @pytest.fixture

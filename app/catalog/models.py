@@ -72,6 +72,9 @@ class Batch(Base):
     status: Mapped[BatchStatus] = mapped_column(
         _enum(BatchStatus, "batch_status"), default=BatchStatus.ACTIVE
     )
+    #: When and why a regulator recalled the batch (status recalled).
+    recalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recall_reason: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     product: Mapped[Product] = relationship()

@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 
 import sqlalchemy as sa
+from geoalchemy2 import Geometry
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, Point, UTCDateTime, utcnow
@@ -83,6 +84,11 @@ class Courier(Base):
     #: e.g. 138****5678
     phone_masked: Mapped[str] = mapped_column(sa.String(11))
     company_id: Mapped[int] = mapped_column(sa.ForeignKey("logistics_companies.id"), index=True)
+    #: Where the courier may work (GeoJSON Polygon or MultiPolygon, WGS 84); scans outside
+    #: it are out_of_area anomalies. Null: no area set, no check.
+    service_area = mapped_column(
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=True
+    )
     region_code: Mapped[str] = mapped_column(sa.String(6), index=True)
     location = mapped_column(Point(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -16,6 +16,7 @@ SPATIAL = {
     "batches": "origin",
     "parcels": "consignee",
     "events": "location",
+    "anomalies": "location",
 }
 
 
@@ -86,4 +87,28 @@ def test_schema_matches_the_models(empty_database_url):
             conn, opts={"include_object": env_include.include_object, "compare_type": False}
         )
         assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+
+
+@pytest.mark.parametrize("table", ["audit_entries", "credit_records"])
+def test_audit_trail_and_credit_records_cannot_be_edited(empty_database_url, table):
+    """Does the database itself refuse to change or delete an audit entry or credit record?"""
+    migrate.upgrade(empty_database_url)
+    engine = create_engine(empty_database_url)
+    row = {
+        "audit_entries": "INSERT INTO audit_entries (actor_role, action, target_type, "
+        "target_id, reason, at) VALUES ('regulator', 'confirm', 'anomaly', "
+        "'1', 'seen', '2026-11-22T00:00:00+00:00')",
+        "credit_records": "INSERT INTO credit_records (party_type, party_id, kind, points, "
+        "reason, effective_at, created_at) VALUES ('merchant', 1, "
+        "'sanction', -150, 'x', '2026-11-22T00:00:00+00:00', "
+        "'2026-11-22T00:00:00+00:00')",
+    }[table]
+    with engine.begin() as conn:
+        conn.execute(sa.text(row))
+    for change in (f"UPDATE {table} SET reason = 'edited'", f"DELETE FROM {table}"):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
+            conn.execute(sa.text(change))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT reason FROM {table}")).scalar() != "edited"
     engine.dispose()

@@ -1,0 +1,160 @@
+"""Anomalies found in the trace, and the credit accounts they are written into."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, Point, UTCDateTime, utcnow
+
+
+class Anomaly(Base):
+    """A finding of one rule about one subject, against one responsible party.
+
+    Starts ``open`` (its credit record provisional); a regulator confirms or dismisses it.
+    One ongoing anomaly per rule, subject and party: the unique key deduplicates findings.
+    """
+
+    __tablename__ = "anomalies"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "type", "subject_type", "subject", "party_type", "party_id", name="uq_anomalies_finding"
+        ),
+        sa.Index("ix_anomalies_party", "party_type", "party_id"),
+        sa.Index("ix_anomalies_status_detected_at", "status", "detected_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(32), index=True)
+    severity: Mapped[str] = mapped_column(sa.String(8))
+    #: open | confirmed | dismissed
+    status: Mapped[str] = mapped_column(sa.String(12), default="open")
+    #: code | waybill | batch | merchant
+    subject_type: Mapped[str] = mapped_column(sa.String(12))
+    subject: Mapped[str] = mapped_column(sa.String(64))
+    party_type: Mapped[str] = mapped_column(sa.String(20))
+    party_id: Mapped[int]
+    #: GB/T 2260 code of the responsible party, for regulators' jurisdiction.
+    region_code: Mapped[str] = mapped_column(sa.String(6), index=True)
+    #: Where it happened (the evidence's place), for map and spatial filters.
+    location = mapped_column(Point(), nullable=True)
+    evidence: Mapped[dict] = mapped_column(sa.JSON)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CreditRecord(Base):
+    """One entry of a party's credit account. Append-only: a dismissed anomaly's points are
+    taken back by a reversal record with the same effective time, never by an edit."""
+
+    __tablename__ = "credit_records"
+    __table_args__ = (sa.Index("ix_credit_records_party", "party_type", "party_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    party_type: Mapped[str] = mapped_column(sa.String(20))
+    party_id: Mapped[int]
+    #: anomaly | reversal | complaint | sanction | commendation | commitment | inspection | rating
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    points: Mapped[int]
+    reason: Mapped[str] = mapped_column(sa.String(300))
+    anomaly_id: Mapped[int | None] = mapped_column(sa.ForeignKey("anomalies.id"), index=True)
+    #: For anomalies: severity, and whether a regulator has confirmed it.
+    severity: Mapped[str | None] = mapped_column(sa.String(8))
+    #: When the record takes effect; its weight fades from here (credit repair).
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    """Who decided what, when and why. The database refuses updates and deletes."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_role: Mapped[str] = mapped_column(sa.String(16))
+    actor_token_id: Mapped[int | None]
+    action: Mapped[str] = mapped_column(sa.String(40))
+    target_type: Mapped[str] = mapped_column(sa.String(20))
+    target_id: Mapped[str] = mapped_column(sa.String(64))
+    reason: Mapped[str] = mapped_column(sa.String(1000))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Appeal(Base):
+    __tablename__ = "appeals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    anomaly_id: Mapped[int] = mapped_column(sa.ForeignKey("anomalies.id"), index=True)
+    statement: Mapped[str] = mapped_column(sa.String(2000))
+    #: pending | upheld | rejected
+    status: Mapped[str] = mapped_column(sa.String(10), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Commitment(Base):
+    """A signed credit commitment (信用承诺), shown publicly."""
+
+    __tablename__ = "commitments"
+    __table_args__ = (sa.UniqueConstraint("party_type", "party_id", name="uq_commitments_party"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    party_type: Mapped[str] = mapped_column(sa.String(20))
+    party_id: Mapped[int]
+    #: Version of the standard commitment text that was signed.
+    text_version: Mapped[str] = mapped_column(sa.String(16))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeliveryRating(Base):
+    """A rating of a parcel's courier and company, once per parcel per rater."""
+
+    __tablename__ = "delivery_ratings"
+    __table_args__ = (sa.UniqueConstraint("waybill", "rater", name="uq_delivery_ratings_rater"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    waybill: Mapped[str] = mapped_column(sa.ForeignKey("parcels.waybill"))
+    #: consignee | merchant
+    rater: Mapped[str] = mapped_column(sa.String(10))
+    courier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("couriers.id"), index=True)
+    logistics_company_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("logistics_companies.id"), index=True
+    )
+    stars: Mapped[int]
+    tags: Mapped[list] = mapped_column(sa.JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Review(Base):
+    """A consumer's review of a product unit, by its code."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    serial: Mapped[str] = mapped_column(sa.ForeignKey("trace_codes.serial"), index=True)
+    rating: Mapped[int]
+    text: Mapped[str] = mapped_column(sa.String(1000), default="")
+    #: Keyed hash of the client (IP), for rate limiting; never the address itself.
+    client_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Complaint(Base):
+    """A consumer's complaint by a unit's code, naming the party responsible through custody."""
+
+    __tablename__ = "complaints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    serial: Mapped[str] = mapped_column(sa.ForeignKey("trace_codes.serial"), index=True)
+    #: counterfeit | quality | delivery | privacy | other
+    category: Mapped[str] = mapped_column(sa.String(12))
+    text: Mapped[str] = mapped_column(sa.String(2000))
+    #: Personal data: shown to regulators only.
+    contact: Mapped[str | None] = mapped_column(sa.String(200))
+    party_type: Mapped[str] = mapped_column(sa.String(20))
+    party_id: Mapped[int]
+    anomaly_id: Mapped[int | None] = mapped_column(sa.ForeignKey("anomalies.id"))
+    client_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
