@@ -37,6 +37,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     from app.catalog.api import bp as catalog_bp
     from app.codes.api import bp as codes_bp
     from app.codes.resolver import bp as resolver_bp
+    from app.credit.api import bp as credit_bp
     from app.db import create_engine, make_sessionmaker
     from app.events.api import bp as events_bp
     from app.openapi import bp as openapi_bp
@@ -59,10 +60,13 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     errors.register(flask_app)
     flask_app.teardown_appcontext(web.close_session)
-    for bp in (parties_bp, catalog_bp, codes_bp, events_bp, openapi_bp):
+    for bp in (parties_bp, catalog_bp, codes_bp, events_bp, credit_bp, openapi_bp):
         flask_app.register_blueprint(bp, url_prefix="/api/v1")
     flask_app.register_blueprint(resolver_bp)
     cli.register(flask_app)
+    from app.credit.cli import sweep_command
+
+    cli.trace_cli.add_command(sweep_command)
 
     @flask_app.after_request
     def security_headers(response):

@@ -94,3 +94,22 @@ class DeviceIn(Body):
     kind: DeviceKind
     owner_type: Literal["merchant", "courier"]
     owner_id: int
+
+
+class DecisionIn(Body):
+    #: confirm | dismiss for anomalies; uphold | reject for appeals
+    decision: Literal["confirm", "dismiss", "uphold", "reject"]
+    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class AppealIn(Body):
+    statement: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class RecordIn(Body):
+    kind: Literal["sanction", "commendation"]
+    reason: Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class RecallIn(Body):
+    reason: Annotated[str, Field(min_length=1, max_length=500)]

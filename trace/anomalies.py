@@ -155,7 +155,8 @@ def empty_parcel(waybill: str, merchant_id: int, scans: list[Scan], t: Threshold
     """A parcel signed with no pickup scan, or with no transit scan between a distant pickup
     and the signature, or signed faster than a vehicle could carry it (空包裹代发)."""
     lawful = [s for s in _ordered(scans) if not s.violation]
-    signed = next((s for s in lawful if s.type == "signed"), None)
+    # A signature with no pickup is also a lifecycle violation; it still counts here.
+    signed = next((s for s in _ordered(scans) if s.type == "signed"), None)
     if signed is None:
         return []
     couriers = tuple(dict.fromkeys(s.party for s in scans if s.party[0] == "courier"))
@@ -344,15 +345,14 @@ def late_delivery(
     ]
 
 
-def unknown_code(device_owner: Party, code: str, event_id: str | None) -> Finding:
+def unknown_code(
+    device_owner: Party, code: str, event_id: str | None, place: tuple[float, float] | None = None
+) -> Finding:
     """A scan of a code that was never issued: a counterfeit in circulation."""
-    return Finding(
-        "unknown_code",
-        SERIOUS,
-        ("code", code[:64]),
-        (device_owner,),
-        {"event_ids": [event_id] if event_id else [], "code": code[:200]},
-    )
+    evidence = {"event_ids": [event_id] if event_id else [], "code": code[:200]}
+    if place is not None:
+        evidence["lat"], evidence["lon"] = place
+    return Finding("unknown_code", SERIOUS, ("code", code[:64]), (device_owner,), evidence)
 
 
 # -- rules on a merchant's orders -------------------------------------------------------------

@@ -23,6 +23,7 @@ from app.auth.models import Role
 from app.auth.principal import Principal
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
+from app.credit import detect
 from app.db import point
 from app.events.models import (
     Device,
@@ -37,6 +38,8 @@ from app.parties.models import Courier, LogisticsCompany, Merchant
 from devices import protocol
 from devices.protocol import Ack, DeviceEvent, Rejected
 from trace import lifecycle
+from trace.anomalies import Thresholds
+from trace.credit import Policy
 from trace.errors import NotFound, ValidationError
 from trace.gs1 import parse_digital_link, validate_serial
 
@@ -145,8 +148,14 @@ class _Candidate:
 
 @dataclass(frozen=True)
 class Limits:
+    """How ingestion judges events, from the configuration."""
+
     max_skew: timedelta = timedelta(minutes=5)
     max_age: timedelta = timedelta(days=30)
+    #: Run the anomaly rules on each batch (off only to measure their cost).
+    rules: bool = True
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    policy: Policy = field(default_factory=Policy)
 
 
 def ingest(
@@ -181,6 +190,8 @@ class _Batch:
         #: device id -> sequence numbers that passed the signature check
         self.seen_seqs: dict[str, list[int]] = defaultdict(list)
         self.devices: dict[str, Device] = {}
+        #: (device id, codes never issued, event id, place): counterfeit scans for the rules
+        self.counterfeits: list[tuple] = []
 
     def execute(self) -> IngestResult:
         candidates = self._verified()
@@ -189,6 +200,15 @@ class _Batch:
         accepted = self._store(candidates)
         commands = self._track_sequences()
         self._replay(accepted)
+        if self.limits.rules:
+            detect.after_ingest(
+                self.session,
+                [r["event_id"] for r in accepted],
+                self.counterfeits,
+                self.limits.thresholds,
+                self.limits.policy,
+                self.now,
+            )
         if self.rejected_rows:
             self.session.execute(sa.insert(RejectedEvent), self.rejected_rows)
         self.session.flush()
@@ -282,6 +302,8 @@ class _Batch:
                 self._reject_candidate(
                     c, Rejected("unknown_code", f"never issued: {', '.join(unknown[:5])}")
                 )
+                place = (c.event.lat, c.event.lon) if c.event.lat is not None else None
+                self.counterfeits.append((c.device.id, unknown, c.event.event_id, place))
                 continue
             out.append(c)
         return out

@@ -187,3 +187,13 @@ def test_many_parcels_signed_at_one_point_is_brushing_unless_a_locker():
     assert len(rules.brushing(1, [], signed, TH)) == 1
     lockers = [scan(f"s{i}", "signed", i * 30, data={"signer": "locker"}) for i in range(5)]
     assert rules.brushing(1, [], lockers, TH) == []
+
+
+def test_a_signature_the_lifecycle_refused_still_makes_an_empty_parcel():
+    """Is 'signed with no pickup' an empty parcel even though the signature is itself unlawful?"""
+    scans = [
+        scan("p", "packed", 0, M),
+        scan("s", "signed", 60, violation="signed is not allowed after packed"),
+    ]
+    (found,) = rules.empty_parcel("W", 1, scans, TH)
+    assert found.evidence["why"] == "signed with no pickup scan"

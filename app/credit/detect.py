@@ -1,0 +1,274 @@
+"""Running the anomaly rules: after each ingest batch, and in the periodic sweep.
+
+The batch runner reads only the recent state of what the batch touched (its units, their
+parcels, the couriers who scanned, the merchants who packed), in a handful of queries per
+batch, never a scan of history. The sweep covers the rules about time passing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.catalog.models import Batch
+from app.codes.models import TraceCode
+from app.credit.operations import record_findings
+from app.events.models import Device, Event, Parcel, ParcelItem
+from app.parties.models import Courier
+from trace import anomalies as rules
+from trace.anomalies import Finding, Order, Scan, Thresholds
+from trace.credit import Policy
+
+IN_COURIER_HANDS = ("picked_up", "in_transit", "out_for_delivery", "delivery_failed")
+
+
+def _scans(session: Session, condition) -> list[tuple]:
+    return list(
+        session.execute(
+            sa.select(
+                Event.event_id,
+                Event.type,
+                Event.occurred_at,
+                Event.party_type,
+                Event.party_id,
+                sa.func.ST_Y(Event.location),
+                sa.func.ST_X(Event.location),
+                Event.violation,
+                Event.data,
+                Event.serial,
+                Event.waybill,
+            ).where(condition)
+        )
+    )
+
+
+def _scan(row) -> Scan:
+    return Scan(row[0], row[1], row[2], (row[3], row[4]), row[5], row[6], row[7], row[8] or {})
+
+
+def after_ingest(
+    session: Session,
+    event_ids: list[str],
+    counterfeits: list[tuple],
+    thresholds: Thresholds,
+    policy: Policy,
+    now: datetime,
+) -> int:
+    """Run the rules on what one ingest batch touched; returns the number of new anomalies."""
+    findings: list[Finding] = []
+    if event_ids:
+        findings += _subject_rules(session, event_ids, thresholds)
+        findings += _out_of_area(session, event_ids)
+        findings += _brushing(session, event_ids, thresholds)
+    findings += _counterfeits(session, counterfeits)
+    return len(record_findings(session, findings, policy, now))
+
+
+def _subject_rules(session: Session, event_ids: list[str], t: Thresholds) -> list[Finding]:
+    touched = session.execute(
+        sa.select(Event.serial, Event.waybill).where(Event.event_id.in_(event_ids))
+    ).all()
+    waybills = {w for _, w in touched if w}
+    serials = {s for s, _ in touched if s}
+    if waybills:
+        serials |= set(
+            session.scalars(sa.select(ParcelItem.serial).where(ParcelItem.waybill.in_(waybills)))
+        )
+    items = (
+        session.execute(
+            sa.select(ParcelItem.serial, ParcelItem.waybill).where(ParcelItem.serial.in_(serials))
+        ).all()
+        if serials
+        else []
+    )
+    waybills |= {w for _, w in items}
+    rows = _scans(session, sa.or_(Event.serial.in_(serials), Event.waybill.in_(waybills)))
+    by_serial, by_waybill = defaultdict(list), defaultdict(list)
+    parcels_of = defaultdict(set)
+    for serial, waybill in items:
+        parcels_of[serial].add(waybill)
+    for row in rows:
+        if row[10]:
+            by_waybill[row[10]].append(_scan(row))
+        else:
+            by_serial[row[9]].append(_scan(row))
+    parcels = {
+        p.waybill: p for p in session.scalars(sa.select(Parcel).where(Parcel.waybill.in_(waybills)))
+    }
+    consignees = dict(
+        session.execute(
+            sa.select(Parcel.waybill, sa.func.ST_AsText(Parcel.consignee)).where(
+                Parcel.waybill.in_(waybills)
+            )
+        ).all()
+    )
+    batches = dict(
+        session.execute(
+            sa.select(TraceCode.serial, Batch)
+            .join(Batch, TraceCode.batch_id == Batch.id)
+            .where(TraceCode.serial.in_(serials))
+        ).all()
+    )
+
+    findings: list[Finding] = []
+    for serial in serials:
+        own = by_serial.get(serial, [])
+        everything = own + [s for w in parcels_of[serial] for s in by_waybill[w]]
+        merchant_of = {
+            s.event_id: parcels[w].merchant_id
+            for w in parcels_of[serial]
+            for s in by_waybill[w]
+            if w in parcels
+        }
+        findings += rules.lifecycle_violations(("code", serial), own)
+        findings += rules.duplicate_sale(serial, own)
+        findings += rules.impossible_travel(("code", serial), own, t)
+        batch = batches.get(serial)
+        if batch is not None:
+            findings += rules.expired_sale(serial, own, batch.expires_on)
+            if batch.recalled_at is not None:
+                findings += rules.recalled_sale(serial, everything, batch.recalled_at, merchant_of)
+    for waybill, scans in by_waybill.items():
+        parcel = parcels.get(waybill)
+        if parcel is None:
+            continue
+        findings += rules.lifecycle_violations(("waybill", waybill), scans)
+        findings += rules.impossible_travel(("waybill", waybill), scans, t)
+        findings += rules.empty_parcel(waybill, parcel.merchant_id, scans, t)
+        lon, lat = _wkt_point(consignees[waybill])
+        findings += rules.remote_sign(waybill, scans, (lat, lon), t)
+    return findings
+
+
+def _wkt_point(text: str) -> tuple[float, float]:
+    lon, lat = text[text.index("(") + 1 : text.index(")")].split()
+    return float(lon), float(lat)
+
+
+def _out_of_area(session: Session, event_ids: list[str]) -> list[Finding]:
+    """Courier scans of this batch outside the courier's service area (a spatial query)."""
+    rows = session.execute(
+        sa.select(
+            Event.event_id,
+            Event.type,
+            Event.occurred_at,
+            Event.party_type,
+            Event.party_id,
+            sa.func.ST_Y(Event.location),
+            sa.func.ST_X(Event.location),
+            Event.violation,
+            Event.data,
+            Event.serial,
+            Event.waybill,
+        )
+        .join(Courier, sa.and_(Event.party_type == "courier", Event.party_id == Courier.id))
+        .where(
+            Event.event_id.in_(event_ids),
+            Event.location.is_not(None),
+            Courier.service_area.is_not(None),
+            sa.func.ST_Within(Event.location, Courier.service_area).is_(sa.false()),
+        )
+    ).all()
+    return [
+        rules.out_of_area(("waybill", row[10]) if row[10] else ("code", row[9]), _scan(row))
+        for row in rows
+    ]
+
+
+def _brushing(session: Session, event_ids: list[str], t: Thresholds) -> list[Finding]:
+    """Brushing for the merchants whose parcels this batch packed or signed."""
+    touched = session.execute(
+        sa.select(
+            Parcel.merchant_id, sa.func.min(Event.occurred_at), sa.func.max(Event.occurred_at)
+        )
+        .join(Parcel, Event.waybill == Parcel.waybill)
+        .where(Event.event_id.in_(event_ids), Event.type.in_(("packed", "signed")))
+        .group_by(Parcel.merchant_id)
+    ).all()
+    findings = []
+    for merchant_id, first, last in touched:
+        since, until = first - timedelta(hours=24), last + timedelta(hours=1)
+        orders = [
+            Order(w, at, lat, lon)
+            for w, at, lat, lon in session.execute(
+                sa.select(
+                    Parcel.waybill,
+                    Parcel.packed_at,
+                    sa.func.ST_Y(Parcel.consignee),
+                    sa.func.ST_X(Parcel.consignee),
+                ).where(Parcel.merchant_id == merchant_id, Parcel.packed_at.between(since, until))
+            )
+        ]
+        signed = [
+            _scan(r)
+            for r in _scans(
+                session,
+                sa.and_(
+                    Event.type == "signed",
+                    Event.occurred_at.between(since, until),
+                    Event.waybill.in_(
+                        sa.select(Parcel.waybill).where(Parcel.merchant_id == merchant_id)
+                    ),
+                ),
+            )
+        ]
+        findings += rules.brushing(merchant_id, orders, signed, t)
+    return findings
+
+
+def _counterfeits(session: Session, counterfeits: list[tuple]) -> list[Finding]:
+    """Scans of never-issued codes, (device id, codes, event id, place), by known devices."""
+    if not counterfeits:
+        return []
+    owners = {
+        d.id: (d.owner_type, d.owner_id)
+        for d in session.scalars(
+            sa.select(Device).where(Device.id.in_({c[0] for c in counterfeits}))
+        )
+    }
+    return [
+        rules.unknown_code(owners[device], code, event_id, place)
+        for device, codes, event_id, place in counterfeits
+        if device in owners
+        for code in codes
+    ]
+
+
+def sweep(
+    session: Session, thresholds: Thresholds, policy: Policy, now: datetime | None = None
+) -> int:
+    """The rules about time passing: stalled and late parcels. Returns new anomalies."""
+    now = now or datetime.now(UTC)
+    last_scan = (
+        sa.select(Event.waybill, sa.func.max(Event.occurred_at).label("last"))
+        .group_by(Event.waybill)
+        .subquery()
+    )
+    signed_at = (
+        sa.select(Event.waybill, sa.func.min(Event.occurred_at).label("at"))
+        .where(Event.type == "signed", Event.violation.is_(None))
+        .group_by(Event.waybill)
+        .subquery()
+    )
+    findings: list[Finding] = []
+    stale = now - timedelta(hours=thresholds.stalled_hours)
+    for waybill, company, state, last in session.execute(
+        sa.select(Parcel.waybill, Parcel.logistics_company_id, Parcel.state, last_scan.c.last)
+        .join(last_scan, last_scan.c.waybill == Parcel.waybill)
+        .where(Parcel.state.in_(IN_COURIER_HANDS), last_scan.c.last < stale)
+    ):
+        findings += rules.stalled_parcel(waybill, company, state, last, now, thresholds)
+    for waybill, company, promised, signed in session.execute(
+        sa.select(Parcel.waybill, Parcel.logistics_company_id, Parcel.promised_by, signed_at.c.at)
+        .outerjoin(signed_at, signed_at.c.waybill == Parcel.waybill)
+        .where(
+            Parcel.promised_by.is_not(None),
+            Parcel.promised_by < now,
+            sa.or_(signed_at.c.at.is_(None), signed_at.c.at > Parcel.promised_by),
+        )
+    ):
+        findings += rules.late_delivery(waybill, company, promised, signed, now)
+    return len(record_findings(session, findings, policy, now))

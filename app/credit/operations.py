@@ -1,0 +1,498 @@
+"""Anomalies and credit accounts: findings written into the records of the party responsible
+(责任可究), regulators' decisions, appeals, sanctions and commendations, credit commitments,
+and the red and black lists that follow from the records.
+
+Every decision leaves an :class:`AuditEntry`; credit records are only ever appended (the
+database refuses anything else), so a dismissed anomaly's points are taken back by a reversal.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.auth.models import Role
+from app.auth.principal import Principal
+from app.credit.models import Anomaly, Appeal, AuditEntry, Commitment, CreditRecord
+from app.db import point
+from app.events.models import Event
+from app.parties.models import Courier, LogisticsCompany, Merchant
+from trace import credit
+from trace.anomalies import Finding
+from trace.errors import Conflict, Forbidden, NotFound, ValidationError
+from trace.identity import mask_name
+
+PARTY_MODELS = {"merchant": Merchant, "logistics_company": LogisticsCompany, "courier": Courier}
+COMMITMENT_VERSION = "2026-1"
+COMMITMENT_TEXT = (
+    "本单位（本人）承诺：依法诚信经营，如实记录和上传产品追溯及物流信息，不刷单炒信、不发空包、"
+    "不销售过期、召回或假冒商品，自觉接受监管和社会监督；如有违反，愿承担相应责任并接受失信惩戒。"
+    " / We commit to trade honestly, to record and upload true trace and logistics data, not to "
+    "fake orders, ship empty parcels or sell expired, recalled or counterfeit goods, and to "
+    "accept supervision and the consequences of any breach."
+)
+
+
+def audit(
+    session: Session, actor: Principal, action: str, target_type: str, target_id, reason: str
+) -> None:
+    session.add(
+        AuditEntry(
+            actor_role=actor.role.value,
+            actor_token_id=actor.token_id,
+            action=action,
+            target_type=target_type,
+            target_id=str(target_id),
+            reason=reason[:1000],
+            at=datetime.now(UTC),
+        )
+    )
+
+
+def _party(session: Session, party_type: str, party_id: int):
+    model = PARTY_MODELS.get(party_type)
+    found = session.get(model, party_id) if model else None
+    if found is None:
+        raise NotFound(f"no {party_type.replace('_', ' ')} with id {party_id}")
+    return found
+
+
+# -- findings -------------------------------------------------------------------------------
+
+
+def record_findings(
+    session: Session, findings: list[Finding], policy: credit.Policy, now: datetime
+) -> list[Anomaly]:
+    """Store new findings as open anomalies, one per rule, subject and party, each with its
+    provisional credit record; findings already on file are left as they are."""
+    wanted: dict[tuple, Finding] = {}
+    for f in findings:
+        for party in f.parties:
+            wanted.setdefault((f.type, f.subject[0], str(f.subject[1]), *party), f)
+    if not wanted:
+        return []
+    subjects = {k[2] for k in wanted}
+    existing = {
+        tuple(row)
+        for row in session.execute(
+            sa.select(
+                Anomaly.type,
+                Anomaly.subject_type,
+                Anomaly.subject,
+                Anomaly.party_type,
+                Anomaly.party_id,
+            ).where(Anomaly.subject.in_(subjects))
+        )
+    }
+    new = {k: f for k, f in wanted.items() if k not in existing}
+    if not new:
+        return []
+    regions = _regions(session, {(k[3], k[4]) for k in new})
+    places = _places(session, {f.evidence.get("event_ids", [None])[-1] for f in new.values()})
+    anomalies = []
+    for (type_, subject_type, subject, party_type, party_id), f in sorted(new.items()):
+        anomaly = Anomaly(
+            type=type_,
+            severity=f.severity,
+            status="open",
+            subject_type=subject_type,
+            subject=subject,
+            party_type=party_type,
+            party_id=party_id,
+            region_code=regions.get((party_type, party_id), "000000"),
+            location=point(*_place(f, places)),
+            evidence=f.evidence,
+            detected_at=now,
+        )
+        session.add(anomaly)
+        anomalies.append(anomaly)
+    session.flush()
+    session.add_all(
+        [
+            CreditRecord(
+                party_type=a.party_type,
+                party_id=a.party_id,
+                kind="anomaly",
+                points=policy.anomaly_points[a.severity],
+                severity=a.severity,
+                reason=f"{a.type} ({a.subject_type} {a.subject})",
+                anomaly_id=a.id,
+                effective_at=now,
+                created_at=now,
+            )
+            for a in anomalies
+        ]
+    )
+    session.flush()
+    return anomalies
+
+
+def _place(f: Finding, places: dict) -> tuple[float | None, float | None]:
+    """Where a finding happened: its last evidence event, or a point in its evidence."""
+    last = (f.evidence.get("event_ids") or [None])[-1]
+    if last in places:
+        return places[last]
+    return f.evidence.get("lat"), f.evidence.get("lon")
+
+
+def _regions(session: Session, parties: set[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    ids = defaultdict(set)
+    for kind, pid in parties:
+        ids[kind].add(pid)
+    out = {}
+    for kind, model in PARTY_MODELS.items():
+        if ids[kind]:
+            for pid, region in session.execute(
+                sa.select(model.id, model.region_code).where(model.id.in_(ids[kind]))
+            ):
+                out[(kind, pid)] = region
+    return out
+
+
+def _places(session: Session, event_ids: set) -> dict[str, tuple[float, float]]:
+    event_ids.discard(None)
+    if not event_ids:
+        return {}
+    rows = session.execute(
+        sa.select(Event.event_id, sa.func.ST_Y(Event.location), sa.func.ST_X(Event.location)).where(
+            Event.event_id.in_(event_ids), Event.location.is_not(None)
+        )
+    )
+    return {eid: (lat, lon) for eid, lat, lon in rows}
+
+
+# -- decisions and appeals ------------------------------------------------------------------
+
+
+def get_anomaly(session: Session, anomaly_id: int) -> Anomaly:
+    anomaly = session.get(Anomaly, anomaly_id)
+    if anomaly is None:
+        raise NotFound(f"no anomaly with id {anomaly_id}")
+    return anomaly
+
+
+def decide(
+    session: Session, actor: Principal, anomaly_id: int, decision: str, reason: str
+) -> Anomaly:
+    """A regulator confirms or dismisses an open anomaly; a dismissal takes its points back."""
+    actor.require(Role.ADMIN, Role.REGULATOR)
+    anomaly = get_anomaly(session, anomaly_id)
+    if decision not in ("confirm", "dismiss"):
+        raise ValidationError("decision must be confirm or dismiss", field="decision")
+    if not reason.strip():
+        raise ValidationError("give the reason for the decision", field="reason")
+    if anomaly.status != "open":
+        raise Conflict(f"the anomaly is already {anomaly.status}")
+    if decision == "confirm":
+        anomaly.status = "confirmed"
+    else:
+        _dismiss(session, anomaly)
+    anomaly.decided_at = datetime.now(UTC)
+    audit(session, actor, f"anomaly.{decision}", "anomaly", anomaly.id, reason)
+    session.flush()
+    return anomaly
+
+
+def _dismiss(session: Session, anomaly: Anomaly) -> None:
+    anomaly.status = "dismissed"
+    for record in session.scalars(
+        sa.select(CreditRecord).where(
+            CreditRecord.anomaly_id == anomaly.id, CreditRecord.kind == "anomaly"
+        )
+    ):
+        session.add(
+            CreditRecord(
+                party_type=record.party_type,
+                party_id=record.party_id,
+                kind="reversal",
+                points=-record.points,
+                severity=record.severity,
+                anomaly_id=anomaly.id,
+                reason=f"dismissed: {record.reason}"[:300],
+                effective_at=record.effective_at,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+
+def acts_for(session: Session, actor: Principal, party_type: str, party_id: int) -> bool:
+    """Whether the caller speaks for the party (a company speaks for its couriers)."""
+    if actor.role is Role.MERCHANT:
+        return party_type == "merchant" and actor.party_id == party_id
+    if actor.role is Role.LOGISTICS:
+        if party_type == "logistics_company":
+            return actor.party_id == party_id
+        if party_type == "courier":
+            courier = session.get(Courier, party_id)
+            return courier is not None and courier.company_id == actor.party_id
+    return False
+
+
+def appeal(session: Session, actor: Principal, anomaly_id: int, statement: str) -> Appeal:
+    """The party responsible appeals a finding with a statement; a regulator decides."""
+    anomaly = get_anomaly(session, anomaly_id)
+    if not acts_for(session, actor, anomaly.party_type, anomaly.party_id):
+        raise Forbidden("only the party the anomaly names may appeal it")
+    if not statement.strip():
+        raise ValidationError("the statement is empty", field="statement")
+    if anomaly.status == "dismissed":
+        raise Conflict("the anomaly is already dismissed")
+    pending = sa.select(Appeal.id).where(
+        Appeal.anomaly_id == anomaly_id, Appeal.status == "pending"
+    )
+    if session.scalar(pending) is not None:
+        raise Conflict("an appeal of this anomaly is already pending")
+    found = Appeal(anomaly_id=anomaly_id, statement=statement.strip()[:2000])
+    session.add(found)
+    session.flush()
+    audit(session, actor, "appeal.file", "anomaly", anomaly_id, statement)
+    return found
+
+
+def decide_appeal(
+    session: Session, actor: Principal, appeal_id: int, decision: str, reason: str
+) -> Appeal:
+    """Uphold (the anomaly is dismissed, its points taken back) or reject an appeal."""
+    actor.require(Role.ADMIN, Role.REGULATOR)
+    found = session.get(Appeal, appeal_id)
+    if found is None:
+        raise NotFound(f"no appeal with id {appeal_id}")
+    if decision not in ("uphold", "reject"):
+        raise ValidationError("decision must be uphold or reject", field="decision")
+    if not reason.strip():
+        raise ValidationError("give the reason for the decision", field="reason")
+    if found.status != "pending":
+        raise Conflict(f"the appeal is already {found.status}")
+    found.status = "upheld" if decision == "uphold" else "rejected"
+    found.decided_at = datetime.now(UTC)
+    anomaly = session.get(Anomaly, found.anomaly_id)
+    if decision == "uphold" and anomaly.status != "dismissed":
+        _dismiss(session, anomaly)
+        anomaly.decided_at = found.decided_at
+    audit(session, actor, f"appeal.{decision}", "appeal", found.id, reason)
+    session.flush()
+    return found
+
+
+# -- the regulator's own records and the parties' commitments -------------------------------
+
+
+def add_record(
+    session: Session,
+    actor: Principal,
+    party_type: str,
+    party_id: int,
+    kind: str,
+    reason: str,
+    policy: credit.Policy,
+) -> CreditRecord:
+    """A regulator's sanction or commendation."""
+    actor.require(Role.ADMIN, Role.REGULATOR)
+    _party(session, party_type, party_id)
+    if kind not in ("sanction", "commendation"):
+        raise ValidationError("kind must be sanction or commendation", field="kind")
+    if not reason.strip():
+        raise ValidationError("give the reason", field="reason")
+    points = policy.sanction_points if kind == "sanction" else policy.commendation_points
+    now = datetime.now(UTC)
+    record = CreditRecord(
+        party_type=party_type,
+        party_id=party_id,
+        kind=kind,
+        points=points,
+        reason=reason.strip()[:300],
+        effective_at=now,
+        created_at=now,
+    )
+    session.add(record)
+    audit(session, actor, f"credit.{kind}", party_type, party_id, reason)
+    session.flush()
+    return record
+
+
+def sign_commitment(
+    session: Session, actor: Principal, party_type: str, party_id: int, policy: credit.Policy
+) -> Commitment:
+    """The party signs the standard credit commitment (once); it is shown publicly."""
+    _party(session, party_type, party_id)
+    if not (actor.is_authority or acts_for(session, actor, party_type, party_id)):
+        raise Forbidden("a party signs its own commitment")
+    existing = session.scalar(
+        sa.select(Commitment).where(
+            Commitment.party_type == party_type, Commitment.party_id == party_id
+        )
+    )
+    if existing is not None:
+        return existing
+    now = datetime.now(UTC)
+    signed = Commitment(
+        party_type=party_type, party_id=party_id, text_version=COMMITMENT_VERSION, signed_at=now
+    )
+    session.add(signed)
+    session.add(
+        CreditRecord(
+            party_type=party_type,
+            party_id=party_id,
+            kind="commitment",
+            points=policy.commitment_points,
+            reason="credit commitment signed",
+            effective_at=now,
+            created_at=now,
+        )
+    )
+    audit(session, actor, "commitment.sign", party_type, party_id, COMMITMENT_VERSION)
+    session.flush()
+    return signed
+
+
+# -- reading accounts, lists and notices ----------------------------------------------------
+
+
+@dataclass
+class Account:
+    party_type: str
+    party_id: int
+    standing: credit.Standing
+    commitment: Commitment | None
+    records: list[CreditRecord]
+
+
+def _scoring_records(rows: list[tuple[CreditRecord, str | None]]) -> list[credit.Record]:
+    """Records as the score sees them: a dismissed anomaly and its reversal cancel out."""
+    out = []
+    for record, status in rows:
+        if record.kind == "reversal" or (record.kind == "anomaly" and status == "dismissed"):
+            continue
+        out.append(
+            credit.Record(
+                record.kind,
+                record.points,
+                record.effective_at,
+                record.severity,
+                confirmed=status == "confirmed",
+            )
+        )
+    return out
+
+
+def accounts(
+    session: Session,
+    parties: set[tuple[str, int]],
+    policy: credit.Policy,
+    now: datetime | None = None,
+) -> dict[tuple[str, int], Account]:
+    """The credit accounts of several parties, in three queries."""
+    now = now or datetime.now(UTC)
+    if not parties:
+        return {}
+    types = {p[0] for p in parties}
+    ids = {p[1] for p in parties}
+    rows = session.execute(
+        sa.select(CreditRecord, Anomaly.status)
+        .outerjoin(Anomaly, CreditRecord.anomaly_id == Anomaly.id)
+        .where(CreditRecord.party_type.in_(types), CreditRecord.party_id.in_(ids))
+        .order_by(CreditRecord.id)
+    ).all()
+    by_party = defaultdict(list)
+    for record, status in rows:
+        by_party[(record.party_type, record.party_id)].append((record, status))
+    commitments = {
+        (c.party_type, c.party_id): c
+        for c in session.scalars(
+            sa.select(Commitment).where(
+                Commitment.party_type.in_(types), Commitment.party_id.in_(ids)
+            )
+        )
+    }
+    return {
+        p: Account(
+            p[0],
+            p[1],
+            credit.standing(_scoring_records(by_party[p]), now, policy),
+            commitments.get(p),
+            [r for r, _ in by_party[p]],
+        )
+        for p in parties
+    }
+
+
+def account(session: Session, party_type: str, party_id: int, policy: credit.Policy) -> Account:
+    _party(session, party_type, party_id)
+    return accounts(session, {(party_type, party_id)}, policy)[(party_type, party_id)]
+
+
+def listed(session: Session, which: str, policy: credit.Policy) -> list[Account]:
+    """The parties on the red or black list now (only parties with records can be on one)."""
+    parties = {
+        tuple(p)
+        for p in session.execute(
+            sa.select(CreditRecord.party_type, CreditRecord.party_id).distinct()
+        )
+    }
+    found = accounts(session, parties, policy)
+    return sorted(
+        (a for a in found.values() if a.standing.list == which),
+        key=lambda a: (a.party_type, a.party_id),
+    )
+
+
+def public_party(session: Session, party_type: str, party_id: int) -> dict:
+    """What may be published about a party: names and USCCs, a courier's name masked."""
+    found = _party(session, party_type, party_id)
+    if party_type == "courier":
+        company = session.get(LogisticsCompany, found.company_id)
+        return {
+            "type": party_type,
+            "id": party_id,
+            "name": mask_name(found.name),
+            "company": {"id": company.id, "name": company.name, "uscc": company.uscc},
+        }
+    return {"type": party_type, "id": party_id, "name": found.name, "uscc": found.uscc}
+
+
+def notices(session: Session, policy: credit.Policy, limit: int = 100) -> list[dict]:
+    """Public risk notices (风险提示), published the moment they are decided: confirmed
+    serious anomalies, sanctions, and black-listings."""
+    out = []
+    for a in session.scalars(
+        sa.select(Anomaly)
+        .where(Anomaly.status == "confirmed", Anomaly.severity == "serious")
+        .order_by(Anomaly.decided_at.desc())
+        .limit(limit)
+    ):
+        out.append(
+            {
+                "kind": "confirmed_anomaly",
+                "type": a.type,
+                "at": a.decided_at,
+                "party": public_party(session, a.party_type, a.party_id),
+            }
+        )
+    for r in session.scalars(
+        sa.select(CreditRecord)
+        .where(CreditRecord.kind == "sanction")
+        .order_by(CreditRecord.id.desc())
+        .limit(limit)
+    ):
+        out.append(
+            {
+                "kind": "sanction",
+                "reason": r.reason,
+                "at": r.created_at,
+                "party": public_party(session, r.party_type, r.party_id),
+            }
+        )
+    for acc in listed(session, credit.BLACK, policy):
+        out.append(
+            {
+                "kind": "black_list",
+                "score": acc.standing.score,
+                "at": None,
+                "party": public_party(session, acc.party_type, acc.party_id),
+            }
+        )
+    return out

@@ -1,0 +1,335 @@
+"""Anomalies found from ingested events, written into credit records, and what follows."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+import sqlalchemy as sa
+
+
+def anomalies(client, make, **filters):
+    resp = client.get("/api/v1/anomalies", query_string=filters, headers=make.auth("regulator"))
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()["items"]
+
+
+def types(items):
+    return sorted(a["type"] for a in items)
+
+
+def test_a_second_sale_is_a_duplicate_sale_against_the_second_merchant(client, make, world):
+    """Does a code sold twice raise duplicate_sale against the merchant of the second sale?"""
+    pos, serial = world["pos"], world["serials"][0]
+    pos.post(pos.event("sold", 0, code=serial, data={"order_id": "A"}))
+    pos.post(pos.event("sold", 30, code=serial, data={"order_id": "B"}))
+    (found,) = anomalies(client, make, type="duplicate_sale")
+    assert found["party"] == {"type": "merchant", "id": world["merchant"]}
+    assert found["subject"] == {"code": serial} and found["severity"] == "serious"
+    assert found["status"] == "open"
+
+
+def test_signed_with_no_pickup_is_an_empty_parcel_against_merchant_and_courier(client, make, world):
+    """Is a parcel signed without a pickup scan flagged for the merchant and the courier?"""
+    shelf, hh, serial = world["shelf"], world["handheld"], world["serials"][0]
+    shelf.post(
+        shelf.event(
+            "packed",
+            0,
+            waybill="SF5000000001",
+            codes=[serial],
+            data={
+                "consignee": {"lat": 31.78, "lon": 119.95},
+                "consignee_region_code": "320411",
+                "logistics_company_id": world["company"],
+            },
+        )
+    )
+    hh.post(hh.event("signed", 60, waybill="SF5000000001", data={"signer": "self"}))
+    found = anomalies(client, make, type="empty_parcel")
+    assert sorted((a["party"]["type"], a["party"]["id"]) for a in found) == [
+        ("courier", world["courier"]),
+        ("merchant", world["merchant"]),
+    ]
+    assert "lifecycle_violation" in types(anomalies(client, make))
+
+
+def test_remote_sign_and_impossible_travel(client, make, world):
+    """Is a signature 30 km from the consignee flagged, and a jump of 1,000 km in minutes?"""
+    shelf, hh, serial = world["shelf"], world["handheld"], world["serials"][1]
+    shelf.post(
+        shelf.event(
+            "packed",
+            0,
+            waybill="SF6000000001",
+            codes=[serial],
+            data={
+                "consignee": {"lat": 31.78, "lon": 119.95},
+                "consignee_region_code": "320411",
+                "logistics_company_id": world["company"],
+            },
+        )
+    )
+    hh.post(hh.event("picked_up", 10, waybill="SF6000000001"))
+    hh.post(hh.event("in_transit", 20, waybill="SF6000000001", lat=23.05, lon=112.47))
+    hh.post(hh.event("out_for_delivery", 600, waybill="SF6000000001"))
+    hh.post(
+        hh.event(
+            "signed", 620, waybill="SF6000000001", data={"signer": "self"}, lat=32.05, lon=119.95
+        )
+    )
+    found = types(anomalies(client, make))
+    assert "remote_sign" in found and "impossible_travel" in found
+
+
+def test_a_scan_of_a_never_issued_code_is_a_counterfeit_finding(client, make, world):
+    """Does scanning an unknown code raise unknown_code against the scanning device's owner?"""
+    shelf = world["shelf"]
+    shelf.post(shelf.event("shelved", code="ZZZZZZZZZZZZZZZZ"))
+    (found,) = anomalies(client, make, type="unknown_code")
+    assert found["party"] == {"type": "merchant", "id": world["merchant"]}
+
+
+def test_selling_a_recalled_or_expired_batch(client, make, world, app):
+    """After a recall, does a sale raise recalled_sale; does a sale after expiry raise
+    expired_sale?"""
+    resp = client.post(
+        f"/api/v1/batches/{world['batch']}/recall",
+        json={"reason": "污染"},
+        headers=make.auth("regulator"),
+    )
+    assert resp.status_code == 200 and resp.json["status"] == "recalled"
+    with app.extensions["trace"].engine.begin() as conn:  # recalled before the devices' day
+        conn.execute(
+            sa.text("UPDATE batches SET recalled_at = :t WHERE id = :b"),
+            {"t": datetime(2026, 11, 20, 8, 0, tzinfo=UTC), "b": world["batch"]},
+        )
+    pos = world["pos"]
+    pos.post(pos.event("sold", 30, code=world["serials"][0], data={"order_id": "R"}))
+    assert types(anomalies(client, make, type="recalled_sale")) == ["recalled_sale"]
+
+    expired_batch = make.batch(
+        make.product(world["merchant"]), produced_on=date(2026, 1, 1), expires_on=date(2026, 11, 1)
+    )
+    (old,) = make.codes(expired_batch, 1)
+    pos.post(pos.event("sold", 0, code=old, data={"order_id": "E"}))
+    (found,) = anomalies(client, make, type="expired_sale")
+    assert found["subject"] == {"code": old}
+
+
+def test_out_of_area_uses_the_courier_service_area(client, make, world):
+    """With a service area set, is a courier's scan outside it flagged, and one inside not?"""
+    area = {
+        "type": "Polygon",
+        "coordinates": [
+            [[119.8, 31.6], [120.1, 31.6], [120.1, 31.9], [119.8, 31.9], [119.8, 31.6]]
+        ],
+    }
+    resp = client.put(
+        f"/api/v1/couriers/{world['courier']}/service-area",
+        json=area,
+        headers=make.auth("logistics", world["company"]),
+    )
+    assert resp.status_code == 200, resp.get_json()
+    shelf, hh, serial = world["shelf"], world["handheld"], world["serials"][2]
+    shelf.post(
+        shelf.event(
+            "packed",
+            0,
+            waybill="SF7000000001",
+            codes=[serial],
+            data={
+                "consignee": {"lat": 31.78, "lon": 119.95},
+                "consignee_region_code": "320411",
+                "logistics_company_id": world["company"],
+            },
+        )
+    )
+    hh.post(hh.event("picked_up", 10, waybill="SF7000000001"))  # inside
+    hh.post(hh.event("in_transit", 200, waybill="SF7000000001", lat=32.06, lon=118.80))
+    (found,) = anomalies(client, make, type="out_of_area")
+    assert found["party"] == {"type": "courier", "id": world["courier"]}
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"type": "Point", "coordinates": [1, 2]},
+        {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [0, 0]]]},
+        {"type": "Polygon", "coordinates": "x"},
+    ],
+)
+def test_bad_service_areas_are_refused(client, make, world, shape):
+    """Is anything but a valid polygon refused with a 422?"""
+    resp = client.put(
+        f"/api/v1/couriers/{world['courier']}/service-area", json=shape, headers=make.auth("admin")
+    )
+    assert resp.status_code == 422
+
+
+def test_decisions_change_credit_and_leave_an_audit_trail(client, make, world, session):
+    """Does confirming a serious anomaly black-list the merchant and publish a notice, and
+    does dismissing another take its points back?"""
+    pos, serial = world["pos"], world["serials"][0]
+    pos.post(pos.event("sold", 0, code=serial, data={"order_id": "A"}))
+    pos.post(pos.event("sold", 30, code=serial, data={"order_id": "B"}))
+    (dup,) = anomalies(client, make, type="duplicate_sale")
+    before = client.get(f"/api/v1/credit/merchant/{world['merchant']}").json
+    assert before["score"] < 800 and before["list"] is None
+    regulator = make.auth("regulator")
+    bad = client.post(
+        f"/api/v1/anomalies/{dup['id']}/decision",
+        json={"decision": "confirm", "reason": ""},
+        headers=regulator,
+    )
+    assert bad.status_code == 422
+    resp = client.post(
+        f"/api/v1/anomalies/{dup['id']}/decision",
+        json={"decision": "confirm", "reason": "两笔订单均已核实"},
+        headers=regulator,
+    )
+    assert resp.status_code == 200 and resp.json["status"] == "confirmed"
+    after = client.get(f"/api/v1/credit/merchant/{world['merchant']}").json
+    assert after["list"] == "black"
+    black = client.get("/api/v1/credit/lists/black").json["items"]
+    assert [(p["type"], p["id"]) for p in black] == [("merchant", world["merchant"])]
+    notices = client.get("/api/v1/credit/notices").json["items"]
+    assert {n["kind"] for n in notices} == {"confirmed_anomaly", "black_list"}
+    again = client.post(
+        f"/api/v1/anomalies/{dup['id']}/decision",
+        json={"decision": "dismiss", "reason": "x"},
+        headers=regulator,
+    )
+    assert again.status_code == 409
+    audit = session.execute(sa.text("SELECT action, reason FROM audit_entries")).all()
+    assert ("anomaly.confirm", "两笔订单均已核实") in [tuple(r) for r in audit]
+
+
+def test_an_upheld_appeal_restores_the_score(client, make, world):
+    """Can the named party appeal (once), others not, and does upholding restore the points?"""
+    shelf = world["shelf"]
+    shelf.post(shelf.event("shelved", code="ZZZZZZZZZZZZZZZZ"))
+    (found,) = anomalies(client, make, type="unknown_code")
+    merchant = make.auth("merchant", world["merchant"])
+    url = f"/api/v1/anomalies/{found['id']}/appeal"
+    assert (
+        client.post(
+            url, json={"statement": "x"}, headers=make.auth("merchant", make.merchant())
+        ).status_code
+        == 403
+    )
+    first = client.post(url, json={"statement": "扫描枪误读了外箱条码"}, headers=merchant)
+    assert first.status_code == 201
+    assert client.post(url, json={"statement": "again"}, headers=merchant).status_code == 409
+    assert client.get(f"/api/v1/credit/merchant/{world['merchant']}").json["score"] < 800
+    decided = client.post(
+        f"/api/v1/appeals/{first.json['id']}/decision",
+        json={"decision": "uphold", "reason": "误读属实"},
+        headers=make.auth("regulator"),
+    )
+    assert decided.status_code == 200 and decided.json["status"] == "upheld"
+    account = client.get(f"/api/v1/credit/merchant/{world['merchant']}").json
+    assert account["score"] == 800
+    assert [r["kind"] for r in account["records"]] == ["anomaly", "reversal"]
+    assert anomalies(client, make, type="unknown_code")[0]["status"] == "dismissed"
+
+
+def test_a_merchant_sees_only_its_own_anomalies(client, make, world):
+    """May a merchant list another merchant's anomalies?"""
+    shelf = world["shelf"]
+    shelf.post(shelf.event("shelved", code="ZZZZZZZZZZZZZZZZ"))
+    own = client.get("/api/v1/anomalies", headers=make.auth("merchant", world["merchant"]))
+    other = client.get("/api/v1/anomalies", headers=make.auth("merchant", make.merchant()))
+    assert len(own.json["items"]) == 1 and other.json["items"] == []
+    assert client.get("/api/v1/anomalies").status_code == 401
+
+
+def test_anomaly_filters_and_pages(client, make, world):
+    """Do the type, region, area and paging filters work, and are bad ones refused?"""
+    shelf = world["shelf"]
+    for i in range(3):
+        shelf.post(
+            shelf.event("shelved", i, code=f"ZZZZZZZZZZZZZZZ{i}", lat=31.78 + i / 100, lon=119.95)
+        )
+    page = client.get("/api/v1/anomalies?limit=2", headers=make.auth("regulator")).json
+    assert len(page["items"]) == 2 and page["next"]
+    rest = client.get(page["next"], headers=make.auth("regulator")).json
+    assert len(rest["items"]) == 1 and rest["next"] is None
+    assert len(anomalies(client, make, region_code="320411")) == 3
+    assert anomalies(client, make, region_code="440300") == []
+    box = (
+        '{"type":"Polygon","coordinates":[[[119.9,31.77],[120.0,31.77],[120.0,31.795],'
+        "[119.9,31.795],[119.9,31.77]]]}"
+    )
+    assert len(anomalies(client, make, within=box)) == 2
+    for bad in ({"within": "{}"}, {"since": "yesterday"}, {"colour": "red"}):
+        resp = client.get("/api/v1/anomalies", query_string=bad, headers=make.auth("regulator"))
+        assert resp.status_code == 422
+
+
+def test_red_list_needs_grade_a_and_a_signed_commitment(client, make, world):
+    """Does a commended merchant reach the red list only after signing the commitment?"""
+    regulator = make.auth("regulator")
+    for _ in range(2):
+        client.post(
+            f"/api/v1/credit/merchant/{world['merchant']}/records",
+            json={"kind": "commendation", "reason": "诚信经营示范"},
+            headers=regulator,
+        )
+    assert client.get("/api/v1/credit/lists/red").json["items"] == []
+    text = client.get("/api/v1/credit/commitment-text").json
+    assert "承诺" in text["text"]
+    signed = client.post(
+        f"/api/v1/credit/merchant/{world['merchant']}/commitment",
+        headers=make.auth("merchant", world["merchant"]),
+    )
+    assert signed.status_code == 201
+    red = client.get("/api/v1/credit/lists/red").json["items"]
+    assert [(p["type"], p["id"], p["grade"]) for p in red] == [("merchant", world["merchant"], "A")]
+    assert (
+        client.post(
+            f"/api/v1/credit/merchant/{world['merchant']}/commitment",
+            headers=make.auth("merchant", make.merchant()),
+        ).status_code
+        == 403
+    )
+
+
+def test_public_lists_mask_couriers(client, make, world):
+    """Does a black-listed courier appear with a masked name and no personal identifiers?"""
+    regulator = make.auth("regulator")
+    for _ in range(3):
+        client.post(
+            f"/api/v1/credit/courier/{world['courier']}/records",
+            json={"kind": "sanction", "reason": "多次虚假签收"},
+            headers=regulator,
+        )
+    (entry,) = client.get("/api/v1/credit/lists/black").json["items"]
+    assert entry["name"].endswith("*") and "uscc" not in entry
+    assert entry["company"]["id"] == world["company"]
+
+
+def test_the_sweep_finds_stalled_and_late_parcels(client, make, world, runner):
+    """Does `trace sweep` flag a parcel idle for days in transit and one past its promise?"""
+    shelf, hh, serial = world["shelf"], world["handheld"], world["serials"][0]
+    shelf.post(
+        shelf.event(
+            "packed",
+            0,
+            waybill="SF8000000001",
+            codes=[serial],
+            data={
+                "consignee": {"lat": 31.78, "lon": 119.95},
+                "consignee_region_code": "320411",
+                "logistics_company_id": world["company"],
+                "promised_by": "2026-11-20T20:00:00+08:00",
+            },
+        )
+    )
+    hh.post(hh.event("picked_up", 10, waybill="SF8000000001"))
+    result = runner.invoke(args=["trace", "sweep"])
+    assert result.exit_code == 0, result.output
+    found = anomalies(client, make)
+    assert {"stalled_parcel", "late_delivery"} <= set(types(found))
+    stalled = next(a for a in found if a["type"] == "stalled_parcel")
+    assert stalled["party"] == {"type": "logistics_company", "id": world["company"]}
+    again = runner.invoke(args=["trace", "sweep"])
+    assert "0 new anomalies" in again.output
