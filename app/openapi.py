@@ -50,6 +50,12 @@ def _id(name: str) -> dict:
 
 
 DEVICE = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
+PARTY_TYPE = {
+    "name": "party_type",
+    "in": "path",
+    "required": True,
+    "schema": {"enum": ["merchant", "logistics_company", "courier"]},
+}
 SERIAL = {"name": "serial", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -63,6 +69,10 @@ def document() -> dict:
         schemas.BatchIn,
         schemas.IssueCodesIn,
         schemas.DeviceIn,
+        schemas.DecisionIn,
+        schemas.AppealIn,
+        schemas.RecordIn,
+        schemas.RecallIn,
     ]
     components = {}
     for model in models:
@@ -243,6 +253,97 @@ def document() -> dict:
                         "schema": {"type": "integer", "maximum": 1000},
                     },
                 ],
+            }
+        },
+        "/anomalies": {
+            "get": {
+                **_op(
+                    "Anomalies, newest first; ?type, status, party_type, party_id, since, until, "
+                    "region_code, within (GeoJSON), before, limit",
+                    errors=(422,),
+                ),
+            }
+        },
+        "/anomalies/{anomaly_id}": {
+            "get": {**_op("An anomaly", errors=(404,)), "parameters": [_id("anomaly_id")]}
+        },
+        "/anomalies/{anomaly_id}/decision": {
+            "post": {
+                **_op("Confirm or dismiss (regulator)", body=schemas.DecisionIn, errors=(404, 409)),
+                "parameters": [_id("anomaly_id")],
+            }
+        },
+        "/anomalies/{anomaly_id}/appeal": {
+            "post": {
+                **_op("Appeal (the party named)", body=schemas.AppealIn, ok=201, errors=(404, 409)),
+                "parameters": [_id("anomaly_id")],
+            }
+        },
+        "/appeals/{appeal_id}/decision": {
+            "post": {
+                **_op(
+                    "Uphold or reject an appeal (regulator)",
+                    body=schemas.DecisionIn,
+                    errors=(404, 409),
+                ),
+                "parameters": [_id("appeal_id")],
+            }
+        },
+        "/credit/{party_type}/{party_id}": {
+            "get": {
+                **_op(
+                    "Credit account: score, grade, list, commitment, records",
+                    secure=False,
+                    errors=(404,),
+                ),
+                "parameters": [PARTY_TYPE, _id("party_id")],
+            }
+        },
+        "/credit/{party_type}/{party_id}/records": {
+            "post": {
+                **_op(
+                    "Sanction or commendation (regulator)",
+                    body=schemas.RecordIn,
+                    ok=201,
+                    errors=(404,),
+                ),
+                "parameters": [PARTY_TYPE, _id("party_id")],
+            }
+        },
+        "/credit/{party_type}/{party_id}/commitment": {
+            "post": {
+                **_op("Sign the credit commitment", ok=201, errors=(404,)),
+                "parameters": [PARTY_TYPE, _id("party_id")],
+            }
+        },
+        "/credit/commitment-text": {"get": _op("The standard commitment text", secure=False)},
+        "/credit/lists/{which}": {
+            "get": {
+                **_op("The red or black list", secure=False, errors=(404,)),
+                "parameters": [
+                    {
+                        "name": "which",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"enum": ["red", "black"]},
+                    }
+                ],
+            }
+        },
+        "/credit/notices": {"get": _op("Public risk notices", secure=False)},
+        "/batches/{batch_id}/recall": {
+            "post": {
+                **_op("Recall a batch (regulator)", body=schemas.RecallIn, errors=(404,)),
+                "parameters": [_id("batch_id")],
+            }
+        },
+        "/couriers/{courier_id}/service-area": {
+            "put": {
+                **_op(
+                    "Set the courier's service area (GeoJSON Polygon/MultiPolygon)",
+                    errors=(404, 415, 422),
+                ),
+                "parameters": [_id("courier_id")],
             }
         },
         "/rejected-events": {
