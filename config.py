@@ -46,6 +46,9 @@ class Config:
     MQTT_URL: str = ""
     #: How far ahead of the service's clock a device's event time may be, in seconds.
     EVENT_MAX_SKEW_S: int = 300
+    #: Public reviews and complaints accepted per client per hour.
+    REVIEWS_PER_HOUR: int = 5
+    COMPLAINTS_PER_HOUR: int = 3
     #: How old an event may be when it arrives (a handheld offline for days), in days.
     EVENT_MAX_AGE_DAYS: int = 30
 

@@ -113,3 +113,24 @@ class RecordIn(Body):
 
 class RecallIn(Body):
     reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+Stars = Annotated[int, Field(ge=1, le=5)]
+
+
+class DeliveryRatingIn(Body):
+    courier: Stars
+    company: Stars
+    tags: Annotated[list[str], Field(max_length=6)] = []
+
+
+class ReviewIn(Body):
+    rating: Stars
+    text: Annotated[str, Field(max_length=1000)] = ""
+
+
+class ComplaintIn(Body):
+    category: Literal["counterfeit", "quality", "delivery", "privacy", "other"]
+    text: Annotated[str, Field(min_length=1, max_length=2000)]
+    #: Personal data: shown to regulators only.
+    contact: Annotated[str, Field(max_length=200)] | None = None

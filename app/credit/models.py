@@ -122,7 +122,9 @@ class DeliveryRating(Base):
     logistics_company_id: Mapped[int] = mapped_column(
         sa.ForeignKey("logistics_companies.id"), index=True
     )
-    stars: Mapped[int]
+    courier_stars: Mapped[int]
+    company_stars: Mapped[int]
+    #: late | damaged | rude | not_to_door | careful | on_time
     tags: Mapped[list] = mapped_column(sa.JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -134,7 +134,8 @@ def upgrade() -> None:
         sa.Column("rater", sa.String(length=10), nullable=False),
         sa.Column("courier_id", sa.Integer(), nullable=True),
         sa.Column("logistics_company_id", sa.Integer(), nullable=False),
-        sa.Column("stars", sa.Integer(), nullable=False),
+        sa.Column("courier_stars", sa.Integer(), nullable=False),
+        sa.Column("company_stars", sa.Integer(), nullable=False),
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

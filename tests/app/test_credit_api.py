@@ -333,3 +333,113 @@ def test_the_sweep_finds_stalled_and_late_parcels(client, make, world, runner):
     assert stalled["party"] == {"type": "logistics_company", "id": world["company"]}
     again = runner.invoke(args=["trace", "sweep"])
     assert "0 new anomalies" in again.output
+
+
+def deliver(world, waybill):
+    from tests.app.test_events_api import ship
+
+    ship(world, waybill=waybill)
+    return world["serials"][0]
+
+
+def test_consignee_and_merchant_each_rate_a_signed_parcel_once(client, make, world):
+    """Can the consignee (by the unit's code) and the merchant each rate once, moving the
+    courier's and the company's credit?"""
+    serial = deliver(world, "SF9000000001")
+    first = client.post(
+        f"/api/v1/codes/{serial}/delivery-rating",
+        json={"courier": 1, "company": 2, "tags": ["late", "rude"]},
+    )
+    assert first.status_code == 201, first.get_json()
+    again = client.post(
+        f"/api/v1/codes/{serial}/delivery-rating", json={"courier": 5, "company": 5}
+    )
+    assert again.status_code == 409
+    merchant = client.post(
+        "/api/v1/parcels/SF9000000001/rating",
+        json={"courier": 5, "company": 5},
+        headers=make.auth("merchant", world["merchant"]),
+    )
+    assert merchant.status_code == 201
+    courier = client.get(f"/api/v1/credit/courier/{world['courier']}").json
+    ratings = [r["points"] for r in courier["records"] if r["kind"] == "rating"]
+    assert sorted(ratings) == [-8, 8]
+    bad_tag = client.post(
+        "/api/v1/parcels/SF9000000001/rating",
+        json={"courier": 3, "company": 3, "tags": ["smelly"]},
+        headers=make.auth("merchant", world["merchant"]),
+    )
+    assert bad_tag.status_code in (409, 422)
+
+
+def test_an_undelivered_parcel_cannot_be_rated(client, make, world):
+    """Is a rating refused before the parcel is signed, and for another merchant's parcel?"""
+    shelf, serial = world["shelf"], world["serials"][1]
+    shelf.post(
+        shelf.event(
+            "packed",
+            0,
+            waybill="SF9100000001",
+            codes=[serial],
+            data={
+                "consignee": {"lat": 31.78, "lon": 119.95},
+                "consignee_region_code": "320411",
+                "logistics_company_id": world["company"],
+            },
+        )
+    )
+    assert (
+        client.post(
+            f"/api/v1/codes/{serial}/delivery-rating", json={"courier": 4, "company": 4}
+        ).status_code
+        == 409
+    )
+    assert (
+        client.post(
+            "/api/v1/parcels/SF9100000001/rating",
+            json={"courier": 4, "company": 4},
+            headers=make.auth("merchant", make.merchant()),
+        ).status_code
+        == 403
+    )
+
+
+def test_reviews_are_stored_verbatim_and_rate_limited(client, make, world, session):
+    """Is markup stored as text (escaped when shown), and the sixth review in an hour refused?"""
+    serial = world["serials"][0]
+    body = {"rating": 4, "text": "<script>alert(1)</script> 好喝"}
+    for _ in range(5):
+        assert client.post(f"/api/v1/codes/{serial}/reviews", json=body).status_code == 201
+    limited = client.post(f"/api/v1/codes/{serial}/reviews", json=body)
+    assert limited.status_code == 429 and limited.json["error"]["code"] == "rate_limited"
+    assert session.scalar(sa.text("SELECT text FROM reviews LIMIT 1")) == body["text"]
+    assert client.post("/api/v1/codes/AAAAAAAAAAAAAAAA/reviews", json=body).status_code == 404
+    assert client.post(f"/api/v1/codes/{serial}/reviews", json={"rating": 6}).status_code == 422
+
+
+def test_a_complaint_names_the_party_through_custody(client, make, world, session):
+    """Does a delivery complaint fall on the courier who delivered, a quality one on the seller,
+    each as a consumer_complaint anomaly, with the contact kept from everyone but regulators?"""
+    serial = deliver(world, "SF9200000001")
+    delivery = client.post(
+        f"/api/v1/codes/{serial}/complaints",
+        json={"category": "delivery", "text": "包裹被扔在门口", "contact": "13912345678"},
+    )
+    assert delivery.status_code == 201, delivery.get_json()
+    assert delivery.json["responsible"] == {"type": "courier", "id": world["courier"]}
+    assert "13912345678" not in delivery.get_data(as_text=True)
+    quality = client.post(
+        f"/api/v1/codes/{serial}/complaints", json={"category": "quality", "text": "口感异常"}
+    )
+    assert quality.json["responsible"] == {"type": "merchant", "id": world["merchant"]}
+    found = anomalies(client, make, type="consumer_complaint")
+    assert sorted(a["party"]["type"] for a in found) == ["courier", "merchant"]
+    assert all("13912345678" not in str(a) for a in found)
+    for _ in range(2):
+        client.post(f"/api/v1/codes/{serial}/complaints", json={"category": "other", "text": "x"})
+    assert (
+        client.post(
+            f"/api/v1/codes/{serial}/complaints", json={"category": "other", "text": "x"}
+        ).status_code
+        == 429
+    )
