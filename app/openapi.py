@@ -73,6 +73,9 @@ def document() -> dict:
         schemas.AppealIn,
         schemas.RecordIn,
         schemas.RecallIn,
+        schemas.DeliveryRatingIn,
+        schemas.ReviewIn,
+        schemas.ComplaintIn,
     ]
     components = {}
     for model in models:
@@ -344,6 +347,60 @@ def document() -> dict:
                     errors=(404, 415, 422),
                 ),
                 "parameters": [_id("courier_id")],
+            }
+        },
+        "/codes/{serial}/delivery-rating": {
+            "post": {
+                **_op(
+                    "The consignee rates courier and company, by the unit's code",
+                    secure=False,
+                    body=schemas.DeliveryRatingIn,
+                    ok=201,
+                    errors=(404, 409),
+                ),
+                "parameters": [SERIAL],
+            }
+        },
+        "/parcels/{waybill}/rating": {
+            "post": {
+                **_op(
+                    "The shipping merchant rates courier and company",
+                    ok=201,
+                    body=schemas.DeliveryRatingIn,
+                    errors=(404, 409),
+                ),
+                "parameters": [
+                    {
+                        "name": "waybill",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+            }
+        },
+        "/codes/{serial}/reviews": {
+            "post": {
+                **_op(
+                    "A consumer's review (rate-limited)",
+                    secure=False,
+                    body=schemas.ReviewIn,
+                    ok=201,
+                    errors=(404, 429),
+                ),
+                "parameters": [SERIAL],
+            }
+        },
+        "/codes/{serial}/complaints": {
+            "post": {
+                **_op(
+                    "A consumer's complaint (rate-limited)",
+                    secure=False,
+                    body=schemas.ComplaintIn,
+                    ok=201,
+                    errors=(404, 429),
+                ),
+                "parameters": [SERIAL],
             }
         },
         "/rejected-events": {
