@@ -10,9 +10,11 @@ from app import labels, serialize
 from app.catalog.operations import get_batch
 from app.codes import operations
 from app.codes.models import TraceCode
+from app.credit.operations import accounts as credit_accounts
 from app.errors import ApiError
 from app.schemas import IssueCodesIn
 from app.web import db, parse_body, principal, settings, unit_of_work
+from trace.credit import Policy
 from trace.gs1 import digital_link_uri, element_string
 
 bp = Blueprint("codes", __name__)
@@ -31,6 +33,23 @@ def uri_prefix(gtin14: str, lot: str) -> str:
 
 def code_uri(code: TraceCode) -> str:
     return uri_prefix(code.batch.product.gtin, code.batch.lot) + code.serial
+
+
+def code_answer(code: TraceCode) -> dict:
+    """What anyone may know about a unit, with its merchant's credit grade, list status and
+    credit commitment (every public answer about a product shows them)."""
+    answer = serialize.code(code, code_uri(code))
+    merchant = ("merchant", code.batch.product.merchant_id)
+    account = credit_accounts(db(), {merchant}, Policy())[merchant]
+    answer["merchant"]["credit"] = {
+        "score": account.standing.score,
+        "grade": account.standing.grade,
+        "list": account.standing.list,
+        "commitment_signed_at": account.commitment.signed_at.isoformat().replace("+00:00", "Z")
+        if account.commitment
+        else None,
+    }
+    return answer
 
 
 @bp.post("/batches/<int:batch_id>/codes")
@@ -77,8 +96,7 @@ def issue_codes(batch_id: int):
 @bp.get("/codes/<serial>")
 def get_code(serial: str):
     """Public: what anyone scanning the unit may know about it."""
-    code = operations.find_code(db(), serial)
-    return serialize.code(code, code_uri(code))
+    return code_answer(operations.find_code(db(), serial))
 
 
 @bp.get("/codes")
@@ -87,8 +105,7 @@ def lookup_code():
     uri = request.args.get("uri", "")
     if not uri:
         raise ApiError(422, "validation_failed", "give the Digital Link URI as ?uri=", field="uri")
-    code = operations.find_code_by_uri(db(), uri)
-    return serialize.code(code, code_uri(code))
+    return code_answer(operations.find_code_by_uri(db(), uri))
 
 
 def _label(serial: str) -> tuple[TraceCode, str, str]:

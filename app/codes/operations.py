@@ -20,7 +20,9 @@ from app.auth.models import Role
 from app.auth.principal import Principal
 from app.catalog.models import Batch, BatchStatus, Product
 from app.codes.models import CodeState, Issuance, TraceCode
-from trace.errors import Conflict, NotFound, ValidationError
+from app.credit.operations import accounts as credit_accounts
+from trace.credit import Policy
+from trace.errors import Conflict, Forbidden, NotFound, ValidationError
 from trace.gs1 import digital_link_uri, parse_digital_link, validate_serial
 from trace.serials import new_serials
 
@@ -65,6 +67,11 @@ def issue_codes(
         raise ValidationError(f"count may be at most {max_count} per request", field="count")
     if batch.status is BatchStatus.RECALLED:
         raise Conflict("the batch is recalled; no new codes can be issued for it")
+    merchant = ("merchant", batch.product.merchant_id)
+    if credit_accounts(session, {merchant}, Policy())[merchant].standing.list == "black":
+        raise Forbidden(
+            "the merchant is on the black list (失信黑名单) and may not issue new trace codes"
+        )
 
     reserve = (
         sa.update(Batch)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from app import serialize
 from app.codes import operations
-from app.codes.api import code_uri
+from app.codes.api import code_answer
 from app.web import db
 
 bp = Blueprint("resolver", __name__)
@@ -25,7 +24,7 @@ def _raw_path() -> str:
 @bp.get("/01/<path:rest>")
 def resolve(rest: str):
     code = operations.find_code_by_uri(db(), _raw_path())
-    answer = serialize.code(code, code_uri(code))
+    answer = code_answer(code)
     if request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json":
         return answer
     return render_template("code.html", code=answer)

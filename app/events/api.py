@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from flask import Blueprint, request
 
-from app import serialize
 from app.auth.models import Role
 from app.codes import operations as codes
-from app.codes.api import code_uri
+from app.codes.api import code_answer
 from app.errors import ApiError
 from app.events import history, operations
 from app.events.models import RejectedEvent
@@ -107,7 +106,7 @@ def post_events():
 def code_history(serial: str):
     viewer = principal()
     code = codes.find_code(db(), serial)
-    return history.code_history(db(), viewer, code.serial, serialize.code(code, code_uri(code)))
+    return history.code_history(db(), viewer, code.serial, code_answer(code))
 
 
 @bp.get("/parcels/<waybill>/history")

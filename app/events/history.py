@@ -98,6 +98,7 @@ def _event_rows(session: Session, serials: set[str], waybills: set[str]) -> list
                 Event.waybill,
                 Event.data,
                 Event.violation,
+                Event.flag,
                 Event.id,
                 location,
             )
@@ -165,6 +166,7 @@ def _event_json(row, parties: _Parties, authority: bool) -> dict:
         "waybill": row.waybill,
         "data": row.data,
         "violation": row.violation,
+        "flag": row.flag,
     }
 
 

@@ -95,6 +95,8 @@ class Event(Base):
     data: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     #: Why the lifecycle does not allow this event (null when lawful). Kept as evidence.
     violation: Mapped[str | None] = mapped_column(sa.String(120))
+    #: Accepted but to be read with care, e.g. black_listed_courier.
+    flag: Mapped[str | None] = mapped_column(sa.String(40))
 
 
 class RejectedEvent(Base):

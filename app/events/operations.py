@@ -24,6 +24,7 @@ from app.auth.principal import Principal
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.credit import detect
+from app.credit.operations import accounts as credit_accounts
 from app.db import point
 from app.events.models import (
     Device,
@@ -190,6 +191,7 @@ class _Batch:
         #: device id -> sequence numbers that passed the signature check
         self.seen_seqs: dict[str, list[int]] = defaultdict(list)
         self.devices: dict[str, Device] = {}
+        self.flagged_devices: set[str] = set()
         #: (device id, codes never issued, event id, place): counterfeit scans for the rules
         self.counterfeits: list[tuple] = []
 
@@ -311,6 +313,7 @@ class _Batch:
     # step 4: parcels, then the events themselves, in event-time order
     def _store(self, candidates: list[_Candidate]) -> list[Event]:
         candidates.sort(key=lambda c: c.event.time)
+        self.flagged_devices = self._black_listed_courier_devices(candidates)
         waybills = {c.event.waybill for c in candidates if c.event.waybill}
         parcels = {
             p.waybill: p
@@ -394,6 +397,22 @@ class _Batch:
             "party_id": c.device.owner_id,
             "data": _stored_data(event),
             "violation": None,
+            "flag": "black_listed_courier" if c.device.id in self.flagged_devices else None,
+        }
+
+    def _black_listed_courier_devices(self, candidates: list[_Candidate]) -> set[str]:
+        """A black-listed courier's events are evidence: accepted, but flagged."""
+        couriers = {
+            (c.device.owner_type, c.device.owner_id)
+            for c in candidates
+            if c.device.owner_type == "courier"
+        }
+        if not couriers:
+            return set()
+        found = credit_accounts(self.session, couriers, self.limits.policy, self.now)
+        black = {p for p, acc in found.items() if acc.standing.list == "black"}
+        return {
+            c.device.id for c in candidates if (c.device.owner_type, c.device.owner_id) in black
         }
 
     # step 5: sequence numbers: record gaps, ask the device to resend

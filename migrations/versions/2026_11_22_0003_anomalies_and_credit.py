@@ -207,6 +207,7 @@ def upgrade() -> None:
 
     # Plain ALTER TABLE (no batch table copy): SQLite adds and drops columns in place, and a
     # copy of a spatial table with foreign keys pointing at it fails in SpatiaLite.
+    op.add_column("events", sa.Column("flag", sa.String(length=40), nullable=True))
     op.add_column("batches", sa.Column("recalled_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("batches", sa.Column("recall_reason", sa.String(length=500), nullable=True))
     op.add_geospatial_column(
@@ -247,6 +248,7 @@ def downgrade() -> None:
     else:
         op.drop_index("idx_couriers_service_area", table_name="couriers")
         op.drop_column("couriers", "service_area")
+    op.drop_column("events", "flag")
     op.drop_column("batches", "recall_reason")
     op.drop_column("batches", "recalled_at")
 

@@ -443,3 +443,71 @@ def test_a_complaint_names_the_party_through_custody(client, make, world, sessio
         ).status_code
         == 429
     )
+
+
+def blacklist(client, make, party_type, party_id):
+    for _ in range(3):
+        resp = client.post(
+            f"/api/v1/credit/{party_type}/{party_id}/records",
+            json={"kind": "sanction", "reason": "严重失信"},
+            headers=make.auth("regulator"),
+        )
+        assert resp.status_code == 201
+    assert client.get(f"/api/v1/credit/{party_type}/{party_id}").json["list"] == "black"
+
+
+def test_a_black_listed_merchant_cannot_issue_codes(client, make, world):
+    """Is issuance refused to a merchant on the black list, and allowed before?"""
+    url = f"/api/v1/batches/{world['batch']}/codes"
+    headers = make.auth("merchant", world["merchant"])
+    assert client.post(url, json={"count": 1}, headers=headers).status_code == 201
+    blacklist(client, make, "merchant", world["merchant"])
+    refused = client.post(url, json={"count": 1}, headers=headers)
+    assert refused.status_code == 403 and "黑名单" in refused.json["error"]["message"]
+
+
+def test_a_black_listed_couriers_events_are_kept_but_flagged(client, make, world):
+    """Are a black-listed courier's scans accepted as evidence and marked as such?"""
+    blacklist(client, make, "courier", world["courier"])
+    shelf, hh, serial = world["shelf"], world["handheld"], world["serials"][0]
+    shelf.post(
+        shelf.event(
+            "packed",
+            0,
+            waybill="SF9300000001",
+            codes=[serial],
+            data={
+                "consignee": {"lat": 31.78, "lon": 119.95},
+                "consignee_region_code": "320411",
+                "logistics_company_id": world["company"],
+            },
+        )
+    )
+    answer = hh.post(hh.event("picked_up", 10, waybill="SF9300000001"))
+    assert [a["status"] for a in answer["acks"]] == ["accepted"]
+    events = client.get(
+        "/api/v1/parcels/SF9300000001/history", headers=make.auth("regulator")
+    ).json["events"]
+    assert [(e["type"], e["flag"]) for e in events] == [
+        ("packed", None),
+        ("picked_up", "black_listed_courier"),
+    ]
+
+
+def test_public_answers_show_the_merchants_credit(client, make, world):
+    """Does anyone looking up a code see the merchant's grade, list status and commitment?"""
+    serial = world["serials"][0]
+    before = client.get(f"/api/v1/codes/{serial}").json["merchant"]["credit"]
+    assert before == {"score": 800, "grade": "B", "list": None, "commitment_signed_at": None}
+    client.post(
+        f"/api/v1/credit/merchant/{world['merchant']}/commitment",
+        headers=make.auth("merchant", world["merchant"]),
+    )
+    blacklist(client, make, "merchant", world["merchant"])
+    after = client.get(f"/api/v1/codes/{serial}").json["merchant"]["credit"]
+    assert after["list"] == "black" and after["commitment_signed_at"]
+    page = client.get(
+        client.get(f"/api/v1/codes/{serial}").json["uri"].removeprefix("https://id.example.cn"),
+        headers={"Accept": "text/html"},
+    ).get_data(as_text=True)
+    assert "失信黑名单" in page
