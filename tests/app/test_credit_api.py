@@ -5,6 +5,8 @@ from datetime import UTC, date, datetime
 import pytest
 import sqlalchemy as sa
 
+from tests.app.test_events_api import pack
+
 
 def anomalies(client, make, **filters):
     resp = client.get("/api/v1/anomalies", query_string=filters, headers=make.auth("regulator"))
@@ -29,20 +31,8 @@ def test_a_second_sale_is_a_duplicate_sale_against_the_second_merchant(client, m
 
 def test_signed_with_no_pickup_is_an_empty_parcel_against_merchant_and_courier(client, make, world):
     """Is a parcel signed without a pickup scan flagged for the merchant and the courier?"""
-    shelf, hh, serial = world["shelf"], world["handheld"], world["serials"][0]
-    shelf.post(
-        shelf.event(
-            "packed",
-            0,
-            waybill="SF5000000001",
-            codes=[serial],
-            data={
-                "consignee": {"lat": 31.78, "lon": 119.95},
-                "consignee_region_code": "320411",
-                "logistics_company_id": world["company"],
-            },
-        )
-    )
+    hh, serial = world["handheld"], world["serials"][0]
+    pack(world, "SF5000000001", [serial], 0)
     hh.post(hh.event("signed", 60, waybill="SF5000000001", data={"signer": "self"}))
     found = anomalies(client, make, type="empty_parcel")
     assert sorted((a["party"]["type"], a["party"]["id"]) for a in found) == [
@@ -54,20 +44,8 @@ def test_signed_with_no_pickup_is_an_empty_parcel_against_merchant_and_courier(c
 
 def test_remote_sign_and_impossible_travel(client, make, world):
     """Is a signature 30 km from the consignee flagged, and a jump of 1,000 km in minutes?"""
-    shelf, hh, serial = world["shelf"], world["handheld"], world["serials"][1]
-    shelf.post(
-        shelf.event(
-            "packed",
-            0,
-            waybill="SF6000000001",
-            codes=[serial],
-            data={
-                "consignee": {"lat": 31.78, "lon": 119.95},
-                "consignee_region_code": "320411",
-                "logistics_company_id": world["company"],
-            },
-        )
-    )
+    hh, serial = world["handheld"], world["serials"][1]
+    pack(world, "SF6000000001", [serial], 0)
     hh.post(hh.event("picked_up", 10, waybill="SF6000000001"))
     hh.post(hh.event("in_transit", 20, waybill="SF6000000001", lat=23.05, lon=112.47))
     hh.post(hh.event("out_for_delivery", 600, waybill="SF6000000001"))
@@ -129,20 +107,8 @@ def test_out_of_area_uses_the_courier_service_area(client, make, world):
         headers=make.auth("logistics", world["company"]),
     )
     assert resp.status_code == 200, resp.get_json()
-    shelf, hh, serial = world["shelf"], world["handheld"], world["serials"][2]
-    shelf.post(
-        shelf.event(
-            "packed",
-            0,
-            waybill="SF7000000001",
-            codes=[serial],
-            data={
-                "consignee": {"lat": 31.78, "lon": 119.95},
-                "consignee_region_code": "320411",
-                "logistics_company_id": world["company"],
-            },
-        )
-    )
+    hh, serial = world["handheld"], world["serials"][2]
+    pack(world, "SF7000000001", [serial], 0)
     hh.post(hh.event("picked_up", 10, waybill="SF7000000001"))  # inside
     hh.post(hh.event("in_transit", 200, waybill="SF7000000001", lat=32.06, lon=118.80))
     (found,) = anomalies(client, make, type="out_of_area")
@@ -309,21 +275,8 @@ def test_public_lists_mask_couriers(client, make, world):
 
 def test_the_sweep_finds_stalled_and_late_parcels(client, make, world, runner):
     """Does `trace sweep` flag a parcel idle for days in transit and one past its promise?"""
-    shelf, hh, serial = world["shelf"], world["handheld"], world["serials"][0]
-    shelf.post(
-        shelf.event(
-            "packed",
-            0,
-            waybill="SF8000000001",
-            codes=[serial],
-            data={
-                "consignee": {"lat": 31.78, "lon": 119.95},
-                "consignee_region_code": "320411",
-                "logistics_company_id": world["company"],
-                "promised_by": "2026-11-20T20:00:00+08:00",
-            },
-        )
-    )
+    hh, serial = world["handheld"], world["serials"][0]
+    pack(world, "SF8000000001", [serial], 0, promised_by="2026-11-20T20:00:00+08:00")
     hh.post(hh.event("picked_up", 10, waybill="SF8000000001"))
     result = runner.invoke(args=["trace", "sweep"])
     assert result.exit_code == 0, result.output
@@ -374,20 +327,8 @@ def test_consignee_and_merchant_each_rate_a_signed_parcel_once(client, make, wor
 
 def test_an_undelivered_parcel_cannot_be_rated(client, make, world):
     """Is a rating refused before the parcel is signed, and for another merchant's parcel?"""
-    shelf, serial = world["shelf"], world["serials"][1]
-    shelf.post(
-        shelf.event(
-            "packed",
-            0,
-            waybill="SF9100000001",
-            codes=[serial],
-            data={
-                "consignee": {"lat": 31.78, "lon": 119.95},
-                "consignee_region_code": "320411",
-                "logistics_company_id": world["company"],
-            },
-        )
-    )
+    serial = world["serials"][1]
+    pack(world, "SF9100000001", [serial], 0)
     assert (
         client.post(
             f"/api/v1/codes/{serial}/delivery-rating", json={"courier": 4, "company": 4}
@@ -469,20 +410,8 @@ def test_a_black_listed_merchant_cannot_issue_codes(client, make, world):
 def test_a_black_listed_couriers_events_are_kept_but_flagged(client, make, world):
     """Are a black-listed courier's scans accepted as evidence and marked as such?"""
     blacklist(client, make, "courier", world["courier"])
-    shelf, hh, serial = world["shelf"], world["handheld"], world["serials"][0]
-    shelf.post(
-        shelf.event(
-            "packed",
-            0,
-            waybill="SF9300000001",
-            codes=[serial],
-            data={
-                "consignee": {"lat": 31.78, "lon": 119.95},
-                "consignee_region_code": "320411",
-                "logistics_company_id": world["company"],
-            },
-        )
-    )
+    hh, serial = world["handheld"], world["serials"][0]
+    pack(world, "SF9300000001", [serial], 0)
     answer = hh.post(hh.event("picked_up", 10, waybill="SF9300000001"))
     assert [a["status"] for a in answer["acks"]] == ["accepted"]
     events = client.get(

@@ -75,6 +75,25 @@ def _fixed_now(check):
     return at_t0_plus_a_day
 
 
+def pack(world, waybill, serials, minutes=0, **data):
+    """The shop packs ``serials`` into a parcel for a consignee in Tianning district."""
+    shelf = world["shelf"]
+    return shelf.post(
+        shelf.event(
+            "packed",
+            minutes,
+            waybill=waybill,
+            codes=serials,
+            data={
+                "consignee": {"lat": 31.78, "lon": 119.95},
+                "consignee_region_code": "320411",
+                "logistics_company_id": world["company"],
+                **data,
+            },
+        )
+    )
+
+
 def ship(world, waybill="SF1234567890", start=0):
     """Shelve, sell, pack and deliver unit 0 in a parcel."""
     s, pos, hh = world["shelf"], world["pos"], world["handheld"]
