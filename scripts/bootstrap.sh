@@ -7,7 +7,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 need_apt=()
-for pkg in libsqlite3-mod-spatialite postgresql-15-postgis-3 "$@"; do
+for pkg in libsqlite3-mod-spatialite postgresql-15-postgis-3 mosquitto "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
