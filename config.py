@@ -46,6 +46,8 @@ class Config:
     MQTT_URL: str = ""
     #: How far ahead of the service's clock a device's event time may be, in seconds.
     EVENT_MAX_SKEW_S: int = 300
+    #: How long a parcel event waits for its waybill's packing before it is rejected, hours.
+    PARKED_EVENT_HOURS: int = 24
     #: Public reviews and complaints accepted per client per hour.
     REVIEWS_PER_HOUR: int = 5
     COMPLAINTS_PER_HOUR: int = 3

@@ -26,6 +26,7 @@ from app.events.models import (
     Event,
     Parcel,
     ParcelItem,
+    ParkedEvent,
     RejectedEvent,
     SequenceGap,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "MerchantKind",
     "Parcel",
     "ParcelItem",
+    "ParkedEvent",
     "PartyType",
     "Product",
     "ProductCategory",

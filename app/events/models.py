@@ -99,6 +99,22 @@ class Event(Base):
     flag: Mapped[str | None] = mapped_column(sa.String(40))
 
 
+class ParkedEvent(Base):
+    """A parcel event whose waybill is not packed yet: its courier's scan overtook the shop's
+    (devices send on their own connections, in no order between them). Kept, signature
+    checked, and applied when the packing arrives; the sweep rejects it if that never comes."""
+
+    __tablename__ = "parked_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    device_id: Mapped[str] = mapped_column(sa.ForeignKey("devices.id"))
+    waybill: Mapped[str] = mapped_column(sa.String(32), index=True)
+    #: The event exactly as the device sent it (signature included), to be applied later.
+    payload: Mapped[str] = mapped_column(sa.Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class RejectedEvent(Base):
     """Something a device sent that was not stored as a fact, and why (a regulator reads it)."""
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from app.auth.models import Role
@@ -32,6 +33,7 @@ from app.events.models import (
     Event,
     Parcel,
     ParcelItem,
+    ParkedEvent,
     RejectedEvent,
     SequenceGap,
 )
@@ -192,6 +194,9 @@ class _Batch:
         self.seen_seqs: dict[str, list[int]] = defaultdict(list)
         self.devices: dict[str, Device] = {}
         self.flagged_devices: set[str] = set()
+        #: Waybills this batch packed, whose parked events can now be applied.
+        self.packed_waybills: set[str] = set()
+        self.accepted_rows: list[dict] = []
         #: (device id, codes never issued, event id, place): counterfeit scans for the rules
         self.counterfeits: list[tuple] = []
 
@@ -200,6 +205,8 @@ class _Batch:
         candidates = self._new(candidates)
         candidates = self._resolve_codes(candidates)
         accepted = self._store(candidates)
+        self.accepted_rows = accepted
+        accepted = accepted + self._unpark()
         commands = self._track_sequences()
         self._replay(accepted)
         if self.limits.rules:
@@ -223,7 +230,7 @@ class _Batch:
             d.id: d
             for d in self.session.scalars(
                 sa.select(Device)
-                .where(Device.id.in_({m.device_id for m in self.inbound}))
+                .where(_among(self.session, Device.id, {m.device_id for m in self.inbound}))
                 .order_by(Device.id)
                 .with_for_update()
             )
@@ -265,7 +272,17 @@ class _Batch:
     # step 2: drop duplicates (already stored, or twice in this batch)
     def _new(self, candidates: list[_Candidate]) -> list[_Candidate]:
         ids = [c.event.event_id for c in candidates]
-        known = set(self.session.scalars(sa.select(Event.event_id).where(Event.event_id.in_(ids))))
+        known = set(
+            self.session.scalars(
+                sa.select(Event.event_id).where(_among(self.session, Event.event_id, ids))
+            )
+        ) | set(
+            self.session.scalars(
+                sa.select(ParkedEvent.event_id).where(
+                    _among(self.session, ParkedEvent.event_id, ids)
+                )
+            )
+        )
         out = []
         for c in candidates:
             if c.event.event_id in known:
@@ -290,7 +307,7 @@ class _Batch:
                 sa.select(TraceCode.serial, Product.gtin, Batch.lot)
                 .join(Batch, TraceCode.batch_id == Batch.id)
                 .join(Product, Batch.product_id == Product.id)
-                .where(TraceCode.serial.in_(list(wanted)))
+                .where(_among(self.session, TraceCode.serial, wanted))
             )
         }
         out = []
@@ -317,7 +334,9 @@ class _Batch:
         waybills = {c.event.waybill for c in candidates if c.event.waybill}
         parcels = {
             p.waybill: p
-            for p in self.session.scalars(sa.select(Parcel).where(Parcel.waybill.in_(waybills)))
+            for p in self.session.scalars(
+                sa.select(Parcel).where(_among(self.session, Parcel.waybill, waybills))
+            )
         }
         companies = set(
             self.session.scalars(
@@ -332,14 +351,22 @@ class _Batch:
                 )
             )
         )
-        rows, items = [], []
+        rows, items, parked = [], [], []
         for c in candidates:
             event = c.event
             try:
                 if event.type == "packed":
                     items += self._pack(c, parcels, companies)
                 elif event.waybill and event.waybill not in parcels:
-                    raise Rejected("unknown_waybill", f"no parcel with waybill {event.waybill}")
+                    # The courier's scan overtook the shop's packing: keep it for later.
+                    parked.append(self._parked_row(c))
+                    self.acks[c.message][c.position] = Ack(
+                        event.event_id,
+                        "accepted",
+                        "parked",
+                        "kept; applied when the waybill's packing arrives",
+                    )
+                    continue
             except Rejected as exc:
                 self._reject_candidate(c, exc)
                 continue
@@ -349,8 +376,45 @@ class _Batch:
             self.session.execute(sa.insert(Event), rows)
         if items:
             self.session.execute(sa.insert(ParcelItem), items)
+        if parked:
+            self.session.execute(sa.insert(ParkedEvent), parked)
         self.session.flush()
         return rows
+
+    def _parked_row(self, c: _Candidate) -> dict:
+        return {
+            "event_id": c.event.event_id,
+            "device_id": c.device.id,
+            "waybill": c.event.waybill,
+            "payload": json.dumps(c.event.raw, ensure_ascii=False),
+            "received_at": self.inbound[c.message].received_at,
+        }
+
+    def _unpark(self) -> list[dict]:
+        """Apply the parked events of the waybills this batch packed, as one more batch."""
+        if not self.packed_waybills:
+            return []
+        waiting = list(
+            self.session.scalars(
+                sa.select(ParkedEvent)
+                .where(ParkedEvent.waybill.in_(self.packed_waybills))
+                .order_by(ParkedEvent.id)
+            )
+        )
+        if not waiting:
+            return []
+        self.session.execute(
+            sa.delete(ParkedEvent).where(ParkedEvent.id.in_([p.id for p in waiting]))
+        )
+        inbound = [
+            Inbound(
+                p.device_id, json.dumps({"events": [json.loads(p.payload)]}).encode(), p.received_at
+            )
+            for p in waiting
+        ]
+        later = _Batch(self.session, self.master_key, inbound, self.limits, self.now)
+        later.execute()
+        return later.accepted_rows
 
     def _pack(self, c: _Candidate, parcels: dict[str, Parcel], companies: set[int]) -> list[dict]:
         event, data = c.event, c.event.data
@@ -373,6 +437,7 @@ class _Batch:
             )
             self.session.add(parcel)
             parcels[event.waybill] = parcel
+            self.packed_waybills.add(event.waybill)
             self.session.flush()
         elif parcel.merchant_id != c.device.owner_id:
             raise Rejected("not_allowed", f"waybill {event.waybill} belongs to another merchant")
@@ -422,7 +487,9 @@ class _Batch:
         devices = self.devices  # locked FOR UPDATE in step 1: one writer per device at a time
         gaps: dict[str, list[SequenceGap]] = defaultdict(list)
         for gap in self.session.scalars(
-            sa.select(SequenceGap).where(SequenceGap.device_id.in_(list(self.seen_seqs)))
+            sa.select(SequenceGap).where(
+                _among(self.session, SequenceGap.device_id, self.seen_seqs)
+            )
         ):
             gaps[gap.device_id].append(gap)
         commands = []
@@ -488,7 +555,9 @@ class _Batch:
         if waybills:
             serials |= set(
                 self.session.scalars(
-                    sa.select(ParcelItem.serial).where(ParcelItem.waybill.in_(waybills))
+                    sa.select(ParcelItem.serial).where(
+                        _among(self.session, ParcelItem.waybill, waybills)
+                    )
                 )
             )
         replay_subjects(self.session, serials)
@@ -530,22 +599,26 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
     if not serials:
         return
     items = session.execute(
-        sa.select(ParcelItem.waybill, ParcelItem.serial).where(ParcelItem.serial.in_(serials))
+        sa.select(ParcelItem.waybill, ParcelItem.serial).where(
+            _among(session, ParcelItem.serial, serials)
+        )
     ).all()
     units_of: dict[str, set[str]] = defaultdict(set)
     for waybill, serial in items:
         units_of[waybill].add(serial)
-    events = session.execute(
-        sa.select(
-            Event.id,
-            Event.event_id,
-            Event.type,
-            Event.occurred_at,
-            Event.serial,
-            Event.waybill,
-            Event.violation,
-        ).where(sa.or_(Event.serial.in_(serials), Event.waybill.in_(list(units_of))))
-    ).all()
+    columns = (
+        Event.id,
+        Event.event_id,
+        Event.type,
+        Event.occurred_at,
+        Event.serial,
+        Event.waybill,
+        Event.violation,
+    )
+    query = sa.select(*columns).where(_among(session, Event.serial, serials))
+    if units_of:  # two index scans; an OR of two arrays can get a table scan as cached plan
+        query = sa.union(query, sa.select(*columns).where(_among(session, Event.waybill, units_of)))
+    events = session.execute(query).all()
     steps_of_parcel: dict[str, list[lifecycle.Step]] = defaultdict(list)
     steps_of_unit: dict[str, list[lifecycle.Step]] = defaultdict(list)
     for row in events:
@@ -593,7 +666,9 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
 def _set_states(session: Session, model, key, states: dict[str, str]) -> None:
     if not states:
         return
-    current = dict(session.execute(sa.select(key, model.state).where(key.in_(list(states)))).all())
+    current = dict(
+        session.execute(sa.select(key, model.state).where(_among(session, key, states))).all()
+    )
     # In key order, so that concurrent workers take row locks in the same order.
     changed = [{"b_key": k, "b_state": v} for k, v in sorted(states.items()) if current.get(k) != v]
     if changed:
@@ -604,6 +679,22 @@ def _set_states(session: Session, model, key, states: dict[str, str]) -> None:
             .values(state=sa.bindparam("b_state")),
             changed,
         )
+
+
+def _among(session: Session, column, values: Iterable) -> sa.ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL ``column = ANY(:array)``, one array parameter.
+
+    An IN list is rendered with one placeholder per value, so every list length is a new SQL
+    text that SQLAlchemy renders and psycopg parses again, and the server plans again: that
+    was the largest overhead of a batch (bench/bench_ingest.py). The array form is one text,
+    cached by both and prepared by the server."""
+    values = list(values)
+    if not values:
+        return sa.false()
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)
+    item = sa.String() if isinstance(column.type, sa.String) else column.type
+    return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(item)))
 
 
 def _claimed_id(raw) -> str | None:
@@ -651,3 +742,31 @@ def _stored_data(event: DeviceEvent) -> dict:
     if event.type == "packed":
         data["codes"] = len(event.codes)
     return data
+
+
+def expire_parked(session: Session, now: datetime, max_age: timedelta) -> int:
+    """Parked events whose waybill was never packed within ``max_age`` are rejected
+    (``unknown_waybill``), where regulators read them; returns how many."""
+    stale = list(
+        session.scalars(sa.select(ParkedEvent).where(ParkedEvent.received_at < now - max_age))
+    )
+    if not stale:
+        return 0
+    session.execute(
+        sa.insert(RejectedEvent),
+        [
+            {
+                "device_id": p.device_id,
+                "event_id": p.event_id,
+                "reason": "unknown_waybill",
+                "message": f"no parcel with waybill {p.waybill} was packed within "
+                f"{max_age.total_seconds() / 3600:.0f} h",
+                "payload": p.payload[:PAYLOAD_KEEP],
+                "received_at": p.received_at,
+            }
+            for p in stale
+        ],
+    )
+    session.execute(sa.delete(ParkedEvent).where(ParkedEvent.id.in_([p.id for p in stale])))
+    session.flush()
+    return len(stale)

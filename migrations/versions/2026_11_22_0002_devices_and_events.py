@@ -188,8 +188,28 @@ def upgrade() -> None:
     with op.batch_alter_table("parcel_items", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_parcel_items_serial"), ["serial"], unique=False)
 
+    op.create_table(
+        "parked_events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.String(length=36), nullable=False),
+        sa.Column("device_id", sa.String(length=16), nullable=False),
+        sa.Column("waybill", sa.String(length=32), nullable=False),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["device_id"], ["devices.id"], name=op.f("fk_parked_events_device_id_devices")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_parked_events")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_parked_events_event_id")),
+    )
+    op.create_index(op.f("ix_parked_events_waybill"), "parked_events", ["waybill"])
+    op.create_index(op.f("ix_parked_events_received_at"), "parked_events", ["received_at"])
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_parked_events_received_at"), table_name="parked_events")
+    op.drop_index(op.f("ix_parked_events_waybill"), table_name="parked_events")
+    op.drop_table("parked_events")
     with op.batch_alter_table("parcel_items", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_parcel_items_serial"))
 

@@ -249,9 +249,6 @@ def test_forged_and_foreign_events_are_rejected(client, make, world):
     assert statuses(pos.post(pos.event("picked_up", waybill="SF1234567890"))) == [
         ("rejected", "not_allowed")
     ]
-    assert statuses(hh.post(hh.event("picked_up", waybill="SF0000000404"))) == [
-        ("rejected", "unknown_waybill")
-    ]
     stranger = Handset(client, "0123456789ABCDEF", "guess")
     assert statuses(stranger.post(stranger.event("shelved", code=world["serials"][0]))) == [
         ("rejected", "unknown_device")
@@ -438,3 +435,47 @@ def test_personal_data_slipped_into_data_is_not_stored(client, make, world, sess
     assert "李四" not in text and "13912345678" not in text
     events = client.get(f"/api/v1/codes/{serial}/history", headers=make.auth("regulator")).json
     assert events["events"][0]["data"] == {"order_id": "O-9", "price": 12.5}
+
+
+def test_a_scan_that_overtakes_its_packing_is_applied_when_the_packing_arrives(
+    client, make, world, session
+):
+    """When the courier's pickup reaches the service before the shop's packing (devices send
+    on their own connections), is it kept and applied once the packing arrives?"""
+    hh, serial = world["handheld"], world["serials"][0]
+    pickup = hh.event("picked_up", 30, waybill="SF4400000001")
+    assert statuses(hh.post(pickup)) == [("accepted", "parked")]
+    assert statuses(hh.post(pickup)) == [("duplicate", None)]  # a resend while it waits
+    pack(world, "SF4400000001", [serial], 0)
+    assert session.scalar(sa.text("SELECT count(*) FROM parked_events")) == 0
+    parcel = client.get("/api/v1/parcels/SF4400000001/history", headers=make.auth("regulator")).json
+    assert [e["type"] for e in parcel["events"]] == ["packed", "picked_up"]
+    assert parcel["state"] == "picked_up"
+    again = hh.post(hh.event("in_transit", 60, waybill="SF4400000001"))
+    assert statuses(again) == [("accepted", None)]
+
+
+def test_a_parked_scan_whose_packing_never_comes_is_rejected_by_the_sweep(
+    client, make, world, app, session
+):
+    """Is a parcel event for a waybill nobody packs rejected (unknown_waybill) once it has
+    waited a day, and readable by regulators?"""
+    from app.credit.cli import run_sweep
+
+    hh = world["handheld"]
+    hh.post(hh.event("picked_up", waybill="SF0000000404"))
+    with app.extensions["trace"].sessionmaker() as s:
+        assert (
+            run_sweep(
+                s, app.extensions["trace"].config, now=datetime.now(UTC) + timedelta(hours=25)
+            )[1]
+            == 1
+        )
+        s.commit()
+    rejected = client.get(
+        "/api/v1/rejected-events",
+        query_string={"reason": "unknown_waybill"},
+        headers=make.auth("regulator"),
+    ).json["items"]
+    assert len(rejected) == 1 and "SF0000000404" in rejected[0]["message"]
+    assert session.scalar(sa.text("SELECT count(*) FROM parked_events")) == 0
