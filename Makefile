@@ -11,6 +11,10 @@ bench:  ## The performance figures of the README
 	./scripts/bootstrap.sh
 	.venv/bin/python bench/bench_issuance.py
 	.venv/bin/python bench/bench_labels.py
+	.venv/bin/python bench/bench_history.py
+	.venv/bin/python bench/bench_ingest.py
+	ANOMALY_RULES=off .venv/bin/python bench/bench_ingest.py
+	.venv/bin/python bench/bench_scenarios.py --pg postgresql://postgres@127.0.0.1:5432
 
 lint:
 	.venv/bin/ruff check .

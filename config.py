@@ -46,6 +46,8 @@ class Config:
     MQTT_URL: str = ""
     #: How far ahead of the service's clock a device's event time may be, in seconds.
     EVENT_MAX_SKEW_S: int = 300
+    #: on | off: run the anomaly rules on every ingest batch (off only to measure their cost).
+    ANOMALY_RULES: str = "on"
     #: How long a parcel event waits for its waybill's packing before it is rejected, hours.
     PARKED_EVENT_HOURS: int = 24
     #: Public reviews and complaints accepted per client per hour.
@@ -93,6 +95,8 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
     config = Config(**values)
     if config.TRACE_ENV not in ("development", "production", "testing"):
         raise ConfigError("TRACE_ENV must be development, production or testing")
+    if config.ANOMALY_RULES not in ("on", "off"):
+        raise ConfigError("ANOMALY_RULES must be on or off")
     if config.RESOLVER_SCHEME not in ("https", "http"):
         raise ConfigError("RESOLVER_SCHEME must be https or http")
     if config.TRACE_ENV == "production" and config.RESOLVER_SCHEME != "https":

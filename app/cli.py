@@ -4,12 +4,19 @@ success and rolls back on any error. Long jobs show progress on a terminal only.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
+import hashlib
+import os
+import re
+import stat
 import sys
+import tempfile
 from collections.abc import Iterator
 
 import click
+import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.orm import Session
@@ -21,8 +28,10 @@ from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import ProductCategory
 from app.codes import operations as codes
+from app.events.models import Device
 from app.parties import operations as parties
 from app.parties.models import MerchantKind
+from devices.protocol import derive_secret
 from trace.errors import DomainError
 
 
@@ -302,6 +311,205 @@ def demo() -> None:
         click.echo(line)
 
 
+# -- devices --------------------------------------------------------------------------------
+
+devices_cli = AppGroup("devices", help="The MQTT ingest worker and the broker's users.")
+
+
+@devices_cli.command("ingest")
+@click.option(
+    "--client-id",
+    envvar="TRACE_INGEST_CLIENT_ID",
+    help="MQTT client id, stable across restarts and different for each worker "
+    "(default: trace-ingest-<hostname>).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 5000),
+    default=500,
+    show_default=True,
+    help="Messages stored per transaction, at most.",
+)
+@click.option(
+    "--log-every",
+    type=click.FloatRange(0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds between throughput lines in the log.",
+)
+@click.option(
+    "--sweep-every",
+    type=click.FloatRange(1),
+    default=300.0,
+    show_default=True,
+    help="Seconds between sweeps (stalled and late parcels, expired parked events).",
+)
+def devices_ingest(
+    client_id: str | None, batch_size: int, log_every: float, sweep_every: float
+) -> None:
+    """Store the events devices publish over MQTT (runs until SIGTERM or Ctrl-C)."""
+    import logging
+
+    from app.credit.cli import run_sweep
+    from app.events.api import limits
+    from devices.worker import BrokerAddress, Worker, default_client_id
+
+    ext = _ext()
+    cfg = ext.config
+    if not cfg.MQTT_URL:
+        raise click.ClickException(
+            "MQTT_URL is not set: give the broker as MQTT_URL=mqtt://user:password@host:1883"
+        )
+    try:
+        broker = BrokerAddress.parse(cfg.MQTT_URL)
+    except ValueError as exc:
+        raise click.ClickException(f"MQTT_URL: {exc}") from None
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    Worker(
+        ext.sessionmaker,
+        cfg.SECRET_KEY,
+        broker,
+        client_id=client_id or default_client_id(),
+        limits=limits(),  # the same as the HTTP twin's
+        batch_size=batch_size,
+        log_every=log_every,
+        sweep=lambda session: run_sweep(session, cfg),
+        sweep_every=sweep_every,
+    ).run()
+
+
+@devices_cli.command("mqtt-auth")
+@click.option(
+    "--passwd",
+    "passwd_path",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Mosquitto password file to write (mosquitto.conf: password_file).",
+)
+@click.option(
+    "--acl",
+    "acl_path",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Mosquitto ACL file to write (mosquitto.conf: acl_file).",
+)
+@click.option(
+    "--worker-user",
+    help="The ingest workers' MQTT user (default: from MQTT_URL, else trace-ingest).",
+)
+@click.option(
+    "--worker-password",
+    envvar="MQTT_WORKER_PASSWORD",
+    help="Its password (default: from MQTT_URL).",
+)
+def mqtt_auth(
+    passwd_path: str, acl_path: str, worker_user: str | None, worker_password: str | None
+) -> None:
+    """Write Mosquitto's password and ACL files: every enabled device (user = device id,
+    password = its secret) and the ingest workers' user. Reload the broker after (SIGHUP)."""
+    from devices.worker import BrokerAddress
+
+    cfg = _ext().config
+    from_url = BrokerAddress.parse(cfg.MQTT_URL) if cfg.MQTT_URL else None
+    worker_user = worker_user or (from_url and from_url.username) or "trace-ingest"
+    if worker_password is None and from_url and from_url.username == worker_user:
+        worker_password = from_url.password
+    if not worker_password:
+        raise click.ClickException(
+            "give the workers' password: --worker-password, MQTT_WORKER_PASSWORD, "
+            "or in MQTT_URL (mqtt://user:password@host:port)"
+        )
+    if not _MQTT_USER.fullmatch(worker_user) or _DEVICE_ID.fullmatch(worker_user):
+        raise click.ClickException(
+            "--worker-user: letters, digits, '-', '_' or '.', and not shaped like a device id"
+        )
+    with unit() as session:
+        devices = session.execute(
+            sa.select(Device.id, Device.secret_version)
+            .where(Device.disabled_at.is_(None))
+            .order_by(Device.id)
+        ).all()
+    lines = [f"{worker_user}:{mosquitto_hash(worker_password)}"]
+    lines += [
+        f"{device_id}:{mosquitto_hash(derive_secret(cfg.SECRET_KEY, device_id, version))}"
+        for device_id, version in devices
+    ]
+    _replace_file(passwd_path, "\n".join(lines) + "\n", 0o640)
+    _replace_file(acl_path, MOSQUITTO_ACL.format(worker=worker_user), 0o644)
+    click.echo(
+        f"wrote {passwd_path} ({len(devices)} devices and the worker user {worker_user!r}) "
+        f"and {acl_path}; reload mosquitto to apply them (kill -HUP, systemctl reload)",
+        err=True,
+    )
+
+
+_MQTT_USER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_DEVICE_ID = re.compile(r"[0-9A-F]{16}")
+
+#: Devices reach only their own topics (%u is the MQTT username, i.e. the device id). The
+#: workers' shared subscription $share/trace-ingest/trace/v1/devices/+/events is checked by
+#: Mosquitto 2.0 against the topic filter without its $share/<group>/ prefix.
+MOSQUITTO_ACL = """\
+# Written by `flask --app wsgi devices mqtt-auth`: regenerate it rather than edit it.
+# No topic lines before the first `user`: anonymous clients get nothing.
+
+# Each device (username = its id) publishes its events, reads its acks and commands.
+pattern write trace/v1/devices/%u/events
+pattern read trace/v1/devices/%u/acks
+pattern read trace/v1/devices/%u/commands
+
+# The ingest workers read every device's events and answer on acks and commands.
+user {worker}
+topic read trace/v1/devices/+/events
+topic write trace/v1/devices/+/acks
+topic write trace/v1/devices/+/commands
+"""
+
+
+def mosquitto_hash(password: str, iterations: int = 101) -> str:
+    """A password hash as `mosquitto_passwd` (2.0) writes it: PBKDF2-HMAC-SHA512,
+    ``$7$<iterations>$<base64 12-byte salt>$<base64 64-byte hash>``.
+
+    101 iterations is mosquitto_passwd's default; stretching adds nothing to device secrets
+    (256 random bits each) and Mosquitto pays it on every device connection."""
+    salt = os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    b64 = base64.b64encode
+    return f"$7${iterations}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def _replace_file(path: str, text: str, mode: int) -> None:
+    """Write atomically, keeping an existing file's mode and owner (Mosquitto reads it as
+    its own user)."""
+    target = os.path.abspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".mqtt-auth-")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        if os.path.exists(target):
+            st = os.stat(target)
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+            with contextlib.suppress(PermissionError):
+                os.chown(tmp, st.st_uid, st.st_gid)
+        else:
+            os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _simulate():
+    from devices.simulator import simulate_command
+
+    return simulate_command
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(trace_cli)
+    devices_cli.add_command(_simulate())
+    app.cli.add_command(devices_cli)

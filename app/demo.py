@@ -17,6 +17,8 @@ from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import InspectionResult, ProductCategory
 from app.codes.operations import issue_codes
+from app.events.models import DeviceKind
+from app.events.operations import OWNER_OF_KIND, register_device
 from app.parties import operations as parties
 from app.parties.models import Merchant, MerchantKind
 from config import Config
@@ -30,6 +32,13 @@ def _uscc(body17: str) -> str:
 
 def _gtin(body12: str) -> str:
     return body12 + str(gtin_check_digit(body12))
+
+
+def _resident_id(body17: str) -> str:
+    """A resident ID number with its GB 11643 check character."""
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    total = sum(int(d) * w for d, w in zip(body17, weights, strict=True))
+    return body17 + "10X98765432"[total % 11]
 
 
 MERCHANTS = [
@@ -71,6 +80,14 @@ ORIGINS = {
     3: ("广东省肇庆市鼎湖区", 23.1578, 112.5642),
 }
 CODES_PER_BATCH = 24
+#: The demo company's couriers: (name, ID number, phone, home district, lat, lon). Two work in
+#: Changzhou's city districts, one in Liyang, one in Zhaoqing (the Zhaoqing shop's parcels).
+COURIERS = [
+    ("王小明", "320402199001010017", "13800000001", "320411", 31.8312, 119.9695),
+    ("李强", _resident_id("32040219880512003"), "13800000002", "320402", 31.7795, 119.9822),
+    ("陈静", _resident_id("32048119920315004"), "13800000003", "320481", 31.4201, 119.4829),
+    ("黄伟", _resident_id("44120219900708005"), "13800000004", "441202", 23.0489, 112.4683),
+]
 
 
 def seed(session: Session, config: Config) -> list[str] | None:
@@ -92,16 +109,35 @@ def seed(session: Session, config: Config) -> list[str] | None:
         lat=31.8107,
         lon=119.9741,
     )
-    parties.register_courier(
-        session,
-        OPERATOR,
-        config.SECRET_KEY,
-        name="王小明",
-        id_number="320402199001010017",
-        phone="13800000001",
-        company_id=company.id,
-        region_code="320411",
-    )
+    couriers = [
+        parties.register_courier(
+            session,
+            OPERATOR,
+            config.SECRET_KEY,
+            name=name,
+            id_number=id_number,
+            phone=phone,
+            company_id=company.id,
+            region_code=region,
+            lat=lat,
+            lon=lon,
+        )
+        for name, id_number, phone, region, lat, lon in COURIERS
+    ]
+    # A shelf and a POS scanner per merchant, a handheld per courier: the device simulator
+    # (`flask --app wsgi devices simulate`) drives them; their secrets derive from SECRET_KEY.
+    owners = [(DeviceKind.SHELF_SCANNER, m.id) for m in merchants]
+    owners += [(DeviceKind.POS_SCANNER, m.id) for m in merchants]
+    owners += [(DeviceKind.COURIER_HANDHELD, c.id) for c in couriers]
+    for kind, owner_id in owners:
+        register_device(
+            session,
+            OPERATOR,
+            config.SECRET_KEY,
+            kind=kind,
+            owner_type=OWNER_OF_KIND[kind],
+            owner_id=owner_id,
+        )
     lines = []
     for i, (m, body, name, category) in enumerate(PRODUCTS):
         product = catalog.register_product(
@@ -138,6 +174,10 @@ def seed(session: Session, config: Config) -> list[str] | None:
             session, OPERATOR, batch.id, CODES_PER_BATCH, max_count=config.MAX_CODES_PER_REQUEST
         )
         lines.append(f"batch {batch.id} {name}: first code {issued.serials[0]}")
+    lines.append(
+        f"devices: {2 * len(merchants)} shop scanners, {len(couriers)} courier handhelds "
+        "(flask --app wsgi devices simulate drives them)"
+    )
     token, _ = create_token(session, Role.ADMIN, label="demo")
     lines.append(f"admin token (shown once): {token}")
     return lines

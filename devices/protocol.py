@@ -101,14 +101,20 @@ def verify(event: DeviceEvent, secret: str) -> None:
         raise Rejected("bad_signature", "the signature does not match the event", event.event_id)
 
 
+def _no_constant(name: str):
+    raise ValueError(name)
+
+
 def parse_payload(raw: bytes) -> list[dict]:
     """The events of one message: a single event object or ``{"events": [...]}``."""
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise Rejected("too_large", f"the message is over {MAX_PAYLOAD_BYTES} bytes")
     try:
-        body = json.loads(raw.decode("utf-8"))
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise Rejected("malformed", "the message is not UTF-8 JSON") from None
+    except ValueError:
+        raise Rejected("malformed", "NaN and Infinity are not JSON numbers") from None
     if isinstance(body, dict) and "events" in body:
         events = body["events"]
         if not isinstance(events, list) or not events:

@@ -209,8 +209,13 @@ def _brushing(session: Session, event_ids: list[str], t: Thresholds) -> list[Fin
                 sa.and_(
                     Event.type == "signed",
                     Event.occurred_at.between(since, until),
+                    # Parcels signed in the window were packed at most a week before it; the
+                    # (merchant_id, packed_at) index makes this a range, not the history.
                     Event.waybill.in_(
-                        sa.select(Parcel.waybill).where(Parcel.merchant_id == merchant_id)
+                        sa.select(Parcel.waybill).where(
+                            Parcel.merchant_id == merchant_id,
+                            Parcel.packed_at.between(since - timedelta(days=7), until),
+                        )
                     ),
                 ),
             )

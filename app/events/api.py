@@ -23,7 +23,9 @@ bp = Blueprint("events", __name__)
 def limits() -> operations.Limits:
     cfg = settings()
     return operations.Limits(
-        timedelta(seconds=cfg.EVENT_MAX_SKEW_S), timedelta(days=cfg.EVENT_MAX_AGE_DAYS)
+        timedelta(seconds=cfg.EVENT_MAX_SKEW_S),
+        timedelta(days=cfg.EVENT_MAX_AGE_DAYS),
+        rules=cfg.ANOMALY_RULES == "on",
     )
 
 

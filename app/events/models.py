@@ -42,6 +42,7 @@ class Parcel(Base):
     """A parcel (waybill) packed by a merchant and carried by a logistics company."""
 
     __tablename__ = "parcels"
+    __table_args__ = (sa.Index("ix_parcels_merchant_id_packed_at", "merchant_id", "packed_at"),)
 
     waybill: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     merchant_id: Mapped[int] = mapped_column(sa.ForeignKey("merchants.id"), index=True)

@@ -202,11 +202,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_parked_events")),
         sa.UniqueConstraint("event_id", name=op.f("uq_parked_events_event_id")),
     )
+    op.create_index("ix_parcels_merchant_id_packed_at", "parcels", ["merchant_id", "packed_at"])
     op.create_index(op.f("ix_parked_events_waybill"), "parked_events", ["waybill"])
     op.create_index(op.f("ix_parked_events_received_at"), "parked_events", ["received_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_parcels_merchant_id_packed_at", table_name="parcels")
     op.drop_index(op.f("ix_parked_events_received_at"), table_name="parked_events")
     op.drop_index(op.f("ix_parked_events_waybill"), table_name="parked_events")
     op.drop_table("parked_events")

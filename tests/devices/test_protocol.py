@@ -154,6 +154,8 @@ def test_a_packed_event_with_everything_passes():
         (json.dumps({"events": [{}] * 501}).encode(), "too_many"),
         (b" " * (256 * 1024 + 1), "too_large"),
         (b"[" * 100000, "malformed"),
+        (b'{"event_id": "x", "data": {"price": NaN}}', "malformed"),
+        (b'{"event_id": "x", "lat": Infinity}', "malformed"),
     ],
 )
 def test_unreadable_messages_are_rejected_whole(raw, expected):

@@ -1,0 +1,24 @@
+"""The anomaly scenario suite, end to end through ingestion, rules and sweep."""
+
+from devices import scenarios
+
+
+def test_a_clean_day_raises_no_anomaly(app):
+    """Does a simulated day of honest traffic pass with every event accepted and no finding?"""
+    report = scenarios.run(app, shops=3, couriers=2, codes_per_shop=80, inject=0)
+    assert report.events_sent > 1000 and report.accepted == report.events_sent
+    assert {k: len(s.found) for k, s in report.scores.items() if s.found} == {}
+
+
+def test_every_injected_anomaly_is_found_and_nothing_else(app):
+    """With two cases of every anomaly type injected into a day, are precision and recall at
+    least 0.99 for every type?"""
+    report = scenarios.run(app, shops=3, couriers=2, codes_per_shop=80, inject=2)
+    assert set(report.scores) == set(scenarios.ALL_TYPES)
+    weak = {
+        kind: (round(s.precision, 3), round(s.recall, 3))
+        for kind, s in report.scores.items()
+        if s.precision < 0.99 or s.recall < 0.99
+    }
+    assert weak == {}, report.table()
+    assert all(s.expected for s in report.scores.values())

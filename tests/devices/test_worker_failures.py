@@ -1,0 +1,225 @@
+"""The worker's handling of failures, in process: its batch step (store, commit, answer,
+PUBACK) driven with a stand-in for the MQTT client, ingest or the database made to fail."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
+import devices.worker as worker_module
+from devices import protocol
+from devices.worker import BrokerAddress, Received, Worker
+
+
+class FakeMqtt:
+    """What the worker calls on paho's client, recorded."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict]] = []
+        self.acked: list[int] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int):
+        self.published.append((topic, json.loads(payload)))
+        return type("Info", (), {"is_published": lambda self: True})()
+
+    def ack(self, mid: int, qos: int) -> None:
+        self.acked.append(mid)
+
+
+@pytest.fixture
+def worker(app):
+    return Worker(
+        app.extensions["trace"].sessionmaker,
+        "test-secret",
+        BrokerAddress("127.0.0.1", 1),
+        client_id="test",
+        client=FakeMqtt(),
+    )
+
+
+@pytest.fixture
+def scanner(make):
+    """A shelf scanner and 3 units of its merchant: (device_id, secret, serials)."""
+    merchant = make.merchant()
+    serials = make.codes(make.batch(make.product(merchant)), 3)
+    return (*make.device("shelf_scanner", merchant), serials)
+
+
+def shelved(scanner, n: int, **extra) -> dict:
+    _, secret, serials = scanner
+    body = {
+        "event_id": str(uuid.uuid4()),
+        "seq": n + 1,
+        "type": "shelved",
+        "code": serials[n],
+        "time": (datetime.now(UTC) - timedelta(minutes=10 - n)).isoformat(),
+    } | extra
+    body["sig"] = protocol.sign(body, secret)
+    return body
+
+
+def received(worker, mid: int, device_id: str, body, *, connection: int | None = None):
+    topic = protocol.topic_events(device_id) if device_id else "trace/v1/other"
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Received(
+        mid,
+        1,
+        topic,
+        payload,
+        datetime.now(UTC),
+        worker.connection if connection is None else connection,
+    )
+
+
+def count(app, sql: str) -> int:
+    with app.extensions["trace"].engine.connect() as conn:
+        return conn.execute(sa.text(sql)).scalar()
+
+
+def test_a_message_that_breaks_ingest_is_rejected_alone(app, worker, scanner, monkeypatch):
+    """When ingest raises on one message of a batch, are the others still stored and
+    answered, that one answered ``internal_error`` and recorded, and all of them acked?"""
+    real_ingest = worker_module.ingest
+
+    def ingest_with_a_bug(session, key, inbound, **kw):
+        if any(b"BOOM" in m.payload for m in inbound):
+            raise RuntimeError("a bug")
+        return real_ingest(session, key, inbound, **kw)
+
+    monkeypatch.setattr(worker_module, "ingest", ingest_with_a_bug)
+    device_id = scanner[0]
+    good1, bad, good2 = shelved(scanner, 0), shelved(scanner, 1, note="BOOM"), shelved(scanner, 2)
+    worker.handle(
+        [received(worker, mid, device_id, e) for mid, e in enumerate((good1, bad, good2))]
+    )
+
+    acks_topic = protocol.topic_acks(device_id)
+    assert worker.client.published == [
+        (acks_topic, {"acks": [{"event_id": good1["event_id"], "status": "accepted"}]}),
+        (
+            acks_topic,
+            {
+                "acks": [
+                    {
+                        "event_id": bad["event_id"],
+                        "status": "rejected",
+                        "reason": "internal_error",
+                        "message": worker_module.INTERNAL_ERROR_MESSAGE,
+                    }
+                ]
+            },
+        ),
+        (acks_topic, {"acks": [{"event_id": good2["event_id"], "status": "accepted"}]}),
+        # seq 2 was not stored: the device is asked for it again
+        (
+            protocol.topic_commands(device_id),
+            {"command": "resend", "from_seq": 2, "to_seq": 2},
+        ),
+    ]
+    assert worker.client.acked == [0, 1, 2]
+    assert count(app, "SELECT count(*) FROM events") == 2
+    with app.extensions["trace"].engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT device_id, reason, payload FROM rejected_events")).one()
+    assert row.device_id == device_id and row.reason == "internal_error" and "BOOM" in row.payload
+
+
+def test_nothing_is_acked_while_the_database_is_down(app, worker, scanner, monkeypatch):
+    """While the database is unreachable, does the worker wait (acking nothing) and then
+    store the batch once it is back?"""
+    real_ingest = worker_module.ingest
+    calls = {"ingest": 0, "probes": []}
+
+    def ingest_once_down(session, key, inbound, **kw):
+        calls["ingest"] += 1
+        if calls["ingest"] == 1:
+            raise OperationalError("INSERT ...", {}, ConnectionRefusedError("connection refused"))
+        return real_ingest(session, key, inbound, **kw)
+
+    def database_up(self) -> bool:
+        calls["probes"].append(len(self.client.acked))  # what was acked so far
+        return len(calls["probes"]) > 2  # down, down, then back
+
+    monkeypatch.setattr(worker_module, "ingest", ingest_once_down)
+    monkeypatch.setattr(Worker, "_database_up", database_up)
+    event = shelved(scanner, 0)
+    worker.handle([received(worker, 7, scanner[0], event)])
+
+    assert calls["probes"] == [0, 0, 0]
+    assert calls["ingest"] == 2
+    assert worker.client.acked == [7]
+    assert count(app, "SELECT count(*) FROM events") == 1
+
+
+def test_a_worker_stopped_while_the_database_is_down_acks_nothing(worker, scanner, monkeypatch):
+    """Asked to stop while the database is down, does the worker return without acking,
+    leaving the message with the broker?"""
+
+    def down(*args, **kw):
+        raise OperationalError("SELECT ...", {}, ConnectionRefusedError("connection refused"))
+
+    def database_up(self) -> bool:
+        self.stopping.set()  # SIGTERM arrives during the outage
+        return False
+
+    monkeypatch.setattr(worker_module, "ingest", down)
+    monkeypatch.setattr(Worker, "_database_up", database_up)
+    worker.handle([received(worker, 7, scanner[0], shelved(scanner, 0))])
+    assert worker.client.acked == []
+    assert worker.client.published == []
+
+
+def test_a_message_on_another_topic_is_acked_and_dropped(app, worker):
+    """Is a message that is not on a device events topic acked, and nothing stored or
+    published for it?"""
+    worker.handle([received(worker, 3, "", b'{"hello": 1}')])
+    assert worker.client.acked == [3]
+    assert worker.client.published == []
+    assert count(app, "SELECT count(*) FROM rejected_events") == 0
+
+
+def test_no_puback_goes_out_on_a_later_connection(app, worker, scanner):
+    """A message received before a reconnect is stored but not PUBACKed on the new
+    connection (the broker redelivers it; its packet id may now name another message)."""
+    event = shelved(scanner, 0)
+    worker.connection = 5
+    worker.handle(
+        [
+            received(worker, 1, scanner[0], event, connection=4),
+            received(worker, 2, scanner[0], shelved(scanner, 1)),
+        ]
+    )
+    assert worker.client.acked == [2]
+    assert count(app, "SELECT count(*) FROM events") == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mqtt://127.0.0.1:1883", BrokerAddress("127.0.0.1", 1883)),
+        ("mqtt://broker", BrokerAddress("broker", 1883)),
+        ("mqtts://w%40x:p%3Ass@broker", BrokerAddress("broker", 8883, "w@x", "p:ss", True)),
+        ("mqtt://ingest:pw@10.0.0.5:1884", BrokerAddress("10.0.0.5", 1884, "ingest", "pw")),
+    ],
+)
+def test_the_broker_url_is_parsed_once(url, expected):
+    """Are host, port (by scheme), user and password read from MQTT_URL?"""
+    assert BrokerAddress.parse(url) == expected
+
+
+@pytest.mark.parametrize("url", ["http://broker", "mqtt://", "mqtt://broker:99999", "broker"])
+def test_a_bad_broker_url_is_refused(url):
+    """Is a URL that names no MQTT broker refused with a message?"""
+    with pytest.raises(ValueError):
+        BrokerAddress.parse(url)
+
+
+def test_the_ingest_command_needs_the_broker_url(runner):
+    """Does `devices ingest` stop with a clear message when MQTT_URL is empty?"""
+    result = runner.invoke(args=["devices", "ingest"])
+    assert result.exit_code != 0
+    assert "MQTT_URL is not set" in result.output
