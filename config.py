@@ -6,10 +6,15 @@ that names the variable.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
+
+from trace.anomalies import Thresholds
+from trace.credit import Policy
 
 ROOT = Path(__file__).resolve().parent
 INSTANCE = ROOT / "instance"
@@ -48,6 +53,12 @@ class Config:
     EVENT_MAX_SKEW_S: int = 300
     #: on | off: run the anomaly rules on every ingest batch (off only to measure their cost).
     ANOMALY_RULES: str = "on"
+    #: JSON object overriding the anomaly rules' thresholds (defaults: trace.anomalies.Thresholds),
+    #: e.g. {"remote_sign_km": 3, "stalled_hours": 72}.
+    ANOMALY_THRESHOLDS: str = ""
+    #: JSON object overriding credit point values and list thresholds (defaults:
+    #: trace.credit.Policy), e.g. {"fade_days": 730, "black_below": 400}.
+    CREDIT_POLICY: str = ""
     #: How long a parcel event waits for its waybill's packing before it is rejected, hours.
     PARKED_EVENT_HOURS: int = 24
     #: Public reviews and complaints accepted per client per hour.
@@ -59,6 +70,37 @@ class Config:
     @property
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")
+
+    @cached_property
+    def thresholds(self) -> Thresholds:
+        return _overridden(Thresholds(), "ANOMALY_THRESHOLDS", self.ANOMALY_THRESHOLDS)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return _overridden(Policy(), "CREDIT_POLICY", self.CREDIT_POLICY)
+
+
+def _overridden(defaults, name: str, raw: str):
+    """``defaults`` with the fields a JSON object in setting ``name`` gives, type-checked."""
+    if not raw:
+        return defaults
+    try:
+        values = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a JSON object") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{name} must be a JSON object")
+    known = {f.name: getattr(defaults, f.name) for f in fields(defaults)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{name}: unknown setting {key!r}; known: {', '.join(known)}")
+        if (
+            isinstance(value, bool)
+            or (not isinstance(value, type(known[key]))
+            and not (isinstance(known[key], float) and isinstance(value, int)))
+        ):
+            raise ConfigError(f"{name}: {key} must be like {known[key]!r}")
+    return replace(defaults, **values)
 
 
 def _coerce(name: str, raw: str, typ: type) -> object:
@@ -97,6 +139,7 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
         raise ConfigError("TRACE_ENV must be development, production or testing")
     if config.ANOMALY_RULES not in ("on", "off"):
         raise ConfigError("ANOMALY_RULES must be on or off")
+    config.thresholds, config.policy  # noqa: B018 - validated now, not at the first event
     if config.RESOLVER_SCHEME not in ("https", "http"):
         raise ConfigError("RESOLVER_SCHEME must be https or http")
     if config.TRACE_ENV == "production" and config.RESOLVER_SCHEME != "https":

@@ -14,7 +14,6 @@ from app.credit.operations import accounts as credit_accounts
 from app.errors import ApiError
 from app.schemas import IssueCodesIn
 from app.web import db, parse_body, principal, settings, unit_of_work
-from trace.credit import Policy
 from trace.gs1 import digital_link_uri, element_string
 
 bp = Blueprint("codes", __name__)
@@ -40,7 +39,7 @@ def code_answer(code: TraceCode) -> dict:
     credit commitment (every public answer about a product shows them)."""
     answer = serialize.code(code, code_uri(code))
     merchant = ("merchant", code.batch.product.merchant_id)
-    account = credit_accounts(db(), {merchant}, Policy())[merchant]
+    account = credit_accounts(db(), {merchant}, settings().policy)[merchant]
     answer["merchant"]["credit"] = {
         "score": account.standing.score,
         "grade": account.standing.grade,
@@ -64,6 +63,7 @@ def issue_codes(batch_id: int):
         body.count,
         max_count=settings().MAX_CODES_PER_REQUEST,
         allow_over_quantity=body.allow_over_quantity,
+        policy=settings().policy,
     )
     prefix = uri_prefix(issued.batch.product.gtin, issued.batch.lot)
     serials = issued.serials

@@ -50,6 +50,7 @@ def issue_codes(
     allow_over_quantity: bool = False,
     progress: Progress | None = None,
     serial_source: Callable[[int], list[str]] = new_serials,
+    policy: Policy | None = None,
 ) -> IssuedCodes:
     """Issue ``count`` new trace codes for a batch, all or nothing.
 
@@ -68,7 +69,8 @@ def issue_codes(
     if batch.status is BatchStatus.RECALLED:
         raise Conflict("the batch is recalled; no new codes can be issued for it")
     merchant = ("merchant", batch.product.merchant_id)
-    if credit_accounts(session, {merchant}, Policy())[merchant].standing.list == "black":
+    policy = policy or Policy()
+    if credit_accounts(session, {merchant}, policy)[merchant].standing.list == "black":
         raise Forbidden(
             "the merchant is on the black list (失信黑名单) and may not issue new trace codes"
         )

@@ -30,7 +30,6 @@ from trace.errors import NotFound, ValidationError
 from trace.identity import keyed_hash
 
 bp = Blueprint("credit", __name__)
-POLICY = credit.Policy()
 PARTY_TYPES = ("merchant", "logistics_company", "courier")
 ANOMALY_FILTERS = (
     "type",
@@ -238,7 +237,9 @@ def account_json(acc: operations.Account, *, with_records: bool = True) -> dict:
 @bp.get("/credit/<party_type>/<int:party_id>")
 def credit_account(party_type: str, party_id: int):
     """Public: score, grade, list status, commitment and the records behind them."""
-    return account_json(operations.account(db(), _party_type(party_type), party_id, POLICY))
+    return account_json(
+        operations.account(db(), _party_type(party_type), party_id, settings().policy)
+    )
 
 
 @bp.post("/credit/<party_type>/<int:party_id>/records")
@@ -247,7 +248,13 @@ def add_record(party_type: str, party_id: int):
     """A regulator's sanction or commendation."""
     body = parse_body(RecordIn)
     record = operations.add_record(
-        db(), principal(), _party_type(party_type), party_id, body.kind, body.reason, POLICY
+        db(),
+        principal(),
+        _party_type(party_type),
+        party_id,
+        body.kind,
+        body.reason,
+        settings().policy,
     )
     return {"id": record.id, "kind": record.kind, "points": record.points}, 201
 
@@ -261,7 +268,7 @@ def commitment_text():
 @unit_of_work
 def sign_commitment(party_type: str, party_id: int):
     signed = operations.sign_commitment(
-        db(), principal(), _party_type(party_type), party_id, POLICY
+        db(), principal(), _party_type(party_type), party_id, settings().policy
     )
     return {"text_version": signed.text_version, "signed_at": _rfc3339(signed.signed_at)}, 201
 
@@ -279,7 +286,7 @@ def credit_list(which: str):
                 "score": a.standing.score,
                 "grade": a.standing.grade,
             }
-            for a in operations.listed(db(), which, POLICY)
+            for a in operations.listed(db(), which, settings().policy)
         ],
     }
 
@@ -287,7 +294,11 @@ def credit_list(which: str):
 @bp.get("/credit/notices")
 def credit_notices():
     """Public risk notices (风险提示), published as soon as they are decided."""
-    return {"items": [{**n, "at": _rfc3339(n["at"])} for n in operations.notices(db(), POLICY)]}
+    return {
+        "items": [
+            {**n, "at": _rfc3339(n["at"])} for n in operations.notices(db(), settings().policy)
+        ]
+    }
 
 
 @bp.post("/batches/<int:batch_id>/recall")
@@ -374,7 +385,9 @@ def rating_json(r) -> dict:
 def rate_as_consignee(serial: str):
     """The consignee rates courier and company, by the code on the unit received (public)."""
     body = parse_body(DeliveryRatingIn)
-    rating = feedback.rate_as_consignee(db(), serial, body.courier, body.company, body.tags, POLICY)
+    rating = feedback.rate_as_consignee(
+        db(), serial, body.courier, body.company, body.tags, settings().policy
+    )
     return rating_json(rating), 201
 
 
@@ -383,7 +396,13 @@ def rate_as_consignee(serial: str):
 def rate_as_merchant(waybill: str):
     body = parse_body(DeliveryRatingIn)
     rating = feedback.rate_as_merchant(
-        db(), principal(), waybill.strip().upper(), body.courier, body.company, body.tags, POLICY
+        db(),
+        principal(),
+        waybill.strip().upper(),
+        body.courier,
+        body.company,
+        body.tags,
+        settings().policy,
     )
     return rating_json(rating), 201
 
@@ -413,7 +432,7 @@ def file_complaint(serial: str):
         body.contact,
         _client_hash(),
         settings().COMPLAINTS_PER_HOUR,
-        POLICY,
+        settings().policy,
     )
     return {
         "id": complaint.id,

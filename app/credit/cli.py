@@ -10,8 +10,6 @@ from flask.cli import with_appcontext
 
 from app.credit import detect
 from app.events.operations import expire_parked
-from trace.anomalies import Thresholds
-from trace.credit import Policy
 
 
 @click.command("sweep")
@@ -29,4 +27,4 @@ def run_sweep(session, config, now: datetime | None = None) -> tuple[int, int]:
     """One sweep: time-based anomaly rules, and parked events that waited too long."""
     now = now or datetime.now(UTC)
     expired = expire_parked(session, now, timedelta(hours=config.PARKED_EVENT_HOURS))
-    return detect.sweep(session, Thresholds(), Policy(), now), expired
+    return detect.sweep(session, config.thresholds, config.policy, now), expired

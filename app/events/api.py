@@ -26,6 +26,8 @@ def limits() -> operations.Limits:
         timedelta(seconds=cfg.EVENT_MAX_SKEW_S),
         timedelta(days=cfg.EVENT_MAX_AGE_DAYS),
         rules=cfg.ANOMALY_RULES == "on",
+        thresholds=cfg.thresholds,
+        policy=cfg.policy,
     )
 
 

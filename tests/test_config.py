@@ -1,0 +1,43 @@
+"""Settings from the environment: defaults, overrides, and clear errors."""
+
+import pytest
+
+from config import ConfigError, load_config
+
+
+def test_rule_thresholds_and_credit_policy_come_from_the_environment():
+    """Do ANOMALY_THRESHOLDS and CREDIT_POLICY override just the values they name?"""
+    cfg = load_config(
+        environ={
+            "ANOMALY_THRESHOLDS": '{"remote_sign_km": 3, "stalled_hours": 72}',
+            "CREDIT_POLICY": '{"fade_days": 730}',
+            "SECRET_KEY": "k",
+        }
+    )
+    assert (cfg.thresholds.remote_sign_km, cfg.thresholds.stalled_hours) == (3, 72)
+    assert cfg.thresholds.max_speed_kmh == 900.0
+    assert cfg.policy.fade_days == 730 and cfg.policy.grade_a == 900
+
+
+@pytest.mark.parametrize(
+    "name,value,words",
+    [
+        ("ANOMALY_THRESHOLDS", '{"remote_sign": 3}', "unknown setting 'remote_sign'"),
+        ("ANOMALY_THRESHOLDS", '{"remote_sign_km": "far"}', "remote_sign_km must be like 2.0"),
+        ("CREDIT_POLICY", "[1, 2]", "must be a JSON object"),
+        ("CREDIT_POLICY", "{fade_days: 1}", "must be a JSON object"),
+        ("ANOMALY_RULES", "maybe", "on or off"),
+        ("MAX_CODES_PER_REQUEST", "-5", "must be positive"),
+        ("RESOLVER_SCHEME", "ftp", "https or http"),
+    ],
+)
+def test_bad_settings_stop_the_start_with_the_variable_named(name, value, words):
+    """Does a malformed setting fail at start-up with a message naming it?"""
+    with pytest.raises(ConfigError, match=words):
+        load_config(environ={name: value, "SECRET_KEY": "k"})
+
+
+def test_production_needs_a_secret_key_from_the_environment():
+    """Does production refuse to start without SECRET_KEY?"""
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_config(environ={"TRACE_ENV": "production"})
