@@ -31,6 +31,7 @@ from app.events.models import DeviceKind
 from app.events.operations import register_device
 from app.parties import operations as parties
 from app.parties.models import MerchantKind
+from bench.scratch import scratch_database
 
 PARCEL_STEPS = [
     "packed",
@@ -226,15 +227,7 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     args = parser.parse_args()
 
-    name = f"trace_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(
-        args.pg.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    try:
-        url = f"{args.pg}/{name}"
+    with scratch_database(args.pg) as url:
         migrate.upgrade(url)
         app = create_app(
             {
@@ -261,10 +254,6 @@ def main() -> None:
         trivial = measure(client, ["/bench/ping"] * args.requests, headers)
         history = measure(client, picks, headers)
         app.extensions["trace"].engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
 
     print(
         f"\nGET /api/v1/codes/{{serial}}/history with {stored:,} events stored "

@@ -42,6 +42,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.scratch import scratch_database
+
 ROOT = Path(__file__).resolve().parent.parent
 MASTER_KEY = "bench-master-key"
 CST = timezone(timedelta(hours=8))
@@ -459,49 +461,39 @@ def main() -> None:
         bare_subscriber(port, "bench-bare", expect, args.establish)
         return
 
-    name = f"trace_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(
-        args.pg.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
-    broker = None
-    try:
-        url = f"{args.pg}/{name}"
-        t = time.perf_counter()
-        backlog = setup(url, args.events, args.devices, args.per_message)
-        print(
-            f"setup: {args.events:,} events in {len(backlog):,} messages "
-            f"({args.per_message}/message, {args.devices} devices) in "
-            f"{time.perf_counter() - t:.1f} s",
-            flush=True,
-        )
-        broker, port = start_broker(tmp)
-        bare = run_bare(port, backlog, len(backlog))
-        print(f"bare subscriber: drained in {bare['seconds']:.2f} s", flush=True)
-        worker = run_workers(
-            port,
-            url,
-            backlog,
-            args.events,
-            args.batch_size,
-            args.workers,
-            broker.pid,
-            args.profile,
-        )
-        print(f"worker: drained in {worker['seconds']:.2f} s", flush=True)
-        for line in worker["log"]:
-            print("  " + line.split(": ", 1)[-1])
-    finally:
-        if broker is not None:
-            broker.terminate()
-            broker.wait(30)
-        shutil.rmtree(tmp, ignore_errors=True)
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
+    with scratch_database(args.pg) as url:
+        tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+        broker = None
+        try:
+            t = time.perf_counter()
+            backlog = setup(url, args.events, args.devices, args.per_message)
+            print(
+                f"setup: {args.events:,} events in {len(backlog):,} messages "
+                f"({args.per_message}/message, {args.devices} devices) in "
+                f"{time.perf_counter() - t:.1f} s",
+                flush=True,
+            )
+            broker, port = start_broker(tmp)
+            bare = run_bare(port, backlog, len(backlog))
+            print(f"bare subscriber: drained in {bare['seconds']:.2f} s", flush=True)
+            worker = run_workers(
+                port,
+                url,
+                backlog,
+                args.events,
+                args.batch_size,
+                args.workers,
+                broker.pid,
+                args.profile,
+            )
+            print(f"worker: drained in {worker['seconds']:.2f} s", flush=True)
+            for line in worker["log"]:
+                print("  " + line.split(": ", 1)[-1])
+        finally:
+            if broker is not None:
+                broker.terminate()
+                broker.wait(30)
+            shutil.rmtree(tmp, ignore_errors=True)
 
     if worker["rejected"]:
         raise SystemExit(f"{worker['rejected']} events were rejected")

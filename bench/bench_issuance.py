@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-import uuid
 from datetime import date
 
 import sqlalchemy as sa
@@ -28,6 +26,7 @@ from app.codes.operations import issue_codes
 from app.db import create_engine, make_sessionmaker
 from app.parties import operations as parties
 from app.parties.models import MerchantKind
+from bench.scratch import scratch_url
 from trace.serials import new_serials
 
 
@@ -143,24 +142,11 @@ def main() -> None:
 
     results = []
     if not args.skip_pg:
-        name = f"trace_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(
-            args.pg.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
-            isolation_level="AUTOCOMMIT",
-        )
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
-        try:
-            results.append(run("PostgreSQL+PostGIS", f"{args.pg}/{name}", args.count, args.rounds))
-        finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-            admin.dispose()
+        with scratch_url(args.pg) as url:
+            results.append(run("PostgreSQL+PostGIS", url, args.count, args.rounds))
     if not args.skip_sqlite:
-        with tempfile.TemporaryDirectory() as tmp:
-            results.append(
-                run("SQLite+SpatiaLite", f"sqlite:///{tmp}/bench.db", args.count, args.rounds)
-            )
+        with scratch_url(None) as url:
+            results.append(run("SQLite+SpatiaLite", url, args.count, args.rounds))
 
     print(f"\nIssuing {args.count:,} codes for one batch (median of {args.rounds} rounds)")
     print(

@@ -10,39 +10,15 @@ or PostgreSQL database; then the same day with nothing injected, which must rais
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-import uuid
-
-import sqlalchemy as sa
 
 from app import create_app, migrate
+from bench.scratch import scratch_url
 from devices import scenarios
 
 
-def scratch(pg: str | None):
-    if not pg:
-        path = tempfile.mkdtemp()
-        return f"sqlite:///{path}/scenarios.db", lambda: None
-    name = f"trace_scen_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(
-        pg.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
-
-    return f"{pg}/{name}", drop
-
-
 def one_run(pg, inject, shops, couriers, codes):
-    url, drop = scratch(pg)
-    try:
+    with scratch_url(pg) as url:
         migrate.upgrade(url)
         app = create_app({"DATABASE_URL": url, "SECRET_KEY": "scenarios", "TRACE_ENV": "testing"})
         t0 = time.perf_counter()
@@ -51,8 +27,6 @@ def one_run(pg, inject, shops, couriers, codes):
         )
         app.extensions["trace"].engine.dispose()
         return report, time.perf_counter() - t0
-    finally:
-        drop()
 
 
 def main() -> None:
