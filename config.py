@@ -66,6 +66,17 @@ class Config:
     COMPLAINTS_PER_HOUR: int = 3
     #: How old an event may be when it arrives (a handheld offline for days), in days.
     EVENT_MAX_AGE_DAYS: int = 30
+    #: Where rate-limit counters live: memory:// (one process) or redis://host:6379 so that
+    #: every web worker and instance shares them.
+    RATE_LIMIT_STORAGE: str = "memory://"
+    #: Requests per client address to the public pages and answers (flask-limiter syntax).
+    PUBLIC_RATE_LIMIT: str = "600 per minute"
+    #: Sign-in attempts per client address.
+    SIGN_IN_RATE_LIMIT: str = "10 per minute"
+    #: A workspace session ends after this many minutes without a request.
+    SESSION_IDLE_MINUTES: int = 30
+    #: ... and after this many hours in any case.
+    SESSION_MAX_HOURS: int = 8
 
     @property
     def is_sqlite(self) -> bool:
@@ -144,6 +155,8 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
         raise ConfigError("RESOLVER_SCHEME must be https or http")
     if config.TRACE_ENV == "production" and config.RESOLVER_SCHEME != "https":
         raise ConfigError("RESOLVER_SCHEME must be https in production")
+    if not config.RATE_LIMIT_STORAGE.startswith(("memory://", "redis://", "rediss://")):
+        raise ConfigError("RATE_LIMIT_STORAGE must be memory:// or a redis:// URL")
     if not config.SECRET_KEY:
         if config.TRACE_ENV == "production":
             raise ConfigError("SECRET_KEY must be set in the environment in production")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
@@ -24,6 +25,14 @@ if (
     )
 
 
+#: Pages load only their own stylesheet, script and images; no inline script, no framing.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
+
+
 @dataclass
 class Extension:
     config: Config
@@ -33,10 +42,12 @@ class Extension:
 
 def create_app(overrides: dict | None = None) -> Flask:
     """Build the application. ``overrides`` replace settings from the environment (tests)."""
-    from app import cli, errors, web
+    from flask_limiter import Limiter
+
+    from app import cli, errors, web, workspace
     from app.catalog.api import bp as catalog_bp
     from app.codes.api import bp as codes_bp
-    from app.codes.resolver import bp as resolver_bp
+    from app.consumer.pages import bp as consumer_bp
     from app.credit.api import bp as credit_bp
     from app.db import create_engine, make_sessionmaker
     from app.events.api import bp as events_bp
@@ -52,6 +63,14 @@ def create_app(overrides: dict | None = None) -> Flask:
         MAX_CONTENT_LENGTH=config.MAX_CONTENT_LENGTH,
         TESTING=config.TRACE_ENV == "testing",
         JSON_SORT_KEYS=False,
+        # Workspace sessions: HttpOnly, SameSite, Secure whenever served over HTTPS.
+        SESSION_COOKIE_NAME="trace_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.TRACE_ENV == "production",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=config.SESSION_MAX_HOURS),
+        RATELIMIT_STORAGE_URI=config.RATE_LIMIT_STORAGE,
+        RATELIMIT_HEADERS_ENABLED=True,
     )
     flask_app.json.ensure_ascii = False
     flask_app.json.sort_keys = False
@@ -60,9 +79,15 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     errors.register(flask_app)
     flask_app.teardown_appcontext(web.close_session)
+    limiter = Limiter(web.client_address, app=flask_app)
+    public = limiter.limit(lambda: config.PUBLIC_RATE_LIMIT)
     for bp in (parties_bp, catalog_bp, codes_bp, events_bp, credit_bp, openapi_bp):
+        if bp in (codes_bp, credit_bp):
+            public(bp)
         flask_app.register_blueprint(bp, url_prefix="/api/v1")
-    flask_app.register_blueprint(resolver_bp)
+    public(consumer_bp)
+    flask_app.register_blueprint(consumer_bp)
+    workspace.register(flask_app, limiter.limit(lambda: config.SIGN_IN_RATE_LIMIT))
     cli.register(flask_app)
     from app.credit.cli import sweep_command
 
@@ -73,6 +98,10 @@ def create_app(overrides: dict | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Permissions-Policy", "geolocation=(self), camera=()")
+        if config.TRACE_ENV == "production":
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
     return flask_app

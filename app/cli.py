@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from app import migrate
 from app.auth.models import Role
-from app.auth.operations import create_token
+from app.auth.operations import create_token, create_user
 from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import ProductCategory
@@ -102,14 +102,53 @@ def token_cli() -> None:
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 @click.option("--party-id", type=int, help="The merchant or logistics company it acts for.")
 @click.option("--label", default="", help="A note on who holds it.")
-def token_create(role: str, party_id: int | None, label: str) -> None:
+@click.option(
+    "--jurisdiction",
+    default="",
+    help="A regulator's region-code prefixes, comma-separated (e.g. 3204); empty: nationwide.",
+)
+def token_create(role: str, party_id: int | None, label: str, jurisdiction: str) -> None:
     """Create a token; it is printed once, on the last line, and stored only hashed."""
     with unit() as session:
-        token, record = create_token(session, Role(role), party_id, label)
+        token, record = create_token(session, Role(role), party_id, label, jurisdiction)
     click.echo(
         f"created {role} token #{record.id}; keep it secret, it is not shown again:", err=True
     )
     click.echo(token)
+
+
+@trace_cli.group("user")
+def user_cli() -> None:
+    """People who sign in to the workspace."""
+
+
+@user_cli.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--party-id", type=int, help="The merchant or logistics company they work for.")
+@click.option("--jurisdiction", default="", help="Region-code prefixes, e.g. 3204,441202.")
+@click.option("--name", "display_name", default="", help="The name shown in the workspace.")
+@click.password_option(envvar="TRACE_USER_PASSWORD", help="Asked for when not given.")
+def user_create(
+    username: str,
+    role: str,
+    party_id: int | None,
+    jurisdiction: str,
+    display_name: str,
+    password: str,
+) -> None:
+    """Create a workspace user; the password is stored only as a scrypt hash."""
+    with unit() as session:
+        user = create_user(
+            session,
+            username,
+            password,
+            Role(role),
+            party_id=party_id,
+            jurisdiction=jurisdiction,
+            display_name=display_name,
+        )
+    click.echo(f"created {role} user #{user.id} {user.username}", err=True)
 
 
 @trace_cli.command("merchant")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 import pydantic
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from trace.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
@@ -28,6 +28,14 @@ class ApiError(DomainError):
         self.status = status
 
 
+def wants_page() -> bool:
+    """People's pages (not /api/) answer errors as a page when the client prefers HTML."""
+    if request.path.startswith("/api/"):
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html"
+
+
 def error_response(
     status: int,
     code: str,
@@ -35,6 +43,9 @@ def error_response(
     details: dict | list | None = None,
     headers: dict | None = None,
 ) -> Response:
+    if wants_page():
+        page = render_template("error.html", status=status, code=code, message=message)
+        return Response(page, status, headers or {}, mimetype="text/html")
     body: dict = {"code": code, "message": message}
     if details:
         body["details"] = details

@@ -1,6 +1,6 @@
 """Every model, imported in one place so the metadata is complete (Alembic, tests)."""
 
-from app.auth.models import ApiToken, Role
+from app.auth.models import AccessEntry, ApiToken, Role, User
 from app.catalog.models import (
     Batch,
     BatchStatus,
@@ -10,6 +10,7 @@ from app.catalog.models import (
     ProductCategory,
 )
 from app.codes.models import CodeState, Issuance, TraceCode
+from app.consumer.models import Verification
 from app.credit.models import (
     Anomaly,
     Appeal,
@@ -33,6 +34,7 @@ from app.events.models import (
 from app.parties.models import Courier, LogisticsCompany, Merchant, MerchantKind, PartyType
 
 __all__ = [
+    "AccessEntry",
     "Anomaly",
     "ApiToken",
     "Appeal",
@@ -65,4 +67,6 @@ __all__ = [
     "Role",
     "SequenceGap",
     "TraceCode",
+    "User",
+    "Verification",
 ]

@@ -89,6 +89,12 @@ def principal() -> Principal:
     return found
 
 
+def client_address() -> str:
+    """The client's address, as the rate limits know it (behind a proxy, configure the
+    proxy's X-Forwarded-For handling in the WSGI server, not here)."""
+    return request.remote_addr or "unknown"
+
+
 def settings():
     """The service's :class:`config.Config`."""
     return current_app.extensions["trace"].config

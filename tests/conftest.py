@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from app import create_app, migrate
 from app.auth.models import Role
-from app.auth.operations import create_token
+from app.auth.operations import create_token, create_user
 from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import ProductCategory
@@ -46,6 +46,9 @@ def app(database_url):
             "SECRET_KEY": "test-secret",
             "RESOLVER_HOST": "id.example.cn",
             "MAX_CODES_PER_REQUEST": 100_000,
+            # The suite makes many requests from one address; one test checks the limits.
+            "PUBLIC_RATE_LIMIT": "100000 per minute",
+            "SIGN_IN_RATE_LIMIT": "100000 per minute",
         }
     )
     yield app
@@ -223,6 +226,17 @@ class Make:
 
     def token(self, role: Role | str, party_id: int | None = None) -> str:
         return self._commit(lambda s: create_token(s, Role(role), party_id)[0])
+
+    def user(self, role: Role | str = "regulator", jurisdiction: str = "", **kw) -> tuple:
+        """A workspace user: (username, password)."""
+        n = next(self.seq)
+        username, password = f"user{n}", f"correct horse {n}"
+        self._commit(
+            lambda s: (
+                create_user(s, username, password, Role(role), jurisdiction=jurisdiction, **kw).id
+            )
+        )
+        return username, password
 
     def auth(self, role: Role | str, party_id: int | None = None) -> dict:
         return {"Authorization": f"Bearer {self.token(role, party_id)}"}

@@ -45,6 +45,10 @@ class Thresholds:
     #: excepted), within ``brushing_point_m`` of each other.
     brushing_same_point: int = 5
     brushing_point_m: float = 50.0
+    #: copied_code: consumers' checks of one code by at least this many distinct clients...
+    copied_code_clients: int = 5
+    #: ... in at least this many distinct county-level districts.
+    copied_code_districts: int = 3
 
 
 @dataclass(frozen=True)
@@ -353,6 +357,41 @@ def unknown_code(
     if place is not None:
         evidence["lat"], evidence["lon"] = place
     return Finding("unknown_code", SERIOUS, ("code", code[:64]), (device_owner,), evidence)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A consumer's check of a code on the scan page: who (a hashed client), when, where."""
+
+    client: str
+    time: datetime
+    district: str | None = None
+
+
+def copied_code(
+    serial: str, merchant_id: int, checks: list[Check], t: Thresholds
+) -> Finding | None:
+    """One genuine code checked by many consumers in many districts: the label has been
+    copied onto other units. Repeated checks by one client count once. Party: the merchant
+    whose label it is, so that it looks into its labelling and channel."""
+    clients = {c.client for c in checks}
+    districts = {c.district for c in checks if c.district}
+    if len(clients) < t.copied_code_clients or len(districts) < t.copied_code_districts:
+        return None
+    first = min(checks, key=lambda c: c.time)
+    return Finding(
+        "copied_code",
+        MAJOR,
+        ("code", serial),
+        (("merchant", merchant_id),),
+        {
+            "checks": len(checks),
+            "clients": len(clients),
+            "districts": sorted(districts),
+            "first_check_at": first.time.isoformat(),
+            "first_check_district": first.district,
+        },
+    )
 
 
 # -- rules on a merchant's orders -------------------------------------------------------------

@@ -29,5 +29,51 @@ class ApiToken(Base):
     #: The merchant or logistics company the token acts for (null for admin, regulator).
     party_id: Mapped[int | None]
     label: Mapped[str] = mapped_column(sa.String(100), default="")
+    #: Comma-separated region-code prefixes a regulator's token acts in; "" means nationwide.
+    jurisdiction: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    """A person who signs in to the workspace (regulators, admins, merchants' staff).
+
+    The password is kept only as a salted scrypt hash (werkzeug.security); ``jurisdiction``
+    is the set of GB/T 2260 region-code prefixes a regulator acts in (empty: the whole
+    country, for national regulators and admins).
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    party_id: Mapped[int | None]
+    #: Comma-separated region-code prefixes (2, 4 or 6 digits); "" means nationwide.
+    jurisdiction: Mapped[str] = mapped_column(sa.String(200), default="")
+    display_name: Mapped[str] = mapped_column(sa.String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AccessEntry(Base):
+    """Who looked at, exported or changed what, through the workspace or the API, and
+    whether personal data was shown. Append-only (the database refuses edits); admins read it.
+    """
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_role: Mapped[str] = mapped_column(sa.String(16))
+    actor_user_id: Mapped[int | None]
+    actor_token_id: Mapped[int | None]
+    #: view | export | change | sign_in | sign_in_failed | sign_out
+    action: Mapped[str] = mapped_column(sa.String(20))
+    target_type: Mapped[str] = mapped_column(sa.String(20))
+    target_id: Mapped[str] = mapped_column(sa.String(64))
+    #: True when the answer showed personal data unmasked.
+    personal_data: Mapped[bool] = mapped_column(default=False)
+    detail: Mapped[str] = mapped_column(sa.String(300), default="")

@@ -1,4 +1,4 @@
-"""Bearer tokens and what each role may do.
+"""Bearer tokens for API clients, password sign-in for people, and the access log.
 
 Tokens are 256-bit random strings; only their SHA-256 is stored (a slow password hash adds
 nothing for secrets this long, and lookup stays one indexed read).
@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.auth.models import ApiToken, Role
-from app.auth.principal import Principal
+from app.auth.models import AccessEntry, ApiToken, Role, User
+from app.auth.principal import Principal, parse_jurisdiction
 from app.parties.models import LogisticsCompany, Merchant
 from app.parties.operations import get_party
-from trace.errors import NotFound, ValidationError
+from trace.errors import Conflict, NotFound, ValidationError
 
 TOKEN_PREFIX = "trc_"
 
@@ -25,10 +27,8 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(
-    session: Session, role: Role, party_id: int | None = None, label: str = ""
-) -> tuple[str, ApiToken]:
-    """A new token for ``role``; returns the token text (shown once) and its record."""
+def _check_binding(session: Session, role: Role, party_id: int | None) -> None:
+    """Merchant and logistics roles act for one existing party; authorities for none."""
     if role in (Role.MERCHANT, Role.LOGISTICS):
         if party_id is None:
             raise ValidationError(f"a {role.value} token needs --party-id", field="party_id")
@@ -38,9 +38,26 @@ def create_token(
         except NotFound as exc:
             raise NotFound(exc.message, field="party_id") from None
     elif party_id is not None:
-        raise ValidationError(f"a {role.value} token is not bound to a party", field="party_id")
+        raise ValidationError(f"a {role.value} is not bound to a party", field="party_id")
+
+
+def create_token(
+    session: Session,
+    role: Role,
+    party_id: int | None = None,
+    label: str = "",
+    jurisdiction: str = "",
+) -> tuple[str, ApiToken]:
+    """A new token for ``role``; returns the token text (shown once) and its record."""
+    _check_binding(session, role, party_id)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    record = ApiToken(token_hash=_digest(token), role=role, party_id=party_id, label=label)
+    record = ApiToken(
+        token_hash=_digest(token),
+        role=role,
+        party_id=party_id,
+        label=label,
+        jurisdiction=",".join(parse_jurisdiction(jurisdiction)),
+    )
     session.add(record)
     session.flush()
     return token, record
@@ -55,4 +72,102 @@ def authenticate(session: Session, token: str) -> Principal | None:
     )
     if record is None:
         return None
-    return Principal(record.role, record.party_id, record.id)
+    return Principal(
+        record.role,
+        record.party_id,
+        token_id=record.id,
+        jurisdiction=parse_jurisdiction(record.jurisdiction),
+    )
+
+
+# -- people: password sign-in for the workspace ---------------------------------------------
+
+#: werkzeug's scrypt (n=2**15, r=8, p=1), salted; the hash names its method and parameters.
+PASSWORD_METHOD = "scrypt"
+MIN_PASSWORD_LENGTH = 10
+#: A hash to check against when the user does not exist, so both cases cost the same time.
+_DUMMY_HASH = generate_password_hash("not a real password", method=PASSWORD_METHOD)
+
+
+def create_user(
+    session: Session,
+    username: str,
+    password: str,
+    role: Role,
+    *,
+    party_id: int | None = None,
+    jurisdiction: str = "",
+    display_name: str = "",
+) -> User:
+    """A person who signs in to the workspace. The password is stored only as a hash."""
+    username = username.strip().lower()
+    if not username or len(username) > 64 or not username.isascii():
+        raise ValidationError("a username is 1-64 ASCII characters", field="username")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"a password has at least {MIN_PASSWORD_LENGTH} characters", field="password"
+        )
+    if session.scalar(sa.select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"the username {username} is taken", field="username")
+    _check_binding(session, role, party_id)
+    user = User(
+        username=username,
+        password_hash=generate_password_hash(password, method=PASSWORD_METHOD),
+        role=role,
+        party_id=party_id,
+        jurisdiction=",".join(parse_jurisdiction(jurisdiction)),
+        display_name=display_name[:100],
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def check_password(session: Session, username: str, password: str) -> User | None:
+    """The active user with this username and password, or None (same cost either way)."""
+    user = session.scalar(sa.select(User).where(User.username == username.strip().lower()))
+    if user is None or user.disabled_at is not None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(user.password_hash, password):
+        return None
+    return user
+
+
+def user_principal(session: Session, user_id: int) -> Principal | None:
+    """The principal of an active user (sessions carry only the user's id)."""
+    user = session.get(User, user_id)
+    if user is None or user.disabled_at is not None:
+        return None
+    return Principal(
+        user.role,
+        user.party_id,
+        user_id=user.id,
+        jurisdiction=parse_jurisdiction(user.jurisdiction),
+    )
+
+
+def log_access(
+    session: Session,
+    actor: Principal | None,
+    action: str,
+    target_type: str,
+    target_id,
+    *,
+    personal_data: bool = False,
+    detail: str = "",
+) -> None:
+    """One line in the access log: who looked at, exported or changed what."""
+    session.add(
+        AccessEntry(
+            at=datetime.now(UTC),
+            actor_role=actor.role.value if actor else "anonymous",
+            actor_user_id=actor.user_id if actor else None,
+            actor_token_id=actor.token_id if actor else None,
+            action=action,
+            target_type=target_type,
+            target_id=str(target_id)[:64],
+            personal_data=personal_data,
+            detail=detail[:300],
+        )
+    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.auth.models import Role
-from trace.errors import Forbidden
+from trace.errors import Forbidden, ValidationError
+from trace.regions import validate_region_code
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,20 @@ class Principal:
     role: Role
     party_id: int | None = None
     token_id: int | None = None
+    user_id: int | None = None
+    #: Region-code prefixes a regulator acts in; empty means nationwide.
+    jurisdiction: tuple[str, ...] = ()
+
+    def covers(self, region_code: str | None) -> bool:
+        """Whether a place (a GB/T 2260 code) is inside the jurisdiction."""
+        if not self.jurisdiction:
+            return True
+        return bool(region_code) and region_code.startswith(self.jurisdiction)
+
+    def require_region(self, region_code: str | None, what: str = "this") -> None:
+        """Regulators act only inside their jurisdiction."""
+        if not self.covers(region_code):
+            raise Forbidden(f"{what} is outside your jurisdiction")
 
     @property
     def is_authority(self) -> bool:
@@ -44,3 +59,20 @@ class Principal:
 
 #: The command line runs as the operator of the installation.
 OPERATOR = Principal(Role.ADMIN)
+
+
+def parse_jurisdiction(text: str) -> tuple[str, ...]:
+    """``"3204,441202"`` -> ("3204", "441202"): prefixes of 2, 4 or 6 digits whose
+    province part is a real GB/T 2260 province."""
+    prefixes = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if len(part) not in (2, 4, 6) or not part.isdigit():
+            raise ValidationError(
+                f"a jurisdiction is region-code prefixes of 2, 4 or 6 digits, not {part[:12]!r}",
+                field="jurisdiction",
+            )
+        validate_region_code(part.ljust(6, "0"))
+        prefixes.append(part)
+    return tuple(dict.fromkeys(prefixes))

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from flask import Blueprint, request, url_for
 
 from app.auth.models import Role
-from app.catalog.models import Batch, BatchStatus
 from app.credit import feedback, operations
 from app.credit.models import Anomaly
 from app.errors import ApiError
@@ -38,6 +36,7 @@ ANOMALY_FILTERS = (
     "party_id",
     "since",
     "until",
+    "severity",
     "region_code",
     "within",
     "before",
@@ -83,8 +82,8 @@ def _time_arg(name: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _within_arg():
-    """``within``: a GeoJSON Polygon or MultiPolygon, as a WGS 84 geometry expression."""
+def _within_arg() -> str | None:
+    """``within``: a GeoJSON Polygon or MultiPolygon, as WGS 84 WKT."""
     raw = request.args.get("within")
     if not raw:
         return None
@@ -101,13 +100,22 @@ def _within_arg():
             "within must be a valid GeoJSON Polygon or MultiPolygon",
             field="within",
         ) from None
-    return sa.func.ST_GeomFromText(geometry.wkt, 4326)
+    return geometry.wkt
+
+
+def _number_arg(name: str) -> int | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ApiError(422, "validation_failed", f"{name} must be a number", field=name)
+    return int(raw)
 
 
 @bp.get("/anomalies")
 def list_anomalies():
-    """Newest first. Authorities see all; a merchant or company only what names it (or, for a
-    company, its couriers)."""
+    """Newest first. Authorities see those of their jurisdiction; a merchant or company only
+    what names it (or, for a company, its couriers)."""
     viewer = principal()
     unknown = set(request.args) - set(ANOMALY_FILTERS)
     if unknown:
@@ -117,43 +125,20 @@ def list_anomalies():
             f"unknown filter: {sorted(unknown)[0]}",
             field=sorted(unknown)[0],
         )
-    query = sa.select(Anomaly).order_by(Anomaly.id.desc())
-    if not viewer.is_authority:
-        if viewer.role is Role.MERCHANT:
-            query = query.where(
-                Anomaly.party_type == "merchant", Anomaly.party_id == viewer.party_id
-            )
-        else:
-            couriers = sa.select(Courier.id).where(Courier.company_id == viewer.party_id)
-            query = query.where(
-                sa.or_(
-                    sa.and_(
-                        Anomaly.party_type == "logistics_company",
-                        Anomaly.party_id == viewer.party_id,
-                    ),
-                    sa.and_(Anomaly.party_type == "courier", Anomaly.party_id.in_(couriers)),
-                )
-            )
-    for name in ("type", "status", "party_type", "region_code"):
-        if request.args.get(name):
-            query = query.where(getattr(Anomaly, name) == request.args[name])
-    for name in ("party_id", "before", "limit"):
-        if request.args.get(name) and not request.args[name].isdigit():
-            raise ApiError(422, "validation_failed", f"{name} must be a number", field=name)
-    if request.args.get("party_id"):
-        query = query.where(Anomaly.party_id == int(request.args["party_id"]))
-    if (since := _time_arg("since")) is not None:
-        query = query.where(Anomaly.detected_at >= since)
-    if (until := _time_arg("until")) is not None:
-        query = query.where(Anomaly.detected_at < until)
-    if (area := _within_arg()) is not None:
-        query = query.where(
-            Anomaly.location.is_not(None), sa.func.ST_Within(Anomaly.location, area).is_(sa.true())
-        )
-    if request.args.get("before"):
-        query = query.where(Anomaly.id < int(request.args["before"]))
-    limit = min(int(request.args.get("limit", 50)), 500)
-    items = list(db().scalars(query.limit(limit + 1)))
+    limit = min(_number_arg("limit") or 50, 500)
+    found = operations.AnomalyFilter(
+        type=request.args.get("type") or None,
+        status=request.args.get("status") or None,
+        severity=request.args.get("severity") or None,
+        party_type=request.args.get("party_type") or None,
+        party_id=_number_arg("party_id"),
+        since=_time_arg("since"),
+        until=_time_arg("until"),
+        region_code=request.args.get("region_code") or None,
+        within_wkt=_within_arg(),
+        before=_number_arg("before"),
+    )
+    items = operations.find_anomalies(db(), viewer, found, limit + 1)
     more = len(items) > limit
     items = items[:limit]
     next_url = None
@@ -168,7 +153,7 @@ def get_anomaly(anomaly_id: int):
     viewer = principal()
     anomaly = operations.get_anomaly(db(), anomaly_id)
     if not (
-        viewer.is_authority
+        (viewer.is_authority and viewer.covers(anomaly.region_code))
         or operations.acts_for(db(), viewer, anomaly.party_type, anomaly.party_id)
     ):
         raise NotFound(f"no anomaly with id {anomaly_id}")
@@ -305,17 +290,8 @@ def credit_notices():
 @unit_of_work
 def recall(batch_id: int):
     """A regulator recalls a batch: from now on its sales raise recalled_sale."""
-    actor = principal()
-    actor.require(Role.ADMIN, Role.REGULATOR)
     body = parse_body(RecallIn)
-    batch = db().get(Batch, batch_id)
-    if batch is None:
-        raise NotFound(f"no batch with id {batch_id}")
-    if batch.status is not BatchStatus.RECALLED:
-        batch.status = BatchStatus.RECALLED
-        batch.recalled_at = datetime.now(UTC)
-        batch.recall_reason = body.reason
-        operations.audit(db(), actor, "batch.recall", "batch", batch_id, body.reason)
+    batch = operations.recall_batch(db(), principal(), batch_id, body.reason)
     return {
         "id": batch.id,
         "status": batch.status.value,

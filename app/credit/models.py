@@ -75,6 +75,7 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     actor_role: Mapped[str] = mapped_column(sa.String(16))
     actor_token_id: Mapped[int | None]
+    actor_user_id: Mapped[int | None]
     action: Mapped[str] = mapped_column(sa.String(40))
     target_type: Mapped[str] = mapped_column(sa.String(20))
     target_id: Mapped[str] = mapped_column(sa.String(64))

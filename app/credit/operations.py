@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import Role
 from app.auth.principal import Principal
+from app.catalog.models import Batch, BatchStatus
 from app.credit.models import Anomaly, Appeal, AuditEntry, Commitment, CreditRecord
 from app.db import point
 from app.events.models import Event
@@ -44,6 +45,7 @@ def audit(
         AuditEntry(
             actor_role=actor.role.value,
             actor_token_id=actor.token_id,
+            actor_user_id=actor.user_id,
             action=action,
             target_type=target_type,
             target_id=str(target_id),
@@ -53,7 +55,7 @@ def audit(
     )
 
 
-def _party(session: Session, party_type: str, party_id: int):
+def get_party(session: Session, party_type: str, party_id: int):
     model = PARTY_MODELS.get(party_type)
     found = session.get(model, party_id) if model else None
     if found is None:
@@ -168,6 +170,70 @@ def _places(session: Session, event_ids: set) -> dict[str, tuple[float, float]]:
 # -- decisions and appeals ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AnomalyFilter:
+    """What the anomaly queue is narrowed to; every field is optional."""
+
+    type: str | None = None
+    status: str | None = None
+    severity: str | None = None
+    party_type: str | None = None
+    party_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    #: A region-code prefix (2, 4 or 6 digits) of the responsible party.
+    region_code: str | None = None
+    #: A WGS 84 polygon (WKT): anomalies whose place lies within it (a spatial query).
+    within_wkt: str | None = None
+    before: int | None = None
+
+
+def visible_anomalies(viewer: Principal, session: Session | None = None) -> sa.Select:
+    """The anomalies ``viewer`` may see, newest first: authorities those of their
+    jurisdiction, a merchant its own, a company its own and its couriers'."""
+    query = sa.select(Anomaly).order_by(Anomaly.id.desc())
+    if viewer.is_authority:
+        if viewer.jurisdiction:
+            query = query.where(
+                sa.or_(*(Anomaly.region_code.startswith(p) for p in viewer.jurisdiction))
+            )
+        return query
+    if viewer.role is Role.MERCHANT:
+        return query.where(Anomaly.party_type == "merchant", Anomaly.party_id == viewer.party_id)
+    couriers = sa.select(Courier.id).where(Courier.company_id == viewer.party_id)
+    return query.where(
+        sa.or_(
+            sa.and_(Anomaly.party_type == "logistics_company", Anomaly.party_id == viewer.party_id),
+            sa.and_(Anomaly.party_type == "courier", Anomaly.party_id.in_(couriers)),
+        )
+    )
+
+
+def find_anomalies(
+    session: Session, viewer: Principal, f: AnomalyFilter, limit: int = 50
+) -> list[Anomaly]:
+    """One page of the anomaly queue, newest first."""
+    query = visible_anomalies(viewer)
+    for name in ("type", "status", "severity", "party_type", "party_id"):
+        value = getattr(f, name)
+        if value is not None and value != "":
+            query = query.where(getattr(Anomaly, name) == value)
+    if f.region_code:
+        query = query.where(Anomaly.region_code.startswith(f.region_code))
+    if f.since is not None:
+        query = query.where(Anomaly.detected_at >= f.since)
+    if f.until is not None:
+        query = query.where(Anomaly.detected_at < f.until)
+    if f.within_wkt:
+        area = sa.func.ST_GeomFromText(f.within_wkt, 4326)
+        query = query.where(
+            Anomaly.location.is_not(None), sa.func.ST_Within(Anomaly.location, area).is_(sa.true())
+        )
+    if f.before is not None:
+        query = query.where(Anomaly.id < f.before)
+    return list(session.scalars(query.limit(limit)))
+
+
 def get_anomaly(session: Session, anomaly_id: int) -> Anomaly:
     anomaly = session.get(Anomaly, anomaly_id)
     if anomaly is None:
@@ -181,6 +247,7 @@ def decide(
     """A regulator confirms or dismisses an open anomaly; a dismissal takes its points back."""
     actor.require(Role.ADMIN, Role.REGULATOR)
     anomaly = get_anomaly(session, anomaly_id)
+    actor.require_region(anomaly.region_code, "this anomaly")
     if decision not in ("confirm", "dismiss"):
         raise ValidationError("decision must be confirm or dismiss", field="decision")
     if not reason.strip():
@@ -261,6 +328,8 @@ def decide_appeal(
     found = session.get(Appeal, appeal_id)
     if found is None:
         raise NotFound(f"no appeal with id {appeal_id}")
+    anomaly = session.get(Anomaly, found.anomaly_id)
+    actor.require_region(anomaly.region_code, "this appeal")
     if decision not in ("uphold", "reject"):
         raise ValidationError("decision must be uphold or reject", field="decision")
     if not reason.strip():
@@ -269,7 +338,6 @@ def decide_appeal(
         raise Conflict(f"the appeal is already {found.status}")
     found.status = "upheld" if decision == "uphold" else "rejected"
     found.decided_at = datetime.now(UTC)
-    anomaly = session.get(Anomaly, found.anomaly_id)
     if decision == "uphold" and anomaly.status != "dismissed":
         _dismiss(session, anomaly)
         anomaly.decided_at = found.decided_at
@@ -292,7 +360,7 @@ def add_record(
 ) -> CreditRecord:
     """A regulator's sanction or commendation."""
     actor.require(Role.ADMIN, Role.REGULATOR)
-    _party(session, party_type, party_id)
+    actor.require_region(get_party(session, party_type, party_id).region_code, "this party")
     if kind not in ("sanction", "commendation"):
         raise ValidationError("kind must be sanction or commendation", field="kind")
     if not reason.strip():
@@ -314,11 +382,30 @@ def add_record(
     return record
 
 
+def recall_batch(session: Session, actor: Principal, batch_id: int, reason: str) -> Batch:
+    """A regulator recalls a batch: from now on the consumer page says so and its sales
+    raise recalled_sale. Recalling a recalled batch changes nothing."""
+    actor.require(Role.ADMIN, Role.REGULATOR)
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise NotFound(f"no batch with id {batch_id}")
+    actor.require_region(batch.product.merchant.region_code, "this batch")
+    if not reason.strip():
+        raise ValidationError("give the reason for the recall", field="reason")
+    if batch.status is not BatchStatus.RECALLED:
+        batch.status = BatchStatus.RECALLED
+        batch.recalled_at = datetime.now(UTC)
+        batch.recall_reason = reason.strip()[:500]
+        audit(session, actor, "batch.recall", "batch", batch_id, reason)
+        session.flush()
+    return batch
+
+
 def sign_commitment(
     session: Session, actor: Principal, party_type: str, party_id: int, policy: credit.Policy
 ) -> Commitment:
     """The party signs the standard credit commitment (once); it is shown publicly."""
-    _party(session, party_type, party_id)
+    get_party(session, party_type, party_id)
     if not (actor.is_authority or acts_for(session, actor, party_type, party_id)):
         raise Forbidden("a party signs its own commitment")
     existing = session.scalar(
@@ -421,7 +508,7 @@ def accounts(
 
 
 def account(session: Session, party_type: str, party_id: int, policy: credit.Policy) -> Account:
-    _party(session, party_type, party_id)
+    get_party(session, party_type, party_id)
     return accounts(session, {(party_type, party_id)}, policy)[(party_type, party_id)]
 
 
@@ -442,7 +529,7 @@ def listed(session: Session, which: str, policy: credit.Policy) -> list[Account]
 
 def public_party(session: Session, party_type: str, party_id: int) -> dict:
     """What may be published about a party: names and USCCs, a courier's name masked."""
-    found = _party(session, party_type, party_id)
+    found = get_party(session, party_type, party_id)
     if party_type == "courier":
         company = session.get(LogisticsCompany, found.company_id)
         return {

@@ -150,6 +150,17 @@ def _timelines(session: Session, serials: list[str]) -> tuple[dict[str, Timeline
     return out, rows
 
 
+def unit_timeline(session: Session, serial: str) -> tuple[Timeline, _Parties]:
+    """A unit's timeline and the names of the parties in it as the public may see them
+    (couriers masked), for the consumer's page."""
+    timelines, rows = _timelines(session, [serial])
+    timeline = timelines[serial]
+    keys = {(r.party_type, r.party_id) for r in rows} | {
+        p.party for p in timeline.custody if p.party
+    }
+    return timeline, _Parties(session, keys, authority=False)
+
+
 def _event_json(row, parties: _Parties, authority: bool) -> dict:
     place = _point(row.location)
     if place and row.type in NEAR_CONSUMER and not authority:
@@ -177,8 +188,10 @@ def _custody_json(periods: list[lifecycle.Custody], parties: _Parties) -> list[d
     ]
 
 
-def _may_see_unit(viewer: Principal, merchant_id: int) -> None:
+def _may_see_unit(viewer: Principal, merchant_id: int, region_code: str) -> None:
+    """Authorities inside their jurisdiction (the merchant's region), and the merchant."""
     if viewer.is_authority:
+        viewer.require_region(region_code, "this product's merchant")
         return
     if viewer.role is Role.MERCHANT and viewer.party_id == merchant_id:
         return
@@ -187,7 +200,7 @@ def _may_see_unit(viewer: Principal, merchant_id: int) -> None:
 
 def code_history(session: Session, viewer: Principal, serial: str, code_json: dict) -> dict:
     """A unit's complete history: origin, every event in time order, custody over time."""
-    _may_see_unit(viewer, code_json["merchant"]["id"])
+    _may_see_unit(viewer, code_json["merchant"]["id"], code_json["merchant"]["region_code"])
     timelines, rows = _timelines(session, [serial])
     timeline = timelines[serial]
     keys = {(r.party_type, r.party_id) for r in rows} | {
@@ -216,6 +229,11 @@ def parcel_history(session: Session, viewer: Principal, waybill: str) -> dict:
     )
     if not allowed:
         raise Forbidden("only authorities, the shipper and the carrier may read this parcel")
+    if viewer.is_authority and not (
+        viewer.covers(parcel.consignee_region_code)
+        or viewer.covers(session.get(Merchant, parcel.merchant_id).region_code)
+    ):
+        raise Forbidden("this parcel is outside your jurisdiction")
     units = list(
         session.scalars(
             sa.select(ParcelItem.serial)
@@ -257,7 +275,7 @@ def batch_trace(
     batch = session.get(Batch, batch_id)
     if batch is None:
         raise NotFound(f"no batch with id {batch_id}")
-    _may_see_unit(viewer, batch.product.merchant_id)
+    _may_see_unit(viewer, batch.product.merchant_id, batch.product.merchant.region_code)
     serials = list(
         session.scalars(
             sa.select(TraceCode.serial)

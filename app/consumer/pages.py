@@ -1,0 +1,236 @@
+"""The consumer's scan page: what a phone opens from a unit's QR code.
+
+``/01/{gtin}/10/{lot}/21/{serial}`` (the GS1 Digital Link in the QR code) and the short
+``/t/{serial}`` answer the same content: a light server-rendered page, Chinese first with
+English (``?lang=en``), or JSON to ``Accept: application/json``. The forms (review, complaint,
+delivery rating) work without JavaScript; they are protected by a token bound to the
+client's cookie and rate-limited per client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+import pydantic
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
+
+from app.codes import operations as codes
+from app.codes.api import code_answer
+from app.consumer import operations, texts
+from app.credit import feedback
+from app.errors import ApiError
+from app.schemas import ComplaintIn, DeliveryRatingIn, ReviewIn
+from app.web import db, settings, unit_of_work
+from trace.errors import DomainError, NotFound, ValidationError
+from trace.identity import keyed_hash
+
+bp = Blueprint("consumer", __name__)
+
+CLIENT_COOKIE = "tc_client"
+_CLIENT_VALUE = re.compile(r"[0-9a-f]{32}")
+FORMS = ("review", "complaint", "rating")
+
+
+# -- who is asking, in which language ---------------------------------------------------------
+
+
+def _client_value() -> str:
+    """The client's pseudonymous id: its cookie, or (first visit, or no cookies) a keyed hash
+    of its address and browser, which then becomes its cookie."""
+    value = request.cookies.get(CLIENT_COOKIE, "")
+    if _CLIENT_VALUE.fullmatch(value):
+        return value
+    seen = f"{request.remote_addr}|{request.user_agent.string}"
+    return keyed_hash(settings().SECRET_KEY, "client:" + seen)[:32]
+
+
+def _client_hash() -> str:
+    return keyed_hash(settings().SECRET_KEY, "check:" + _client_value())
+
+
+def _form_token(serial: str) -> str:
+    """The anti-forgery token of this client's forms for this code (another site can
+    neither read the client's cookie nor compute the token)."""
+    message = f"form:{_client_value()}:{serial}".encode()
+    return hmac.new(settings().SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _check_form_token(serial: str) -> None:
+    sent = request.form.get("csrf_token", "")
+    if not hmac.compare_digest(sent, _form_token(serial)):
+        raise ApiError(
+            400,
+            "bad_form_token",
+            "the form has expired or did not come from this page; reload the page and retry",
+        )
+
+
+def _lang() -> str:
+    asked = request.args.get("lang")
+    if asked in texts.LANGS:
+        return asked
+    return request.accept_languages.best_match(texts.LANGS, default="zh") or "zh"
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def _remember_client(response):
+    response.set_cookie(
+        CLIENT_COOKIE,
+        _client_value(),
+        max_age=365 * 24 * 3600,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure,
+    )
+    return response
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+
+def _raw_path() -> str:
+    # Lots may hold a percent-encoded '/', which the server has already decoded in PATH_INFO.
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    return raw.split("?", 1)[0] if raw else request.path
+
+
+def _unknown(code_text: str):
+    answer = operations.unknown_answer(code_text)
+    if _wants_json():
+        return answer, 404
+    page = render_template("consumer/unknown.html", scan=answer, lang=_lang())
+    return page, 404
+
+
+def _answer(code, *, status: int = 200, notice: str | None = None, errors: dict | None = None):
+    scan = operations.scan(db(), code, code_answer(code), _client_hash(), settings())
+    db().commit()
+    if _wants_json():
+        response = make_response(scan, status)
+    else:
+        lang = _lang()
+        response = make_response(
+            render_template(
+                "consumer/scan.html",
+                scan=scan,
+                lang=lang,
+                t=lambda pair: texts.pick(pair, lang),
+                form_token=_form_token(code.serial),
+                notice=notice,
+                errors=errors or {},
+                signed=any(step["type"] == "signed" for step in scan["journey"]),
+            ),
+            status,
+        )
+    response.headers["Cache-Control"] = "private, no-store"
+    response.vary.add("Accept")
+    response.vary.add("Accept-Language")
+    return _remember_client(response)
+
+
+@bp.get("/01/<path:rest>")
+def by_link(rest: str):
+    """The GS1 Digital Link of the QR code."""
+    try:
+        code = codes.find_code_by_uri(db(), _raw_path())
+    except (NotFound, ValidationError):
+        return _unknown(_raw_path())
+    return _answer(code)
+
+
+@bp.get("/t/<serial>")
+def by_serial(serial: str):
+    """The short form, for a code typed by hand."""
+    try:
+        code = codes.find_code(db(), serial.strip().upper())
+    except (NotFound, ValidationError):
+        return _unknown(serial)
+    sent = request.args.get("sent")
+    return _answer(code, notice=sent if sent in FORMS else None)
+
+
+# -- what the consumer sends back ------------------------------------------------------------
+
+
+def _form_model(kind: str):
+    form = request.form
+    if kind == "review":
+        return ReviewIn(rating=_int(form.get("rating")), text=form.get("text", ""))
+    if kind == "complaint":
+        return ComplaintIn(
+            category=form.get("category", ""),
+            text=form.get("text", ""),
+            contact=form.get("contact") or None,
+        )
+    return DeliveryRatingIn(
+        courier=_int(form.get("courier")),
+        company=_int(form.get("company")),
+        tags=form.getlist("tags"),
+    )
+
+
+def _int(raw: str | None):
+    return int(raw) if raw and raw.isdigit() else raw
+
+
+@bp.post("/t/<serial>/<kind>")
+def send_form(serial: str, kind: str):
+    """A review, complaint or delivery rating from the page's forms (no JavaScript needed).
+    On success the page is shown again with a notice (post/redirect/get)."""
+    if kind not in FORMS:
+        raise NotFound("the forms are review, complaint and rating")
+    code = codes.find_code(db(), serial.strip().upper())
+    _check_form_token(code.serial)
+    cfg = settings()
+    try:
+        body = _form_model(kind)
+        if kind == "review":
+            feedback.add_review(
+                db(), code.serial, body.rating, body.text, _client_hash(), cfg.REVIEWS_PER_HOUR
+            )
+        elif kind == "complaint":
+            feedback.file_complaint(
+                db(),
+                code.serial,
+                body.category,
+                body.text,
+                body.contact,
+                _client_hash(),
+                cfg.COMPLAINTS_PER_HOUR,
+                cfg.policy,
+            )
+        else:
+            feedback.rate_as_consignee(
+                db(), code.serial, body.courier, body.company, body.tags, cfg.policy
+            )
+        db().commit()
+    except pydantic.ValidationError as exc:
+        db().rollback()
+        first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or kind
+        return _answer(code, status=422, errors={kind: f"{field}: {first['msg']}"})
+    except DomainError as exc:
+        db().rollback()
+        status = getattr(exc, "status", None) or (409 if exc.code == "conflict" else 422)
+        return _answer(code, status=status, errors={kind: exc.message})
+    return redirect(url_for("consumer.by_serial", serial=code.serial, sent=kind, lang=_lang()))
+
+
+@bp.post("/t/<serial>/place")
+@unit_of_work
+def share_place(serial: str):
+    """The consumer agreed to share a coarse place for their check (the page's one script)."""
+    code = codes.find_code(db(), serial.strip().upper())
+    _check_form_token(code.serial)
+    try:
+        lat, lon = float(request.form["lat"]), float(request.form["lon"])
+    except (KeyError, ValueError):
+        raise ValidationError("send lat and lon as numbers", field="lat") from None
+    place = operations.share_place(db(), code.serial, _client_hash(), lat, lon, settings())
+    return {"place": place}

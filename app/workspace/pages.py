@@ -1,0 +1,491 @@
+"""The workspace's pages: search, histories, the anomaly queue, the map, recalls, credit,
+exports and the access log. Each view checks, calls one use case, logs the access, renders."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from flask import Response, redirect, render_template, request, session, url_for
+
+from app.auth.models import AccessEntry, Role
+from app.auth.operations import check_password, log_access
+from app.catalog.operations import get_batch
+from app.codes import operations as codes
+from app.codes.api import code_answer
+from app.consumer.operations import place_of_point, place_of_region
+from app.credit import operations as credit_ops
+from app.credit.models import Anomaly, Appeal, AuditEntry, Complaint
+from app.events import history
+from app.web import db, settings
+from app.workspace import bp, start_session, viewer
+from app.workspace import search as finder
+from app.workspace.maps import MapQuery, map_view
+from trace.errors import Forbidden, ValidationError
+
+ANOMALY_TYPES = (
+    "lifecycle_violation",
+    "empty_parcel",
+    "impossible_travel",
+    "remote_sign",
+    "out_of_area",
+    "stalled_parcel",
+    "late_delivery",
+    "duplicate_sale",
+    "unknown_code",
+    "expired_sale",
+    "recalled_sale",
+    "brushing",
+    "consumer_complaint",
+    "copied_code",
+)
+PAGE = 50
+#: Dates typed into the filters are China Standard Time.
+CST = timezone(timedelta(hours=8), "CST")
+
+
+def _log(action: str, target_type: str, target_id, *, personal: bool = False, detail: str = ""):
+    log_access(
+        db(), viewer(), action, target_type, target_id, personal_data=personal, detail=detail
+    )
+    db().commit()
+
+
+# -- signing in and out -----------------------------------------------------------------------
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    """Username and password; a failed attempt says nothing about which one was wrong."""
+    error = None
+    if request.method == "POST":
+        username = request.form.get("username", "")[:64]
+        user = check_password(db(), username, request.form.get("password", "")[:200])
+        if user is None or user.role not in (Role.ADMIN, Role.REGULATOR):
+            log_access(db(), None, "sign_in_failed", "user", username.strip().lower())
+            db().commit()
+            error = "用户名或密码错误 · Wrong username or password"
+        else:
+            user.last_login_at = datetime.now(UTC)
+            start_session(user.id)
+            session["username"] = user.display_name or user.username
+            log_access(
+                db(), None, "sign_in", "user", user.id, detail=f"{user.role.value} {user.username}"
+            )
+            db().commit()
+            target = request.args.get("next", "")
+            # Only a path of this site: never an open redirect.
+            if not target.startswith("/workspace") or target.startswith("//"):
+                target = url_for("workspace.home")
+            return redirect(target)
+    status = 401 if error else 200
+    return render_template("workspace/sign_in.html", error=error), status
+
+
+@bp.post("/sign-out")
+def sign_out():
+    _log("sign_out", "user", viewer().user_id)
+    session.clear()
+    return redirect(url_for("workspace.sign_in"))
+
+
+# -- home and search --------------------------------------------------------------------------
+
+
+@bp.get("/")
+def home():
+    you = viewer()
+    open_by_type = dict(
+        db()
+        .execute(
+            sa.select(Anomaly.type, sa.func.count())
+            .where(Anomaly.id.in_(credit_ops.visible_anomalies(you).with_only_columns(Anomaly.id)))
+            .where(Anomaly.status == "open")
+            .group_by(Anomaly.type)
+        )
+        .all()
+    )
+    pending = db().scalar(
+        sa.select(sa.func.count())
+        .select_from(Appeal)
+        .where(
+            Appeal.status == "pending",
+            Appeal.anomaly_id.in_(credit_ops.visible_anomalies(you).with_only_columns(Anomaly.id)),
+        )
+    )
+    return render_template("workspace/home.html", open_by_type=open_by_type, pending=pending)
+
+
+@bp.get("/search")
+def search():
+    q = request.args.get("q", "").strip()[:300]
+    results = finder.search(db(), viewer(), q) if q else []
+    _log("view", "search", q[:64])
+    return render_template("workspace/search.html", q=q, results=results)
+
+
+# -- histories ----------------------------------------------------------------------------------
+
+
+def _rejected_mentioning(text: str) -> list:
+    """Raw rejected events that mention a serial or waybill (a regulator reads them)."""
+    from app.events.models import RejectedEvent
+
+    return list(
+        db().scalars(
+            sa.select(RejectedEvent)
+            .where(RejectedEvent.payload.contains(text))
+            .order_by(RejectedEvent.id.desc())
+            .limit(50)
+        )
+    )
+
+
+def _anomalies_on(subject_type: str, subject: str) -> list[Anomaly]:
+    return list(
+        db().scalars(
+            sa.select(Anomaly)
+            .where(Anomaly.subject_type == subject_type, Anomaly.subject == subject)
+            .order_by(Anomaly.id.desc())
+        )
+    )
+
+
+@bp.get("/codes/<serial>")
+def code_page(serial: str):
+    code = codes.find_code(db(), serial.strip().upper())
+    answer = code_answer(code)
+    found = history.code_history(db(), viewer(), code.serial, answer)
+    complaints = list(
+        db().scalars(
+            sa.select(Complaint).where(Complaint.serial == code.serial).order_by(Complaint.id)
+        )
+    )
+    contacts = any(c.contact for c in complaints)
+    _log("view", "code", code.serial, personal=contacts, detail="history, complaints")
+    return render_template(
+        "workspace/code.html",
+        code=answer,
+        history=found,
+        anomalies=_anomalies_on("code", code.serial),
+        complaints=complaints,
+        rejected=_rejected_mentioning(code.serial),
+        place_of_point=place_of_point,
+    )
+
+
+@bp.get("/parcels/<waybill>")
+def parcel_page(waybill: str):
+    found = history.parcel_history(db(), viewer(), waybill)
+    _log("view", "parcel", found["waybill"], personal=True, detail="consignee point")
+    return render_template(
+        "workspace/parcel.html",
+        parcel=found,
+        anomalies=_anomalies_on("waybill", found["waybill"]),
+        rejected=_rejected_mentioning(found["waybill"]),
+        place_of_point=place_of_point,
+    )
+
+
+# -- the anomaly queue --------------------------------------------------------------------------
+
+
+def _time(name: str) -> datetime | None:
+    raw = request.args.get(name, "")
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError(f"{name}: give a date like 2026-11-22", field=name) from None
+    if moment.tzinfo is None:  # a date from the form: China Standard Time
+        moment = moment.replace(tzinfo=CST)
+    return moment.astimezone(UTC)
+
+
+def _queue_filter() -> credit_ops.AnomalyFilter:
+    args = request.args
+    region = args.get("region_code", "").strip()
+    if region and (not region.isdigit() or len(region) not in (2, 4, 6)):
+        raise ValidationError("region: 2, 4 or 6 digits of a region code", field="region_code")
+    before = args.get("before", "")
+    return credit_ops.AnomalyFilter(
+        type=args.get("type") or None,
+        status=args.get("status") or None,
+        severity=args.get("severity") or None,
+        region_code=region or None,
+        since=_time("since"),
+        until=_time("until"),
+        within_wkt=MapQuery.from_args(args).area_wkt(),
+        before=int(before) if before.isdigit() else None,
+    )
+
+
+def _with_appeals(items: list[Anomaly]) -> dict[int, list[Appeal]]:
+    found: dict[int, list[Appeal]] = {}
+    if items:
+        for a in db().scalars(
+            sa.select(Appeal).where(Appeal.anomaly_id.in_([i.id for i in items]))
+        ):
+            found.setdefault(a.anomaly_id, []).append(a)
+    return found
+
+
+@bp.get("/anomalies")
+def anomalies():
+    f = _queue_filter()
+    items = credit_ops.find_anomalies(db(), viewer(), f, PAGE + 1)
+    more = len(items) > PAGE
+    items = items[:PAGE]
+    _log("view", "anomalies", "queue", detail=request.query_string.decode()[:300])
+    args = {k: v for k, v in request.args.items() if k != "before"}
+    return render_template(
+        "workspace/anomalies.html",
+        items=items,
+        appeals=_with_appeals(items),
+        types=ANOMALY_TYPES,
+        args=request.args,
+        next_url=url_for("workspace.anomalies", before=items[-1].id, **args) if more else None,
+        csv_url=url_for("workspace.anomalies_csv", **args),
+        place_of_region=place_of_region,
+    )
+
+
+@bp.get("/anomalies.csv")
+def anomalies_csv():
+    """The anomaly queue as filtered, every page of it, as CSV (UTF-8 with BOM for Excel)."""
+    f = _queue_filter()
+    you = viewer()
+    _log("export", "anomalies", "csv", detail=request.query_string.decode()[:300])
+
+    def rows():
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(
+            [
+                "id",
+                "type",
+                "severity",
+                "status",
+                "subject_type",
+                "subject",
+                "party_type",
+                "party_id",
+                "region_code",
+                "detected_at",
+                "decided_at",
+            ]
+        )
+        yield "\ufeff" + out.getvalue()
+        before = f.before
+        while True:
+            page = credit_ops.find_anomalies(
+                db(), you, credit_ops.AnomalyFilter(**{**f.__dict__, "before": before}), 1000
+            )
+            if not page:
+                return
+            out = io.StringIO()
+            writer = csv.writer(out)
+            for a in page:
+                writer.writerow(
+                    [
+                        a.id,
+                        a.type,
+                        a.severity,
+                        a.status,
+                        a.subject_type,
+                        _cell(a.subject),
+                        a.party_type,
+                        a.party_id,
+                        a.region_code,
+                        a.detected_at.isoformat(),
+                        a.decided_at.isoformat() if a.decided_at else "",
+                    ]
+                )
+            yield out.getvalue()
+            before = page[-1].id
+
+    return Response(
+        rows(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="anomalies.csv"'},
+    )
+
+
+def _cell(value: str) -> str:
+    """No spreadsheet formulas from data (CSV injection)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+def _back(default: str) -> str:
+    target = request.form.get("back", "")
+    return target if target.startswith("/workspace") and not target.startswith("//") else default
+
+
+@bp.post("/anomalies/<int:anomaly_id>/decision")
+def decide(anomaly_id: int):
+    credit_ops.decide(
+        db(),
+        viewer(),
+        anomaly_id,
+        request.form.get("decision", ""),
+        request.form.get("reason", "")[:1000],
+    )
+    _log("change", "anomaly", anomaly_id, detail=request.form.get("decision", ""))
+    return redirect(_back(url_for("workspace.anomalies")), 303)
+
+
+@bp.post("/appeals/<int:appeal_id>/decision")
+def decide_appeal(appeal_id: int):
+    credit_ops.decide_appeal(
+        db(),
+        viewer(),
+        appeal_id,
+        request.form.get("decision", ""),
+        request.form.get("reason", "")[:1000],
+    )
+    _log("change", "appeal", appeal_id, detail=request.form.get("decision", ""))
+    return redirect(_back(url_for("workspace.anomalies")), 303)
+
+
+# -- the map ------------------------------------------------------------------------------------
+
+
+@bp.get("/map")
+def map_page():
+    query = MapQuery.from_args(request.args)
+    shown = map_view(db(), viewer(), query)
+    _log("view", "map", query.describe())
+    return render_template("workspace/map.html", view=shown, query=query)
+
+
+# -- batches: recall and forward trace --------------------------------------------------------
+
+
+def _trace_rows(batch_id: int, after: str = "", limit: int = 100) -> dict:
+    found = history.batch_trace(db(), viewer(), batch_id, after=after, limit=limit)
+    for unit in found["units"]:
+        last = unit["last_event"]
+        unit["place"] = (
+            place_of_point(last["lat"], last["lon"]) if last and last["lat"] is not None else None
+        )
+    return found
+
+
+@bp.get("/batches/<int:batch_id>")
+def batch_page(batch_id: int):
+    batch = get_batch(db(), batch_id)
+    viewer().require_region(batch.product.merchant.region_code, "this batch")
+    found = _trace_rows(batch_id, request.args.get("after", "")[:16])
+    _log("view", "batch", batch_id, personal=True, detail="forward trace (courier names)")
+    return render_template("workspace/batch.html", batch=batch, trace=found)
+
+
+@bp.post("/batches/<int:batch_id>/recall")
+def recall(batch_id: int):
+    credit_ops.recall_batch(db(), viewer(), batch_id, request.form.get("reason", ""))
+    _log("change", "batch", batch_id, detail="recall")
+    return redirect(url_for("workspace.batch_page", batch_id=batch_id), 303)
+
+
+@bp.get("/batches/<int:batch_id>/trace.csv")
+def batch_trace_csv(batch_id: int):
+    """Where every unit of the batch is now, as CSV, streamed a page at a time."""
+    batch = get_batch(db(), batch_id)
+    viewer().require_region(batch.product.merchant.region_code, "this batch")
+    _log("export", "batch", batch_id, personal=True, detail="forward trace csv")
+
+    def rows():
+        out = io.StringIO()
+        csv.writer(out).writerow(
+            ["serial", "state", "custodian_type", "custodian", "last_event", "time", "district"]
+        )
+        yield "\ufeff" + out.getvalue()
+        after = ""
+        while True:
+            page = _trace_rows(batch_id, after, 1000)
+            out = io.StringIO()
+            writer = csv.writer(out)
+            for u in page["units"]:
+                who = u["custodian"] or {}
+                last = u["last_event"] or {}
+                writer.writerow(
+                    [
+                        u["serial"],
+                        u["state"],
+                        who.get("type", ""),
+                        _cell(who.get("name", "")),
+                        last.get("type", ""),
+                        last.get("time", ""),
+                        u["place"]["zh"] if u["place"] else "",
+                    ]
+                )
+            yield out.getvalue()
+            if not page["next_after"]:
+                return
+            after = page["next_after"]
+
+    return Response(
+        rows(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}-trace.csv"'},
+    )
+
+
+# -- credit -------------------------------------------------------------------------------------
+
+
+@bp.get("/parties/<party_type>/<int:party_id>")
+def party_page(party_type: str, party_id: int):
+    if party_type not in credit_ops.PARTY_MODELS:
+        raise ValidationError("party types: merchant, logistics_company, courier")
+    party = credit_ops.get_party(db(), party_type, party_id)
+    viewer().require_region(party.region_code, "this party")
+    account = credit_ops.account(db(), party_type, party_id, settings().policy)
+    _log("view", party_type, party_id, personal=party_type == "courier", detail="credit")
+    return render_template(
+        "workspace/party.html",
+        party=party,
+        party_type=party_type,
+        account=account,
+        place=place_of_region(party.region_code),
+        anomalies=list(
+            db().scalars(
+                sa.select(Anomaly)
+                .where(Anomaly.party_type == party_type, Anomaly.party_id == party_id)
+                .order_by(Anomaly.id.desc())
+                .limit(100)
+            )
+        ),
+    )
+
+
+@bp.post("/parties/<party_type>/<int:party_id>/records")
+def add_record(party_type: str, party_id: int):
+    credit_ops.add_record(
+        db(),
+        viewer(),
+        party_type,
+        party_id,
+        request.form.get("kind", ""),
+        request.form.get("reason", "")[:300],
+        settings().policy,
+    )
+    _log("change", party_type, party_id, detail=request.form.get("kind", ""))
+    return redirect(url_for("workspace.party_page", party_type=party_type, party_id=party_id), 303)
+
+
+# -- the access log (admins) ------------------------------------------------------------------
+
+
+@bp.get("/audit")
+def audit_log():
+    you = viewer()
+    if you.role is not Role.ADMIN:
+        raise Forbidden("the access log is for admins")
+    accesses = list(db().scalars(sa.select(AccessEntry).order_by(AccessEntry.id.desc()).limit(200)))
+    decisions = list(db().scalars(sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(200)))
+    _log("view", "access_log", "latest")
+    return render_template("workspace/audit.html", accesses=accesses, decisions=decisions)

@@ -1,0 +1,295 @@
+"""The consumer's scan page: verdicts from the data, the journey at district level, the
+check itself, the forms, and what must never show."""
+
+import re
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+
+from app.consumer.models import Verification
+from app.credit.models import Anomaly, Complaint, Review
+from tests.app.test_events_api import ship
+
+HTML = {"Accept": "text/html"}
+JSON = {"Accept": "application/json"}
+
+
+def page(client, serial, **kw):
+    return client.get(f"/t/{serial}", headers=kw.pop("headers", HTML), **kw)
+
+
+def answer(client, serial):
+    resp = client.get(f"/t/{serial}", headers=JSON)
+    assert resp.status_code == 200, resp.get_json()
+    return resp.get_json()
+
+
+def token_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)
+
+
+def warnings(body) -> list[str]:
+    return [w["kind"] for w in body["verdict"]["warnings"]]
+
+
+# -- verdicts -----------------------------------------------------------------------------------
+
+
+def test_a_clean_unit_is_genuine_with_its_journey_at_district_level(client, world):
+    """Does a delivered unit read as genuine, with company names and districts only?"""
+    ship(world)
+    body = answer(client, world["serials"][0])
+    assert body["verdict"]["level"] == "genuine" and body["verdict"]["warnings"] == []
+    steps = [s["type"] for s in body["journey"]]
+    assert steps == [
+        "shelved",
+        "sold",
+        "packed",
+        "picked_up",
+        "in_transit",
+        "out_for_delivery",
+        "signed",
+    ]
+    signed = body["journey"][-1]
+    assert signed["place"] == {
+        "region_code": "320404",
+        "zh": "常州市钟楼区",
+        "en": "Zhonglou District, Changzhou",
+    }
+    assert body["journey"][4]["place"]["zh"] == "常州市"  # in transit: the city only
+    assert signed["by"].startswith("快递公司")  # the company, not the courier
+    assert signed["time"].endswith("+08:00")
+    text = str(body)
+    assert "快递员" not in text and "31.78123" not in text and "device" not in text
+
+
+def test_the_page_is_chinese_first_with_english_on_request(client, world):
+    serial = world["serials"][0]
+    html = page(client, serial).get_data(as_text=True)
+    assert '<html lang="zh-CN">' in html and "正品，记录正常" in html
+    english = page(client, serial, query_string={"lang": "en"}).get_data(as_text=True)
+    assert "Genuine, and its record is in order" in english and "正品，记录正常" not in english
+
+
+def test_a_code_never_issued_is_a_likely_counterfeit(client, make):
+    """Do both URL forms say 'likely counterfeit' for a serial nobody issued?"""
+    resp = page(client, "AAAAAAAAAAAAAAAA")
+    assert resp.status_code == 404 and "从未登记" in resp.get_data(as_text=True)
+    body = client.get("/01/06900000000012/10/X/21/AAAAAAAAAAAAAAAA", headers=JSON)
+    assert body.status_code == 404
+    assert body.get_json()["verdict"]["level"] == "danger"
+    assert warnings(body.get_json()) == ["unknown_code"]
+
+
+def test_a_recalled_batch_says_do_not_use_with_the_reason(client, make, world):
+    serial = world["serials"][0]
+    resp = client.post(
+        f"/api/v1/batches/{world['batch']}/recall",
+        json={"reason": "沙门氏菌检出 Salmonella found"},
+        headers=make.auth("regulator"),
+    )
+    assert resp.status_code == 200
+    body = answer(client, serial)
+    assert body["verdict"]["level"] == "danger" and warnings(body) == ["recalled"]
+    assert "沙门氏菌检出" in body["verdict"]["warnings"][0]["message"]["zh"]
+    assert "停止使用" in page(client, serial).get_data(as_text=True)
+
+
+def test_an_expired_unit_is_a_warning(client, make):
+    batch = make.batch(produced_on=date(2024, 1, 1), expires_on=date(2025, 1, 1))
+    serial = make.codes(batch, 1)[0]
+    body = answer(client, serial)
+    assert body["verdict"]["level"] == "warning" and warnings(body) == ["expired"]
+    assert "2025-01-01" in body["verdict"]["warnings"][0]["message"]["zh"]
+
+
+def test_a_unit_sold_twice_says_so(client, world):
+    serial = world["serials"][0]
+    pos = world["pos"]
+    pos.post(pos.event("sold", 10, code=serial, data={"order_id": "O-1"}))
+    pos.post(pos.event("sold", 20, code=serial, data={"order_id": "O-2"}))
+    assert warnings(answer(client, serial)) == ["sold_twice"]
+
+
+def test_a_black_listed_merchant_is_named_on_every_unit(client, make, world):
+    auth = make.auth("regulator")
+    for n in range(3):
+        resp = client.post(
+            f"/api/v1/credit/merchant/{world['merchant']}/records",
+            json={"kind": "sanction", "reason": f"sanction {n}"},
+            headers=auth,
+        )
+        assert resp.status_code == 201
+    body = answer(client, world["serials"][0])
+    assert body["merchant"]["credit"]["list"] == "black"
+    assert warnings(body) == ["merchant_black_listed"]
+
+
+def test_a_code_checked_by_many_clients_in_many_districts_is_a_copied_code(client, make, world):
+    """Five clients in three districts make a copied code; one client checking again and
+    again does not."""
+    serial = world["serials"][0]
+    for _ in range(6):  # the same client, many times: not spread
+        page(client, serial)
+    assert warnings(answer(client, serial)) == []
+    places = [(31.78, 119.98), (31.83, 119.97), (23.05, 112.47), (23.16, 112.56), (31.70, 119.94)]
+    for n, (lat, lon) in enumerate(places):
+        other = client.application.test_client()
+        html = other.get(f"/t/{serial}", headers={**HTML, "User-Agent": f"phone {n}"}).get_data(
+            as_text=True
+        )
+        resp = other.post(
+            f"/t/{serial}/place",
+            data={"lat": lat, "lon": lon, "csrf_token": token_of(html)},
+            headers={"User-Agent": f"phone {n}"},
+        )
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+    body = answer(client, serial)
+    assert warnings(body) == ["copied_code"] and body["verdict"]["level"] == "danger"
+    details = body["verdict"]["warnings"][0]["details"]
+    assert details["clients"] == 6 and details["district_count"] == 5
+    assert body["checks"]["count"] >= 12
+
+
+def test_a_check_is_recorded_without_personal_data(client, world, session):
+    page(client, world["serials"][1])
+    check = session.scalars(sa.select(Verification)).one()
+    assert check.serial == world["serials"][1] and len(check.client_hash) == 64
+    assert check.location is None and "127.0.0.1" not in check.client_hash
+
+
+# -- the forms ----------------------------------------------------------------------------------
+
+
+def test_a_review_from_the_form_is_stored_and_the_page_thanks(client, world, session):
+    serial = world["serials"][0]
+    html = page(client, serial).get_data(as_text=True)
+    resp = client.post(
+        f"/t/{serial}/review",
+        data={"rating": "4", "text": "<b>好</b>", "csrf_token": token_of(html)},
+    )
+    assert resp.status_code == 302
+    thanks = client.get(resp.headers["Location"], headers=HTML).get_data(as_text=True)
+    assert "感谢您的评价" in thanks
+    review = session.scalars(sa.select(Review)).one()
+    assert (review.rating, review.text) == (4, "<b>好</b>")
+
+
+def test_a_form_without_its_token_is_refused_and_nothing_is_stored(client, world, session):
+    resp = client.post(f"/t/{world['serials'][0]}/review", data={"rating": "5"}, headers=HTML)
+    assert resp.status_code == 400 and "reload the page" in resp.get_data(as_text=True)
+    other = client.application.test_client()  # another client's token is no good either
+    token = token_of(page(other, world["serials"][0], headers={**HTML, "User-Agent": "x"}).text)
+    resp = client.post(
+        f"/t/{world['serials'][0]}/review", data={"rating": "5", "csrf_token": token}
+    )
+    assert resp.status_code == 400 and session.scalar(sa.select(sa.func.count(Review.id))) == 0
+
+
+def test_a_complaint_names_the_party_and_its_contact_stays_private(client, world, session):
+    serial = world["serials"][0]
+    ship(world)
+    html = page(client, serial).get_data(as_text=True)
+    resp = client.post(
+        f"/t/{serial}/complaint",
+        data={
+            "category": "delivery",
+            "text": "包裹被扔在门外",
+            "contact": "13800138000",
+            "csrf_token": token_of(html),
+        },
+    )
+    assert resp.status_code == 302
+    complaint = session.scalars(sa.select(Complaint)).one()
+    assert (complaint.party_type, complaint.party_id) == ("courier", world["courier"])
+    assert session.scalar(sa.select(Anomaly.type)) == "consumer_complaint"
+    for resp in (page(client, serial), client.get(f"/t/{serial}", headers=JSON)):
+        assert "13800138000" not in resp.get_data(as_text=True)
+
+
+def test_a_bad_form_gets_the_page_back_with_the_reason(client, world):
+    serial = world["serials"][0]
+    html = page(client, serial).get_data(as_text=True)
+    resp = client.post(
+        f"/t/{serial}/complaint",
+        data={"category": "aliens", "text": "x", "csrf_token": token_of(html)},
+    )
+    assert resp.status_code == 422
+    assert 'role="alert"' in resp.get_data(as_text=True) and "category" in resp.text
+
+
+def test_complaints_are_rate_limited_per_client(client, world):
+    serial = world["serials"][0]
+    token = token_of(page(client, serial).get_data(as_text=True))
+    statuses = [
+        client.post(
+            f"/t/{serial}/complaint",
+            data={"category": "quality", "text": f"问题 {n}", "csrf_token": token},
+        ).status_code
+        for n in range(4)
+    ]
+    assert statuses == [302, 302, 302, 429]
+
+
+def test_delivery_can_be_rated_once_the_parcel_is_signed(client, world):
+    serial = world["serials"][0]
+    assert 'name="courier"' not in page(client, serial).get_data(as_text=True)
+    ship(world)
+    html = page(client, serial).get_data(as_text=True)
+    assert 'name="courier"' in html
+    resp = client.post(
+        f"/t/{serial}/rating",
+        data={"courier": "5", "company": "4", "tags": ["on_time"], "csrf_token": token_of(html)},
+    )
+    assert resp.status_code == 302
+
+
+# -- what must never happen ---------------------------------------------------------------------
+
+
+def test_everything_shown_is_escaped(client, make):
+    batch = make.batch(make.product(name="<script>alert(1)</script>"), origin_name="<img src=x>")
+    html = page(client, make.codes(batch, 1)[0]).get_data(as_text=True)
+    assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
+    assert "<img src=x>" not in html
+
+
+def test_pages_carry_security_headers_and_a_private_cookie(client, world):
+    resp = page(client, world["serials"][0])
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert resp.headers["Cache-Control"] == "private, no-store"
+
+
+def test_public_pages_are_rate_limited(database_url):
+    from app import create_app
+
+    limited = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "TRACE_ENV": "testing",
+            "SECRET_KEY": "test-secret",
+            "PUBLIC_RATE_LIMIT": "3 per minute",
+        }
+    )
+    try:
+        client = limited.test_client()
+        codes = [client.get("/t/AAAAAAAAAAAAAAAA", headers=JSON).status_code for _ in range(4)]
+        assert codes == [404, 404, 404, 429]
+        assert client.get("/api/v1/credit/lists/red").status_code == 200  # its own budget
+    finally:
+        limited.extensions["trace"].engine.dispose()
+
+
+@pytest.mark.parametrize("lat,lon", [("nan", "1"), ("91", "0"), ("x", "1")])
+def test_a_shared_place_must_be_a_place(client, world, lat, lon):
+    serial = world["serials"][0]
+    token = token_of(page(client, serial).get_data(as_text=True))
+    resp = client.post(
+        f"/t/{serial}/place", data={"lat": lat, "lon": lon, "csrf_token": token}, headers=JSON
+    )
+    assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "validation_failed"
