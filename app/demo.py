@@ -6,13 +6,14 @@ unassigned GS1 China company prefix, USCCs with invented organisation codes.
 
 from __future__ import annotations
 
+import secrets
 from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.auth.models import Role
-from app.auth.operations import create_token
+from app.auth.operations import create_token, create_user
 from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import InspectionResult, ProductCategory
@@ -80,6 +81,11 @@ ORIGINS = {
     3: ("广东省肇庆市鼎湖区", 23.1578, 112.5642),
 }
 CODES_PER_BATCH = 24
+DEMO_USERS = [
+    ("changzhou", Role.REGULATOR, "3204", "常州市市场监管局 Changzhou regulator"),
+    ("zhaoqing", Role.REGULATOR, "4412", "肇庆市市场监管局 Zhaoqing regulator"),
+    ("admin", Role.ADMIN, "", "系统管理员 Admin"),
+]
 #: The demo company's couriers: (name, ID number, phone, home district, lat, lon). Two work in
 #: Changzhou's city districts, one in Liyang, one in Zhaoqing (the Zhaoqing shop's parcels).
 COURIERS = [
@@ -180,4 +186,9 @@ def seed(session: Session, config: Config) -> list[str] | None:
     )
     token, _ = create_token(session, Role.ADMIN, label="demo")
     lines.append(f"admin token (shown once): {token}")
+    # People for the workspace (/workspace/): a regulator per demo city and an admin.
+    for username, role, jurisdiction, name in DEMO_USERS:
+        password = secrets.token_urlsafe(9)
+        create_user(session, username, password, role, jurisdiction=jurisdiction, display_name=name)
+        lines.append(f"workspace user {username} ({name}), password (shown once): {password}")
     return lines

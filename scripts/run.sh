@@ -83,6 +83,8 @@ Trace service on http://127.0.0.1:$port
   a trace code     http://127.0.0.1:$port/api/v1/codes/$serial
   its QR label     http://127.0.0.1:$port/api/v1/codes/$serial/label.png
   its barcode      http://127.0.0.1:$port/api/v1/codes/$serial/barcode.png
+  workspace        http://127.0.0.1:$port/workspace/ (demo users and passwords: printed above
+                   on the first run; more with $flask trace user create)
   scan page (QR)   $($flask trace code "$serial" | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["uri"])')
   new API token    $flask trace token create --role admin
 

@@ -8,7 +8,15 @@ import io
 from datetime import UTC, datetime, timedelta, timezone
 
 import sqlalchemy as sa
-from flask import Response, redirect, render_template, request, session, url_for
+from flask import (
+    Response,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
 
 from app.auth.models import AccessEntry, Role
 from app.auth.operations import check_password, log_access
@@ -308,7 +316,7 @@ def anomalies_csv():
             before = page[-1].id
 
     return Response(
-        rows(),
+        stream_with_context(rows()),
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="anomalies.csv"'},
     )
@@ -428,7 +436,7 @@ def batch_trace_csv(batch_id: int):
             after = page["next_after"]
 
     return Response(
-        rows(),
+        stream_with_context(rows()),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}-trace.csv"'},
     )

@@ -123,3 +123,31 @@ def test_demo_seeds_once(runner, session):
     second = runner.invoke(args=["trace", "demo"])
     assert "already present" in second.output
     assert session.scalar(sa.text("SELECT count(*) FROM trace_codes")) == codes
+
+
+def test_a_workspace_user_is_created_with_a_hashed_password(runner, session):
+    """Does `trace user create` store a regulator with its jurisdiction and only a hash?"""
+    from app.auth.models import User
+
+    result = runner.invoke(
+        args=[
+            "trace",
+            "user",
+            "create",
+            "Inspector",
+            "--role",
+            "regulator",
+            "--jurisdiction",
+            "3204,441202",
+        ],
+        env={"TRACE_USER_PASSWORD": "a long enough password"},
+    )
+    assert result.exit_code == 0, result.output
+    user = session.scalars(sa.select(User)).one()
+    assert (user.username, user.jurisdiction) == ("inspector", "3204,441202")
+    assert "a long enough password" not in user.password_hash
+    bad = runner.invoke(
+        args=["trace", "user", "create", "x", "--role", "regulator", "--jurisdiction", "99"],
+        env={"TRACE_USER_PASSWORD": "a long enough password"},
+    )
+    assert bad.exit_code != 0

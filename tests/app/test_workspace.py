@@ -1,0 +1,318 @@
+"""The regulator's workspace: sign-in and sessions, jurisdiction, the anomaly queue, the
+map's spatial filters, recalls, credit actions, exports, search and the access log."""
+
+import csv
+import io
+import re
+import time
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from app.auth.models import AccessEntry, User
+from app.credit.models import Anomaly, AuditEntry
+from app.credit.operations import record_findings
+from tests.app.test_events_api import ship
+from trace.anomalies import Finding
+from trace.credit import Policy
+
+HTML = {"Accept": "text/html"}
+
+
+def sign_in(client, username, password):
+    resp = client.post(
+        "/workspace/sign-in", data={"username": username, "password": password}, headers=HTML
+    )
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    return client
+
+
+def csrf(client) -> str:
+    html = client.get("/workspace/", headers=HTML).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+@pytest.fixture
+def regulator(client, make):
+    """A regulator of Changzhou (3204), signed in."""
+    return sign_in(client, *make.user("regulator", "3204"))
+
+
+@pytest.fixture
+def outsider(app, make):
+    """A regulator of Zhaoqing (4412), signed in on another client."""
+    return sign_in(app.test_client(), *make.user("regulator", "4412"))
+
+
+def findings(app, *specs):
+    """Anomalies straight from findings: (type, severity, subject, party, lat, lon)."""
+    with app.extensions["trace"].sessionmaker() as s:
+        made = record_findings(
+            s,
+            [
+                Finding(t, sev, subject, (party,), {"lat": lat, "lon": lon})
+                for t, sev, subject, party, lat, lon in specs
+            ],
+            Policy(),
+            datetime.now(UTC),
+        )
+        s.commit()
+        by_key = {(a.type, a.subject): a.id for a in made}
+        return [by_key[(t, str(subject[1]))] for t, _, subject, *_ in specs]
+
+
+# -- signing in ---------------------------------------------------------------------------------
+
+
+def test_pages_need_a_signed_in_regulator(client, make):
+    resp = client.get("/workspace/anomalies", headers=HTML)
+    assert resp.status_code == 302 and "/workspace/sign-in" in resp.headers["Location"]
+    assert client.post("/workspace/batches/1/recall", data={}).status_code == 401
+
+
+def test_a_wrong_password_is_refused_and_logged(client, make, session):
+    username, _ = make.user("regulator")
+    resp = client.post(
+        "/workspace/sign-in", data={"username": username, "password": "wrong password!"}
+    )
+    assert resp.status_code == 401 and "Wrong username or password" in resp.text
+    entry = session.scalars(sa.select(AccessEntry)).one()
+    assert (entry.action, entry.target_id) == ("sign_in_failed", username)
+
+
+def test_passwords_are_stored_as_scrypt_hashes(make, session):
+    username, password = make.user("regulator")
+    stored = session.scalar(sa.select(User.password_hash).where(User.username == username))
+    assert stored.startswith("scrypt:") and password not in stored
+
+
+def test_merchants_cannot_use_the_workspace(client, make):
+    username, password = make.user("merchant", party_id=make.merchant())
+    resp = client.post("/workspace/sign-in", data={"username": username, "password": password})
+    assert resp.status_code == 401
+
+
+def test_the_session_cookie_is_httponly_and_samesite(client, make):
+    username, password = make.user("regulator")
+    resp = client.post("/workspace/sign-in", data={"username": username, "password": password})
+    cookie = next(v for k, v in resp.headers.items() if k == "Set-Cookie" and "trace_session" in v)
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_an_idle_session_ends(regulator):
+    assert regulator.get("/workspace/", headers=HTML).status_code == 200
+    with regulator.session_transaction() as s:
+        s["seen_at"] = int(time.time()) - 31 * 60
+    resp = regulator.get("/workspace/", headers=HTML)
+    assert resp.status_code == 302 and "sign-in" in resp.headers["Location"]
+
+
+def test_a_form_without_the_session_token_is_refused(regulator, make):
+    resp = regulator.post(
+        f"/workspace/batches/{make.batch()}/recall", data={"reason": "x"}, headers=HTML
+    )
+    assert resp.status_code == 400
+
+
+def test_sign_in_never_redirects_off_site(client, make):
+    username, password = make.user("regulator")
+    resp = client.post(
+        "/workspace/sign-in?next=//evil.example/x",
+        data={"username": username, "password": password},
+    )
+    assert resp.headers["Location"].endswith("/workspace/")
+
+
+# -- the anomaly queue and jurisdiction ---------------------------------------------------------
+
+
+def test_the_queue_shows_only_the_jurisdiction_and_filters(app, regulator, outsider, make):
+    here = make.merchant(region_code="320411")
+    there = make.merchant(region_code="441202", lat=23.05, lon=112.47)
+    a, b, c = findings(
+        app,
+        ("expired_sale", "major", ("code", "S1"), ("merchant", here), 31.83, 119.97),
+        ("brushing", "serious", ("merchant", here), ("merchant", here), 31.78, 119.98),
+        ("expired_sale", "major", ("code", "S2"), ("merchant", there), 23.05, 112.47),
+    )
+    html = regulator.get("/workspace/anomalies", headers=HTML).get_data(as_text=True)
+    assert f'data-anomaly="{a}"' in html and f'data-anomaly="{b}"' in html
+    assert f'data-anomaly="{c}"' not in html
+    filtered = regulator.get(
+        "/workspace/anomalies", query_string={"type": "brushing"}, headers=HTML
+    ).get_data(as_text=True)
+    assert f'data-anomaly="{b}"' in filtered and f'data-anomaly="{a}"' not in filtered
+    theirs = outsider.get("/workspace/anomalies", headers=HTML).get_data(as_text=True)
+    assert f'data-anomaly="{c}"' in theirs and f'data-anomaly="{a}"' not in theirs
+
+
+def test_a_district_filter_is_a_spatial_query(app, regulator, make):
+    """Xinbei (320411) holds one of the two points; the other is in Wujin."""
+    m = make.merchant()
+    inside, outside = findings(
+        app,
+        ("expired_sale", "major", ("code", "S1"), ("merchant", m), 31.83, 119.97),
+        ("expired_sale", "major", ("code", "S2"), ("merchant", m), 31.70, 119.94),
+    )
+    html = regulator.get(
+        "/workspace/anomalies", query_string={"district": "320411"}, headers=HTML
+    ).get_data(as_text=True)
+    assert f'data-anomaly="{inside}"' in html and f'data-anomaly="{outside}"' not in html
+    box = {"min_lon": 119.90, "min_lat": 31.65, "max_lon": 119.99, "max_lat": 31.75}
+    html = regulator.get("/workspace/map", query_string=box, headers=HTML).get_data(as_text=True)
+    assert f'data-anomaly="{outside}"' in html and f'data-anomaly="{inside}"' not in html
+    assert html.count("<path") == 6  # Changzhou's six districts, from the bundled boundaries
+
+
+def test_confirming_an_anomaly_records_who_and_why(app, regulator, make, session):
+    (a,) = findings(
+        app, ("expired_sale", "major", ("code", "S1"), ("merchant", make.merchant()), 31.8, 119.9)
+    )
+    resp = regulator.post(
+        f"/workspace/anomalies/{a}/decision",
+        data={"decision": "confirm", "reason": "核实属实", "csrf_token": csrf(regulator)},
+    )
+    assert resp.status_code == 303
+    assert session.get(Anomaly, a).status == "confirmed"
+    entry = session.scalars(sa.select(AuditEntry)).one()
+    assert entry.action == "anomaly.confirm" and entry.reason == "核实属实"
+    assert entry.actor_user_id is not None
+
+
+def test_a_regulator_cannot_act_outside_the_jurisdiction(app, outsider, make, session):
+    m = make.merchant(region_code="320411")
+    (a,) = findings(app, ("expired_sale", "major", ("code", "S1"), ("merchant", m), 31.8, 119.9))
+    token = csrf(outsider)
+    resp = outsider.post(
+        f"/workspace/anomalies/{a}/decision",
+        data={"decision": "dismiss", "reason": "x", "csrf_token": token},
+        headers=HTML,
+    )
+    assert resp.status_code == 403 and session.get(Anomaly, a).status == "open"
+    batch = make.batch(make.product(m))
+    resp = outsider.post(
+        f"/workspace/batches/{batch}/recall", data={"reason": "x", "csrf_token": token}
+    )
+    assert resp.status_code == 403
+    assert outsider.get(f"/workspace/batches/{batch}", headers=HTML).status_code == 403
+    assert outsider.get(f"/workspace/parties/merchant/{m}", headers=HTML).status_code == 403
+
+
+def test_api_tokens_carry_a_jurisdiction_too(client, app, make):
+    m = make.merchant(region_code="320411")
+    (a,) = findings(app, ("expired_sale", "major", ("code", "S1"), ("merchant", m), 31.8, 119.9))
+    from app.auth.operations import create_token
+
+    with app.extensions["trace"].sessionmaker() as s:
+        token = create_token(s, "regulator", jurisdiction="4412")[0]
+        s.commit()
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/anomalies", headers=auth).get_json()["items"] == []
+    resp = client.post(
+        f"/api/v1/anomalies/{a}/decision",
+        json={"decision": "confirm", "reason": "x"},
+        headers=auth,
+    )
+    assert resp.status_code == 403
+
+
+def test_the_anomaly_csv_is_the_filtered_queue_and_safe_for_spreadsheets(app, regulator, make):
+    m = make.merchant()
+    findings(
+        app,
+        ("expired_sale", "major", ("code", "=HYPERLINK(1)"), ("merchant", m), 31.8, 119.9),
+        ("brushing", "serious", ("merchant", m), ("merchant", m), 31.8, 119.9),
+    )
+    resp = regulator.get("/workspace/anomalies.csv", query_string={"type": "expired_sale"})
+    rows = list(csv.reader(io.StringIO(resp.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[0][:3] == ["id", "type", "severity"] and len(rows) == 2
+    assert rows[1][1] == "expired_sale" and rows[1][5] == "'=HYPERLINK(1)"
+
+
+# -- recall, forward trace, credit ---------------------------------------------------------------
+
+
+def test_a_recall_from_the_button_reaches_the_consumer_page(client, regulator, world):
+    ship(world)
+    batch = world["batch"]
+    html = regulator.get(f"/workspace/batches/{batch}", headers=HTML).get_data(as_text=True)
+    assert 'id="recall-form"' in html and world["serials"][0] in html
+    resp = regulator.post(
+        f"/workspace/batches/{batch}/recall",
+        data={"reason": "标签错误 Wrong label", "csrf_token": csrf(regulator)},
+    )
+    assert resp.status_code == 303
+    html = regulator.get(f"/workspace/batches/{batch}", headers=HTML).get_data(as_text=True)
+    assert "已召回 Recalled" in html and "钟楼区" in html  # the signed unit's district
+    public = client.get(f"/t/{world['serials'][0]}", headers={"Accept": "application/json"})
+    assert [w["kind"] for w in public.get_json()["verdict"]["warnings"]] == ["recalled"]
+    rows = regulator.get(f"/workspace/batches/{batch}/trace.csv").get_data(as_text=True)
+    assert rows.count("\n") == 1 + 3 and "signed" in rows
+
+
+def test_a_sanction_lowers_the_score_on_the_party_page(regulator, make):
+    m = make.merchant()
+    before = regulator.get(f"/workspace/parties/merchant/{m}", headers=HTML).text
+    assert "800" in before
+    resp = regulator.post(
+        f"/workspace/parties/merchant/{m}/records",
+        data={"kind": "sanction", "reason": "虚假宣传", "csrf_token": csrf(regulator)},
+    )
+    assert resp.status_code == 303
+    after = regulator.get(f"/workspace/parties/merchant/{m}", headers=HTML).text
+    assert "虚假宣传" in after and "650" in after
+
+
+# -- search, histories, personal data and the access log ----------------------------------------
+
+
+def test_search_finds_codes_parcels_parties_and_couriers_by_phone(regulator, world, make):
+    ship(world)
+    serial = world["serials"][0]
+
+    def kinds(q):
+        html = regulator.get("/workspace/search", query_string={"q": q}, headers=HTML).text
+        return re.findall(r'data-kind="([a-z_]+)"', html)
+
+    assert kinds(serial) == ["code"]
+    assert kinds("SF1234567890") == ["parcel"]
+    assert "merchant" in kinds("商户")
+    assert kinds("13900000003") == ["courier"] or "courier" in kinds("快递员")
+    assert kinds("nothing-like-this") == []
+
+
+def test_search_leaves_out_what_is_outside_the_jurisdiction(outsider, world):
+    html = outsider.get(
+        "/workspace/search", query_string={"q": world["serials"][0]}, headers=HTML
+    ).text
+    assert 'data-kind="code"' not in html
+
+
+def test_viewing_a_parcel_is_logged_as_personal_data_and_admins_read_the_log(
+    app, regulator, world, make, session
+):
+    ship(world)
+    html = regulator.get("/workspace/parcels/SF1234567890", headers=HTML).text
+    assert "31.8" in html  # the consignee point, for regulators only
+    entry = session.scalars(sa.select(AccessEntry).where(AccessEntry.target_type == "parcel")).one()
+    assert entry.personal_data and entry.actor_user_id is not None
+    assert regulator.get("/workspace/audit", headers=HTML).status_code == 403
+    admin = sign_in(app.test_client(), *make.user("admin"))
+    log = admin.get("/workspace/audit", headers=HTML).text
+    assert "SF1234567890" in log and "是 yes" in log
+
+
+def test_the_access_log_cannot_be_edited(app, regulator, session):
+    regulator.get("/workspace/", headers=HTML)
+    regulator.get("/workspace/search", query_string={"q": "x"}, headers=HTML)
+    with pytest.raises(sa.exc.DatabaseError):
+        session.execute(sa.update(AccessEntry).values(detail="changed"))
+        session.flush()
+    session.rollback()
+
+
+def test_the_code_page_shows_history_complaints_and_rejected_events(regulator, world, client):
+    ship(world)
+    html = regulator.get(f"/workspace/codes/{world['serials'][0]}", headers=HTML).text
+    assert "picked_up" in html and "signed" in html and "快递员" in html
