@@ -203,7 +203,8 @@ def test_a_complaint_names_the_party_and_its_contact_stays_private(client, world
     assert resp.status_code == 302
     complaint = session.scalars(sa.select(Complaint)).one()
     assert (complaint.party_type, complaint.party_id) == ("courier", world["courier"])
-    assert session.scalar(sa.select(Anomaly.type)) == "consumer_complaint"
+    raised = session.scalars(sa.select(Anomaly).where(Anomaly.type == "consumer_complaint")).one()
+    assert (raised.party_type, raised.party_id) == ("courier", world["courier"])
     for resp in (page(client, serial), client.get(f"/t/{serial}", headers=JSON)):
         assert "13800138000" not in resp.get_data(as_text=True)
 
