@@ -197,3 +197,31 @@ def test_a_signature_the_lifecycle_refused_still_makes_an_empty_parcel():
     ]
     (found,) = rules.empty_parcel("W", 1, scans, TH)
     assert found.evidence["why"] == "signed with no pickup scan"
+
+
+# -- copied_code ----------------------------------------------------------------------------------
+
+
+def _checks(spec):
+    from trace.anomalies import Check
+
+    base = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    return [
+        Check(client, base + timedelta(minutes=n), district)
+        for n, (client, district) in enumerate(spec)
+    ]
+
+
+def test_copied_code_needs_many_clients_in_many_districts():
+    from trace.anomalies import Thresholds, copied_code
+
+    t = Thresholds(copied_code_clients=3, copied_code_districts=2)
+    spread = _checks([("a", "320402"), ("b", "320411"), ("c", None)])
+    found = copied_code("S", 7, spread, t)
+    assert found.type == "copied_code" and found.parties == (("merchant", 7),)
+    assert found.evidence["clients"] == 3 and found.evidence["districts"] == ["320402", "320411"]
+    assert found.evidence["first_check_district"] == "320402"
+    # one client, many times and places: not spread
+    assert copied_code("S", 7, _checks([("a", "320402"), ("a", "320411")] * 5), t) is None
+    # many clients in one district: a shop's shelf being checked, not a copy
+    assert copied_code("S", 7, _checks([(c, "320402") for c in "abcdef"]), t) is None
