@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask import Blueprint, request
 
 from app.auth.models import Role
+from app.auth.operations import log_access
 from app.codes import operations as codes
 from app.codes.api import code_answer
 from app.errors import ApiError
@@ -107,15 +108,23 @@ def post_events():
 
 
 @bp.get("/codes/<serial>/history")
+@unit_of_work
 def code_history(serial: str):
     viewer = principal()
     code = codes.find_code(db(), serial)
-    return history.code_history(db(), viewer, code.serial, code_answer(code))
+    answer = history.code_history(db(), viewer, code.serial, code_answer(code))
+    # Authorities see exact delivery points (next to a consumer's home): that is logged.
+    log_access(db(), viewer, "view", "code", code.serial, personal_data=viewer.is_authority)
+    return answer
 
 
 @bp.get("/parcels/<waybill>/history")
+@unit_of_work
 def parcel_history(waybill: str):
-    return history.parcel_history(db(), principal(), waybill)
+    viewer = principal()
+    answer = history.parcel_history(db(), viewer, waybill)
+    log_access(db(), viewer, "view", "parcel", answer["waybill"], personal_data=viewer.is_authority)
+    return answer
 
 
 @bp.get("/batches/<int:batch_id>/trace")

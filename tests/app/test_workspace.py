@@ -316,3 +316,12 @@ def test_the_code_page_shows_history_complaints_and_rejected_events(regulator, w
     ship(world)
     html = regulator.get(f"/workspace/codes/{world['serials'][0]}", headers=HTML).text
     assert "picked_up" in html and "signed" in html and "快递员" in html
+
+
+def test_api_history_reads_by_authorities_are_logged(client, make, world, session):
+    ship(world)
+    resp = client.get("/api/v1/parcels/SF1234567890/history", headers=make.auth("regulator"))
+    assert resp.status_code == 200 and "consignee" in resp.get_json()
+    entry = session.scalars(sa.select(AccessEntry)).one()
+    assert (entry.target_type, entry.personal_data) == ("parcel", True)
+    assert entry.actor_token_id is not None
