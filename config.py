@@ -69,6 +69,9 @@ class Config:
     #: Where rate-limit counters live: memory:// (one process) or redis://host:6379 so that
     #: every web worker and instance shares them.
     RATE_LIMIT_STORAGE: str = "memory://"
+    #: Public answers may show a merchant's credit grade this many seconds old (each web
+    #: process keeps it that long instead of scoring the records on every scan).
+    PUBLIC_CREDIT_MAX_AGE_S: int = 10
     #: Requests per client address to the public pages and answers (flask-limiter syntax).
     PUBLIC_RATE_LIMIT: str = "600 per minute"
     #: Sign-in attempts per client address.
@@ -105,10 +108,9 @@ def _overridden(defaults, name: str, raw: str):
     for key, value in values.items():
         if key not in known:
             raise ConfigError(f"{name}: unknown setting {key!r}; known: {', '.join(known)}")
-        if (
-            isinstance(value, bool)
-            or (not isinstance(value, type(known[key]))
-            and not (isinstance(known[key], float) and isinstance(value, int)))
+        if isinstance(value, bool) or (
+            not isinstance(value, type(known[key]))
+            and not (isinstance(known[key], float) and isinstance(value, int))
         ):
             raise ConfigError(f"{name}: {key} must be like {known[key]!r}")
     return replace(defaults, **values)

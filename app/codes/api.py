@@ -10,7 +10,7 @@ from app import labels, serialize
 from app.catalog.operations import get_batch
 from app.codes import operations
 from app.codes.models import TraceCode
-from app.credit.operations import accounts as credit_accounts
+from app.credit.operations import public_account
 from app.errors import ApiError
 from app.schemas import IssueCodesIn
 from app.web import db, parse_body, principal, settings, unit_of_work
@@ -36,10 +36,12 @@ def code_uri(code: TraceCode) -> str:
 
 def code_answer(code: TraceCode) -> dict:
     """What anyone may know about a unit, with its merchant's credit grade, list status and
-    credit commitment (every public answer about a product shows them)."""
+    credit commitment (every public answer about a product shows them; at most
+    ``PUBLIC_CREDIT_MAX_AGE_S`` old)."""
     answer = serialize.code(code, code_uri(code))
     merchant = ("merchant", code.batch.product.merchant_id)
-    account = credit_accounts(db(), {merchant}, settings().policy)[merchant]
+    cfg = settings()
+    account = public_account(db(), merchant, cfg.policy, cfg.PUBLIC_CREDIT_MAX_AGE_S)
     answer["merchant"]["credit"] = {
         "score": account.standing.score,
         "grade": account.standing.grade,

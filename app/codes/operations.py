@@ -163,15 +163,20 @@ def code_uri(scheme: str, host: str, gtin14: str, lot: str, serial: str) -> str:
 
 
 def find_code(session: Session, serial: str) -> TraceCode:
-    """A trace code by its serial, with batch, product and merchant loaded."""
+    """A trace code by its serial, with batch, product, merchant and certificates loaded in
+    one query (a batch has a handful of certificates)."""
     serial = validate_serial(serial.strip())
-    code = session.scalar(
-        sa.select(TraceCode)
-        .where(TraceCode.serial == serial)
-        .options(
-            joinedload(TraceCode.batch).joinedload(Batch.product).joinedload(Product.merchant),
-            joinedload(TraceCode.batch).selectinload(Batch.certificates),
+    code = (
+        session.scalars(
+            sa.select(TraceCode)
+            .where(TraceCode.serial == serial)
+            .options(
+                joinedload(TraceCode.batch).joinedload(Batch.product).joinedload(Product.merchant),
+                joinedload(TraceCode.batch).joinedload(Batch.certificates),
+            )
         )
+        .unique()
+        .one_or_none()
     )
     if code is None:
         raise NotFound("no trace code with this serial; it was never issued", field="serial")

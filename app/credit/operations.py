@@ -8,6 +8,7 @@ database refuses anything else), so a dismissed anomaly's points are taken back 
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -505,6 +506,28 @@ def accounts(
         )
         for p in parties
     }
+
+
+#: (party, policy) -> (valid until, monotonic clock; account): public answers only.
+_PUBLIC_ACCOUNTS: dict[tuple, tuple[float, Account]] = {}
+
+
+def public_account(
+    session: Session, party: tuple[str, int], policy: credit.Policy, max_age_s: float
+) -> Account:
+    """A party's account for public answers, reused for up to ``max_age_s`` seconds within
+    this process: a product page is asked for far more often than a party's records change,
+    and scoring a long record on every scan would cost more than the rest of the page."""
+    key = (party, id(policy))
+    now = time.monotonic()
+    cached = _PUBLIC_ACCOUNTS.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    found = accounts(session, {party}, policy)[party]
+    if len(_PUBLIC_ACCOUNTS) > 10_000:
+        _PUBLIC_ACCOUNTS.clear()
+    _PUBLIC_ACCOUNTS[key] = (now + max_age_s, found)
+    return found
 
 
 def account(session: Session, party_type: str, party_id: int, policy: credit.Policy) -> Account:

@@ -48,28 +48,23 @@ class _Parties:
         for kind, pid in keys:
             ids[kind].add(pid)
         self.names: dict[tuple[str, int], dict] = {}
-        for m in session.scalars(sa.select(Merchant).where(Merchant.id.in_(ids["merchant"]))):
-            self.names[("merchant", m.id)] = {"type": "merchant", "id": m.id, "name": m.name}
-        couriers = list(session.scalars(sa.select(Courier).where(Courier.id.in_(ids["courier"]))))
-        companies = {
-            c.id: c.name
-            for c in session.scalars(
-                sa.select(LogisticsCompany).where(
-                    LogisticsCompany.id.in_({c.company_id for c in couriers})
-                )
-            )
-        }
-        for c in couriers:
-            self.names[("courier", c.id)] = {
-                "type": "courier",
-                "id": c.id,
-                "name": c.name if authority else mask_name(c.name),
-                "company": {
-                    "type": "logistics_company",
-                    "id": c.company_id,
-                    "name": companies[c.company_id],
-                },
-            }
+        if ids["merchant"]:
+            for mid, name in session.execute(
+                sa.select(Merchant.id, Merchant.name).where(Merchant.id.in_(ids["merchant"]))
+            ):
+                self.names[("merchant", mid)] = {"type": "merchant", "id": mid, "name": name}
+        if ids["courier"]:
+            for cid, name, company_id, company in session.execute(
+                sa.select(Courier.id, Courier.name, LogisticsCompany.id, LogisticsCompany.name)
+                .join(LogisticsCompany, Courier.company_id == LogisticsCompany.id)
+                .where(Courier.id.in_(ids["courier"]))
+            ):
+                self.names[("courier", cid)] = {
+                    "type": "courier",
+                    "id": cid,
+                    "name": name if authority else mask_name(name),
+                    "company": {"type": "logistics_company", "id": company_id, "name": company},
+                }
 
     def of(self, key) -> dict | None:
         if key is None:
@@ -79,9 +74,16 @@ class _Parties:
         return self.names.get(key, {"type": key[0], "id": key[1]})
 
 
-def _event_rows(session: Session, serials: set[str], waybills: set[str]) -> list:
-    if not serials and not waybills:
+def _event_rows(
+    session: Session, serials: set[str], waybills: set[str], also_waybills=None
+) -> list:
+    """Events of the units and parcels, in time order (``also_waybills``: a subquery of
+    more waybills)."""
+    if not serials and not waybills and also_waybills is None:
         return []
+    where = sa.or_(Event.serial.in_(serials), Event.waybill.in_(waybills))
+    if also_waybills is not None:
+        where = sa.or_(where, Event.waybill.in_(also_waybills))
     location = sa.func.ST_AsBinary(Event.location).label("location")
     return list(
         session.execute(
@@ -102,7 +104,7 @@ def _event_rows(session: Session, serials: set[str], waybills: set[str]) -> list
                 Event.id,
                 location,
             )
-            .where(sa.or_(Event.serial.in_(serials), Event.waybill.in_(waybills)))
+            .where(where)
             .order_by(Event.occurred_at, Event.id)
         )
     )
@@ -150,14 +152,19 @@ def _timelines(session: Session, serials: list[str]) -> tuple[dict[str, Timeline
     return out, rows
 
 
-def unit_timeline(session: Session, serial: str) -> tuple[Timeline, _Parties]:
+def unit_timeline(session: Session, serial: str, merchant_id: int) -> tuple[Timeline, _Parties]:
     """A unit's timeline and the names of the parties in it as the public may see them
-    (couriers masked), for the consumer's page."""
-    timelines, rows = _timelines(session, [serial])
-    timeline = timelines[serial]
-    keys = {(r.party_type, r.party_id) for r in rows} | {
-        p.party for p in timeline.custody if p.party
-    }
+    (couriers masked), for the consumer's page: its events and its parcels' in one query."""
+    in_parcels = sa.select(ParcelItem.waybill).where(ParcelItem.serial == serial)
+    rows = _event_rows(session, {serial}, set(), also_waybills=in_parcels)
+    steps = [
+        lifecycle.Step(r.event_id, r.type, r.occurred_at, r.id, (r.party_type, r.party_id))
+        for r in rows
+    ]
+    result = lifecycle.replay(steps)
+    custody = lifecycle.custody(result.lawful, ("merchant", merchant_id), ("consignee", 0))
+    timeline = Timeline(rows, custody, result.state)
+    keys = {(r.party_type, r.party_id) for r in rows}
     return timeline, _Parties(session, keys, authority=False)
 
 
