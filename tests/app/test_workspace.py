@@ -325,3 +325,23 @@ def test_api_history_reads_by_authorities_are_logged(client, make, world, sessio
     entry = session.scalars(sa.select(AccessEntry)).one()
     assert (entry.target_type, entry.personal_data) == ("parcel", True)
     assert entry.actor_token_id is not None
+
+
+def test_no_page_needs_inline_styles_or_scripts(regulator, world, client):
+    """The Content-Security-Policy forbids inline styles and scripts: the pages have none."""
+    ship(world)
+    pages = [
+        regulator.get(path, headers=HTML).text
+        for path in (
+            "/workspace/",
+            "/workspace/anomalies",
+            "/workspace/map",
+            f"/workspace/batches/{world['batch']}",
+            f"/workspace/codes/{world['serials'][0]}",
+            "/workspace/parcels/SF1234567890",
+        )
+    ]
+    pages.append(client.get(f"/t/{world['serials'][0]}", headers=HTML).text)
+    for html in pages:
+        assert ' style="' not in html and "<style" not in html
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html)
