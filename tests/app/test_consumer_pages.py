@@ -294,3 +294,51 @@ def test_a_shared_place_must_be_a_place(client, world, lat, lon):
         f"/t/{serial}/place", data={"lat": lat, "lon": lon, "csrf_token": token}, headers=JSON
     )
     assert resp.status_code == 422 and resp.get_json()["error"]["code"] == "validation_failed"
+
+
+def test_anonymous_callers_see_no_personal_data_anywhere(client, make, world, session):
+    """A courier's name, phone and ID number, a consignee's point and a complainant's contact
+    appear in no public answer, even for a black-listed courier with complaints."""
+    from app.parties.models import Courier
+
+    ship(world)
+    serial = world["serials"][0]
+    courier = session.get(Courier, world["courier"])
+    auth = make.auth("regulator")
+    for n in range(3):
+        client.post(
+            f"/api/v1/credit/courier/{courier.id}/records",
+            json={"kind": "sanction", "reason": f"违规 {n}"},
+            headers=auth,
+        )
+    client.post(
+        f"/api/v1/codes/{serial}/complaints",
+        json={"category": "delivery", "text": "扔在门外", "contact": "13912345678"},
+    )
+    from tests.conftest import resident_id
+
+    id_numbers = [resident_id(n) for n in range(1, 30)]  # the factories' ID numbers
+    public = [
+        f"/t/{serial}",
+        f"/api/v1/codes/{serial}",
+        f"/api/v1/credit/courier/{courier.id}",
+        "/api/v1/credit/lists/black",
+        "/api/v1/credit/notices",
+    ]
+    for path in public:
+        for accept in ("application/json", "text/html"):
+            resp = client.get(path, headers={"Accept": accept})
+            assert resp.status_code == 200, path
+            text = resp.get_data(as_text=True)
+            for secret in [courier.name, "13912345678", "31.78123", "119.94567", *id_numbers]:
+                assert secret not in text, (path, secret)
+    closed = [
+        f"/api/v1/couriers/{courier.id}",
+        f"/api/v1/codes/{serial}/history",
+        "/api/v1/parcels/SF1234567890/history",
+        f"/api/v1/batches/{world['batch']}/trace",
+        "/api/v1/anomalies",
+        "/api/v1/rejected-events",
+    ]
+    for path in closed:
+        assert client.get(path).status_code == 401, path
