@@ -114,6 +114,7 @@ class Injector:
         self.complaints: list[str] = []
         self.waybills = (f"ZS{n:010d}" for n in itertools.count(1))
         self.clock = itertools.count()
+        self.brushings = itertools.count()
 
     def _t(self, minutes: float = 0.0) -> datetime:
         """A distinct moment of the scenario day for each case (cases do not overlap)."""
@@ -133,17 +134,19 @@ class Injector:
             courier = simulator_courier(s, key, company)
             self.courier_id, self.company_id = courier.id, company
             self.handheld = self._device(s, key, DeviceKind.COURIER_HANDHELD, "courier", courier.id)
-            # A second shop for brushing, so its orders do not mix with the first's.
-            self.brush_shop = self.fleet.shops[1]
-            self.brush_shelf = self._device(
-                s, key, DeviceKind.SHELF_SCANNER, "merchant", self.brush_shop.merchant_id
-            )
+            # Brushing at every other shop of the fleet (their orders do not mix with the
+            # first shop's cases): one finding per shop, whichever way it brushes.
+            self.brushers = [
+                (
+                    shop,
+                    self._device(s, key, DeviceKind.SHELF_SCANNER, "merchant", shop.merchant_id),
+                    self._codes(s, shop.merchant_id, f"ZSBR{n}", date(2030, 1, 1), 12 * 8),
+                )
+                for n, shop in enumerate(self.fleet.shops[1:], 1)
+            ]
             self.units = self._codes(s, shop.merchant_id, "ZSOK", date(2030, 1, 1), 12 * 14)
             self.expired = self._codes(s, shop.merchant_id, "ZSEXP", date(2020, 1, 2), 12)
             self.recalled = self._codes(s, shop.merchant_id, "ZSREC", date(2030, 1, 1), 12)
-            self.brush_units = self._codes(
-                s, self.brush_shop.merchant_id, "ZSBR", date(2030, 1, 1), 12 * 8
-            )
             batch_id = s.scalar(sa.select(Batch.id).where(Batch.lot == "ZSREC"))
             s.execute(
                 sa.update(Batch)
@@ -208,7 +211,9 @@ class Injector:
     def _unit(self) -> str:
         return self.units.pop()
 
-    def _pack(self, t: datetime, units: list[str], consignee, promised=None, shelf=None) -> str:
+    def _pack(
+        self, t: datetime, units: list[str], consignee, promised=None, shelf=None, shop=None
+    ) -> str:
         waybill = next(self.waybills)
         data = {
             "consignee": {"lat": consignee[0], "lon": consignee[1]},
@@ -217,8 +222,7 @@ class Injector:
         }
         if promised is not None:
             data["promised_by"] = promised.astimezone(CST).isoformat()
-        shelf = shelf or self.shelf
-        shop = self.shop if shelf is self.shelf else self.brush_shop
+        shelf, shop = shelf or self.shelf, shop or self.shop
         self.send(
             shelf,
             shelf.event("packed", t, shop.lat, shop.lon, waybill=waybill, codes=units, data=data),
@@ -233,10 +237,12 @@ class Injector:
         sign_at=None,
         promised=None,
         sign_after: float = 100,
+        shelf=None,
+        shop=None,
     ) -> str:
         """A clean delivery in one city: pickup at the shop, transit, out for delivery, sign."""
-        waybill = self._pack(t, units, consignee, promised)
-        hh, shop = self.handheld, self.shop
+        waybill = self._pack(t, units, consignee, promised, shelf, shop)
+        hh, shop = self.handheld, shop or self.shop
         mid = ((shop.lat + consignee[0]) / 2, (shop.lon + consignee[1]) / 2)
         self.send(
             hh,
@@ -415,19 +421,34 @@ class Injector:
         self.expect("recalled_sale", unit)
 
     def brushing(self) -> None:
-        """Eight orders in 40 minutes, all to one doorstep (刷单), from a shop of its own day."""
-        t = self.start + timedelta(days=1 + len(self.expected["brushing"]), hours=10)
-        point = (self.brush_shop.lat + 0.02, self.brush_shop.lon)
-        for i in range(8):
-            self._pack(
-                t + timedelta(minutes=5 * i),
-                [self.brush_units.pop()],
-                point,
-                shelf=self.brush_shelf,
-            )
-        self.expect("brushing", str(self.brush_shop.merchant_id))
-        # A merchant is one subject: more brushing days of the same shop are the same finding.
-        self.expected["brushing"] = {str(self.brush_shop.merchant_id)}
+        """Brushing (刷单) at the next brushing shop, on a day of its own, in turn one way or
+        the other: eight orders in 40 minutes all to one doorstep; or six orders over the
+        day to six doorsteps around a block, every parcel signed at one spot of it."""
+        n = next(self.brushings)
+        if not self.brushers:
+            return
+        shop, shelf, units = self.brushers[n % len(self.brushers)]
+        t = self.start + timedelta(days=1 + n, hours=10)
+        if n % 2 == 0:
+            point = (shop.lat + 0.02, shop.lon)
+            for i in range(8):
+                self._pack(
+                    t + timedelta(minutes=5 * i), [units.pop()], point, shelf=shelf, shop=shop
+                )
+        else:
+            spot = (shop.lat + 0.025, shop.lon + 0.01)
+            for i in range(6):
+                doorstep = (spot[0] + 0.002 * (i % 3 - 1), spot[1] + 0.003 * (i // 3 - 0.5))
+                self._journey(
+                    t + timedelta(hours=i * 1.5),
+                    [units.pop()],
+                    doorstep,
+                    sign_at=spot,
+                    shelf=shelf,
+                    shop=shop,
+                )
+        # A merchant is one subject: a shop brushing again is the same finding.
+        self.expect("brushing", str(shop.merchant_id))
 
     def complaint(self) -> None:
         unit, t = self._unit(), self._t()

@@ -22,3 +22,5 @@ def test_every_injected_anomaly_is_found_and_nothing_else(app):
     }
     assert weak == {}, report.table()
     assert all(s.expected for s in report.scores.values())
+    # brushing at two shops, one each way (one doorstep; many doorsteps signed at one spot)
+    assert len(report.scores["brushing"].expected) == 2
