@@ -134,6 +134,11 @@ class Injector:
             courier = simulator_courier(s, key, company)
             self.courier_id, self.company_id = courier.id, company
             self.handheld = self._device(s, key, DeviceKind.COURIER_HANDHELD, "courier", courier.id)
+            # Brushing shops are in both cities: their parcels go with a courier of no set area.
+            roamer = simulator_courier(s, key, company, service_area=False)
+            self.roaming_handheld = self._device(
+                s, key, DeviceKind.COURIER_HANDHELD, "courier", roamer.id
+            )
             # Brushing at every other shop of the fleet (their orders do not mix with the
             # first shop's cases): one finding per shop, whichever way it brushes.
             self.brushers = [
@@ -239,10 +244,11 @@ class Injector:
         sign_after: float = 100,
         shelf=None,
         shop=None,
+        handheld=None,
     ) -> str:
         """A clean delivery in one city: pickup at the shop, transit, out for delivery, sign."""
         waybill = self._pack(t, units, consignee, promised, shelf, shop)
-        hh, shop = self.handheld, shop or self.shop
+        hh, shop = handheld or self.handheld, shop or self.shop
         mid = ((shop.lat + consignee[0]) / 2, (shop.lon + consignee[1]) / 2)
         self.send(
             hh,
@@ -446,6 +452,7 @@ class Injector:
                     sign_at=spot,
                     shelf=shelf,
                     shop=shop,
+                    handheld=self.roaming_handheld,
                 )
         # A merchant is one subject: a shop brushing again is the same finding.
         self.expect("brushing", str(shop.merchant_id))
@@ -462,8 +469,8 @@ class Injector:
         self.expect("consumer_complaint", unit)
 
 
-def simulator_courier(session, key: str, company_id: int):
-    """A courier of the scenarios, with a service area over central Changzhou."""
+def simulator_courier(session, key: str, company_id: int, *, service_area: bool = True):
+    """A courier of the scenarios, with a service area over central Changzhou (or none)."""
     from geoalchemy2 import WKTElement
 
     from app.parties import operations as parties
@@ -481,10 +488,12 @@ def simulator_courier(session, key: str, company_id: int):
         company_id=company_id,
         region_code="320402",
     )
-    courier.service_area = WKTElement(
-        "MULTIPOLYGON(((119.80 31.60, 120.15 31.60, 120.15 32.00, 119.80 32.00, 119.80 31.60)))",
-        srid=4326,
-    )
+    if service_area:
+        courier.service_area = WKTElement(
+            "MULTIPOLYGON(((119.80 31.60, 120.15 31.60, 120.15 32.00, 119.80 32.00, "
+            "119.80 31.60)))",
+            srid=4326,
+        )
     session.flush()
     return courier
 
