@@ -8,10 +8,11 @@ test:  ## Lint, then the whole test suite on SQLite + SpatiaLite and on PostgreS
 	./scripts/test.sh
 
 bench:  ## The performance figures of the README
-	./scripts/bootstrap.sh
+	./scripts/bootstrap.sh wrk
 	.venv/bin/python bench/bench_issuance.py
 	.venv/bin/python bench/bench_labels.py
 	.venv/bin/python bench/bench_history.py
+	.venv/bin/python bench/bench_consumer.py
 	.venv/bin/python bench/bench_ingest.py
 	ANOMALY_RULES=off .venv/bin/python bench/bench_ingest.py
 	.venv/bin/python bench/bench_scenarios.py --pg postgresql://postgres@127.0.0.1:5432

@@ -104,4 +104,9 @@ def create_app(overrides: dict | None = None) -> Flask:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
+    @flask_app.get("/healthz")
+    def healthz():
+        """Liveness for a load balancer (and the load bench's baseline): no database."""
+        return {"status": "ok"}
+
     return flask_app

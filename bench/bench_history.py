@@ -45,7 +45,9 @@ PARCEL_STEPS = [
 ]
 
 
-def setup(app, units: int) -> tuple[list[str], str]:
+def setup(app, units: int, history_units: int | None = None) -> tuple[list[str], str]:
+    """Issue ``units`` codes of one batch and give the first ``history_units`` of them (all
+    by default; serials are random, so it is a random sample) a full history."""
     secret = app.extensions["trace"].config.SECRET_KEY
     with app.extensions["trace"].sessionmaker() as s:
         merchant = parties.register_merchant(
@@ -126,7 +128,7 @@ def setup(app, units: int) -> tuple[list[str], str]:
             "handheld": handheld.id,
         }
         s.commit()
-    load_events(app.extensions["trace"].engine, serials, ids)
+    load_events(app.extensions["trace"].engine, serials[:history_units], ids)
     return serials, token
 
 
@@ -201,7 +203,9 @@ def load_events(engine: sa.Engine, serials: list[str], ids: dict) -> None:
                 copy.write(events.getvalue())
             for device, top in seq.items():
                 cur.execute("UPDATE devices SET max_seq = %s WHERE id = %s", (top, ids[device]))
-            cur.execute("UPDATE trace_codes SET state = 'signed'")
+            cur.execute(
+                "UPDATE trace_codes SET state = 'signed' WHERE serial = ANY(%s)", (serials,)
+            )
         conn.execute(sa.text("ANALYZE"))
 
 

@@ -11,10 +11,10 @@ import sqlalchemy as sa
 
 
 @contextmanager
-def scratch_database(server: str) -> Iterator[str]:
+def scratch_database(server: str, prefix: str = "trace_bench") -> Iterator[str]:
     """The URL of a new empty database on ``server`` (``postgresql://user@host:port``),
-    dropped, connections and all, when the block ends."""
-    name = f"trace_bench_{uuid.uuid4().hex[:8]}"
+    named ``{prefix}_{random}``, dropped, connections and all, when the block ends."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(
         server.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
         isolation_level="AUTOCOMMIT",

@@ -1,0 +1,303 @@
+"""The consumer page and its JSON form under load: gunicorn on PostgreSQL, 1,000,000 codes.
+
+Issues 1,000,000 trace codes of one batch into a scratch PostgreSQL + PostGIS database (the
+real issuance, COPY), gives a random sample of them a full history (10 events each, loaded
+with COPY), then serves ``wsgi:app`` with gunicorn on a free loopback port and loads it with
+wrk from a separate process, one endpoint after the other in the same run:
+
+- ``GET /healthz``, a trivial endpoint of the same app (no database): the server's ceiling;
+- ``GET /01/{gtin}/10/{lot}/21/{serial}`` with ``Accept: application/json`` (the JSON form);
+- the same with ``Accept: text/html`` (the page),
+
+each rotating over a few thousand random codes' URLs (half with a history), after a warm-up.
+Goal (issue 5): the JSON form at ≥ 1,000 requests/s with p99 < 50 ms.
+
+    python bench/bench_consumer.py [--codes 1000000] [--workers 2] [--threads 4]
+        [--connections 32] [--duration 15] [--profile] [--pg URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from app import create_app, migrate
+from app.codes.api import code_uri
+from app.codes.operations import find_code
+from bench.bench_history import setup
+from bench.scratch import scratch_database
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+WRK_SCRIPT = """
+local paths = {%s}
+local counter = 0
+function setup(thread)
+  thread:set("start", counter * 997)
+  counter = counter + 1
+end
+function init(args)
+  i = start or 0
+end
+function request()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1])
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_wrk() -> str:
+    if not shutil.which("wrk"):
+        subprocess.run([str(ROOT / "scripts" / "bootstrap.sh"), "wrk"], check=True)
+    return shutil.which("wrk") or sys.exit("wrk could not be installed")
+
+
+def paths_of(app, serials: list[str]) -> list[str]:
+    """The Digital Link paths (what a phone opens) of ``serials``."""
+    with app.app_context(), app.extensions["trace"].sessionmaker() as s:
+        return [urlsplit(code_uri(find_code(s, serial))).path for serial in serials]
+
+
+def queries_per_request(app, path: str, accept: str) -> int:
+    """SQL statements one request sends (counted in process, on the same database)."""
+    engine = app.extensions["trace"].engine
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        resp = app.test_client().get(path, headers={"Accept": accept})
+        assert resp.status_code == 200, resp.data[:300]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subprocess.Popen:
+    env = os.environ | {
+        "DATABASE_URL": url,
+        "SECRET_KEY": "bench-secret",
+        "TRACE_ENV": "production",
+    }
+    cmd = [
+        str(Path(sys.executable).with_name("gunicorn")),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads),
+        "--backlog",
+        "2048",
+        "--log-level",
+        "warning",
+        "wsgi:app",
+    ]
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.3)
+        if server.poll() is not None:
+            sys.exit("gunicorn exited at start")
+    server.terminate()
+    sys.exit("gunicorn did not answer within 60 s")
+
+
+def check(base: str, path: str, serial: str) -> None:
+    """The server answers the JSON form and the page for a real code before it is loaded."""
+    for accept, kind in (("application/json", "application/json"), ("text/html", "text/html")):
+        req = urllib.request.Request(base + path, headers={"Accept": accept})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = r.read().decode()
+            assert r.status == 200 and r.headers["Content-Type"].startswith(kind), r.headers
+            assert serial in body
+
+
+UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(wrk: str, base: str, script: Path, accept: str, args, seconds: float) -> dict:
+    cmd = [
+        wrk,
+        "-t",
+        "2",
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{seconds:g}s",
+        "--latency",
+        "--timeout",
+        "5s",
+        "-H",
+        f"Accept: {accept}",
+        "-s",
+        str(script),
+        base,
+    ]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    latency = {
+        p: float(v) * UNIT[u]
+        for p, v, u in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    }
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    if errors or socket_errors:
+        sys.exit(f"wrk saw errors:\n{out}")
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": latency["50"],
+        "p99": latency["99"],
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+    }
+
+
+def worker_pids(master: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--codes", type=int, default=1_000_000)
+    parser.add_argument("--history", type=int, default=20_000, help="codes with 10 events")
+    parser.add_argument("--urls", type=int, default=4000, help="distinct codes requested")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=15)
+    parser.add_argument("--warmup", type=float, default=5)
+    parser.add_argument("--profile", action="store_true", help="py-spy one worker (JSON)")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--db-prefix", default="trace_bench", help="scratch database name")
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+
+    with scratch_database(args.pg, args.db_prefix) as url:
+        migrate.upgrade(url)
+        app = create_app(
+            {
+                "DATABASE_URL": url,
+                "SECRET_KEY": "bench-secret",
+                "TRACE_ENV": "testing",
+                "MAX_CODES_PER_REQUEST": args.codes,
+            }
+        )
+        t0 = time.perf_counter()
+        serials, _ = setup(app, args.codes, history_units=args.history)
+        with app.extensions["trace"].engine.connect() as conn:
+            codes = conn.execute(sa.text("SELECT count(*) FROM trace_codes")).scalar()
+            events = conn.execute(sa.text("SELECT count(*) FROM events")).scalar()
+        print(f"loaded {codes:,} codes, {events:,} events in {time.perf_counter() - t0:.0f} s")
+        rng = random.Random(5)
+        half = args.urls // 2
+        picked = rng.sample(serials[: args.history], half) + rng.sample(
+            serials[args.history :], args.urls - half
+        )
+        rng.shuffle(picked)
+        paths = paths_of(app, picked)
+        queries = {
+            accept: queries_per_request(app, paths[0], accept)
+            for accept in ("application/json", "text/html")
+        }
+        app.extensions["trace"].engine.dispose()
+        del serials
+
+        tmp = Path(tempfile.mkdtemp(prefix="bench-consumer-"))
+        codes_lua = tmp / "codes.lua"
+        codes_lua.write_text(WRK_SCRIPT % ",".join(f'"{p}"' for p in paths))
+        healthz_lua = tmp / "healthz.lua"
+        healthz_lua.write_text(WRK_SCRIPT % '"/healthz"')
+
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = start_gunicorn(url, port, args.workers, args.threads)
+        results = {}
+        try:
+            check(base, paths[0], picked[0])
+            for name, script, accept in (
+                ("trivial /healthz", healthz_lua, "application/json"),
+                ("JSON form", codes_lua, "application/json"),
+                ("HTML page", codes_lua, "text/html"),
+            ):
+                run_wrk(wrk, base, script, accept, args, args.warmup)
+                spy = None
+                if args.profile and name == "JSON form":
+                    RESULTS.mkdir(parents=True, exist_ok=True)
+                    spy = subprocess.Popen(
+                        [
+                            str(Path(sys.executable).with_name("py-spy")),
+                            "record",
+                            "--pid",
+                            str(worker_pids(server.pid)[0]),
+                            "--duration",
+                            str(int(args.duration) - 1),
+                            "--format",
+                            "raw",
+                            "--output",
+                            str(RESULTS / "consumer-json.folded"),
+                            "--nonblocking",
+                        ]
+                    )
+                results[name] = run_wrk(wrk, base, script, accept, args, args.duration)
+                if spy:
+                    spy.wait()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    trivial = results["trivial /healthz"]
+    print(
+        f"\ngunicorn wsgi:app, {args.workers} workers × {args.threads} threads (gthread); "
+        f"wrk 2 threads, {args.connections} connections, {args.duration:g} s each after "
+        f"{args.warmup:g} s warm-up; {codes:,} codes, {events:,} events, "
+        f"{len(paths):,} distinct codes requested"
+    )
+    print(
+        f"{'endpoint':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'req/s vs trivial':>17} {'queries':>8}"
+    )
+    for name, r in results.items():
+        q = {"JSON form": queries["application/json"], "HTML page": queries["text/html"]}
+        print(
+            f"{name:<18} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+            f"{r['rps'] / trivial['rps']:>17.2f} {q.get(name, 0):>8}"
+        )
+    json_form, page = results["JSON form"], results["HTML page"]
+    goal = json_form["rps"] >= 1000 and json_form["p99"] < 50
+    print(f"goal (JSON ≥ 1,000 req/s, p99 < 50 ms): {'met' if goal else 'NOT met'}")
+    for key, r in (("trivial", trivial), ("json", json_form), ("html", page)):
+        print(f"RESULT consumer_{key}_rps={r['rps']:.0f} {key}_p50_ms={r['p50']:.2f} "
+              f"{key}_p99_ms={r['p99']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
