@@ -22,6 +22,8 @@ import argparse
 import os
 import random
 import re
+import resource
+import shlex
 import shutil
 import socket
 import subprocess
@@ -94,7 +96,9 @@ def queries_per_request(app, path: str, accept: str) -> int:
     return len(seen)
 
 
-def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subprocess.Popen:
+def start_gunicorn(
+    url: str, port: int, workers: int, threads: int, extra: list[str]
+) -> subprocess.Popen:
     env = os.environ | {
         "DATABASE_URL": url,
         "SECRET_KEY": "bench-secret",
@@ -114,6 +118,7 @@ def start_gunicorn(url: str, port: int, workers: int, threads: int) -> subproces
         "2048",
         "--log-level",
         "warning",
+        *extra,
         "wsgi:app",
     ]
     server = subprocess.Popen(cmd, cwd=ROOT, env=env)
@@ -179,6 +184,62 @@ def run_wrk(wrk: str, base: str, script: Path, accept: str, args, seconds: float
     }
 
 
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU each live process has used so far."""
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it has exited
+        out[pid] = (int(fields[11]) + int(fields[12])) * TICK_S
+    return out
+
+
+def backend_pids(url: str) -> list[int]:
+    """PostgreSQL server processes serving the bench database."""
+    out = subprocess.run(
+        [
+            "psql",
+            "-qAt",
+            url,
+            "-c",
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [int(p) for p in out.split()]
+
+
+class CpuMeter:
+    """CPU used during a run by the gunicorn workers, the database backends and wrk, so
+    the cost of a request can be told apart from what other work on the machine takes."""
+
+    def __init__(self, master: int, url: str):
+        self.master, self.url = master, url
+
+    def __enter__(self):
+        self.before = cpu_seconds(worker_pids(self.master) + backend_pids(self.url))
+        self.children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return self
+
+    def __exit__(self, *exc):
+        workers = cpu_seconds(worker_pids(self.master))
+        backends = cpu_seconds(backend_pids(self.url))
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.app = sum(v - self.before.get(p, 0) for p, v in workers.items())
+        self.db = sum(v - self.before.get(p, 0) for p, v in backends.items())
+        self.load = (children.ru_utime + children.ru_stime) - (
+            self.children.ru_utime + self.children.ru_stime
+        )
+
+
 def worker_pids(master: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
@@ -195,6 +256,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--profile", action="store_true", help="py-spy one worker (JSON)")
+    parser.add_argument("--gunicorn-args", default="", help="more gunicorn options, quoted")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--db-prefix", default="trace_bench", help="scratch database name")
     args = parser.parse_args()
@@ -238,7 +300,9 @@ def main() -> None:
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = start_gunicorn(url, port, args.workers, args.threads)
+        server = start_gunicorn(
+            url, port, args.workers, args.threads, shlex.split(args.gunicorn_args)
+        )
         results = {}
         try:
             check(base, paths[0], picked[0])
@@ -266,7 +330,14 @@ def main() -> None:
                             "--nonblocking",
                         ]
                     )
-                results[name] = run_wrk(wrk, base, script, accept, args, args.duration)
+                with CpuMeter(server.pid, url) as cpu:
+                    results[name] = run_wrk(wrk, base, script, accept, args, args.duration)
+                n = results[name]["requests"]
+                results[name] |= {
+                    "app_ms": cpu.app / n * 1000,
+                    "db_ms": cpu.db / n * 1000,
+                    "wrk_ms": cpu.load / n * 1000,
+                }
                 if spy:
                     spy.wait()
         finally:
@@ -282,21 +353,29 @@ def main() -> None:
         f"{len(paths):,} distinct codes requested"
     )
     print(
-        f"{'endpoint':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'req/s vs trivial':>17} {'queries':>8}"
+        f"{'endpoint':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs trivial':>10} "
+        f"{'queries':>8} {'CPU ms/request: app':>20} {'db':>6} {'wrk':>6} {'2 cores/CPU':>12}"
     )
     for name, r in results.items():
         q = {"JSON form": queries["application/json"], "HTML page": queries["text/html"]}
+        cpu = r["app_ms"] + r["db_ms"] + r["wrk_ms"]
         print(
             f"{name:<18} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
-            f"{r['rps'] / trivial['rps']:>17.2f} {q.get(name, 0):>8}"
+            f"{r['rps'] / trivial['rps']:>10.2f} {q.get(name, 0):>8} {r['app_ms']:>20.2f} "
+            f"{r['db_ms']:>6.2f} {r['wrk_ms']:>6.2f} {2000 / cpu:>12.0f}"
         )
+    print(
+        "CPU ms/request: what the gunicorn workers, the database backends and wrk used per "
+        "request; 2 cores/CPU: the req/s those costs allow on two otherwise idle cores"
+    )
     json_form, page = results["JSON form"], results["HTML page"]
     goal = json_form["rps"] >= 1000 and json_form["p99"] < 50
     print(f"goal (JSON ≥ 1,000 req/s, p99 < 50 ms): {'met' if goal else 'NOT met'}")
     for key, r in (("trivial", trivial), ("json", json_form), ("html", page)):
-        print(f"RESULT consumer_{key}_rps={r['rps']:.0f} {key}_p50_ms={r['p50']:.2f} "
-              f"{key}_p99_ms={r['p99']:.2f}")
+        print(
+            f"RESULT consumer_{key}_rps={r['rps']:.0f} {key}_p50_ms={r['p50']:.2f} "
+            f"{key}_p99_ms={r['p99']:.2f}"
+        )
 
 
 if __name__ == "__main__":
