@@ -12,8 +12,17 @@ wrk from a separate process, one endpoint after the other in the same run:
 each rotating over a few thousand random codes' URLs (half with a history), after a warm-up.
 Goal (issue 5): the JSON form at ≥ 1,000 requests/s with p99 < 50 ms.
 
+Besides requests/s and latency, it reports the CPU each request cost the gunicorn workers,
+the database backends and wrk (read from /proc during the run), and the rate those costs
+allow on two idle cores: on a shared machine the rate swings with whatever else runs, the
+cost per request much less.
+
     python bench/bench_consumer.py [--codes 1000000] [--workers 2] [--threads 4]
-        [--connections 32] [--duration 15] [--profile] [--pg URL]
+        [--connections 32] [--duration 15] [--pg URL] [--db-prefix trace_bench]
+        [--gunicorn-args "-c experiment.py"] [--profile]
+
+``--profile`` samples one worker with py-spy (``pip install py-spy``) during the JSON run
+into ``bench/results/consumer-json.folded``.
 """
 
 from __future__ import annotations
