@@ -4,7 +4,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-./scripts/bootstrap.sh poppler-utils
+# poppler-utils: the label PDF tests. chromium, chromium-driver and a CJK font: the browser
+# tests (tests/browser) drive Debian's Chromium through Playwright and keep screenshots in
+# test-artifacts/screenshots/; without the font every Chinese character renders as a box.
+./scripts/bootstrap.sh poppler-utils chromium chromium-driver fonts-wqy-microhei
 
 .venv/bin/ruff check .
 
