@@ -74,16 +74,11 @@ class _Parties:
         return self.names.get(key, {"type": key[0], "id": key[1]})
 
 
-def _event_rows(
-    session: Session, serials: set[str], waybills: set[str], also_waybills=None
-) -> list:
-    """Events of the units and parcels, in time order (``also_waybills``: a subquery of
-    more waybills)."""
-    if not serials and not waybills and also_waybills is None:
+def _event_rows(session: Session, serials: set[str], waybills: set[str]) -> list:
+    """Events of the units and parcels, in time order."""
+    if not serials and not waybills:
         return []
     where = sa.or_(Event.serial.in_(serials), Event.waybill.in_(waybills))
-    if also_waybills is not None:
-        where = sa.or_(where, Event.waybill.in_(also_waybills))
     location = sa.func.ST_AsBinary(Event.location).label("location")
     return list(
         session.execute(
@@ -154,9 +149,15 @@ def _timelines(session: Session, serials: list[str]) -> tuple[dict[str, Timeline
 
 def unit_timeline(session: Session, serial: str, merchant_id: int) -> tuple[Timeline, _Parties]:
     """A unit's timeline and the names of the parties in it as the public may see them
-    (couriers masked), for the consumer's page: its events and its parcels' in one query."""
-    in_parcels = sa.select(ParcelItem.waybill).where(ParcelItem.serial == serial)
-    rows = _event_rows(session, {serial}, set(), also_waybills=in_parcels)
+    (couriers masked), for the consumer's page: its parcels, then their events and its own.
+
+    The waybills are looked up first: with ``waybill IN (subquery)`` beside ``serial = …``
+    PostgreSQL filtered the whole events table (a hashed SubPlan under a sequential scan,
+    110 ms at 200,000 events, growing with the table); with values both indexes serve."""
+    waybills = set(
+        session.scalars(sa.select(ParcelItem.waybill).where(ParcelItem.serial == serial))
+    )
+    rows = _event_rows(session, {serial}, waybills)
     steps = [
         lifecycle.Step(r.event_id, r.type, r.occurred_at, r.id, (r.party_type, r.party_id))
         for r in rows
