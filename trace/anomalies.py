@@ -360,36 +360,45 @@ def unknown_code(
 
 
 @dataclass(frozen=True)
-class Check:
-    """A consumer's check of a code on the scan page: who (a hashed client), when, where."""
+class CheckSummary:
+    """Consumers' checks of one code on the scan page, summed up: how many, by how many
+    distinct clients, in how many districts, and the first check. ``districts`` and
+    ``first_district`` (the first check with a place) may be left out while the counts
+    are below the rule's thresholds."""
 
-    client: str
-    time: datetime
-    district: str | None = None
+    checks: int
+    clients: int
+    district_count: int
+    first_at: datetime
+    districts: tuple[str, ...] = ()
+    first_district: str | None = None
+
+    def could_be_copied(self, t: Thresholds) -> bool:
+        return (
+            self.clients >= t.copied_code_clients
+            and self.district_count >= t.copied_code_districts
+        )
 
 
 def copied_code(
-    serial: str, merchant_id: int, checks: list[Check], t: Thresholds
+    serial: str, merchant_id: int, summary: CheckSummary, t: Thresholds
 ) -> Finding | None:
     """One genuine code checked by many consumers in many districts: the label has been
     copied onto other units. Repeated checks by one client count once. Party: the merchant
     whose label it is, so that it looks into its labelling and channel."""
-    clients = {c.client for c in checks}
-    districts = {c.district for c in checks if c.district}
-    if len(clients) < t.copied_code_clients or len(districts) < t.copied_code_districts:
+    if not summary.could_be_copied(t):
         return None
-    first = min(checks, key=lambda c: c.time)
     return Finding(
         "copied_code",
         MAJOR,
         ("code", serial),
         (("merchant", merchant_id),),
         {
-            "checks": len(checks),
-            "clients": len(clients),
-            "districts": sorted(districts),
-            "first_check_at": first.time.isoformat(),
-            "first_check_district": first.district,
+            "checks": summary.checks,
+            "clients": summary.clients,
+            "districts": sorted(summary.districts),
+            "first_check_at": summary.first_at.isoformat(),
+            "first_check_district": summary.first_district,
         },
     )
 

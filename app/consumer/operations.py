@@ -6,22 +6,27 @@ One use case, :func:`scan`, serves the HTML page and its JSON form alike.
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
+from app import serialize
+from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.consumer import texts
 from app.consumer.models import Verification
 from app.credit.models import Anomaly
-from app.credit.operations import record_findings
+from app.credit.operations import forget_public_accounts, public_account, record_findings
 from app.db import point
 from app.events import history
 from config import Config
 from trace import districts, verdict
-from trace.anomalies import Check, copied_code
+from trace.anomalies import CheckSummary, copied_code
 from trace.errors import NotFound, ValidationError
+from trace.gs1 import digital_link_uri, parse_digital_link, validate_serial
 from trace.regions import PROVINCES
 
 #: Times on the page are China Standard Time, as the consumer's clock shows them.
@@ -64,20 +69,143 @@ def _local(moment: datetime) -> str:
     return moment.astimezone(CST).isoformat(timespec="minutes")
 
 
+# -- the unit --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What changes about a unit from one scan to the next (its batch's details are kept)."""
+
+    serial: str
+    state: str
+    batch_id: int
+    merchant_id: int
+    batch_status: str
+    recalled_at: datetime | None
+    recall_reason: str | None
+    expires_on: date
+
+
+# Statements built once: building and keying them again on every scan cost more than running.
+_UNIT = (
+    sa.select(
+        TraceCode.serial,
+        TraceCode.state,
+        TraceCode.batch_id,
+        Product.merchant_id,
+        Batch.status,
+        Batch.recalled_at,
+        Batch.recall_reason,
+        Batch.expires_on,
+    )
+    .join(Batch, TraceCode.batch_id == Batch.id)
+    .join(Product, Batch.product_id == Product.id)
+    .where(TraceCode.serial == sa.bindparam("serial"))
+)
+
+
+def find_unit(session: Session, serial: str) -> Unit:
+    """The unit behind a serial; NotFound (a likely counterfeit) when it was never issued."""
+    row = session.execute(_UNIT, {"serial": validate_serial(serial)}).one_or_none()
+    if row is None:
+        raise NotFound("no trace code with this serial; it was never issued", field="serial")
+    return Unit(
+        row.serial,
+        row.state.value,
+        row.batch_id,
+        row.merchant_id,
+        row.status.value,
+        row.recalled_at,
+        row.recall_reason,
+        row.expires_on,
+    )
+
+
+def find_unit_by_link(session: Session, uri: str, config: Config) -> Unit:
+    """The unit behind a Digital Link: the GTIN and lot in it must be the unit's own (a real
+    serial under another product's GTIN is a forged link)."""
+    link = parse_digital_link(uri)
+    if link.serial is None:
+        raise ValidationError("the link has no serial (AI 21)", field="uri")
+    unit = find_unit(session, link.serial)
+    part = batch_part(session, unit.batch_id, config)
+    if part["product"]["gtin"] != link.gtin14 or (
+        link.lot is not None and part["batch"]["lot"] != link.lot
+    ):
+        raise NotFound("this serial was not issued for the product and lot in the link")
+    return unit
+
+
+#: batch id -> (valid until, monotonic clock; the batch's public details).
+_BATCH_PARTS: dict[int, tuple[float, dict]] = {}
+
+
+def batch_part(session: Session, batch_id: int, config: Config) -> dict:
+    """What the public may know of a unit's batch, product and merchant, kept per process for
+    ``PUBLIC_CREDIT_MAX_AGE_S`` (status and recall are read fresh with the unit)."""
+    now = time.monotonic()
+    cached = _BATCH_PARTS.get(batch_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    batch = (
+        session.scalars(
+            sa.select(Batch)
+            .where(Batch.id == batch_id)
+            .options(
+                joinedload(Batch.product).joinedload(Product.merchant),
+                joinedload(Batch.certificates),
+            )
+        )
+        .unique()
+        .one()
+    )
+    part = {
+        "product": serialize.product(batch.product),
+        "batch": serialize.batch(batch),
+        "merchant": serialize.merchant(batch.product.merchant),
+        "uri_prefix": digital_link_uri(
+            config.RESOLVER_HOST, batch.product.gtin, batch.lot, None, scheme=config.RESOLVER_SCHEME
+        )
+        + "/21/",
+    }
+    if len(_BATCH_PARTS) > 10_000:
+        _BATCH_PARTS.clear()
+    _BATCH_PARTS[batch_id] = (now + config.PUBLIC_CREDIT_MAX_AGE_S, part)
+    return part
+
+
+def forget_public_parts() -> None:
+    """Drop what this process keeps for public answers (tests; after a bulk correction)."""
+    _BATCH_PARTS.clear()
+    forget_public_accounts()
+
+
 # -- the check itself -------------------------------------------------------------------------
 
+_INSERT_CHECK = sa.insert(Verification)
+_CHECK_TOTALS = sa.select(
+    sa.func.count(),
+    sa.func.count(sa.distinct(Verification.client_hash)),
+    sa.func.count(sa.distinct(Verification.district_code)),
+    sa.func.min(Verification.verified_at),
+).where(Verification.serial == sa.bindparam("serial"))
+_CHECK_PLACES = (
+    sa.select(Verification.district_code, sa.func.min(Verification.verified_at))
+    .where(Verification.serial == sa.bindparam("serial"), Verification.district_code.is_not(None))
+    .group_by(Verification.district_code)
+)
 
-def record_check(session: Session, serial: str, client_hash: str, now: datetime) -> Verification:
+
+def record_check(session: Session, serial: str, client_hash: str, now: datetime) -> None:
     """A consumer's check of a code (a ``verified`` scan); its place may follow.
 
     On PostgreSQL the transaction does not wait for its WAL flush: a check lost in a crash
     costs nothing, and the wait would be most of the page's time."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
-    check = Verification(serial=serial, client_hash=client_hash, verified_at=now)
-    session.add(check)
-    session.flush()
-    return check
+    session.execute(
+        _INSERT_CHECK, {"serial": serial, "client_hash": client_hash, "verified_at": now}
+    )
 
 
 def share_place(
@@ -100,28 +228,34 @@ def share_place(
     check.location = point(lat, lon)
     check.district_code = found.code if found else None
     session.flush()
-    code = session.get(TraceCode, serial)
-    _copied_code_rule(session, code, config, datetime.now(UTC))
+    _copied_code_rule(session, find_unit(session, serial), config, datetime.now(UTC))
     return place_of_region(check.district_code)
 
 
-def _checks(session: Session, serial: str) -> list[Check]:
-    return [
-        Check(client, at, district)
-        for client, at, district in session.execute(
-            sa.select(
-                Verification.client_hash, Verification.verified_at, Verification.district_code
-            ).where(Verification.serial == serial)
-        )
-    ]
+def check_summary(session: Session, serial: str, config: Config) -> CheckSummary:
+    """How often, by how many clients and in how many districts a code has been checked:
+    one aggregate query however many checks there are, and a second for the districts
+    themselves only when the copied-code rule could fire."""
+    checks, clients, district_count, first_at = session.execute(
+        _CHECK_TOTALS, {"serial": serial}
+    ).one()
+    summary = CheckSummary(checks, clients, district_count, first_at)
+    if not summary.could_be_copied(config.thresholds):
+        return summary
+    places = sorted(session.execute(_CHECK_PLACES, {"serial": serial}).all(), key=lambda r: r[1])
+    return replace(
+        summary,
+        districts=tuple(code for code, _ in places),
+        first_district=places[0][0] if places else None,
+    )
 
 
-def _copied_code_rule(session: Session, code: TraceCode, config: Config, now: datetime):
-    checks = _checks(session, code.serial)
-    finding = copied_code(code.serial, code.batch.product.merchant_id, checks, config.thresholds)
+def _copied_code_rule(session: Session, unit: Unit, config: Config, now: datetime):
+    summary = check_summary(session, unit.serial, config)
+    finding = copied_code(unit.serial, unit.merchant_id, summary, config.thresholds)
     if finding is not None:
         record_findings(session, [finding], config.policy, now)
-    return checks
+    return summary
 
 
 # -- the answer --------------------------------------------------------------------------------
@@ -156,20 +290,18 @@ def _journey(session: Session, serial: str, merchant_id: int) -> list[dict]:
     return steps
 
 
+_OPEN_ANOMALIES = sa.select(Anomaly.type, Anomaly.evidence).where(
+    Anomaly.subject_type == "code",
+    Anomaly.subject == sa.bindparam("serial"),
+    Anomaly.status != "dismissed",
+)
+
+
 def _open_anomalies(session: Session, serial: str) -> list[tuple[str, dict]]:
-    return [
-        (t, e)
-        for t, e in session.execute(
-            sa.select(Anomaly.type, Anomaly.evidence).where(
-                Anomaly.subject_type == "code",
-                Anomaly.subject == serial,
-                Anomaly.status != "dismissed",
-            )
-        )
-    ]
+    return [(t, e) for t, e in session.execute(_OPEN_ANOMALIES, {"serial": serial})]
 
 
-def _warning_json(w: verdict.Warning, checks: list[Check]) -> dict:
+def _warning_json(w: verdict.Warning, checks: CheckSummary | None) -> dict:
     details = {k: v for k, v in w.details.items() if v is not None}
     values: dict = {}
     if w.kind == "recalled":
@@ -178,15 +310,12 @@ def _warning_json(w: verdict.Warning, checks: list[Check]) -> dict:
             "reason": details.get("reason", ""),
         }
     elif w.kind == "copied_code":
-        first = min(checks, key=lambda c: c.time) if checks else None
-        place = place_of_region(first.district if first else None) or {"zh": "未知", "en": "?"}
-        clients = {c.client for c in checks}
-        places = {c.district for c in checks if c.district}
+        place = place_of_region(checks.first_district) or {"zh": "未知", "en": "?"}
         values = {
-            "checks": len(checks),
-            "clients": len(clients),
-            "district_count": len(places),
-            "first_check_at": _local(first.time) if first else "",
+            "checks": checks.checks,
+            "clients": checks.clients,
+            "district_count": len(checks.districts),
+            "first_check_at": _local(checks.first_at),
             "first_check_place": place["zh"],
         }
         message = texts.both(texts.WARNINGS["copied_code"], **values)
@@ -211,15 +340,14 @@ def unknown_answer(code_text: str) -> dict:
         "verdict": {
             "level": judged.level,
             "title": texts.both(texts.VERDICT_TITLES[judged.level]),
-            "warnings": [_warning_json(w, []) for w in judged.warnings],
+            "warnings": [_warning_json(w, None) for w in judged.warnings],
         },
     }
 
 
 def scan(
     session: Session,
-    code: TraceCode,
-    public_answer: dict,
+    unit: Unit,
     client_hash: str,
     config: Config,
     now: datetime | None = None,
@@ -227,25 +355,35 @@ def scan(
     """Record the consumer's check and answer: verdict, product, batch, merchant and its
     credit, the journey, and how often and where the code has been checked."""
     now = now or datetime.now(UTC)
-    record_check(session, code.serial, client_hash, now)
-    checks = _copied_code_rule(session, code, config, now)
-    batch = code.batch
+    record_check(session, unit.serial, client_hash, now)
+    checks = _copied_code_rule(session, unit, config, now)
+    part = batch_part(session, unit.batch_id, config)
+    account = public_account(
+        session, ("merchant", unit.merchant_id), config.policy, config.PUBLIC_CREDIT_MAX_AGE_S
+    )
+    standing = account.standing
     judged = verdict.assess(
         verdict.Facts(
             issued=True,
             today=now.astimezone(CST).date(),
-            expires_on=batch.expires_on,
-            batch_recalled=batch.status.value == "recalled",
-            recalled_at=batch.recalled_at,
-            recall_reason=batch.recall_reason,
-            merchant_list=public_answer["merchant"]["credit"]["list"],
-            anomalies=tuple(_open_anomalies(session, code.serial)),
+            expires_on=unit.expires_on,
+            batch_recalled=unit.batch_status == "recalled",
+            recalled_at=unit.recalled_at,
+            recall_reason=unit.recall_reason,
+            merchant_list=standing.list,
+            anomalies=tuple(_open_anomalies(session, unit.serial)),
         )
     )
-    first = min(checks, key=lambda c: c.time)
-    merchant = dict(public_answer["merchant"])
-    merchant.pop("location", None)
-    merchant["list_label"] = texts.both(texts.LISTS[merchant["credit"]["list"]])
+    merchant = {k: v for k, v in part["merchant"].items() if k != "location"}
+    merchant["credit"] = {
+        "score": standing.score,
+        "grade": standing.grade,
+        "list": standing.list,
+        "commitment_signed_at": _rfc3339(account.commitment.signed_at)
+        if account.commitment
+        else None,
+    }
+    merchant["list_label"] = texts.both(texts.LISTS[standing.list])
     merchant["place"] = place_of_region(merchant["region_code"])
     return {
         "verdict": {
@@ -253,19 +391,29 @@ def scan(
             "title": texts.both(texts.VERDICT_TITLES[judged.level]),
             "warnings": [_warning_json(w, checks) for w in judged.warnings],
         },
-        "code": {"serial": code.serial, "uri": public_answer["uri"], "state": code.state.value},
-        "product": public_answer["product"],
+        "code": {
+            "serial": unit.serial,
+            "uri": part["uri_prefix"] + unit.serial,
+            "state": unit.state,
+        },
+        "product": part["product"],
         "batch": {
-            **public_answer["batch"],
-            "recalled_at": _local(batch.recalled_at) if batch.recalled_at else None,
-            "recall_reason": batch.recall_reason,
+            **part["batch"],
+            "status": unit.batch_status,
+            "recalled_at": _local(unit.recalled_at) if unit.recalled_at else None,
+            "recall_reason": unit.recall_reason,
         },
         "merchant": merchant,
-        "journey": _journey(session, code.serial, batch.product.merchant_id),
+        "journey": _journey(session, unit.serial, unit.merchant_id),
         "checks": {
-            "count": len(checks),
-            "clients": len({c.client for c in checks}),
-            "first_at": _local(first.time),
-            "first_place": place_of_region(first.district),
+            "count": checks.checks,
+            "clients": checks.clients,
+            "districts": checks.district_count,
+            "first_at": _local(checks.first_at),
+            "first_place": place_of_region(checks.first_district),
         },
     }
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

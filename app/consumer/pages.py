@@ -16,8 +16,6 @@ import re
 import pydantic
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 
-from app.codes import operations as codes
-from app.codes.api import code_answer
 from app.consumer import operations, texts
 from app.credit import feedback
 from app.errors import ApiError
@@ -108,8 +106,8 @@ def _unknown(code_text: str):
     return page, 404
 
 
-def _answer(code, *, status: int = 200, notice: str | None = None, errors: dict | None = None):
-    scan = operations.scan(db(), code, code_answer(code), _client_hash(), settings())
+def _answer(unit, *, status: int = 200, notice: str | None = None, errors: dict | None = None):
+    scan = operations.scan(db(), unit, _client_hash(), settings())
     db().commit()
     if _wants_json():
         response = make_response(scan, status)
@@ -121,7 +119,7 @@ def _answer(code, *, status: int = 200, notice: str | None = None, errors: dict 
                 scan=scan,
                 lang=lang,
                 t=lambda pair: texts.pick(pair, lang),
-                form_token=_form_token(code.serial),
+                form_token=_form_token(unit.serial),
                 notice=notice,
                 errors=errors or {},
                 signed=any(step["type"] == "signed" for step in scan["journey"]),
@@ -138,21 +136,21 @@ def _answer(code, *, status: int = 200, notice: str | None = None, errors: dict 
 def by_link(rest: str):
     """The GS1 Digital Link of the QR code."""
     try:
-        code = codes.find_code_by_uri(db(), _raw_path())
+        unit = operations.find_unit_by_link(db(), _raw_path(), settings())
     except (NotFound, ValidationError):
         return _unknown(_raw_path())
-    return _answer(code)
+    return _answer(unit)
 
 
 @bp.get("/t/<serial>")
 def by_serial(serial: str):
     """The short form, for a code typed by hand."""
     try:
-        code = codes.find_code(db(), serial.strip().upper())
+        unit = operations.find_unit(db(), serial.strip().upper())
     except (NotFound, ValidationError):
         return _unknown(serial)
     sent = request.args.get("sent")
-    return _answer(code, notice=sent if sent in FORMS else None)
+    return _answer(unit, notice=sent if sent in FORMS else None)
 
 
 # -- what the consumer sends back ------------------------------------------------------------
@@ -185,7 +183,7 @@ def send_form(serial: str, kind: str):
     On success the page is shown again with a notice (post/redirect/get)."""
     if kind not in FORMS:
         raise NotFound("the forms are review, complaint and rating")
-    code = codes.find_code(db(), serial.strip().upper())
+    code = operations.find_unit(db(), serial.strip().upper())
     _check_form_token(code.serial)
     cfg = settings()
     try:
@@ -226,7 +224,7 @@ def send_form(serial: str, kind: str):
 @unit_of_work
 def share_place(serial: str):
     """The consumer agreed to share a coarse place for their check (the page's one script)."""
-    code = codes.find_code(db(), serial.strip().upper())
+    code = operations.find_unit(db(), serial.strip().upper())
     _check_form_token(code.serial)
     try:
         lat, lon = float(request.form["lat"]), float(request.form["lon"])

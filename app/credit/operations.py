@@ -538,6 +538,10 @@ def public_account(
     return found
 
 
+def forget_public_accounts() -> None:
+    _PUBLIC_ACCOUNTS.clear()
+
+
 def account(session: Session, party_type: str, party_id: int, policy: credit.Policy) -> Account:
     get_party(session, party_type, party_id)
     return accounts(session, {(party_type, party_id)}, policy)[(party_type, party_id)]

@@ -342,3 +342,44 @@ def test_anonymous_callers_see_no_personal_data_anywhere(client, make, world, se
     ]
     for path in closed:
         assert client.get(path).status_code == 401, path
+
+
+def test_kept_details_never_hide_a_recall(database_url, make, world):
+    """With batch details and grades kept per process, a recall still shows at once, and the
+    second scan of a batch costs fewer statements than the first."""
+    from app import create_app
+    from app.consumer.operations import forget_public_parts
+
+    caching = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "TRACE_ENV": "testing",
+            "SECRET_KEY": "test-secret",
+            "PUBLIC_CREDIT_MAX_AGE_S": 600,
+        }
+    )
+    statements = []
+    sa.event.listen(
+        caching.extensions["trace"].engine,
+        "before_cursor_execute",
+        lambda *a: statements.append(a[2]),
+    )
+    try:
+        client = caching.test_client()
+        serial, other = world["serials"][:2]
+        assert answer(client, serial)["verdict"]["level"] == "genuine"
+        first = len(statements)
+        statements.clear()
+        assert answer(client, other)["verdict"]["level"] == "genuine"
+        assert len(statements) < first
+        resp = client.post(
+            f"/api/v1/batches/{world['batch']}/recall",
+            json={"reason": "召回测试"},
+            headers=make.auth("regulator"),
+        )
+        assert resp.status_code == 200
+        body = answer(client, serial)
+        assert warnings(body) == ["recalled"] and body["batch"]["status"] == "recalled"
+    finally:
+        forget_public_parts()
+        caching.extensions["trace"].engine.dispose()

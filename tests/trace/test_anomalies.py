@@ -202,26 +202,31 @@ def test_a_signature_the_lifecycle_refused_still_makes_an_empty_parcel():
 # -- copied_code ----------------------------------------------------------------------------------
 
 
-def _checks(spec):
-    from trace.anomalies import Check
+def _summary(clients: int, districts: tuple[str, ...], checks: int = 0):
+    from trace.anomalies import CheckSummary
 
-    base = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
-    return [
-        Check(client, base + timedelta(minutes=n), district)
-        for n, (client, district) in enumerate(spec)
-    ]
+    first = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    return CheckSummary(
+        checks or clients,
+        clients,
+        len(districts),
+        first,
+        districts,
+        districts[0] if districts else None,
+    )
 
 
 def test_copied_code_needs_many_clients_in_many_districts():
     from trace.anomalies import Thresholds, copied_code
 
     t = Thresholds(copied_code_clients=3, copied_code_districts=2)
-    spread = _checks([("a", "320402"), ("b", "320411"), ("c", None)])
-    found = copied_code("S", 7, spread, t)
+    found = copied_code("S", 7, _summary(3, ("320402", "320411")), t)
     assert found.type == "copied_code" and found.parties == (("merchant", 7),)
     assert found.evidence["clients"] == 3 and found.evidence["districts"] == ["320402", "320411"]
     assert found.evidence["first_check_district"] == "320402"
     # one client, many times and places: not spread
-    assert copied_code("S", 7, _checks([("a", "320402"), ("a", "320411")] * 5), t) is None
+    assert copied_code("S", 7, _summary(1, ("320402", "320411"), checks=10), t) is None
     # many clients in one district: a shop's shelf being checked, not a copy
-    assert copied_code("S", 7, _checks([(c, "320402") for c in "abcdef"]), t) is None
+    assert copied_code("S", 7, _summary(6, ("320402",)), t) is None
+    # just below either threshold
+    assert copied_code("S", 7, _summary(2, ("320402", "320411")), t) is None
