@@ -9,11 +9,13 @@ Two engines are supported, both with spatial types:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from geoalchemy2 import Geometry, WKTElement
 from geoalchemy2.admin.dialects.sqlite import load_spatialite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -111,3 +113,23 @@ def lat_lon(geometry) -> tuple[float, float] | None:
 
     shape = to_shape(geometry)
     return shape.y, shape.x
+
+
+def is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def among(session: Session, column, values: Iterable) -> sa.ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL ``column = ANY(:array)``, one array parameter.
+
+    An IN list is rendered with one placeholder per value, so every list length is a new SQL
+    text that SQLAlchemy renders and psycopg parses again, and the server plans again: that
+    was the largest overhead of a batch (bench/bench_ingest.py). The array form is one text,
+    cached by both and prepared by the server."""
+    values = list(values)
+    if not values:
+        return sa.false()
+    if not is_postgresql(session):
+        return column.in_(values)
+    item = sa.String() if isinstance(column.type, sa.String) else column.type
+    return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(item)))

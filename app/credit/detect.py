@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.catalog.models import Batch
 from app.codes.models import TraceCode
 from app.credit.operations import record_findings
+from app.db import among
 from app.events.models import Device, Event, Parcel, ParcelItem
 from app.parties.models import Courier
 from trace import anomalies as rules
@@ -25,24 +26,23 @@ from trace.credit import Policy
 IN_COURIER_HANDS = ("picked_up", "in_transit", "out_for_delivery", "delivery_failed")
 
 
+_SCAN_COLUMNS = (
+    Event.event_id,
+    Event.type,
+    Event.occurred_at,
+    Event.party_type,
+    Event.party_id,
+    sa.func.ST_Y(Event.location),
+    sa.func.ST_X(Event.location),
+    Event.violation,
+    Event.data,
+    Event.serial,
+    Event.waybill,
+)
+
+
 def _scans(session: Session, condition) -> list[tuple]:
-    return list(
-        session.execute(
-            sa.select(
-                Event.event_id,
-                Event.type,
-                Event.occurred_at,
-                Event.party_type,
-                Event.party_id,
-                sa.func.ST_Y(Event.location),
-                sa.func.ST_X(Event.location),
-                Event.violation,
-                Event.data,
-                Event.serial,
-                Event.waybill,
-            ).where(condition)
-        )
-    )
+    return list(session.execute(sa.select(*_SCAN_COLUMNS).where(condition)))
 
 
 def _scan(row) -> Scan:
@@ -51,94 +51,112 @@ def _scan(row) -> Scan:
 
 def after_ingest(
     session: Session,
-    event_ids: list[str],
+    accepted: list[dict],
     counterfeits: list[tuple],
     thresholds: Thresholds,
     policy: Policy,
     now: datetime,
 ) -> int:
-    """Run the rules on what one ingest batch touched; returns the number of new anomalies."""
+    """Run the rules on what one ingest batch touched (``accepted``: its event rows, with
+    ``event_id``, ``type``, ``serial``, ``waybill`` and ``party_type``); returns the number
+    of new anomalies."""
     findings: list[Finding] = []
-    if event_ids:
-        findings += _subject_rules(session, event_ids, thresholds)
-        findings += _out_of_area(session, event_ids)
-        findings += _brushing(session, event_ids, thresholds)
+    if accepted:
+        findings += _subject_rules(session, accepted, thresholds)
+        findings += _out_of_area(
+            session, [r["event_id"] for r in accepted if r["party_type"] == "courier"]
+        )
+        findings += _brushing(
+            session,
+            [r["event_id"] for r in accepted if r["type"] in ("packed", "signed")],
+            thresholds,
+        )
     findings += _counterfeits(session, counterfeits)
     return len(record_findings(session, findings, policy, now))
 
 
-def _subject_rules(session: Session, event_ids: list[str], t: Thresholds) -> list[Finding]:
-    touched = session.execute(
-        sa.select(Event.serial, Event.waybill).where(Event.event_id.in_(event_ids))
-    ).all()
-    waybills = {w for _, w in touched if w}
-    serials = {s for s, _ in touched if s}
+def _subject_rules(session: Session, accepted: list[dict], t: Thresholds) -> list[Finding]:
+    waybills = {r["waybill"] for r in accepted if r["waybill"]}
+    serials = {r["serial"] for r in accepted if r["serial"]}
     if waybills:
         serials |= set(
-            session.scalars(sa.select(ParcelItem.serial).where(ParcelItem.waybill.in_(waybills)))
+            session.scalars(
+                sa.select(ParcelItem.serial).where(among(session, ParcelItem.waybill, waybills))
+            )
         )
     items = (
         session.execute(
-            sa.select(ParcelItem.serial, ParcelItem.waybill).where(ParcelItem.serial.in_(serials))
+            sa.select(ParcelItem.serial, ParcelItem.waybill).where(
+                among(session, ParcelItem.serial, serials)
+            )
         ).all()
         if serials
         else []
     )
     waybills |= {w for _, w in items}
-    rows = _scans(session, sa.or_(Event.serial.in_(serials), Event.waybill.in_(waybills)))
+    # Two index scans, not an OR of two lists (which can get a table scan as cached plan);
+    # an event names a code or a waybill, the seen set only guards against both.
+    query = sa.select(*_SCAN_COLUMNS).where(among(session, Event.serial, serials))
+    if waybills:
+        query = sa.union_all(
+            query, sa.select(*_SCAN_COLUMNS).where(among(session, Event.waybill, waybills))
+        )
     by_serial, by_waybill = defaultdict(list), defaultdict(list)
     parcels_of = defaultdict(set)
     for serial, waybill in items:
         parcels_of[serial].add(waybill)
-    for row in rows:
+    seen = set()
+    for row in session.execute(query):
+        if row[0] in seen:
+            continue
+        seen.add(row[0])
         if row[10]:
             by_waybill[row[10]].append(_scan(row))
         else:
             by_serial[row[9]].append(_scan(row))
     parcels = {
-        p.waybill: p for p in session.scalars(sa.select(Parcel).where(Parcel.waybill.in_(waybills)))
+        waybill: (merchant_id, consignee)
+        for waybill, merchant_id, consignee in session.execute(
+            sa.select(
+                Parcel.waybill, Parcel.merchant_id, sa.func.ST_AsText(Parcel.consignee)
+            ).where(among(session, Parcel.waybill, waybills))
+        )
     }
-    consignees = dict(
-        session.execute(
-            sa.select(Parcel.waybill, sa.func.ST_AsText(Parcel.consignee)).where(
-                Parcel.waybill.in_(waybills)
-            )
-        ).all()
-    )
-    batches = dict(
-        session.execute(
-            sa.select(TraceCode.serial, Batch)
+    batches = {
+        serial: (expires_on, recalled_at)
+        for serial, expires_on, recalled_at in session.execute(
+            sa.select(TraceCode.serial, Batch.expires_on, Batch.recalled_at)
             .join(Batch, TraceCode.batch_id == Batch.id)
-            .where(TraceCode.serial.in_(serials))
-        ).all()
-    )
+            .where(among(session, TraceCode.serial, serials))
+        )
+    }
 
     findings: list[Finding] = []
     for serial in serials:
         own = by_serial.get(serial, [])
-        everything = own + [s for w in parcels_of[serial] for s in by_waybill[w]]
+        mine = parcels_of[serial]
+        everything = own + [s for w in mine for s in by_waybill[w]] if mine else own
         merchant_of = {
-            s.event_id: parcels[w].merchant_id
-            for w in parcels_of[serial]
-            for s in by_waybill[w]
-            if w in parcels
+            s.event_id: parcels[w][0] for w in mine for s in by_waybill[w] if w in parcels
         }
         findings += rules.lifecycle_violations(("code", serial), own)
         findings += rules.duplicate_sale(serial, own)
         findings += rules.impossible_travel(("code", serial), own, t)
         batch = batches.get(serial)
         if batch is not None:
-            findings += rules.expired_sale(serial, own, batch.expires_on)
-            if batch.recalled_at is not None:
-                findings += rules.recalled_sale(serial, everything, batch.recalled_at, merchant_of)
+            expires_on, recalled_at = batch
+            findings += rules.expired_sale(serial, own, expires_on)
+            if recalled_at is not None:
+                findings += rules.recalled_sale(serial, everything, recalled_at, merchant_of)
     for waybill, scans in by_waybill.items():
         parcel = parcels.get(waybill)
         if parcel is None:
             continue
+        merchant_id, consignee = parcel
         findings += rules.lifecycle_violations(("waybill", waybill), scans)
         findings += rules.impossible_travel(("waybill", waybill), scans, t)
-        findings += rules.empty_parcel(waybill, parcel.merchant_id, scans, t)
-        lon, lat = _wkt_point(consignees[waybill])
+        findings += rules.empty_parcel(waybill, merchant_id, scans, t)
+        lon, lat = _wkt_point(consignee)
         findings += rules.remote_sign(waybill, scans, (lat, lon), t)
     return findings
 
@@ -150,23 +168,13 @@ def _wkt_point(text: str) -> tuple[float, float]:
 
 def _out_of_area(session: Session, event_ids: list[str]) -> list[Finding]:
     """Courier scans of this batch outside the courier's service area (a spatial query)."""
+    if not event_ids:
+        return []
     rows = session.execute(
-        sa.select(
-            Event.event_id,
-            Event.type,
-            Event.occurred_at,
-            Event.party_type,
-            Event.party_id,
-            sa.func.ST_Y(Event.location),
-            sa.func.ST_X(Event.location),
-            Event.violation,
-            Event.data,
-            Event.serial,
-            Event.waybill,
-        )
+        sa.select(*_SCAN_COLUMNS)
         .join(Courier, sa.and_(Event.party_type == "courier", Event.party_id == Courier.id))
         .where(
-            Event.event_id.in_(event_ids),
+            among(session, Event.event_id, event_ids),
             Event.location.is_not(None),
             Courier.service_area.is_not(None),
             sa.func.ST_Within(Event.location, Courier.service_area).is_(sa.false()),
@@ -180,12 +188,14 @@ def _out_of_area(session: Session, event_ids: list[str]) -> list[Finding]:
 
 def _brushing(session: Session, event_ids: list[str], t: Thresholds) -> list[Finding]:
     """Brushing for the merchants whose parcels this batch packed or signed."""
+    if not event_ids:
+        return []
     touched = session.execute(
         sa.select(
             Parcel.merchant_id, sa.func.min(Event.occurred_at), sa.func.max(Event.occurred_at)
         )
         .join(Parcel, Event.waybill == Parcel.waybill)
-        .where(Event.event_id.in_(event_ids), Event.type.in_(("packed", "signed")))
+        .where(among(session, Event.event_id, event_ids), Event.type.in_(("packed", "signed")))
         .group_by(Parcel.merchant_id)
     ).all()
     findings = []
@@ -231,7 +241,7 @@ def _counterfeits(session: Session, counterfeits: list[tuple]) -> list[Finding]:
     owners = {
         d.id: (d.owner_type, d.owner_id)
         for d in session.scalars(
-            sa.select(Device).where(Device.id.in_({c[0] for c in counterfeits}))
+            sa.select(Device).where(among(session, Device.id, {c[0] for c in counterfeits}))
         )
     }
     return [

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from app.auth.models import Role
@@ -26,7 +25,7 @@ from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.credit import detect
 from app.credit.operations import accounts as credit_accounts
-from app.db import point
+from app.db import among, is_postgresql, point
 from app.events.models import (
     Device,
     DeviceKind,
@@ -185,9 +184,12 @@ class _Batch:
         inbound: list[Inbound],
         limits: Limits,
         now: datetime,
+        nested: bool = False,
     ) -> None:
         self.session, self.master_key, self.inbound = session, master_key, inbound
         self.limits, self.now = limits, now
+        #: Unparked events: the outer batch replays them and runs the rules on them.
+        self.nested = nested
         self.acks: list[list[Ack | None]] = [[] for _ in inbound]
         self.rejected_rows: list[dict] = []
         #: device id -> sequence numbers that passed the signature check
@@ -208,11 +210,12 @@ class _Batch:
         self.accepted_rows = accepted
         accepted = accepted + self._unpark()
         commands = self._track_sequences()
-        self._replay(accepted)
-        if self.limits.rules:
+        if not self.nested:
+            self._replay(accepted)
+        if self.limits.rules and not self.nested:
             detect.after_ingest(
                 self.session,
-                [r["event_id"] for r in accepted],
+                accepted,
                 self.counterfeits,
                 self.limits.thresholds,
                 self.limits.policy,
@@ -230,11 +233,12 @@ class _Batch:
             d.id: d
             for d in self.session.scalars(
                 sa.select(Device)
-                .where(_among(self.session, Device.id, {m.device_id for m in self.inbound}))
+                .where(among(self.session, Device.id, {m.device_id for m in self.inbound}))
                 .order_by(Device.id)
                 .with_for_update()
             )
         }
+        secrets_of: dict[str, str] = {}
         out = []
         for i, message in enumerate(self.inbound):
             try:
@@ -253,10 +257,12 @@ class _Batch:
                         raise Rejected("unknown_device", "this device is not registered")
                     if device.disabled_at is not None:
                         raise Rejected("disabled_device", "this device is disabled")
-                    protocol.verify(
-                        event,
-                        protocol.derive_secret(self.master_key, device.id, device.secret_version),
-                    )
+                    secret = secrets_of.get(device.id)
+                    if secret is None:
+                        secret = secrets_of[device.id] = protocol.derive_secret(
+                            self.master_key, device.id, device.secret_version
+                        )
+                    protocol.verify(event, secret)
                     self.seen_seqs[device.id].append(event.seq)
                     if event.type not in protocol.ALLOWED_BY_KIND[device.kind.value]:
                         raise Rejected(
@@ -274,12 +280,12 @@ class _Batch:
         ids = [c.event.event_id for c in candidates]
         known = set(
             self.session.scalars(
-                sa.select(Event.event_id).where(_among(self.session, Event.event_id, ids))
+                sa.select(Event.event_id).where(among(self.session, Event.event_id, ids))
             )
         ) | set(
             self.session.scalars(
                 sa.select(ParkedEvent.event_id).where(
-                    _among(self.session, ParkedEvent.event_id, ids)
+                    among(self.session, ParkedEvent.event_id, ids)
                 )
             )
         )
@@ -307,7 +313,7 @@ class _Batch:
                 sa.select(TraceCode.serial, Product.gtin, Batch.lot)
                 .join(Batch, TraceCode.batch_id == Batch.id)
                 .join(Product, Batch.product_id == Product.id)
-                .where(_among(self.session, TraceCode.serial, wanted))
+                .where(among(self.session, TraceCode.serial, wanted))
             )
         }
         out = []
@@ -335,7 +341,7 @@ class _Batch:
         parcels = {
             p.waybill: p
             for p in self.session.scalars(
-                sa.select(Parcel).where(_among(self.session, Parcel.waybill, waybills))
+                sa.select(Parcel).where(among(self.session, Parcel.waybill, waybills))
             )
         }
         companies = set(
@@ -373,7 +379,7 @@ class _Batch:
             rows.append(self._event_row(c))
             self.acks[c.message][c.position] = Ack(event.event_id, "accepted")
         if rows:
-            self.session.execute(sa.insert(Event), rows)
+            insert_events(self.session, rows)
         if items:
             self.session.execute(sa.insert(ParcelItem), items)
         if parked:
@@ -412,8 +418,9 @@ class _Batch:
             )
             for p in waiting
         ]
-        later = _Batch(self.session, self.master_key, inbound, self.limits, self.now)
+        later = _Batch(self.session, self.master_key, inbound, self.limits, self.now, nested=True)
         later.execute()
+        self.counterfeits += later.counterfeits
         return later.accepted_rows
 
     def _pack(self, c: _Candidate, parcels: dict[str, Parcel], companies: set[int]) -> list[dict]:
@@ -487,9 +494,7 @@ class _Batch:
         devices = self.devices  # locked FOR UPDATE in step 1: one writer per device at a time
         gaps: dict[str, list[SequenceGap]] = defaultdict(list)
         for gap in self.session.scalars(
-            sa.select(SequenceGap).where(
-                _among(self.session, SequenceGap.device_id, self.seen_seqs)
-            )
+            sa.select(SequenceGap).where(among(self.session, SequenceGap.device_id, self.seen_seqs))
         ):
             gaps[gap.device_id].append(gap)
         commands = []
@@ -556,7 +561,7 @@ class _Batch:
             serials |= set(
                 self.session.scalars(
                     sa.select(ParcelItem.serial).where(
-                        _among(self.session, ParcelItem.waybill, waybills)
+                        among(self.session, ParcelItem.waybill, waybills)
                     )
                 )
             )
@@ -600,7 +605,7 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
         return
     items = session.execute(
         sa.select(ParcelItem.waybill, ParcelItem.serial).where(
-            _among(session, ParcelItem.serial, serials)
+            among(session, ParcelItem.serial, serials)
         )
     ).all()
     units_of: dict[str, set[str]] = defaultdict(set)
@@ -615,9 +620,9 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
         Event.waybill,
         Event.violation,
     )
-    query = sa.select(*columns).where(_among(session, Event.serial, serials))
+    query = sa.select(*columns).where(among(session, Event.serial, serials))
     if units_of:  # two index scans; an OR of two arrays can get a table scan as cached plan
-        query = sa.union(query, sa.select(*columns).where(_among(session, Event.waybill, units_of)))
+        query = sa.union(query, sa.select(*columns).where(among(session, Event.waybill, units_of)))
     events = session.execute(query).all()
     steps_of_parcel: dict[str, list[lifecycle.Step]] = defaultdict(list)
     steps_of_unit: dict[str, list[lifecycle.Step]] = defaultdict(list)
@@ -651,7 +656,12 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
         for row in sorted(events, key=lambda r: r.id)
         if violations.get(row.event_id) != row.violation
     ]
-    if changed:
+    if changed and is_postgresql(session):
+        session.execute(
+            _UPDATE_VIOLATIONS,
+            {"ids": [c["b_id"] for c in changed], "values": [c["b_violation"] for c in changed]},
+        )
+    elif changed:
         table = Event.__table__  # Core executemany, not the ORM's bulk update by key
         session.connection().execute(
             table.update()
@@ -663,14 +673,38 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
     _set_states(session, Parcel, Parcel.waybill, parcel_states)
 
 
+#: One statement per batch on PostgreSQL: (key, value) pairs as two arrays, joined by key.
+_UPDATE_VIOLATIONS = sa.text(
+    "UPDATE events SET violation = v.violation "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:values AS text[])) AS v(id, violation) "
+    "WHERE events.id = v.id"
+)
+_UPDATE_STATES = {
+    (table, key): sa.text(
+        f"UPDATE {table} SET state = v.state "
+        "FROM unnest(CAST(:keys AS text[]), CAST(:states AS text[])) AS v(key, state) "
+        f"WHERE {table}.{key} = v.key AND {table}.state <> v.state"
+    )
+    for table, key in (("trace_codes", "serial"), ("parcels", "waybill"))
+}
+
+
 def _set_states(session: Session, model, key, states: dict[str, str]) -> None:
     if not states:
         return
-    current = dict(
-        session.execute(sa.select(key, model.state).where(_among(session, key, states))).all()
-    )
     # In key order, so that concurrent workers take row locks in the same order.
-    changed = [{"b_key": k, "b_state": v} for k, v in sorted(states.items()) if current.get(k) != v]
+    ordered = sorted(states.items())
+    if is_postgresql(session):
+        # One statement; rows already in that state are left alone (no new row version).
+        session.execute(
+            _UPDATE_STATES[(model.__tablename__, key.key)],
+            {"keys": [k for k, _ in ordered], "states": [v for _, v in ordered]},
+        )
+        return
+    current = dict(
+        session.execute(sa.select(key, model.state).where(among(session, key, states))).all()
+    )
+    changed = [{"b_key": k, "b_state": v} for k, v in ordered if current.get(k) != v]
     if changed:
         table = model.__table__
         session.connection().execute(
@@ -681,20 +715,53 @@ def _set_states(session: Session, model, key, states: dict[str, str]) -> None:
         )
 
 
-def _among(session: Session, column, values: Iterable) -> sa.ColumnElement[bool]:
-    """``column IN values``; on PostgreSQL ``column = ANY(:array)``, one array parameter.
+#: The columns of an ingested event row and their PostgreSQL array types (see insert_events).
+_EVENT_ARRAYS = (
+    ("event_id", "text"),
+    ("device_id", "text"),
+    ("seq", "bigint"),
+    ("type", "text"),
+    ("serial", "text"),
+    ("waybill", "text"),
+    ("occurred_at", "timestamptz"),
+    ("utc_offset_min", "int"),
+    ("received_at", "timestamptz"),
+    ("location", "text"),
+    ("accuracy_m", "float8"),
+    ("party_type", "text"),
+    ("party_id", "int"),
+    ("data", "text"),
+    ("violation", "text"),
+    ("flag", "text"),
+)
+_SELECTED = {"location": "ST_GeomFromText(location, 4326)", "data": "CAST(data AS json)"}
+_INSERT_EVENTS = sa.text(
+    f"INSERT INTO events ({', '.join(name for name, _ in _EVENT_ARRAYS)}) "
+    f"SELECT {', '.join(_SELECTED.get(name, name) for name, _ in _EVENT_ARRAYS)} "
+    f"FROM unnest({', '.join(f'CAST(:{name} AS {kind}[])' for name, kind in _EVENT_ARRAYS)}) "
+    f"AS v({', '.join(name for name, _ in _EVENT_ARRAYS)})"
+)
 
-    An IN list is rendered with one placeholder per value, so every list length is a new SQL
-    text that SQLAlchemy renders and psycopg parses again, and the server plans again: that
-    was the largest overhead of a batch (bench/bench_ingest.py). The array form is one text,
-    cached by both and prepared by the server."""
-    values = list(values)
-    if not values:
-        return sa.false()
-    if session.get_bind().dialect.name != "postgresql":
-        return column.in_(values)
-    item = sa.String() if isinstance(column.type, sa.String) else column.type
-    return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(item)))
+
+def insert_events(session: Session, rows: list[dict]) -> None:
+    """Insert event rows (as built by ingest) in one statement.
+
+    On PostgreSQL one ``INSERT … SELECT FROM unnest(arrays)``: one array parameter per column,
+    so one SQL text whatever the batch size, and one statement on the server, where an
+    executemany is one statement per row (psycopg pipelines them, the server still parses,
+    plans and executes each). Elsewhere the ORM's bulk insert (an executemany)."""
+    if not rows:
+        return
+    if not is_postgresql(session):
+        session.execute(sa.insert(Event), rows)
+        return
+    columns: dict[str, list] = {name: [] for name, _ in _EVENT_ARRAYS}
+    for row in rows:
+        for name, values in columns.items():
+            values.append(row[name])
+    columns["location"] = [p.data if p is not None else None for p in columns["location"]]
+    columns["data"] = [json.dumps(d) for d in columns["data"]]
+    session.execute(_INSERT_EVENTS, columns)
 
 
 def _claimed_id(raw) -> str | None:
