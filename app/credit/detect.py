@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -23,30 +24,44 @@ from trace import anomalies as rules
 from trace.anomalies import Finding, Order, Scan, Thresholds
 from trace.credit import Policy
 
+if TYPE_CHECKING:
+    from app.events.operations import Replayed
+
 IN_COURIER_HANDS = ("picked_up", "in_transit", "out_for_delivery", "delivery_failed")
 
 
-_SCAN_COLUMNS = (
+#: The columns of an event the rules read (the replay reads the same when rules are on).
+SCAN_COLUMNS = (
+    Event.id,
     Event.event_id,
     Event.type,
     Event.occurred_at,
-    Event.party_type,
-    Event.party_id,
-    sa.func.ST_Y(Event.location),
-    sa.func.ST_X(Event.location),
-    Event.violation,
-    Event.data,
     Event.serial,
     Event.waybill,
+    Event.violation,
+    Event.party_type,
+    Event.party_id,
+    sa.func.ST_Y(Event.location).label("lat"),
+    sa.func.ST_X(Event.location).label("lon"),
+    Event.data,
 )
 
 
-def _scans(session: Session, condition) -> list[tuple]:
-    return list(session.execute(sa.select(*_SCAN_COLUMNS).where(condition)))
+def _scans(session: Session, condition) -> list:
+    return list(session.execute(sa.select(*SCAN_COLUMNS).where(condition)))
 
 
-def _scan(row) -> Scan:
-    return Scan(row[0], row[1], row[2], (row[3], row[4]), row[5], row[6], row[7], row[8] or {})
+def _scan(row, violation: str | None) -> Scan:
+    return Scan(
+        row.event_id,
+        row.type,
+        row.occurred_at,
+        (row.party_type, row.party_id),
+        row.lat,
+        row.lon,
+        violation,
+        row.data or {},
+    )
 
 
 def after_ingest(
@@ -56,13 +71,15 @@ def after_ingest(
     thresholds: Thresholds,
     policy: Policy,
     now: datetime,
+    replayed: Replayed | None = None,
 ) -> int:
     """Run the rules on what one ingest batch touched (``accepted``: its event rows, with
     ``event_id``, ``type``, ``serial``, ``waybill`` and ``party_type``); returns the number
-    of new anomalies."""
+    of new anomalies. ``replayed``: what the batch's lifecycle replay read (with scans) of
+    the same units and parcels, so as not to read it twice."""
     findings: list[Finding] = []
     if accepted:
-        findings += _subject_rules(session, accepted, thresholds)
+        findings += _subject_rules(session, accepted, thresholds, replayed)
         findings += _out_of_area(
             session, [r["event_id"] for r in accepted if r["party_type"] == "courier"]
         )
@@ -75,45 +92,57 @@ def after_ingest(
     return len(record_findings(session, findings, policy, now))
 
 
-def _subject_rules(session: Session, accepted: list[dict], t: Thresholds) -> list[Finding]:
+def _subject_rules(
+    session: Session, accepted: list[dict], t: Thresholds, replayed: Replayed | None
+) -> list[Finding]:
     waybills = {r["waybill"] for r in accepted if r["waybill"]}
-    serials = {r["serial"] for r in accepted if r["serial"]}
-    if waybills:
-        serials |= set(
-            session.scalars(
-                sa.select(ParcelItem.serial).where(among(session, ParcelItem.waybill, waybills))
+    if replayed is not None:
+        serials, items = replayed.serials, replayed.items
+        violations = replayed.violations
+        # with the violations as the replay just stored them
+        read = [(row, violations.get(row.event_id)) for row in replayed.rows]
+        packed = {w for w, _ in items}
+        waybills |= packed
+        missing = waybills - packed  # parcels with no units: not replayed (none in practice)
+        if missing:
+            condition = among(session, Event.waybill, missing)
+            read += [(row, row.violation) for row in _scans(session, condition)]
+    else:
+        serials = {r["serial"] for r in accepted if r["serial"]}
+        if waybills:
+            serials |= set(
+                session.scalars(
+                    sa.select(ParcelItem.serial).where(among(session, ParcelItem.waybill, waybills))
+                )
             )
+        items = (
+            session.execute(
+                sa.select(ParcelItem.waybill, ParcelItem.serial).where(
+                    among(session, ParcelItem.serial, serials)
+                )
+            ).all()
+            if serials
+            else []
         )
-    items = (
-        session.execute(
-            sa.select(ParcelItem.serial, ParcelItem.waybill).where(
-                among(session, ParcelItem.serial, serials)
+        waybills |= {w for w, _ in items}
+        # Two index scans, not an OR of two lists (which can get a table scan as cached
+        # plan); an event names a code or a waybill, the ids seen only guard against both.
+        query = sa.select(*SCAN_COLUMNS).where(among(session, Event.serial, serials))
+        if waybills:
+            query = sa.union_all(
+                query, sa.select(*SCAN_COLUMNS).where(among(session, Event.waybill, waybills))
             )
-        ).all()
-        if serials
-        else []
-    )
-    waybills |= {w for _, w in items}
-    # Two index scans, not an OR of two lists (which can get a table scan as cached plan);
-    # an event names a code or a waybill, the seen set only guards against both.
-    query = sa.select(*_SCAN_COLUMNS).where(among(session, Event.serial, serials))
-    if waybills:
-        query = sa.union_all(
-            query, sa.select(*_SCAN_COLUMNS).where(among(session, Event.waybill, waybills))
-        )
+        rows = {row.id: row for row in session.execute(query)}
+        read = [(row, row.violation) for row in rows.values()]
     by_serial, by_waybill = defaultdict(list), defaultdict(list)
     parcels_of = defaultdict(set)
-    for serial, waybill in items:
+    for waybill, serial in items:
         parcels_of[serial].add(waybill)
-    seen = set()
-    for row in session.execute(query):
-        if row[0] in seen:
-            continue
-        seen.add(row[0])
-        if row[10]:
-            by_waybill[row[10]].append(_scan(row))
+    for row, violation in read:
+        if row.waybill:
+            by_waybill[row.waybill].append(_scan(row, violation))
         else:
-            by_serial[row[9]].append(_scan(row))
+            by_serial[row.serial].append(_scan(row, violation))
     parcels = {
         waybill: (merchant_id, consignee)
         for waybill, merchant_id, consignee in session.execute(
@@ -171,7 +200,7 @@ def _out_of_area(session: Session, event_ids: list[str]) -> list[Finding]:
     if not event_ids:
         return []
     rows = session.execute(
-        sa.select(*_SCAN_COLUMNS)
+        sa.select(*SCAN_COLUMNS)
         .join(Courier, sa.and_(Event.party_type == "courier", Event.party_id == Courier.id))
         .where(
             among(session, Event.event_id, event_ids),
@@ -181,7 +210,10 @@ def _out_of_area(session: Session, event_ids: list[str]) -> list[Finding]:
         )
     ).all()
     return [
-        rules.out_of_area(("waybill", row[10]) if row[10] else ("code", row[9]), _scan(row))
+        rules.out_of_area(
+            ("waybill", row.waybill) if row.waybill else ("code", row.serial),
+            _scan(row, row.violation),
+        )
         for row in rows
     ]
 
@@ -213,7 +245,7 @@ def _brushing(session: Session, event_ids: list[str], t: Thresholds) -> list[Fin
             )
         ]
         signed = [
-            _scan(r)
+            _scan(r, r.violation)
             for r in _scans(
                 session,
                 sa.and_(

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -211,16 +212,18 @@ class _Batch:
         accepted = accepted + self._unpark()
         commands = self._track_sequences()
         if not self.nested:
-            self._replay(accepted)
-        if self.limits.rules and not self.nested:
-            detect.after_ingest(
-                self.session,
-                accepted,
-                self.counterfeits,
-                self.limits.thresholds,
-                self.limits.policy,
-                self.now,
-            )
+            rules = self.limits.rules
+            replayed = self._replay(accepted, scans=rules)
+            if rules:
+                detect.after_ingest(
+                    self.session,
+                    accepted,
+                    self.counterfeits,
+                    self.limits.thresholds,
+                    self.limits.policy,
+                    self.now,
+                    replayed,
+                )
         if self.rejected_rows:
             self.session.execute(sa.insert(RejectedEvent), self.rejected_rows)
         self.session.flush()
@@ -552,9 +555,9 @@ class _Batch:
                 return
 
     # step 6: the lifecycle, replayed for every unit and parcel this batch touched
-    def _replay(self, accepted: list[dict]) -> None:
+    def _replay(self, accepted: list[dict], scans: bool) -> Replayed | None:
         if not accepted:
-            return
+            return None
         waybills = {r["waybill"] for r in accepted if r["waybill"]}
         serials = {r["serial"] for r in accepted if r["serial"]}
         if waybills:
@@ -565,7 +568,7 @@ class _Batch:
                     )
                 )
             )
-        replay_subjects(self.session, serials)
+        return replay_subjects(self.session, serials, scans=scans)
 
     def _reject(
         self,
@@ -597,12 +600,41 @@ class _Batch:
         self._reject(c.message, self.inbound[c.message], exc, c.event.raw, c.position)
 
 
-def replay_subjects(session: Session, serials: Iterable[str]) -> None:
+@dataclass
+class Replayed:
+    """What :func:`replay_subjects` read and derived, for the anomaly rules to reuse."""
+
+    #: The units replayed.
+    serials: set[str]
+    #: (waybill, serial) of every parcel those units are in.
+    items: list[tuple[str, str]]
+    #: Every event of those units and parcels (:data:`detect.SCAN_COLUMNS` with scans).
+    rows: list
+    #: event_id -> why the lifecycle does not allow it, as now stored (absent: lawful).
+    violations: dict[str, str]
+
+
+#: What the replay reads of an event (with scans: what the rules read, a superset).
+_REPLAY_COLUMNS = (
+    Event.id,
+    Event.event_id,
+    Event.type,
+    Event.occurred_at,
+    Event.serial,
+    Event.waybill,
+    Event.violation,
+)
+
+
+def replay_subjects(
+    session: Session, serials: Iterable[str], *, scans: bool = False
+) -> Replayed | None:
     """Re-derive the state of these units, of their parcels, and the violation marks of
-    their events, from all their events in time order."""
+    their events, from all their events in time order. With ``scans``, also read what the
+    anomaly rules need of those events, and return it all."""
     serials = set(serials)
     if not serials:
-        return
+        return None
     items = session.execute(
         sa.select(ParcelItem.waybill, ParcelItem.serial).where(
             among(session, ParcelItem.serial, serials)
@@ -611,23 +643,24 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
     units_of: dict[str, set[str]] = defaultdict(set)
     for waybill, serial in items:
         units_of[waybill].add(serial)
-    columns = (
-        Event.id,
-        Event.event_id,
-        Event.type,
-        Event.occurred_at,
-        Event.serial,
-        Event.waybill,
-        Event.violation,
-    )
+    columns = detect.SCAN_COLUMNS if scans else _REPLAY_COLUMNS
     query = sa.select(*columns).where(among(session, Event.serial, serials))
     if units_of:  # two index scans; an OR of two arrays can get a table scan as cached plan
-        query = sa.union(query, sa.select(*columns).where(among(session, Event.waybill, units_of)))
-    events = session.execute(query).all()
+        # UNION ALL: the JSON column has no equality operator. An event names either a code
+        # or a waybill; the ids seen guard anyway.
+        query = sa.union_all(
+            query, sa.select(*columns).where(among(session, Event.waybill, units_of))
+        )
+    events, seen = [], set()
+    for row in session.execute(query):
+        if row.id not in seen:
+            seen.add(row.id)
+            events.append(row)
     steps_of_parcel: dict[str, list[lifecycle.Step]] = defaultdict(list)
     steps_of_unit: dict[str, list[lifecycle.Step]] = defaultdict(list)
+    Step = lifecycle.Step
     for row in events:
-        step = lifecycle.Step(row.event_id, row.type, row.occurred_at, row.id)
+        step = Step(row.event_id, row.type, row.occurred_at, row.id)
         if row.waybill:
             steps_of_parcel[row.waybill].append(step)
             for serial in units_of[row.waybill]:
@@ -671,6 +704,7 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
         )
     _set_states(session, TraceCode, TraceCode.serial, unit_states)
     _set_states(session, Parcel, Parcel.waybill, parcel_states)
+    return Replayed(serials, items, events, violations)
 
 
 #: One statement per batch on PostgreSQL: (key, value) pairs as two arrays, joined by key.
@@ -715,53 +749,71 @@ def _set_states(session: Session, model, key, states: dict[str, str]) -> None:
         )
 
 
-#: The columns of an ingested event row and their PostgreSQL array types (see insert_events).
-_EVENT_ARRAYS = (
-    ("event_id", "text"),
-    ("device_id", "text"),
-    ("seq", "bigint"),
-    ("type", "text"),
-    ("serial", "text"),
-    ("waybill", "text"),
-    ("occurred_at", "timestamptz"),
-    ("utc_offset_min", "int"),
-    ("received_at", "timestamptz"),
-    ("location", "text"),
-    ("accuracy_m", "float8"),
-    ("party_type", "text"),
-    ("party_id", "int"),
-    ("data", "text"),
-    ("violation", "text"),
-    ("flag", "text"),
+#: The columns of an ingested event row, in the order of :data:`_COPY_EVENTS`.
+_EVENT_COLUMNS = (
+    "event_id",
+    "device_id",
+    "seq",
+    "type",
+    "serial",
+    "waybill",
+    "occurred_at",
+    "utc_offset_min",
+    "received_at",
+    "location",
+    "accuracy_m",
+    "party_type",
+    "party_id",
+    "data",
+    "violation",
+    "flag",
 )
-_SELECTED = {"location": "ST_GeomFromText(location, 4326)", "data": "CAST(data AS json)"}
-_INSERT_EVENTS = sa.text(
-    f"INSERT INTO events ({', '.join(name for name, _ in _EVENT_ARRAYS)}) "
-    f"SELECT {', '.join(_SELECTED.get(name, name) for name, _ in _EVENT_ARRAYS)} "
-    f"FROM unnest({', '.join(f'CAST(:{name} AS {kind}[])' for name, kind in _EVENT_ARRAYS)}) "
-    f"AS v({', '.join(name for name, _ in _EVENT_ARRAYS)})"
-)
+_COPY_EVENTS = f"COPY events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN"
 
 
 def insert_events(session: Session, rows: list[dict]) -> None:
     """Insert event rows (as built by ingest) in one statement.
 
-    On PostgreSQL one ``INSERT … SELECT FROM unnest(arrays)``: one array parameter per column,
-    so one SQL text whatever the batch size, and one statement on the server, where an
-    executemany is one statement per row (psycopg pipelines them, the server still parses,
-    plans and executes each). Elsewhere the ORM's bulk insert (an executemany)."""
+    On PostgreSQL a ``COPY … FROM STDIN`` in the session's transaction: psycopg formats the
+    rows in C and the server takes them in one statement, where an executemany is one
+    statement per row (pipelined, but still parsed, planned and executed one by one) and an
+    ``INSERT … SELECT FROM unnest(arrays)`` spends as long in psycopg's Python array dumper.
+    Elsewhere the ORM's bulk insert (an executemany)."""
     if not rows:
         return
     if not is_postgresql(session):
         session.execute(sa.insert(Event), rows)
         return
-    columns: dict[str, list] = {name: [] for name, _ in _EVENT_ARRAYS}
-    for row in rows:
-        for name, values in columns.items():
-            values.append(row[name])
-    columns["location"] = [p.data if p is not None else None for p in columns["location"]]
-    columns["data"] = [json.dumps(d) for d in columns["data"]]
-    session.execute(_INSERT_EVENTS, columns)
+    dumps = json.dumps  # what the JSON column type itself would store
+    dbapi = session.connection().connection.driver_connection
+    try:
+        with dbapi.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:
+            for r in rows:
+                location = r["location"]
+                copy.write_row(
+                    (
+                        r["event_id"],
+                        r["device_id"],
+                        r["seq"],
+                        r["type"],
+                        r["serial"],
+                        r["waybill"],
+                        r["occurred_at"],
+                        r["utc_offset_min"],
+                        r["received_at"],
+                        None if location is None else f"SRID=4326;{location.data}",
+                        r["accuracy_m"],
+                        r["party_type"],
+                        r["party_id"],
+                        dumps(r["data"]),
+                        r["violation"],
+                        r["flag"],
+                    )
+                )
+    except psycopg.Error as exc:
+        # What SQLAlchemy would have raised (IntegrityError, OperationalError...): the ingest
+        # worker decides on retries by these.
+        raise sa.exc.DBAPIError.instance(_COPY_EVENTS, None, exc, psycopg.Error) from exc
 
 
 def _claimed_id(raw) -> str | None:
