@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 IN_COURIER_HANDS = ("picked_up", "in_transit", "out_for_delivery", "delivery_failed")
 
 
-#: The columns of an event the rules read (the replay reads the same when rules are on).
-SCAN_COLUMNS = (
+#: The columns of an event the rules on one unit or parcel read; the lifecycle replay reads
+#: them too when rules are on, and passes them on. (None of these rules reads ``data``.)
+SUBJECT_COLUMNS = (
     Event.id,
     Event.event_id,
     Event.type,
@@ -43,15 +44,16 @@ SCAN_COLUMNS = (
     Event.party_id,
     sa.func.ST_Y(Event.location).label("lat"),
     sa.func.ST_X(Event.location).label("lon"),
-    Event.data,
 )
+#: Every column of an event a rule reads.
+SCAN_COLUMNS = (*SUBJECT_COLUMNS, Event.data)
 
 
 def _scans(session: Session, condition) -> list:
-    return list(session.execute(sa.select(*SCAN_COLUMNS).where(condition)))
+    return list(session.connection().execute(sa.select(*SCAN_COLUMNS).where(condition)))
 
 
-def _scan(row, violation: str | None) -> Scan:
+def _scan(row, violation: str | None, data: dict | None = None) -> Scan:
     return Scan(
         row.event_id,
         row.type,
@@ -60,7 +62,7 @@ def _scan(row, violation: str | None) -> Scan:
         row.lat,
         row.lon,
         violation,
-        row.data or {},
+        data or {},
     )
 
 
@@ -105,34 +107,40 @@ def _subject_rules(
         waybills |= packed
         missing = waybills - packed  # parcels with no units: not replayed (none in practice)
         if missing:
-            condition = among(session, Event.waybill, missing)
-            read += [(row, row.violation) for row in _scans(session, condition)]
+            read += [
+                (row, row.violation)
+                for row in session.connection().execute(
+                    sa.select(*SUBJECT_COLUMNS).where(among(session, Event.waybill, missing))
+                )
+            ]
     else:
         serials = {r["serial"] for r in accepted if r["serial"]}
         if waybills:
             serials |= set(
-                session.scalars(
+                session.connection().scalars(
                     sa.select(ParcelItem.serial).where(among(session, ParcelItem.waybill, waybills))
                 )
             )
         items = (
-            session.execute(
+            session.connection()
+            .execute(
                 sa.select(ParcelItem.waybill, ParcelItem.serial).where(
                     among(session, ParcelItem.serial, serials)
                 )
-            ).all()
+            )
+            .all()
             if serials
             else []
         )
         waybills |= {w for w, _ in items}
         # Two index scans, not an OR of two lists (which can get a table scan as cached
         # plan); an event names a code or a waybill, the ids seen only guard against both.
-        query = sa.select(*SCAN_COLUMNS).where(among(session, Event.serial, serials))
+        query = sa.select(*SUBJECT_COLUMNS).where(among(session, Event.serial, serials))
         if waybills:
             query = sa.union_all(
-                query, sa.select(*SCAN_COLUMNS).where(among(session, Event.waybill, waybills))
+                query, sa.select(*SUBJECT_COLUMNS).where(among(session, Event.waybill, waybills))
             )
-        rows = {row.id: row for row in session.execute(query)}
+        rows = {row.id: row for row in session.connection().execute(query)}
         read = [(row, row.violation) for row in rows.values()]
     by_serial, by_waybill = defaultdict(list), defaultdict(list)
     parcels_of = defaultdict(set)
@@ -145,7 +153,7 @@ def _subject_rules(
             by_serial[row.serial].append(_scan(row, violation))
     parcels = {
         waybill: (merchant_id, consignee)
-        for waybill, merchant_id, consignee in session.execute(
+        for waybill, merchant_id, consignee in session.connection().execute(
             sa.select(
                 Parcel.waybill, Parcel.merchant_id, sa.func.ST_AsText(Parcel.consignee)
             ).where(among(session, Parcel.waybill, waybills))
@@ -153,7 +161,7 @@ def _subject_rules(
     }
     batches = {
         serial: (expires_on, recalled_at)
-        for serial, expires_on, recalled_at in session.execute(
+        for serial, expires_on, recalled_at in session.connection().execute(
             sa.select(TraceCode.serial, Batch.expires_on, Batch.recalled_at)
             .join(Batch, TraceCode.batch_id == Batch.id)
             .where(among(session, TraceCode.serial, serials))
@@ -212,7 +220,7 @@ def _out_of_area(session: Session, event_ids: list[str]) -> list[Finding]:
     return [
         rules.out_of_area(
             ("waybill", row.waybill) if row.waybill else ("code", row.serial),
-            _scan(row, row.violation),
+            _scan(row, row.violation, row.data),
         )
         for row in rows
     ]
@@ -245,7 +253,7 @@ def _brushing(session: Session, event_ids: list[str], t: Thresholds) -> list[Fin
             )
         ]
         signed = [
-            _scan(r, r.violation)
+            _scan(r, r.violation, r.data)
             for r in _scans(
                 session,
                 sa.and_(

@@ -281,12 +281,11 @@ class _Batch:
     # step 2: drop duplicates (already stored, or twice in this batch)
     def _new(self, candidates: list[_Candidate]) -> list[_Candidate]:
         ids = [c.event.event_id for c in candidates]
+        db = self.session.connection()
         known = set(
-            self.session.scalars(
-                sa.select(Event.event_id).where(among(self.session, Event.event_id, ids))
-            )
+            db.scalars(sa.select(Event.event_id).where(among(self.session, Event.event_id, ids)))
         ) | set(
-            self.session.scalars(
+            db.scalars(
                 sa.select(ParkedEvent.event_id).where(
                     among(self.session, ParkedEvent.event_id, ids)
                 )
@@ -312,7 +311,7 @@ class _Batch:
                 self._reject_candidate(c, exc)
         found = {
             serial: (gtin, lot)
-            for serial, gtin, lot in self.session.execute(
+            for serial, gtin, lot in self.session.connection().execute(
                 sa.select(TraceCode.serial, Product.gtin, Batch.lot)
                 .join(Batch, TraceCode.batch_id == Batch.id)
                 .join(Product, Batch.product_id == Product.id)
@@ -562,7 +561,7 @@ class _Batch:
         serials = {r["serial"] for r in accepted if r["serial"]}
         if waybills:
             serials |= set(
-                self.session.scalars(
+                self.session.connection().scalars(
                     sa.select(ParcelItem.serial).where(
                         among(self.session, ParcelItem.waybill, waybills)
                     )
@@ -608,7 +607,7 @@ class Replayed:
     serials: set[str]
     #: (waybill, serial) of every parcel those units are in.
     items: list[tuple[str, str]]
-    #: Every event of those units and parcels (:data:`detect.SCAN_COLUMNS` with scans).
+    #: Every event of those units and parcels (:data:`detect.SUBJECT_COLUMNS` with scans).
     rows: list
     #: event_id -> why the lifecycle does not allow it, as now stored (absent: lawful).
     violations: dict[str, str]
@@ -635,7 +634,9 @@ def replay_subjects(
     serials = set(serials)
     if not serials:
         return None
-    items = session.execute(
+    # Core, not the ORM: plain rows, without the ORM's per-row loading.
+    db = session.connection()
+    items = db.execute(
         sa.select(ParcelItem.waybill, ParcelItem.serial).where(
             among(session, ParcelItem.serial, serials)
         )
@@ -643,7 +644,7 @@ def replay_subjects(
     units_of: dict[str, set[str]] = defaultdict(set)
     for waybill, serial in items:
         units_of[waybill].add(serial)
-    columns = detect.SCAN_COLUMNS if scans else _REPLAY_COLUMNS
+    columns = detect.SUBJECT_COLUMNS if scans else _REPLAY_COLUMNS
     query = sa.select(*columns).where(among(session, Event.serial, serials))
     if units_of:  # two index scans; an OR of two arrays can get a table scan as cached plan
         # UNION ALL: the JSON column has no equality operator. An event names either a code
@@ -652,7 +653,7 @@ def replay_subjects(
             query, sa.select(*columns).where(among(session, Event.waybill, units_of))
         )
     events, seen = [], set()
-    for row in session.execute(query):
+    for row in db.execute(query):
         if row.id not in seen:
             seen.add(row.id)
             events.append(row)
