@@ -7,7 +7,8 @@ Two threads. paho's network thread only puts each PUBLISH it receives in a bound
 thread takes a batch out of it (up to ``batch_size`` messages, or what arrived within
 ``max_wait``), runs :func:`app.events.operations.ingest` on it in one transaction, commits,
 publishes each message's acks on its device's acks topic (and any resend commands), and only
-then sends the MQTT PUBACKs (``manual_ack``). So:
+once the broker has confirmed those acks (their QoS 1 PUBACKs) sends the MQTT PUBACKs of the
+batch's messages (``manual_ack``); meanwhile it stores the next batch. So:
 
 - a crash anywhere before the commit loses nothing: the broker still holds the unacked
   messages in the worker's persistent session (``clean_start=False``, Session Expiry
@@ -20,9 +21,10 @@ then sends the MQTT PUBACKs (``manual_ack``). So:
   messages in flight to us; without it Mosquitto sends 20 and waits for their PUBACKs;
 - acks and commands go out on a second connection (client id ``<id>-acks``, no session):
   a client that also publishes gets Mosquitto 2.0.11 to ignore its Receive Maximum, and the
-  broker's PUBACKs for the acks would queue behind the whole backlog. (The PUBACKs of the
-  events may so reach the broker before the acks: a crash in between loses only acks, and
-  the device resends, answered ``duplicate``.)
+  broker's PUBACKs for the acks would queue behind the whole backlog. Because the acks travel
+  on another connection, a message is PUBACKed only after the broker confirmed its acks: a
+  crash in between leaves it unacked, redelivered, and answered ``duplicate``; no stored
+  event is left without an ack on its way to the device.
 
 Several workers split the stream through the shared subscription
 ``$share/trace-ingest/trace/v1/devices/+/events``. Each needs its own stable client id: the

@@ -26,7 +26,7 @@ from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.credit import detect
 from app.credit.operations import accounts as credit_accounts
-from app.db import among, is_postgresql, point
+from app.db import Keys, among, is_postgresql, point
 from app.events.models import (
     Device,
     DeviceKind,
@@ -733,7 +733,7 @@ def _set_states(session: Session, model, key, states: dict[str, str]) -> None:
         # One statement; rows already in that state are left alone (no new row version).
         session.execute(
             _UPDATE_STATES[(model.__tablename__, key.key)],
-            {"keys": [k for k, _ in ordered], "states": [v for _, v in ordered]},
+            {"keys": Keys(k for k, _ in ordered), "states": Keys(v for _, v in ordered)},
         )
         return
     current = dict(
