@@ -9,11 +9,14 @@ Two engines are supported, both with spatial types:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from geoalchemy2 import Geometry, WKTElement
 from geoalchemy2.admin.dialects.sqlite import load_spatialite
+from psycopg.types.array import ListBinaryDumper
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -96,7 +99,13 @@ def create_engine(url: str) -> sa.Engine:
             dbapi_conn.execute("PRAGMA synchronous=NORMAL")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect_pg(dbapi_conn, record):
+        dbapi_conn.adapters.register_dumper(Keys, ListBinaryDumper)
+
+    return engine
 
 
 def make_sessionmaker(engine: sa.Engine) -> sessionmaker[Session]:
@@ -111,3 +120,40 @@ def lat_lon(geometry) -> tuple[float, float] | None:
 
     shape = to_shape(geometry)
     return shape.y, shape.x
+
+
+def is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def among(session: Session, column, values: Iterable) -> sa.ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL ``column = ANY(:array)``, one array parameter.
+
+    An IN list is rendered with one placeholder per value, so every list length is a new SQL
+    text that SQLAlchemy renders and psycopg parses again, and the server plans again: that
+    was the largest overhead of a batch (bench/bench_ingest.py). The array form is one text,
+    cached by both and prepared by the server."""
+    values = list(values)
+    if not values:
+        return sa.false()
+    if not is_postgresql(session):
+        return column.in_(values)
+    if isinstance(column.type, sa.String | sa.Integer):
+        return column == sa.any_(sa.bindparam(None, Keys(values), type_=_KeysType()))
+    item = sa.String() if isinstance(column.type, sa.String) else column.type
+    return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(item)))
+
+
+class Keys(list):
+    """Strings or integers for ``= ANY(:array)``, sent to PostgreSQL as a binary array: psycopg
+    dumps a text array literal in Python, several times slower (a few ms per 500 keys, and an
+    ingest batch sends a dozen such arrays). Registered on each connection (create_engine)."""
+
+
+class _KeysType(sa.types.UserDefinedType):
+    """Passes a :class:`Keys` through to psycopg untouched (no SQLAlchemy bind processing)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:
+        return "TEXT[]"

@@ -436,7 +436,13 @@ def run_workers(
         "rss_kib": rss,
         "rejected": rejected,
         "cpu": cpu,
-        "log": [line for _, lines in started for line in lines if "events/s" in line],
+        # the rate lines, and anything that went wrong (a reconnect shows as duplicates)
+        "log": [
+            line
+            for _, lines in started
+            for line in lines
+            if "events/s" in line or " WARNING " in line or " ERROR " in line
+        ],
     }
 
 

@@ -7,7 +7,8 @@ Two threads. paho's network thread only puts each PUBLISH it receives in a bound
 thread takes a batch out of it (up to ``batch_size`` messages, or what arrived within
 ``max_wait``), runs :func:`app.events.operations.ingest` on it in one transaction, commits,
 publishes each message's acks on its device's acks topic (and any resend commands), and only
-then sends the MQTT PUBACKs (``manual_ack``). So:
+once the broker has confirmed those acks (their QoS 1 PUBACKs) sends the MQTT PUBACKs of the
+batch's messages (``manual_ack``); meanwhile it stores the next batch. So:
 
 - a crash anywhere before the commit loses nothing: the broker still holds the unacked
   messages in the worker's persistent session (``clean_start=False``, Session Expiry
@@ -20,9 +21,10 @@ then sends the MQTT PUBACKs (``manual_ack``). So:
   messages in flight to us; without it Mosquitto sends 20 and waits for their PUBACKs;
 - acks and commands go out on a second connection (client id ``<id>-acks``, no session):
   a client that also publishes gets Mosquitto 2.0.11 to ignore its Receive Maximum, and the
-  broker's PUBACKs for the acks would queue behind the whole backlog. (The PUBACKs of the
-  events may so reach the broker before the acks: a crash in between loses only acks, and
-  the device resends, answered ``duplicate``.)
+  broker's PUBACKs for the acks would queue behind the whole backlog. Because the acks travel
+  on another connection, a message is PUBACKed only after the broker confirmed its acks: a
+  crash in between leaves it unacked, redelivered, and answered ``duplicate``; no stored
+  event is left without an ack on its way to the device.
 
 Several workers split the stream through the shared subscription
 ``$share/trace-ingest/trace/v1/devices/+/events``. Each needs its own stable client id: the
@@ -71,6 +73,8 @@ log = logging.getLogger("devices.worker")
 
 #: Session Expiry Interval asked of the broker: how long it queues for a stopped worker.
 SESSION_EXPIRY_S = 24 * 3600
+#: Acks and commands as compact UTF-8 JSON (one encoder, not one per json.dumps call).
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 INTERNAL_ERROR_MESSAGE = (
     "the service could not process this message; it is recorded, resend it later"
 )
@@ -249,6 +253,9 @@ class Worker:
         self.connection = 0
         self._connection_lock = threading.Lock()
         self._pending: list[mqtt.MQTTMessageInfo] = []
+        #: Handled batches not yet PUBACKed, oldest first: (their acks' publishes, messages).
+        #: A batch is PUBACKed once the broker has confirmed every one of its acks.
+        self._unconfirmed: deque[tuple[list[mqtt.MQTTMessageInfo], list[Received]]] = deque()
         self._stats = _Stats()
         self._since = time.monotonic()
         self._total = 0
@@ -401,6 +408,7 @@ class Worker:
                 if batch:
                     with profile:
                         self.handle(batch)
+                self.release()
                 self._report()
                 self._maybe_sweep()
         finally:
@@ -431,7 +439,8 @@ class Worker:
         return self.inbox.take(self.batch_size, self.batch_bytes, 0.2, self.max_wait)
 
     def handle(self, batch: list[Received]) -> None:
-        """Store a batch, commit, publish its acks and commands, then PUBACK every message.
+        """Store a batch, commit, publish its acks and commands; PUBACK every message once the
+        broker has confirmed those acks (:meth:`release`, also called here and by the loop).
 
         Returns without acking anything if asked to stop while the database is down."""
         started = time.perf_counter()
@@ -459,14 +468,32 @@ class Worker:
                 self._publish(protocol.topic_acks(device_id), body)
         for device_id, command in commands:
             self._publish(protocol.topic_commands(device_id), command)
-        with self._connection_lock:
-            for item in batch:
-                if item.connection == self.connection:
-                    self.client.ack(item.mid, item.qos)
+        self._unconfirmed.append((self._pending, batch))
+        self.release()
         self._count(batch, acks, started, stored)
 
+    def release(self) -> None:
+        """PUBACK the handled batches whose acks the broker has confirmed, in order.
+
+        The acks go out on the other connection: PUBACKing the messages before the broker
+        has the acks would let a crash in between lose acks for good (the device, answered
+        nothing, resends; a message not PUBACKed is redelivered and answered ``duplicate``).
+        Waiting here costs no throughput: the next batch is stored meanwhile."""
+        while self._unconfirmed:
+            infos, batch = self._unconfirmed[0]
+            # the last is usually confirmed last: one look while the batch waits
+            if infos and _confirmed(infos[-1]) and all(_confirmed(i) for i in infos):
+                infos.clear()
+            if infos:
+                return
+            self._unconfirmed.popleft()
+            with self._connection_lock:
+                for item in batch:
+                    if item.connection == self.connection:
+                        self.client.ack(item.mid, item.qos)
+
     def _publish(self, topic: str, body: dict) -> None:
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        payload = _JSON.encode(body).encode()
         self._pending.append(self.publisher.publish(topic, payload, qos=1))
 
     # -- storing, with retries ----------------------------------------------------------
@@ -640,10 +667,15 @@ class Worker:
 
     def _shutdown(self) -> None:
         deadline = time.monotonic() + 5
-        for info in self._pending:  # let the last acks reach the broker
-            with contextlib.suppress(Exception):
-                while not info.is_published() and time.monotonic() < deadline:
-                    time.sleep(0.01)
+        self.release()
+        while self._unconfirmed and time.monotonic() < deadline:  # let the last acks arrive
+            time.sleep(0.01)
+            self.release()
+        if self._unconfirmed:  # redelivered to the next worker, answered duplicate
+            log.warning(
+                "stopping with %d messages whose acks the broker has not confirmed: not acked",
+                sum(len(batch) for _, batch in self._unconfirmed),
+            )
         self._report(force=True)
         self.inbox.clear()  # unacked: redelivered to whoever holds the session next
         self.client.disconnect()
@@ -658,6 +690,19 @@ def _profiler():
     if os.environ.get("TRACE_INGEST_PROFILE"):
         return cProfile.Profile()
     return contextlib.nullcontext()
+
+
+def _confirmed(info: mqtt.MQTTMessageInfo) -> bool:
+    """Has the broker PUBACKed this QoS 1 publish?"""
+    try:
+        return info.is_published()
+    except RuntimeError:
+        # Published while the connection was down: paho keeps it, sends it once connected,
+        # and marks it published on the broker's PUBACK, but is_published() raises for good.
+        return bool(getattr(info, "_published", False))
+    except ValueError:  # never queued (paho's queue full): it never will be
+        log.warning("an ack could not be queued for publishing; acking its message anyway")
+        return True
 
 
 def _claimed_id(raw) -> str | None:

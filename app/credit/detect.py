@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -16,129 +17,183 @@ from sqlalchemy.orm import Session
 from app.catalog.models import Batch
 from app.codes.models import TraceCode
 from app.credit.operations import record_findings
+from app.db import among
 from app.events.models import Device, Event, Parcel, ParcelItem
 from app.parties.models import Courier
 from trace import anomalies as rules
 from trace.anomalies import Finding, Order, Scan, Thresholds
 from trace.credit import Policy
 
+if TYPE_CHECKING:
+    from app.events.operations import Replayed
+
 IN_COURIER_HANDS = ("picked_up", "in_transit", "out_for_delivery", "delivery_failed")
 
 
-def _scans(session: Session, condition) -> list[tuple]:
-    return list(
-        session.execute(
-            sa.select(
-                Event.event_id,
-                Event.type,
-                Event.occurred_at,
-                Event.party_type,
-                Event.party_id,
-                sa.func.ST_Y(Event.location),
-                sa.func.ST_X(Event.location),
-                Event.violation,
-                Event.data,
-                Event.serial,
-                Event.waybill,
-            ).where(condition)
-        )
+#: The columns of an event the rules on one unit or parcel read; the lifecycle replay reads
+#: them too when rules are on, and passes them on. (None of these rules reads ``data``.)
+SUBJECT_COLUMNS = (
+    Event.id,
+    Event.event_id,
+    Event.type,
+    Event.occurred_at,
+    Event.serial,
+    Event.waybill,
+    Event.violation,
+    Event.party_type,
+    Event.party_id,
+    sa.func.ST_Y(Event.location).label("lat"),
+    sa.func.ST_X(Event.location).label("lon"),
+)
+#: Every column of an event a rule reads.
+SCAN_COLUMNS = (*SUBJECT_COLUMNS, Event.data)
+
+
+def _scans(session: Session, condition) -> list:
+    return list(session.connection().execute(sa.select(*SCAN_COLUMNS).where(condition)))
+
+
+def _scan(row, violation: str | None, data: dict | None = None) -> Scan:
+    return Scan(
+        row.event_id,
+        row.type,
+        row.occurred_at,
+        (row.party_type, row.party_id),
+        row.lat,
+        row.lon,
+        violation,
+        data or {},
     )
-
-
-def _scan(row) -> Scan:
-    return Scan(row[0], row[1], row[2], (row[3], row[4]), row[5], row[6], row[7], row[8] or {})
 
 
 def after_ingest(
     session: Session,
-    event_ids: list[str],
+    accepted: list[dict],
     counterfeits: list[tuple],
     thresholds: Thresholds,
     policy: Policy,
     now: datetime,
+    replayed: Replayed | None = None,
 ) -> int:
-    """Run the rules on what one ingest batch touched; returns the number of new anomalies."""
+    """Run the rules on what one ingest batch touched (``accepted``: its event rows, with
+    ``event_id``, ``type``, ``serial``, ``waybill`` and ``party_type``); returns the number
+    of new anomalies. ``replayed``: what the batch's lifecycle replay read (with scans) of
+    the same units and parcels, so as not to read it twice."""
     findings: list[Finding] = []
-    if event_ids:
-        findings += _subject_rules(session, event_ids, thresholds)
-        findings += _out_of_area(session, event_ids)
-        findings += _brushing(session, event_ids, thresholds)
+    if accepted:
+        findings += _subject_rules(session, accepted, thresholds, replayed)
+        findings += _out_of_area(
+            session, [r["event_id"] for r in accepted if r["party_type"] == "courier"]
+        )
+        findings += _brushing(
+            session,
+            [r["event_id"] for r in accepted if r["type"] in ("packed", "signed")],
+            thresholds,
+        )
     findings += _counterfeits(session, counterfeits)
     return len(record_findings(session, findings, policy, now))
 
 
-def _subject_rules(session: Session, event_ids: list[str], t: Thresholds) -> list[Finding]:
-    touched = session.execute(
-        sa.select(Event.serial, Event.waybill).where(Event.event_id.in_(event_ids))
-    ).all()
-    waybills = {w for _, w in touched if w}
-    serials = {s for s, _ in touched if s}
-    if waybills:
-        serials |= set(
-            session.scalars(sa.select(ParcelItem.serial).where(ParcelItem.waybill.in_(waybills)))
+def _subject_rules(
+    session: Session, accepted: list[dict], t: Thresholds, replayed: Replayed | None
+) -> list[Finding]:
+    waybills = {r["waybill"] for r in accepted if r["waybill"]}
+    if replayed is not None:
+        serials, items = replayed.serials, replayed.items
+        violations = replayed.violations
+        # with the violations as the replay just stored them
+        read = [(row, violations.get(row.event_id)) for row in replayed.rows]
+        packed = {w for w, _ in items}
+        waybills |= packed
+        missing = waybills - packed  # parcels with no units: not replayed (none in practice)
+        if missing:
+            read += [
+                (row, row.violation)
+                for row in session.connection().execute(
+                    sa.select(*SUBJECT_COLUMNS).where(among(session, Event.waybill, missing))
+                )
+            ]
+    else:
+        serials = {r["serial"] for r in accepted if r["serial"]}
+        if waybills:
+            serials |= set(
+                session.connection().scalars(
+                    sa.select(ParcelItem.serial).where(among(session, ParcelItem.waybill, waybills))
+                )
+            )
+        items = (
+            session.connection()
+            .execute(
+                sa.select(ParcelItem.waybill, ParcelItem.serial).where(
+                    among(session, ParcelItem.serial, serials)
+                )
+            )
+            .all()
+            if serials
+            else []
         )
-    items = (
-        session.execute(
-            sa.select(ParcelItem.serial, ParcelItem.waybill).where(ParcelItem.serial.in_(serials))
-        ).all()
-        if serials
-        else []
-    )
-    waybills |= {w for _, w in items}
-    rows = _scans(session, sa.or_(Event.serial.in_(serials), Event.waybill.in_(waybills)))
+        waybills |= {w for w, _ in items}
+        # Two index scans, not an OR of two lists (which can get a table scan as cached
+        # plan); an event names a code or a waybill, the ids seen only guard against both.
+        query = sa.select(*SUBJECT_COLUMNS).where(among(session, Event.serial, serials))
+        if waybills:
+            query = sa.union_all(
+                query, sa.select(*SUBJECT_COLUMNS).where(among(session, Event.waybill, waybills))
+            )
+        rows = {row.id: row for row in session.connection().execute(query)}
+        read = [(row, row.violation) for row in rows.values()]
     by_serial, by_waybill = defaultdict(list), defaultdict(list)
     parcels_of = defaultdict(set)
-    for serial, waybill in items:
+    for waybill, serial in items:
         parcels_of[serial].add(waybill)
-    for row in rows:
-        if row[10]:
-            by_waybill[row[10]].append(_scan(row))
+    for row, violation in read:
+        if row.waybill:
+            by_waybill[row.waybill].append(_scan(row, violation))
         else:
-            by_serial[row[9]].append(_scan(row))
+            by_serial[row.serial].append(_scan(row, violation))
     parcels = {
-        p.waybill: p for p in session.scalars(sa.select(Parcel).where(Parcel.waybill.in_(waybills)))
+        waybill: (merchant_id, consignee)
+        for waybill, merchant_id, consignee in session.connection().execute(
+            sa.select(
+                Parcel.waybill, Parcel.merchant_id, sa.func.ST_AsText(Parcel.consignee)
+            ).where(among(session, Parcel.waybill, waybills))
+        )
     }
-    consignees = dict(
-        session.execute(
-            sa.select(Parcel.waybill, sa.func.ST_AsText(Parcel.consignee)).where(
-                Parcel.waybill.in_(waybills)
-            )
-        ).all()
-    )
-    batches = dict(
-        session.execute(
-            sa.select(TraceCode.serial, Batch)
+    batches = {
+        serial: (expires_on, recalled_at)
+        for serial, expires_on, recalled_at in session.connection().execute(
+            sa.select(TraceCode.serial, Batch.expires_on, Batch.recalled_at)
             .join(Batch, TraceCode.batch_id == Batch.id)
-            .where(TraceCode.serial.in_(serials))
-        ).all()
-    )
+            .where(among(session, TraceCode.serial, serials))
+        )
+    }
 
     findings: list[Finding] = []
     for serial in serials:
         own = by_serial.get(serial, [])
-        everything = own + [s for w in parcels_of[serial] for s in by_waybill[w]]
+        mine = parcels_of[serial]
+        everything = own + [s for w in mine for s in by_waybill[w]] if mine else own
         merchant_of = {
-            s.event_id: parcels[w].merchant_id
-            for w in parcels_of[serial]
-            for s in by_waybill[w]
-            if w in parcels
+            s.event_id: parcels[w][0] for w in mine for s in by_waybill[w] if w in parcels
         }
         findings += rules.lifecycle_violations(("code", serial), own)
         findings += rules.duplicate_sale(serial, own)
         findings += rules.impossible_travel(("code", serial), own, t)
         batch = batches.get(serial)
         if batch is not None:
-            findings += rules.expired_sale(serial, own, batch.expires_on)
-            if batch.recalled_at is not None:
-                findings += rules.recalled_sale(serial, everything, batch.recalled_at, merchant_of)
+            expires_on, recalled_at = batch
+            findings += rules.expired_sale(serial, own, expires_on)
+            if recalled_at is not None:
+                findings += rules.recalled_sale(serial, everything, recalled_at, merchant_of)
     for waybill, scans in by_waybill.items():
         parcel = parcels.get(waybill)
         if parcel is None:
             continue
+        merchant_id, consignee = parcel
         findings += rules.lifecycle_violations(("waybill", waybill), scans)
         findings += rules.impossible_travel(("waybill", waybill), scans, t)
-        findings += rules.empty_parcel(waybill, parcel.merchant_id, scans, t)
-        lon, lat = _wkt_point(consignees[waybill])
+        findings += rules.empty_parcel(waybill, merchant_id, scans, t)
+        lon, lat = _wkt_point(consignee)
         findings += rules.remote_sign(waybill, scans, (lat, lon), t)
     return findings
 
@@ -150,42 +205,37 @@ def _wkt_point(text: str) -> tuple[float, float]:
 
 def _out_of_area(session: Session, event_ids: list[str]) -> list[Finding]:
     """Courier scans of this batch outside the courier's service area (a spatial query)."""
+    if not event_ids:
+        return []
     rows = session.execute(
-        sa.select(
-            Event.event_id,
-            Event.type,
-            Event.occurred_at,
-            Event.party_type,
-            Event.party_id,
-            sa.func.ST_Y(Event.location),
-            sa.func.ST_X(Event.location),
-            Event.violation,
-            Event.data,
-            Event.serial,
-            Event.waybill,
-        )
+        sa.select(*SCAN_COLUMNS)
         .join(Courier, sa.and_(Event.party_type == "courier", Event.party_id == Courier.id))
         .where(
-            Event.event_id.in_(event_ids),
+            among(session, Event.event_id, event_ids),
             Event.location.is_not(None),
             Courier.service_area.is_not(None),
             sa.func.ST_Within(Event.location, Courier.service_area).is_(sa.false()),
         )
     ).all()
     return [
-        rules.out_of_area(("waybill", row[10]) if row[10] else ("code", row[9]), _scan(row))
+        rules.out_of_area(
+            ("waybill", row.waybill) if row.waybill else ("code", row.serial),
+            _scan(row, row.violation, row.data),
+        )
         for row in rows
     ]
 
 
 def _brushing(session: Session, event_ids: list[str], t: Thresholds) -> list[Finding]:
     """Brushing for the merchants whose parcels this batch packed or signed."""
+    if not event_ids:
+        return []
     touched = session.execute(
         sa.select(
             Parcel.merchant_id, sa.func.min(Event.occurred_at), sa.func.max(Event.occurred_at)
         )
         .join(Parcel, Event.waybill == Parcel.waybill)
-        .where(Event.event_id.in_(event_ids), Event.type.in_(("packed", "signed")))
+        .where(among(session, Event.event_id, event_ids), Event.type.in_(("packed", "signed")))
         .group_by(Parcel.merchant_id)
     ).all()
     findings = []
@@ -203,7 +253,7 @@ def _brushing(session: Session, event_ids: list[str], t: Thresholds) -> list[Fin
             )
         ]
         signed = [
-            _scan(r)
+            _scan(r, r.violation, r.data)
             for r in _scans(
                 session,
                 sa.and_(
@@ -231,7 +281,7 @@ def _counterfeits(session: Session, counterfeits: list[tuple]) -> list[Finding]:
     owners = {
         d.id: (d.owner_type, d.owner_id)
         for d in session.scalars(
-            sa.select(Device).where(Device.id.in_({c[0] for c in counterfeits}))
+            sa.select(Device).where(among(session, Device.id, {c[0] for c in counterfeits}))
         )
     }
     return [

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from app.auth.models import Role
@@ -26,7 +26,7 @@ from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.credit import detect
 from app.credit.operations import accounts as credit_accounts
-from app.db import point
+from app.db import Keys, among, is_postgresql, point
 from app.events.models import (
     Device,
     DeviceKind,
@@ -185,9 +185,12 @@ class _Batch:
         inbound: list[Inbound],
         limits: Limits,
         now: datetime,
+        nested: bool = False,
     ) -> None:
         self.session, self.master_key, self.inbound = session, master_key, inbound
         self.limits, self.now = limits, now
+        #: Unparked events: the outer batch replays them and runs the rules on them.
+        self.nested = nested
         self.acks: list[list[Ack | None]] = [[] for _ in inbound]
         self.rejected_rows: list[dict] = []
         #: device id -> sequence numbers that passed the signature check
@@ -208,16 +211,19 @@ class _Batch:
         self.accepted_rows = accepted
         accepted = accepted + self._unpark()
         commands = self._track_sequences()
-        self._replay(accepted)
-        if self.limits.rules:
-            detect.after_ingest(
-                self.session,
-                [r["event_id"] for r in accepted],
-                self.counterfeits,
-                self.limits.thresholds,
-                self.limits.policy,
-                self.now,
-            )
+        if not self.nested:
+            rules = self.limits.rules
+            replayed = self._replay(accepted, scans=rules)
+            if rules:
+                detect.after_ingest(
+                    self.session,
+                    accepted,
+                    self.counterfeits,
+                    self.limits.thresholds,
+                    self.limits.policy,
+                    self.now,
+                    replayed,
+                )
         if self.rejected_rows:
             self.session.execute(sa.insert(RejectedEvent), self.rejected_rows)
         self.session.flush()
@@ -230,11 +236,12 @@ class _Batch:
             d.id: d
             for d in self.session.scalars(
                 sa.select(Device)
-                .where(_among(self.session, Device.id, {m.device_id for m in self.inbound}))
+                .where(among(self.session, Device.id, {m.device_id for m in self.inbound}))
                 .order_by(Device.id)
                 .with_for_update()
             )
         }
+        secrets_of: dict[str, str] = {}
         out = []
         for i, message in enumerate(self.inbound):
             try:
@@ -253,10 +260,12 @@ class _Batch:
                         raise Rejected("unknown_device", "this device is not registered")
                     if device.disabled_at is not None:
                         raise Rejected("disabled_device", "this device is disabled")
-                    protocol.verify(
-                        event,
-                        protocol.derive_secret(self.master_key, device.id, device.secret_version),
-                    )
+                    secret = secrets_of.get(device.id)
+                    if secret is None:
+                        secret = secrets_of[device.id] = protocol.derive_secret(
+                            self.master_key, device.id, device.secret_version
+                        )
+                    protocol.verify(event, secret)
                     self.seen_seqs[device.id].append(event.seq)
                     if event.type not in protocol.ALLOWED_BY_KIND[device.kind.value]:
                         raise Rejected(
@@ -272,14 +281,13 @@ class _Batch:
     # step 2: drop duplicates (already stored, or twice in this batch)
     def _new(self, candidates: list[_Candidate]) -> list[_Candidate]:
         ids = [c.event.event_id for c in candidates]
+        db = self.session.connection()
         known = set(
-            self.session.scalars(
-                sa.select(Event.event_id).where(_among(self.session, Event.event_id, ids))
-            )
+            db.scalars(sa.select(Event.event_id).where(among(self.session, Event.event_id, ids)))
         ) | set(
-            self.session.scalars(
+            db.scalars(
                 sa.select(ParkedEvent.event_id).where(
-                    _among(self.session, ParkedEvent.event_id, ids)
+                    among(self.session, ParkedEvent.event_id, ids)
                 )
             )
         )
@@ -303,11 +311,11 @@ class _Batch:
                 self._reject_candidate(c, exc)
         found = {
             serial: (gtin, lot)
-            for serial, gtin, lot in self.session.execute(
+            for serial, gtin, lot in self.session.connection().execute(
                 sa.select(TraceCode.serial, Product.gtin, Batch.lot)
                 .join(Batch, TraceCode.batch_id == Batch.id)
                 .join(Product, Batch.product_id == Product.id)
-                .where(_among(self.session, TraceCode.serial, wanted))
+                .where(among(self.session, TraceCode.serial, wanted))
             )
         }
         out = []
@@ -335,7 +343,7 @@ class _Batch:
         parcels = {
             p.waybill: p
             for p in self.session.scalars(
-                sa.select(Parcel).where(_among(self.session, Parcel.waybill, waybills))
+                sa.select(Parcel).where(among(self.session, Parcel.waybill, waybills))
             )
         }
         companies = set(
@@ -373,7 +381,7 @@ class _Batch:
             rows.append(self._event_row(c))
             self.acks[c.message][c.position] = Ack(event.event_id, "accepted")
         if rows:
-            self.session.execute(sa.insert(Event), rows)
+            insert_events(self.session, rows)
         if items:
             self.session.execute(sa.insert(ParcelItem), items)
         if parked:
@@ -412,8 +420,9 @@ class _Batch:
             )
             for p in waiting
         ]
-        later = _Batch(self.session, self.master_key, inbound, self.limits, self.now)
+        later = _Batch(self.session, self.master_key, inbound, self.limits, self.now, nested=True)
         later.execute()
+        self.counterfeits += later.counterfeits
         return later.accepted_rows
 
     def _pack(self, c: _Candidate, parcels: dict[str, Parcel], companies: set[int]) -> list[dict]:
@@ -487,9 +496,7 @@ class _Batch:
         devices = self.devices  # locked FOR UPDATE in step 1: one writer per device at a time
         gaps: dict[str, list[SequenceGap]] = defaultdict(list)
         for gap in self.session.scalars(
-            sa.select(SequenceGap).where(
-                _among(self.session, SequenceGap.device_id, self.seen_seqs)
-            )
+            sa.select(SequenceGap).where(among(self.session, SequenceGap.device_id, self.seen_seqs))
         ):
             gaps[gap.device_id].append(gap)
         commands = []
@@ -547,20 +554,20 @@ class _Batch:
                 return
 
     # step 6: the lifecycle, replayed for every unit and parcel this batch touched
-    def _replay(self, accepted: list[dict]) -> None:
+    def _replay(self, accepted: list[dict], scans: bool) -> Replayed | None:
         if not accepted:
-            return
+            return None
         waybills = {r["waybill"] for r in accepted if r["waybill"]}
         serials = {r["serial"] for r in accepted if r["serial"]}
         if waybills:
             serials |= set(
-                self.session.scalars(
+                self.session.connection().scalars(
                     sa.select(ParcelItem.serial).where(
-                        _among(self.session, ParcelItem.waybill, waybills)
+                        among(self.session, ParcelItem.waybill, waybills)
                     )
                 )
             )
-        replay_subjects(self.session, serials)
+        return replay_subjects(self.session, serials, scans=scans)
 
     def _reject(
         self,
@@ -592,37 +599,69 @@ class _Batch:
         self._reject(c.message, self.inbound[c.message], exc, c.event.raw, c.position)
 
 
-def replay_subjects(session: Session, serials: Iterable[str]) -> None:
+@dataclass
+class Replayed:
+    """What :func:`replay_subjects` read and derived, for the anomaly rules to reuse."""
+
+    #: The units replayed.
+    serials: set[str]
+    #: (waybill, serial) of every parcel those units are in.
+    items: list[tuple[str, str]]
+    #: Every event of those units and parcels (:data:`detect.SUBJECT_COLUMNS` with scans).
+    rows: list
+    #: event_id -> why the lifecycle does not allow it, as now stored (absent: lawful).
+    violations: dict[str, str]
+
+
+#: What the replay reads of an event (with scans: what the rules read, a superset).
+_REPLAY_COLUMNS = (
+    Event.id,
+    Event.event_id,
+    Event.type,
+    Event.occurred_at,
+    Event.serial,
+    Event.waybill,
+    Event.violation,
+)
+
+
+def replay_subjects(
+    session: Session, serials: Iterable[str], *, scans: bool = False
+) -> Replayed | None:
     """Re-derive the state of these units, of their parcels, and the violation marks of
-    their events, from all their events in time order."""
+    their events, from all their events in time order. With ``scans``, also read what the
+    anomaly rules need of those events, and return it all."""
     serials = set(serials)
     if not serials:
-        return
-    items = session.execute(
+        return None
+    # Core, not the ORM: plain rows, without the ORM's per-row loading.
+    db = session.connection()
+    items = db.execute(
         sa.select(ParcelItem.waybill, ParcelItem.serial).where(
-            _among(session, ParcelItem.serial, serials)
+            among(session, ParcelItem.serial, serials)
         )
     ).all()
     units_of: dict[str, set[str]] = defaultdict(set)
     for waybill, serial in items:
         units_of[waybill].add(serial)
-    columns = (
-        Event.id,
-        Event.event_id,
-        Event.type,
-        Event.occurred_at,
-        Event.serial,
-        Event.waybill,
-        Event.violation,
-    )
-    query = sa.select(*columns).where(_among(session, Event.serial, serials))
+    columns = detect.SUBJECT_COLUMNS if scans else _REPLAY_COLUMNS
+    query = sa.select(*columns).where(among(session, Event.serial, serials))
     if units_of:  # two index scans; an OR of two arrays can get a table scan as cached plan
-        query = sa.union(query, sa.select(*columns).where(_among(session, Event.waybill, units_of)))
-    events = session.execute(query).all()
+        # UNION ALL: the JSON column has no equality operator. An event names either a code
+        # or a waybill; the ids seen guard anyway.
+        query = sa.union_all(
+            query, sa.select(*columns).where(among(session, Event.waybill, units_of))
+        )
+    events, seen = [], set()
+    for row in db.execute(query):
+        if row.id not in seen:
+            seen.add(row.id)
+            events.append(row)
     steps_of_parcel: dict[str, list[lifecycle.Step]] = defaultdict(list)
     steps_of_unit: dict[str, list[lifecycle.Step]] = defaultdict(list)
+    Step = lifecycle.Step
     for row in events:
-        step = lifecycle.Step(row.event_id, row.type, row.occurred_at, row.id)
+        step = Step(row.event_id, row.type, row.occurred_at, row.id)
         if row.waybill:
             steps_of_parcel[row.waybill].append(step)
             for serial in units_of[row.waybill]:
@@ -651,7 +690,12 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
         for row in sorted(events, key=lambda r: r.id)
         if violations.get(row.event_id) != row.violation
     ]
-    if changed:
+    if changed and is_postgresql(session):
+        session.execute(
+            _UPDATE_VIOLATIONS,
+            {"ids": [c["b_id"] for c in changed], "values": [c["b_violation"] for c in changed]},
+        )
+    elif changed:
         table = Event.__table__  # Core executemany, not the ORM's bulk update by key
         session.connection().execute(
             table.update()
@@ -661,16 +705,41 @@ def replay_subjects(session: Session, serials: Iterable[str]) -> None:
         )
     _set_states(session, TraceCode, TraceCode.serial, unit_states)
     _set_states(session, Parcel, Parcel.waybill, parcel_states)
+    return Replayed(serials, items, events, violations)
+
+
+#: One statement per batch on PostgreSQL: (key, value) pairs as two arrays, joined by key.
+_UPDATE_VIOLATIONS = sa.text(
+    "UPDATE events SET violation = v.violation "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:values AS text[])) AS v(id, violation) "
+    "WHERE events.id = v.id"
+)
+_UPDATE_STATES = {
+    (table, key): sa.text(
+        f"UPDATE {table} SET state = v.state "
+        "FROM unnest(CAST(:keys AS text[]), CAST(:states AS text[])) AS v(key, state) "
+        f"WHERE {table}.{key} = v.key AND {table}.state <> v.state"
+    )
+    for table, key in (("trace_codes", "serial"), ("parcels", "waybill"))
+}
 
 
 def _set_states(session: Session, model, key, states: dict[str, str]) -> None:
     if not states:
         return
-    current = dict(
-        session.execute(sa.select(key, model.state).where(_among(session, key, states))).all()
-    )
     # In key order, so that concurrent workers take row locks in the same order.
-    changed = [{"b_key": k, "b_state": v} for k, v in sorted(states.items()) if current.get(k) != v]
+    ordered = sorted(states.items())
+    if is_postgresql(session):
+        # One statement; rows already in that state are left alone (no new row version).
+        session.execute(
+            _UPDATE_STATES[(model.__tablename__, key.key)],
+            {"keys": Keys(k for k, _ in ordered), "states": Keys(v for _, v in ordered)},
+        )
+        return
+    current = dict(
+        session.execute(sa.select(key, model.state).where(among(session, key, states))).all()
+    )
+    changed = [{"b_key": k, "b_state": v} for k, v in ordered if current.get(k) != v]
     if changed:
         table = model.__table__
         session.connection().execute(
@@ -681,20 +750,71 @@ def _set_states(session: Session, model, key, states: dict[str, str]) -> None:
         )
 
 
-def _among(session: Session, column, values: Iterable) -> sa.ColumnElement[bool]:
-    """``column IN values``; on PostgreSQL ``column = ANY(:array)``, one array parameter.
+#: The columns of an ingested event row, in the order of :data:`_COPY_EVENTS`.
+_EVENT_COLUMNS = (
+    "event_id",
+    "device_id",
+    "seq",
+    "type",
+    "serial",
+    "waybill",
+    "occurred_at",
+    "utc_offset_min",
+    "received_at",
+    "location",
+    "accuracy_m",
+    "party_type",
+    "party_id",
+    "data",
+    "violation",
+    "flag",
+)
+_COPY_EVENTS = f"COPY events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN"
 
-    An IN list is rendered with one placeholder per value, so every list length is a new SQL
-    text that SQLAlchemy renders and psycopg parses again, and the server plans again: that
-    was the largest overhead of a batch (bench/bench_ingest.py). The array form is one text,
-    cached by both and prepared by the server."""
-    values = list(values)
-    if not values:
-        return sa.false()
-    if session.get_bind().dialect.name != "postgresql":
-        return column.in_(values)
-    item = sa.String() if isinstance(column.type, sa.String) else column.type
-    return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(item)))
+
+def insert_events(session: Session, rows: list[dict]) -> None:
+    """Insert event rows (as built by ingest) in one statement.
+
+    On PostgreSQL a ``COPY … FROM STDIN`` in the session's transaction: psycopg formats the
+    rows in C and the server takes them in one statement, where an executemany is one
+    statement per row (pipelined, but still parsed, planned and executed one by one) and an
+    ``INSERT … SELECT FROM unnest(arrays)`` spends as long in psycopg's Python array dumper.
+    Elsewhere the ORM's bulk insert (an executemany)."""
+    if not rows:
+        return
+    if not is_postgresql(session):
+        session.execute(sa.insert(Event), rows)
+        return
+    dumps = json.dumps  # what the JSON column type itself would store
+    dbapi = session.connection().connection.driver_connection
+    try:
+        with dbapi.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:
+            for r in rows:
+                location = r["location"]
+                copy.write_row(
+                    (
+                        r["event_id"],
+                        r["device_id"],
+                        r["seq"],
+                        r["type"],
+                        r["serial"],
+                        r["waybill"],
+                        r["occurred_at"],
+                        r["utc_offset_min"],
+                        r["received_at"],
+                        None if location is None else f"SRID=4326;{location.data}",
+                        r["accuracy_m"],
+                        r["party_type"],
+                        r["party_id"],
+                        dumps(r["data"]),
+                        r["violation"],
+                        r["flag"],
+                    )
+                )
+    except psycopg.Error as exc:
+        # What SQLAlchemy would have raised (IntegrityError, OperationalError...): the ingest
+        # worker decides on retries by these.
+        raise sa.exc.DBAPIError.instance(_COPY_EVENTS, None, exc, psycopg.Error) from exc
 
 
 def _claimed_id(raw) -> str | None:
