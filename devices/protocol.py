@@ -18,6 +18,8 @@ from typing import Any
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_EVENTS_PER_MESSAGE = 500
+#: Acks of one device's events handled in one batch go out together, this many a message.
+MAX_ACKS_PER_MESSAGE = 500
 MAX_CODES_PER_PARCEL = 500
 MAX_DATA_BYTES = 4096
 

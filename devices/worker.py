@@ -462,9 +462,14 @@ class Worker:
             return
         stored = time.perf_counter()
         self._pending = []
+        # One ack message per device and batch (not per device message): the device clears
+        # its buffer by event id, and each publish costs as much as storing an event.
+        per_device: dict[str, list[dict]] = {}
         for (_item, device_id), message_acks in zip(events, acks, strict=True):
-            if message_acks:
-                body = {"acks": [ack.to_json() for ack in message_acks]}
+            per_device.setdefault(device_id, []).extend(ack.to_json() for ack in message_acks)
+        for device_id, device_acks in per_device.items():
+            for i in range(0, len(device_acks), protocol.MAX_ACKS_PER_MESSAGE):
+                body = {"acks": device_acks[i : i + protocol.MAX_ACKS_PER_MESSAGE]}
                 self._publish(protocol.topic_acks(device_id), body)
         for device_id, command in commands:
             self._publish(protocol.topic_commands(device_id), command)

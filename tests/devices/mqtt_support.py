@@ -186,6 +186,8 @@ class Device:
         self.device_id, self.secret, self.seq = device_id, secret, 0
         self.acks: dict[str | None, list[dict]] = defaultdict(list)
         self.ack_messages: list[list[dict]] = []
+        #: every ack in the order it came, whatever message carried it
+        self.ack_stream: list[dict] = []
         self.commands: list[dict] = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
@@ -229,6 +231,7 @@ class Device:
                 self.commands.append(body)
                 return
             self.ack_messages.append(body["acks"])
+            self.ack_stream.extend(body["acks"])
             for ack in body["acks"]:
                 self.acks[ack["event_id"]].append(ack)
 

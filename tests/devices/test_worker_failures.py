@@ -81,6 +81,21 @@ def count(app, sql: str) -> int:
         return conn.execute(sa.text(sql)).scalar()
 
 
+def test_a_devices_acks_of_a_batch_go_out_together_in_bounded_messages(
+    worker, scanner, monkeypatch
+):
+    """Are the acks of one device's messages in a batch published together, in order, and
+    split when there are more than a message may carry?"""
+    monkeypatch.setattr(protocol, "MAX_ACKS_PER_MESSAGE", 2)
+    device_id = scanner[0]
+    events = [shelved(scanner, n) for n in range(3)]
+    worker.handle([received(worker, mid, device_id, e) for mid, e in enumerate(events)])
+    acks = [body["acks"] for topic, body in worker.client.published if topic.endswith("/acks")]
+    assert [len(a) for a in acks] == [2, 1]
+    assert [a["event_id"] for chunk in acks for a in chunk] == [e["event_id"] for e in events]
+    assert worker.client.acked == [0, 1, 2]
+
+
 def test_a_message_that_breaks_ingest_is_rejected_alone(app, worker, scanner, monkeypatch):
     """When ingest raises on one message of a batch, are the others still stored and
     answered, that one answered ``internal_error`` and recorded, and all of them acked?"""
@@ -99,22 +114,23 @@ def test_a_message_that_breaks_ingest_is_rejected_alone(app, worker, scanner, mo
     )
 
     acks_topic = protocol.topic_acks(device_id)
+    # one ack message for the device's three messages of the batch, in their order
     assert worker.client.published == [
-        (acks_topic, {"acks": [{"event_id": good1["event_id"], "status": "accepted"}]}),
         (
             acks_topic,
             {
                 "acks": [
+                    {"event_id": good1["event_id"], "status": "accepted"},
                     {
                         "event_id": bad["event_id"],
                         "status": "rejected",
                         "reason": "internal_error",
                         "message": worker_module.INTERNAL_ERROR_MESSAGE,
-                    }
+                    },
+                    {"event_id": good2["event_id"], "status": "accepted"},
                 ]
             },
         ),
-        (acks_topic, {"acks": [{"event_id": good2["event_id"], "status": "accepted"}]}),
         # seq 2 was not stored: the device is asked for it again
         (
             protocol.topic_commands(device_id),
