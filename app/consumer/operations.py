@@ -275,7 +275,7 @@ def _journey(session: Session, serial: str, merchant_id: int) -> list[dict]:
             by = party["name"]
         else:
             by = None
-        lat_lon = history._point(row.location)
+        lat_lon = history.point_of(row.location)
         city_only = row.type in CITY_ONLY
         place = place_of_point(*(lat_lon or (None, None)), city_only=city_only)
         steps.append(

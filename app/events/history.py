@@ -130,7 +130,8 @@ def _in_time(row) -> tuple:
     return (row.occurred_at, row.id)
 
 
-def _point(raw) -> tuple[float, float] | None:
+def point_of(raw) -> tuple[float, float] | None:
+    """(lat, lon) of an event's location as read (well-known binary), or None."""
     if raw is None:
         return None
     from shapely import wkb
@@ -193,7 +194,7 @@ def unit_timeline(session: Session, serial: str, merchant_id: int) -> tuple[Time
 
 
 def _event_json(row, parties: _Parties, authority: bool) -> dict:
-    place = _point(row.location)
+    place = point_of(row.location)
     if place and row.type in NEAR_CONSUMER and not authority:
         place = (round(place[0], 2), round(place[1], 2))
     return {

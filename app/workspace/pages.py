@@ -28,7 +28,7 @@ from app.credit import operations as credit_ops
 from app.credit.models import Anomaly, Appeal, AuditEntry, Complaint
 from app.events import history
 from app.web import db, settings
-from app.workspace import bp, start_session, viewer
+from app.workspace import WORKSPACE_ROLES, bp, start_session, viewer
 from app.workspace import search as finder
 from app.workspace.maps import MapQuery, map_view
 from trace.errors import Forbidden, ValidationError
@@ -71,7 +71,7 @@ def sign_in():
     if request.method == "POST":
         username = request.form.get("username", "")[:64]
         user = check_password(db(), username, request.form.get("password", "")[:200])
-        if user is None or user.role not in (Role.ADMIN, Role.REGULATOR):
+        if user is None or user.role not in WORKSPACE_ROLES:
             log_access(db(), None, "sign_in_failed", "user", username.strip().lower())
             db().commit()
             error = "用户名或密码错误 · Wrong username or password"
