@@ -112,6 +112,7 @@ def _within(session: Session, column, table: str, query: MapQuery):
 class MapView:
     projection: districts.MapProjection
     paths: list  #: (District, path data)
+    labels: list  #: (District, x, y): a point inside each district for its name
     cities: list[tuple[str, str]]  #: (4-digit prefix, name) the viewer may pick
     anomalies: list[dict]
     events: list[dict]
@@ -170,9 +171,14 @@ def map_view(session: Session, viewer: Principal, query: MapQuery) -> MapView:
         px, py = projection.to_xy(lon, lat)
         if 0 <= px <= projection.width and 0 <= py <= projection.height:
             points.append({"type": kind, "x": px, "y": py})
+    labels = []
+    for d in shown:
+        inside = d.geometry.representative_point()  # inside even for a crescent-shaped one
+        labels.append((d, *projection.to_xy(inside.x, inside.y)))
     return MapView(
         projection,
         districts.district_paths(projection, shown),
+        labels,
         cities,
         anomalies,
         points,

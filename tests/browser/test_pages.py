@@ -90,7 +90,9 @@ def test_a_regulator_confirms_an_anomaly_recalls_the_batch_and_the_consumer_sees
     screenshot(phone, "consumer-after-recall")
 
 
-def test_a_box_drawn_on_the_map_becomes_a_spatial_search(make, live_server, new_page, app):
+def test_a_box_drawn_on_the_map_becomes_a_spatial_search(
+    make, live_server, new_page, app, screenshot
+):
     from tests.app.test_workspace import findings
 
     m = make.merchant()
@@ -106,6 +108,8 @@ def test_a_box_drawn_on_the_map_becomes_a_spatial_search(make, live_server, new_
     desk.fill("#password", password)
     desk.get_by_role("button", name="登录 Sign in").click()
     expect(desk.locator("circle.anomaly")).to_have_count(2)
+    expect(desk.locator("svg.map path")).to_have_count(6)  # Changzhou's districts
+    screenshot(desk, "map")
     dot = desk.locator(f'circle[data-anomaly="{inside}"]').bounding_box()
     x, y = dot["x"] + dot["width"] / 2, dot["y"] + dot["height"] / 2
     desk.mouse.move(x - 30, y - 30)
@@ -116,3 +120,4 @@ def test_a_box_drawn_on_the_map_becomes_a_spatial_search(make, live_server, new_
     expect(desk.locator("circle.anomaly")).to_have_count(1)
     expect(desk.locator(f'circle[data-anomaly="{inside}"]')).to_be_visible()
     assert outside != inside
+    screenshot(desk, "map-box")
