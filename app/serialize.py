@@ -93,3 +93,15 @@ def code(c: TraceCode, uri: str) -> dict:
         "batch": batch(b),
         "merchant": merchant(b.product.merchant),
     }
+
+
+def public_credit(account) -> dict:
+    """A party's credit as every public answer about a product shows it (an
+    :class:`app.credit.operations.Account`)."""
+    signed = account.commitment.signed_at if account.commitment else None
+    return {
+        "score": account.standing.score,
+        "grade": account.standing.grade,
+        "list": account.standing.list,
+        "commitment_signed_at": signed.isoformat().replace("+00:00", "Z") if signed else None,
+    }

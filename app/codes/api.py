@@ -42,14 +42,7 @@ def code_answer(code: TraceCode) -> dict:
     merchant = ("merchant", code.batch.product.merchant_id)
     cfg = settings()
     account = public_account(db(), merchant, cfg.policy, cfg.PUBLIC_CREDIT_MAX_AGE_S)
-    answer["merchant"]["credit"] = {
-        "score": account.standing.score,
-        "grade": account.standing.grade,
-        "list": account.standing.list,
-        "commitment_signed_at": account.commitment.signed_at.isoformat().replace("+00:00", "Z")
-        if account.commitment
-        else None,
-    }
+    answer["merchant"]["credit"] = serialize.public_credit(account)
     return answer
 
 

@@ -375,14 +375,7 @@ def scan(
         )
     )
     merchant = {k: v for k, v in part["merchant"].items() if k != "location"}
-    merchant["credit"] = {
-        "score": standing.score,
-        "grade": standing.grade,
-        "list": standing.list,
-        "commitment_signed_at": _rfc3339(account.commitment.signed_at)
-        if account.commitment
-        else None,
-    }
+    merchant["credit"] = serialize.public_credit(account)
     merchant["list_label"] = texts.both(texts.LISTS[standing.list])
     merchant["place"] = place_of_region(merchant["region_code"])
     return {
@@ -413,7 +406,3 @@ def scan(
             "first_place": place_of_region(checks.first_district),
         },
     }
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

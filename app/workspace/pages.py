@@ -27,7 +27,7 @@ from app.consumer.operations import place_of_point, place_of_region
 from app.credit import operations as credit_ops
 from app.credit.models import Anomaly, Appeal, AuditEntry, Complaint
 from app.events import history
-from app.web import db, settings
+from app.web import db, settings, unit_of_work
 from app.workspace import WORKSPACE_ROLES, bp, start_session, viewer
 from app.workspace import search as finder
 from app.workspace.maps import MapQuery, map_view
@@ -58,13 +58,13 @@ def _log(action: str, target_type: str, target_id, *, personal: bool = False, de
     log_access(
         db(), viewer(), action, target_type, target_id, personal_data=personal, detail=detail
     )
-    db().commit()
 
 
 # -- signing in and out -----------------------------------------------------------------------
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
+@unit_of_work
 def sign_in():
     """Username and password; a failed attempt says nothing about which one was wrong."""
     error = None
@@ -73,7 +73,6 @@ def sign_in():
         user = check_password(db(), username, request.form.get("password", "")[:200])
         if user is None or user.role not in WORKSPACE_ROLES:
             log_access(db(), None, "sign_in_failed", "user", username.strip().lower())
-            db().commit()
             error = "用户名或密码错误 · Wrong username or password"
         else:
             user.last_login_at = datetime.now(UTC)
@@ -82,7 +81,6 @@ def sign_in():
             log_access(
                 db(), None, "sign_in", "user", user.id, detail=f"{user.role.value} {user.username}"
             )
-            db().commit()
             target = request.args.get("next", "")
             # Only a path of this site: never an open redirect.
             if not target.startswith("/workspace") or target.startswith("//"):
@@ -93,6 +91,7 @@ def sign_in():
 
 
 @bp.post("/sign-out")
+@unit_of_work
 def sign_out():
     _log("sign_out", "user", viewer().user_id)
     session.clear()
@@ -127,6 +126,7 @@ def home():
 
 
 @bp.get("/search")
+@unit_of_work
 def search():
     q = request.args.get("q", "").strip()[:300]
     results = finder.search(db(), viewer(), q) if q else []
@@ -162,6 +162,7 @@ def _anomalies_on(subject_type: str, subject: str) -> list[Anomaly]:
 
 
 @bp.get("/codes/<serial>")
+@unit_of_work
 def code_page(serial: str):
     code = codes.find_code(db(), serial.strip().upper())
     answer = code_answer(code)
@@ -185,6 +186,7 @@ def code_page(serial: str):
 
 
 @bp.get("/parcels/<waybill>")
+@unit_of_work
 def parcel_page(waybill: str):
     found = history.parcel_history(db(), viewer(), waybill)
     _log("view", "parcel", found["waybill"], personal=True, detail="consignee point")
@@ -242,6 +244,7 @@ def _with_appeals(items: list[Anomaly]) -> dict[int, list[Appeal]]:
 
 
 @bp.get("/anomalies")
+@unit_of_work
 def anomalies():
     f = _queue_filter()
     items = credit_ops.find_anomalies(db(), viewer(), f, PAGE + 1)
@@ -262,6 +265,7 @@ def anomalies():
 
 
 @bp.get("/anomalies.csv")
+@unit_of_work
 def anomalies_csv():
     """The anomaly queue as filtered, every page of it, as CSV (UTF-8 with BOM for Excel)."""
     f = _queue_filter()
@@ -333,6 +337,7 @@ def _back(default: str) -> str:
 
 
 @bp.post("/anomalies/<int:anomaly_id>/decision")
+@unit_of_work
 def decide(anomaly_id: int):
     credit_ops.decide(
         db(),
@@ -346,6 +351,7 @@ def decide(anomaly_id: int):
 
 
 @bp.post("/appeals/<int:appeal_id>/decision")
+@unit_of_work
 def decide_appeal(appeal_id: int):
     credit_ops.decide_appeal(
         db(),
@@ -362,6 +368,7 @@ def decide_appeal(appeal_id: int):
 
 
 @bp.get("/map")
+@unit_of_work
 def map_page():
     query = MapQuery.from_args(request.args)
     shown = map_view(db(), viewer(), query)
@@ -383,6 +390,7 @@ def _trace_rows(batch_id: int, after: str = "", limit: int = 100) -> dict:
 
 
 @bp.get("/batches/<int:batch_id>")
+@unit_of_work
 def batch_page(batch_id: int):
     batch = get_batch(db(), batch_id)
     viewer().require_region(batch.product.merchant.region_code, "this batch")
@@ -392,6 +400,7 @@ def batch_page(batch_id: int):
 
 
 @bp.post("/batches/<int:batch_id>/recall")
+@unit_of_work
 def recall(batch_id: int):
     credit_ops.recall_batch(db(), viewer(), batch_id, request.form.get("reason", ""))
     _log("change", "batch", batch_id, detail="recall")
@@ -399,6 +408,7 @@ def recall(batch_id: int):
 
 
 @bp.get("/batches/<int:batch_id>/trace.csv")
+@unit_of_work
 def batch_trace_csv(batch_id: int):
     """Where every unit of the batch is now, as CSV, streamed a page at a time."""
     batch = get_batch(db(), batch_id)
@@ -446,6 +456,7 @@ def batch_trace_csv(batch_id: int):
 
 
 @bp.get("/parties/<party_type>/<int:party_id>")
+@unit_of_work
 def party_page(party_type: str, party_id: int):
     if party_type not in credit_ops.PARTY_MODELS:
         raise ValidationError("party types: merchant, logistics_company, courier")
@@ -471,6 +482,7 @@ def party_page(party_type: str, party_id: int):
 
 
 @bp.post("/parties/<party_type>/<int:party_id>/records")
+@unit_of_work
 def add_record(party_type: str, party_id: int):
     credit_ops.add_record(
         db(),
@@ -489,6 +501,7 @@ def add_record(party_type: str, party_id: int):
 
 
 @bp.get("/audit")
+@unit_of_work
 def audit_log():
     you = viewer()
     if you.role is not Role.ADMIN:
