@@ -29,24 +29,12 @@ from app.events.models import DeviceKind
 from app.events.operations import Inbound, Limits, ingest, register_device
 from app.parties.models import Courier
 from devices import protocol, simulator
-from trace.anomalies import Thresholds
+from trace.anomalies import ANOMALY_TYPES, Thresholds
 from trace.credit import Policy
 
-ALL_TYPES = (
-    "lifecycle_violation",
-    "empty_parcel",
-    "impossible_travel",
-    "remote_sign",
-    "out_of_area",
-    "stalled_parcel",
-    "late_delivery",
-    "duplicate_sale",
-    "unknown_code",
-    "expired_sale",
-    "recalled_sale",
-    "brushing",
-    "consumer_complaint",
-)
+#: What the scenarios inject: every anomaly type but copied_code, which comes from consumers'
+#: checks on the scan page, not from device events (tests/app/test_consumer_pages.py covers it).
+ALL_TYPES = tuple(kind for kind in ANOMALY_TYPES if kind != "copied_code")
 CST = simulator.CST
 NEAR = (0.0003, 0.0003)  # ~40 m: a doorstep signature
 

@@ -19,6 +19,24 @@ from trace.geo import distance_km, speed_kmh
 
 MINOR, MAJOR, SERIOUS = "minor", "major", "serious"
 
+#: Every kind of anomaly the service finds, in the order regulators see them listed.
+ANOMALY_TYPES = (
+    "lifecycle_violation",
+    "empty_parcel",
+    "impossible_travel",
+    "remote_sign",
+    "out_of_area",
+    "stalled_parcel",
+    "late_delivery",
+    "duplicate_sale",
+    "unknown_code",
+    "expired_sale",
+    "recalled_sale",
+    "brushing",
+    "consumer_complaint",
+    "copied_code",
+)
+
 Party = tuple[str, int]  # ("merchant" | "courier" | "logistics_company", id)
 Subject = tuple[
     str, Any
@@ -77,6 +95,10 @@ class Finding:
     subject: Subject
     parties: tuple[Party, ...]
     evidence: dict
+
+    def __post_init__(self) -> None:
+        if self.type not in ANOMALY_TYPES:
+            raise ValueError(f"unknown anomaly type {self.type!r}")
 
     @property
     def key(self) -> tuple:
@@ -375,8 +397,7 @@ class CheckSummary:
 
     def could_be_copied(self, t: Thresholds) -> bool:
         return (
-            self.clients >= t.copied_code_clients
-            and self.district_count >= t.copied_code_districts
+            self.clients >= t.copied_code_clients and self.district_count >= t.copied_code_districts
         )
 
 

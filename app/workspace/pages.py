@@ -31,24 +31,9 @@ from app.web import db, settings, unit_of_work
 from app.workspace import WORKSPACE_ROLES, bp, start_session, viewer
 from app.workspace import search as finder
 from app.workspace.maps import MapQuery, map_view
+from trace.anomalies import ANOMALY_TYPES
 from trace.errors import Forbidden, ValidationError
 
-ANOMALY_TYPES = (
-    "lifecycle_violation",
-    "empty_parcel",
-    "impossible_travel",
-    "remote_sign",
-    "out_of_area",
-    "stalled_parcel",
-    "late_delivery",
-    "duplicate_sale",
-    "unknown_code",
-    "expired_sale",
-    "recalled_sale",
-    "brushing",
-    "consumer_complaint",
-    "copied_code",
-)
 PAGE = 50
 #: Dates typed into the filters are China Standard Time.
 CST = timezone(timedelta(hours=8), "CST")

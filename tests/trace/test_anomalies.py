@@ -230,3 +230,9 @@ def test_copied_code_needs_many_clients_in_many_districts():
     assert copied_code("S", 7, _summary(6, ("320402",)), t) is None
     # just below either threshold
     assert copied_code("S", 7, _summary(2, ("320402", "320411")), t) is None
+
+
+def test_a_finding_of_a_type_no_rule_knows_is_refused():
+    with pytest.raises(ValueError, match="unknown anomaly type 'brushed'"):
+        rules.Finding("brushed", rules.MINOR, ("code", "S1"), (("merchant", 1),), {})
+    assert rules.Finding("brushing", rules.MINOR, ("merchant", 1), (), {}).type == "brushing"
