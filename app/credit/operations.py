@@ -526,16 +526,23 @@ def public_account(
     """A party's account for public answers, reused for up to ``max_age_s`` seconds within
     this process: a product page is asked for far more often than a party's records change,
     and scoring a long record on every scan would cost more than the rest of the page."""
-    key = (party, id(policy))
+    kept = kept_public_account(party, policy)
+    if kept is not None:
+        return kept
     now = time.monotonic()
-    cached = _PUBLIC_ACCOUNTS.get(key)
-    if cached is not None and cached[0] > now:
-        return cached[1]
     found = accounts(session, {party}, policy)[party]
     if len(_PUBLIC_ACCOUNTS) > 10_000:
         _PUBLIC_ACCOUNTS.clear()
-    _PUBLIC_ACCOUNTS[key] = (now + max_age_s, found)
+    _PUBLIC_ACCOUNTS[(party, id(policy))] = (now + max_age_s, found)
     return found
+
+
+def kept_public_account(party: tuple[str, int], policy: credit.Policy) -> Account | None:
+    """The party's public account when this process still keeps it, else None."""
+    cached = _PUBLIC_ACCOUNTS.get((party, id(policy)))
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    return None
 
 
 def forget_public_accounts() -> None:

@@ -3,6 +3,7 @@ check itself, the forms, and what must never show."""
 
 import re
 from datetime import date
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -383,3 +384,32 @@ def test_kept_details_never_hide_a_recall(database_url, make, world):
     finally:
         forget_public_parts()
         caching.extensions["trace"].engine.dispose()
+
+
+def test_the_answer_counts_the_check_being_made(client, world, session):
+    """The check a scan records is in the totals the same scan shows (one statement on
+    PostgreSQL: its own INSERT is not in its snapshot, so it is counted from the request)."""
+    serial = world["serials"][2]
+    first = answer(client, serial)["checks"]
+    assert first["count"] == 1 and first["clients"] == 1 and first["first_at"]
+    again = answer(client, serial)["checks"]
+    assert again["count"] == 2 and again["clients"] == 1
+    other = client.application.test_client()
+    resp = other.get(f"/t/{serial}", headers={**JSON, "User-Agent": "another phone"})
+    assert resp.get_json()["checks"]["count"] == 3 and resp.get_json()["checks"]["clients"] == 2
+    assert session.scalar(sa.select(sa.func.count()).select_from(Verification)) == 3
+
+
+def test_a_link_with_another_lot_or_gtin_is_unknown_and_records_nothing(client, world, session):
+    """A real serial under the wrong lot or GTIN is a forged link: no answer, no check."""
+    serial = world["serials"][1]
+    uri = answer(client, serial)["code"]["uri"]
+    path = urlsplit(uri).path
+    assert client.get(path, headers=JSON).status_code == 200
+    wrong_lot = re.sub(r"/10/[^/]+/", "/10/NOTTHISLOT/", path)
+    wrong_gtin = "/01/04006381333931" + path[len("/01/00000000000000") :]
+    for bad in (wrong_lot, wrong_gtin):
+        resp = client.get(bad, headers=JSON)
+        assert resp.status_code == 404 and warnings(resp.get_json()) == ["unknown_code"]
+    checks = session.scalars(sa.select(Verification).where(Verification.serial == serial)).all()
+    assert len(checks) == 2
