@@ -536,9 +536,10 @@ CROSS JOIN LATERAL (
 
 def _run_in_one(engine: sa.Engine, params: dict):
     """The row of :data:`_SCAN_IN_ONE`, on a pooled connection in autocommit (the statement
-    is its own transaction: no BEGIN, no COMMIT). A connection the server dropped (restart,
-    idle timeout) is discarded and the statement sent once more on a fresh one; the pool
-    does not ping before every checkout."""
+    is its own transaction: no BEGIN, no COMMIT). The pool does not ping before a checkout:
+    when the server has dropped the connection (a restart), the pool discards it and every
+    older one, as it does for ORM statements, and the statement goes once more on a fresh
+    connection (a dropped connection ran nothing; the check is recorded once)."""
     for attempt in (1, 2):
         conn = engine.raw_connection()
         try:
@@ -550,12 +551,14 @@ def _run_in_one(engine: sa.Engine, params: dict):
             finally:
                 if not raw.closed:
                     raw.autocommit = False
-        except psycopg.OperationalError:
-            broken = conn.driver_connection is None or conn.driver_connection.closed
-            if broken:
-                conn.invalidate()
-            if attempt == 2 or not broken:
+        except psycopg.OperationalError as exc:
+            if not engine.dialect.is_disconnect(exc, raw, None):
                 raise
+            engine.pool._invalidate(conn, exc)  # what SQLAlchemy does on a disconnect
+            if attempt == 2:
+                raise sa.exc.OperationalError(
+                    "scan", None, exc, connection_invalidated=True
+                ) from exc
         finally:
             conn.close()
     raise AssertionError("unreachable")

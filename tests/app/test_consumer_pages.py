@@ -2,6 +2,7 @@
 check itself, the forms, and what must never show."""
 
 import re
+import time
 from datetime import date
 from urllib.parse import urlsplit
 
@@ -413,3 +414,48 @@ def test_a_link_with_another_lot_or_gtin_is_unknown_and_records_nothing(client, 
         assert resp.status_code == 404 and warnings(resp.get_json()) == ["unknown_code"]
     checks = session.scalars(sa.select(Verification).where(Verification.serial == serial)).all()
     assert len(checks) == 2
+
+
+def test_a_dropped_database_connection_costs_no_scan(app, client, world):
+    """The pool does not ping before each checkout: when the server drops its connections
+    (a restart), the scan sends its statement again on a fresh one; any other request that
+    meets a dropped connection is answered 503 with Retry-After, and the next one works."""
+    engine = app.extensions["trace"].engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement scan and the pool's reconnection are PostgreSQL's")
+    serial = world["serials"][0]
+    assert answer(client, serial)["checks"]["count"] == 1
+
+    def drop_connections():
+        others = "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        killer = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+        with killer.connect() as conn:
+            conn.execute(
+                sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity {others}")
+            )
+            conn.commit()
+            for _ in range(100):  # the backends end a moment later
+                left = conn.scalar(sa.text(f"SELECT count(*) FROM pg_stat_activity {others}"))
+                conn.commit()
+                if not left:
+                    break
+                time.sleep(0.05)
+        killer.dispose()
+
+    drop_connections()
+    assert answer(client, serial)["checks"]["count"] == 2
+    seen = []
+    for _ in range(3):
+        drop_connections()
+        responses = [client.get(f"/api/v1/codes/{serial}") for _ in range(4)]
+        statuses = [r.status_code for r in responses]
+        # At most one request meets a dropped connection: the pool then renews the others.
+        assert set(statuses) <= {200, 503} and statuses.count(503) <= 1, statuses
+        for r in responses:
+            if r.status_code == 503:
+                assert "Retry-After" in r.headers
+                assert r.get_json()["error"]["code"] == "database_unavailable"
+        seen += statuses
+    assert 503 in seen  # the path was taken at least once
+    drop_connections()
+    assert answer(client, serial)["checks"]["count"] == 3
