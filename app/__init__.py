@@ -44,7 +44,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     """Build the application. ``overrides`` replace settings from the environment (tests)."""
     from flask_limiter import Limiter
 
-    from app import cli, errors, web, workspace
+    from app import cli, errors, ratelimit, web, workspace
     from app.catalog.api import bp as catalog_bp
     from app.codes.api import bp as codes_bp
     from app.consumer.pages import bp as consumer_bp
@@ -69,7 +69,11 @@ def create_app(overrides: dict | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.TRACE_ENV == "production",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=config.SESSION_MAX_HOURS),
-        RATELIMIT_STORAGE_URI=config.RATE_LIMIT_STORAGE,
+        RATELIMIT_STORAGE_URI=(
+            ratelimit.SCHEME
+            if config.RATE_LIMIT_STORAGE.startswith("memory://")
+            else config.RATE_LIMIT_STORAGE
+        ),
         RATELIMIT_HEADERS_ENABLED=True,
     )
     flask_app.json.ensure_ascii = False
