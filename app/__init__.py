@@ -84,14 +84,16 @@ def create_app(overrides: dict | None = None) -> Flask:
     errors.register(flask_app)
     flask_app.teardown_appcontext(web.close_session)
     limiter = Limiter(web.client_address, app=flask_app)
-    public = limiter.limit(lambda: config.PUBLIC_RATE_LIMIT)
+    # Static strings (the settings do not change while the app runs): a callable is called
+    # and its limit string parsed again on every request.
+    public = limiter.limit(config.PUBLIC_RATE_LIMIT)
     for bp in (parties_bp, catalog_bp, codes_bp, events_bp, credit_bp, openapi_bp):
         if bp in (codes_bp, credit_bp):
             public(bp)
         flask_app.register_blueprint(bp, url_prefix="/api/v1")
     public(consumer_bp)
     flask_app.register_blueprint(consumer_bp)
-    workspace.register(flask_app, limiter.limit(lambda: config.SIGN_IN_RATE_LIMIT))
+    workspace.register(flask_app, limiter.limit(config.SIGN_IN_RATE_LIMIT))
     cli.register(flask_app)
     from app.credit.cli import sweep_command
 

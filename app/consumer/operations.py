@@ -555,7 +555,7 @@ def _run_in_one(engine: sa.Engine, params: dict):
             raw.autocommit = True
             try:
                 with raw.cursor() as cur:
-                    return cur.execute(_SCAN_IN_ONE, params).fetchone()
+                    return cur.execute(_SCAN_IN_ONE, params, prepare=True).fetchone()
             finally:
                 if not raw.closed:
                     raw.autocommit = False

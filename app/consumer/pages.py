@@ -14,7 +14,16 @@ import hmac
 import re
 
 import pydantic
-from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from app.consumer import operations, texts
 from app.credit import feedback
@@ -37,11 +46,14 @@ FORMS = ("review", "complaint", "rating")
 def _client_value() -> str:
     """The client's pseudonymous id: its cookie, or (first visit, or no cookies) a keyed hash
     of its address and browser, which then becomes its cookie."""
+    if "client_value" in g:
+        return g.client_value
     value = request.cookies.get(CLIENT_COOKIE, "")
-    if _CLIENT_VALUE.fullmatch(value):
-        return value
-    seen = f"{request.remote_addr}|{request.user_agent.string}"
-    return keyed_hash(settings().SECRET_KEY, "client:" + seen)[:32]
+    if not _CLIENT_VALUE.fullmatch(value):
+        seen = f"{request.remote_addr}|{request.user_agent.string}"
+        value = keyed_hash(settings().SECRET_KEY, "client:" + seen)[:32]
+    g.client_value = value
+    return value
 
 
 def _client_hash() -> str:
