@@ -23,6 +23,7 @@ from app.consumer import texts
 from app.consumer.models import Verification
 from app.credit.models import Anomaly
 from app.credit.operations import (
+    credit_version,
     forget_public_accounts,
     kept_public_account,
     public_account,
@@ -405,7 +406,8 @@ def scan(
     checks = _copied_code_rule(session, unit, config, now)
     anomalies = tuple(_open_anomalies(session, unit.serial))
     steps = _steps(session, unit.serial, unit.merchant_id)
-    return _answer(session, unit, checks, anomalies, steps, config, now)
+    version = credit_version(session, ("merchant", unit.merchant_id))
+    return _answer(session, unit, checks, anomalies, steps, version, config, now)
 
 
 def _answer(
@@ -414,20 +416,25 @@ def _answer(
     checks: CheckSummary,
     anomalies: tuple[tuple[str, dict], ...],
     steps: list[Step],
+    credit_version: tuple,
     config: Config,
     now: datetime,
 ) -> dict:
     """The answer from what was read at the request (the unit, its checks with this one,
     its open anomalies and events) and what is kept per process (the batch's details and
     the merchant's credit, at most ``PUBLIC_CREDIT_MAX_AGE_S`` old). ``session`` may be a
-    callable: it is then only called when something kept has to be read again."""
+    callable: it is then only called when something kept has to be read again. The kept
+    credit is only used while the merchant's ``credit_version`` (read at the request) is
+    the one it was scored at: a new record or decision shows at once."""
     part = kept_batch_part(unit.batch_id)
     party = ("merchant", unit.merchant_id)
-    account = kept_public_account(party, config.policy)
+    account = kept_public_account(party, config.policy, credit_version)
     if part is None or account is None:
         s = session() if callable(session) else session
         part = part or batch_part(s, unit.batch_id, config)
-        account = account or public_account(s, party, config.policy, config.PUBLIC_CREDIT_MAX_AGE_S)
+        account = account or public_account(
+            s, party, config.policy, config.PUBLIC_CREDIT_MAX_AGE_S, credit_version
+        )
     standing = account.standing
     judged = verdict.assess(
         verdict.Facts(
@@ -482,7 +489,8 @@ def _answer(
 #: A statement sees one snapshot, which does not hold the row its own INSERT adds: the totals
 #: count the new check from the parameters (its place is not known yet, so it adds a check
 #: and perhaps a client, never a district). The INSERT happens only when the unit exists and
-#: the link's GTIN and lot are its own. ``set_config(…, true)`` is ``SET LOCAL``: this
+#: the link's GTIN and lot are its own. The merchant's credit version (credit_version) tells
+#: whether its kept credit still holds. ``set_config(…, true)`` is ``SET LOCAL``: this
 #: statement's commit does not wait for its WAL flush (see :func:`record_check`).
 _SCAN_IN_ONE = """
 WITH u AS (
@@ -527,6 +535,10 @@ SELECT u.serial, u.state, u.batch_id, u.merchant_id, u.status, u.recalled_at,
         LEFT JOIN couriers co ON e.party_type = 'courier' AND co.id = e.party_id
         LEFT JOIN logistics_companies lc ON lc.id = co.company_id
        ) AS events,
+       (SELECT max(r.id) FROM credit_records r
+        WHERE r.party_type = 'merchant' AND r.party_id = u.merchant_id) AS last_record,
+       (SELECT max(a.decided_at) FROM anomalies a
+        WHERE a.party_type = 'merchant' AND a.party_id = u.merchant_id) AS last_decision,
        set_config('synchronous_commit', 'off', true) AS synchronous_commit
 FROM u
 CROSS JOIN LATERAL (
@@ -618,6 +630,8 @@ def scan_in_one(
         first_at,
         anomalies,
         events,
+        last_record,
+        last_decision,
         _,
     ) = row
     if not recorded:
@@ -637,4 +651,5 @@ def scan_in_one(
         Step(i, t, datetime.fromisoformat(at), lat, lon, by, violation)
         for i, t, at, lat, lon, by, violation in events or ()
     ]
-    return unit, _answer(session, unit, summary, found, steps, config, now)
+    version = (last_record, last_decision)
+    return unit, _answer(session, unit, summary, found, steps, version, config, now)

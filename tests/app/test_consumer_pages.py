@@ -459,3 +459,57 @@ def test_a_dropped_database_connection_costs_no_scan(app, client, world):
     assert 503 in seen  # the path was taken at least once
     drop_connections()
     assert answer(client, serial)["checks"]["count"] == 3
+
+
+def test_a_kept_grade_never_hides_a_new_record_or_decision(database_url, make, world, session):
+    """With the merchant's credit kept for ten minutes, a sanction that black-lists it and a
+    regulator's confirmation of a serious anomaly both show on the very next scan."""
+    from datetime import UTC, datetime
+
+    from app import create_app
+    from app.consumer.operations import forget_public_parts
+    from app.credit.operations import record_findings
+    from trace.anomalies import SERIOUS, Finding
+
+    caching = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "TRACE_ENV": "testing",
+            "SECRET_KEY": "test-secret",
+            "PUBLIC_CREDIT_MAX_AGE_S": 600,
+        }
+    )
+    client, auth = caching.test_client(), make.auth("regulator")
+    serial, merchant = world["serials"][0], world["merchant"]
+    try:
+        # A serious anomaly, still open: it costs points but does not black-list.
+        finding = Finding("remote_sign", SERIOUS, ("code", "X1"), (("merchant", merchant),), {})
+        [anomaly] = record_findings(
+            session, [finding], caching.extensions["trace"].config.policy, datetime.now(UTC)
+        )
+        session.commit()
+        body = answer(client, serial)
+        assert body["merchant"]["credit"]["list"] is None and warnings(body) == []
+        resp = client.post(
+            f"/api/v1/anomalies/{anomaly.id}/decision",
+            json={"decision": "confirm", "reason": "checked on site"},
+            headers=auth,
+        )
+        assert resp.status_code == 200, resp.get_json()
+        body = answer(client, serial)
+        assert body["merchant"]["credit"]["list"] == "black"
+        assert warnings(body) == ["merchant_black_listed"]
+        forget_public_parts()
+
+        other = world["serials"][1]
+        score = answer(client, other)["merchant"]["credit"]["score"]
+        resp = client.post(
+            f"/api/v1/credit/merchant/{merchant}/records",
+            json={"kind": "sanction", "reason": "one more"},
+            headers=auth,
+        )
+        assert resp.status_code == 201
+        assert answer(client, other)["merchant"]["credit"]["score"] < score
+    finally:
+        forget_public_parts()
+        caching.extensions["trace"].engine.dispose()
