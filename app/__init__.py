@@ -99,15 +99,22 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     cli.trace_cli.add_command(sweep_command)
 
+    security = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "same-origin"),
+        ("X-Frame-Options", "DENY"),
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+        ("Permissions-Policy", "geolocation=(self), camera=()"),
+    ]
+    if config.TRACE_ENV == "production":
+        security.append(("Strict-Transport-Security", "max-age=31536000"))
+
     @flask_app.after_request
     def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("Permissions-Policy", "geolocation=(self), camera=()")
-        if config.TRACE_ENV == "production":
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        # Each header unless the view set its own (one pass over the headers, not one per
+        # header: this runs on every response).
+        present = {key.lower() for key, _ in response.headers.items()}
+        response.headers.extend([(k, v) for k, v in security if k.lower() not in present])
         return response
 
     @flask_app.get("/healthz")
