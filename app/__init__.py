@@ -76,6 +76,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         ),
         RATELIMIT_HEADERS_ENABLED=True,
     )
+    flask_app.session_interface = web.SessionInterface()
     flask_app.json.ensure_ascii = False
     flask_app.json.sort_keys = False
     engine = create_engine(config.DATABASE_URL)
