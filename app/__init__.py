@@ -44,7 +44,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     """Build the application. ``overrides`` replace settings from the environment (tests)."""
     from flask_limiter import Limiter
 
-    from app import cli, errors, web, workspace
+    from app import cli, errors, ratelimit, web, workspace
     from app.catalog.api import bp as catalog_bp
     from app.codes.api import bp as codes_bp
     from app.consumer.pages import bp as consumer_bp
@@ -69,9 +69,14 @@ def create_app(overrides: dict | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.TRACE_ENV == "production",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=config.SESSION_MAX_HOURS),
-        RATELIMIT_STORAGE_URI=config.RATE_LIMIT_STORAGE,
+        RATELIMIT_STORAGE_URI=(
+            ratelimit.SCHEME
+            if config.RATE_LIMIT_STORAGE.startswith("memory://")
+            else config.RATE_LIMIT_STORAGE
+        ),
         RATELIMIT_HEADERS_ENABLED=True,
     )
+    flask_app.session_interface = web.SessionInterface()
     flask_app.json.ensure_ascii = False
     flask_app.json.sort_keys = False
     engine = create_engine(config.DATABASE_URL)
@@ -80,28 +85,37 @@ def create_app(overrides: dict | None = None) -> Flask:
     errors.register(flask_app)
     flask_app.teardown_appcontext(web.close_session)
     limiter = Limiter(web.client_address, app=flask_app)
-    public = limiter.limit(lambda: config.PUBLIC_RATE_LIMIT)
+    # Static strings (the settings do not change while the app runs): a callable is called
+    # and its limit string parsed again on every request.
+    public = limiter.limit(config.PUBLIC_RATE_LIMIT)
     for bp in (parties_bp, catalog_bp, codes_bp, events_bp, credit_bp, openapi_bp):
         if bp in (codes_bp, credit_bp):
             public(bp)
         flask_app.register_blueprint(bp, url_prefix="/api/v1")
     public(consumer_bp)
     flask_app.register_blueprint(consumer_bp)
-    workspace.register(flask_app, limiter.limit(lambda: config.SIGN_IN_RATE_LIMIT))
+    workspace.register(flask_app, limiter.limit(config.SIGN_IN_RATE_LIMIT))
     cli.register(flask_app)
     from app.credit.cli import sweep_command
 
     cli.trace_cli.add_command(sweep_command)
 
+    security = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "same-origin"),
+        ("X-Frame-Options", "DENY"),
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+        ("Permissions-Policy", "geolocation=(self), camera=()"),
+    ]
+    if config.TRACE_ENV == "production":
+        security.append(("Strict-Transport-Security", "max-age=31536000"))
+
     @flask_app.after_request
     def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("Permissions-Policy", "geolocation=(self), camera=()")
-        if config.TRACE_ENV == "production":
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        # Each header unless the view set its own (one pass over the headers, not one per
+        # header: this runs on every response).
+        present = {key.lower() for key, _ in response.headers.items()}
+        response.headers.extend([(k, v) for k, v in security if k.lower() not in present])
         return response
 
     @flask_app.get("/healthz")

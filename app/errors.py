@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import pydantic
+import sqlalchemy.exc
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
@@ -86,6 +87,20 @@ def _http(exc: HTTPException) -> Response:
     return error_response(exc.code or 500, code, exc.description or exc.name)
 
 
+def _database_gone(exc: sqlalchemy.exc.DBAPIError) -> Response:
+    """The database dropped the connection (a restart): the pool has discarded it and its
+    older siblings; the client may simply try again."""
+    if not exc.connection_invalidated:
+        return _unexpected(exc)
+    log.warning("database connection lost; the pool renews its connections: %s", exc.orig)
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database connection was lost; nothing was saved. Try again.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error")
     return error_response(500, "internal_error", "Internal error; nothing was saved.")
@@ -95,4 +110,5 @@ def register(app: Flask) -> None:
     app.register_error_handler(DomainError, _domain)
     app.register_error_handler(pydantic.ValidationError, _pydantic)
     app.register_error_handler(HTTPException, _http)
+    app.register_error_handler(sqlalchemy.exc.DBAPIError, _database_gone)
     app.register_error_handler(Exception, _unexpected)

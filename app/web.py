@@ -11,6 +11,8 @@ from typing import TypeVar
 
 import pydantic
 from flask import current_app, g, request
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
 from app.auth.operations import authenticate
@@ -98,3 +100,23 @@ def client_address() -> str:
 def settings():
     """The service's :class:`config.Config`."""
     return current_app.extensions["trace"].config
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signing serializer built once per set of keys
+    instead of on every request (every request opens the session, even the public pages'
+    that never use it)."""
+
+    _serializers: dict[tuple, URLSafeTimedSerializer]
+
+    def __init__(self) -> None:
+        self._serializers = {}
+
+    def get_signing_serializer(self, app) -> URLSafeTimedSerializer | None:
+        if not app.secret_key:
+            return None
+        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)
+        found = self._serializers.get(keys)
+        if found is None:
+            found = self._serializers[keys] = super().get_signing_serializer(app)
+        return found

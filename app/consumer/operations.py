@@ -6,10 +6,13 @@ One use case, :func:`scan`, serves the HTML page and its JSON form alike.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
@@ -19,7 +22,13 @@ from app.codes.models import TraceCode
 from app.consumer import texts
 from app.consumer.models import Verification
 from app.credit.models import Anomaly
-from app.credit.operations import forget_public_accounts, public_account, record_findings
+from app.credit.operations import (
+    credit_version,
+    forget_public_accounts,
+    kept_public_account,
+    public_account,
+    record_findings,
+)
 from app.db import point
 from app.events import history
 from config import Config
@@ -38,6 +47,12 @@ CITY_ONLY = frozenset({"in_transit"})
 # -- places, never finer than a district ----------------------------------------------------
 
 
+# Places come from the bundled boundaries, which do not change while the process runs: the
+# lookups are kept (the answers are shared: do not modify them). They were about a twentieth
+# of a scan's CPU.
+
+
+@functools.lru_cache(maxsize=16_384)
 def place_of_region(region_code: str | None, *, city_only: bool = False) -> dict | None:
     """The public name of a GB/T 2260 region: district (or city) when bundled, else province."""
     if not region_code:
@@ -57,6 +72,7 @@ def place_of_region(region_code: str | None, *, city_only: bool = False) -> dict
     return {"region_code": region_code[:2] + "0000", "zh": province[0], "en": province[1]}
 
 
+@functools.lru_cache(maxsize=65_536)
 def place_of_point(lat: float | None, lon: float | None, *, city_only: bool = False):
     """The district (or city) a point lies in, or None outside the bundled boundaries."""
     if lat is None or lon is None:
@@ -121,17 +137,21 @@ def find_unit(session: Session, serial: str) -> Unit:
     )
 
 
-def find_unit_by_link(session: Session, uri: str, config: Config) -> Unit:
-    """The unit behind a Digital Link: the GTIN and lot in it must be the unit's own (a real
-    serial under another product's GTIN is a forged link)."""
+def link_parts(uri: str) -> tuple[str, str, str | None]:
+    """Serial, GTIN-14 and lot (None when the link has none) of a unit's Digital Link."""
     link = parse_digital_link(uri)
     if link.serial is None:
         raise ValidationError("the link has no serial (AI 21)", field="uri")
-    unit = find_unit(session, link.serial)
+    return link.serial, link.gtin14, link.lot
+
+
+def find_unit_by_link(session: Session, uri: str, config: Config) -> Unit:
+    """The unit behind a Digital Link: the GTIN and lot in it must be the unit's own (a real
+    serial under another product's GTIN is a forged link)."""
+    serial, gtin14, lot = link_parts(uri)
+    unit = find_unit(session, serial)
     part = batch_part(session, unit.batch_id, config)
-    if part["product"]["gtin"] != link.gtin14 or (
-        link.lot is not None and part["batch"]["lot"] != link.lot
-    ):
+    if part["product"]["gtin"] != gtin14 or (lot is not None and part["batch"]["lot"] != lot):
         raise NotFound("this serial was not issued for the product and lot in the link")
     return unit
 
@@ -140,13 +160,21 @@ def find_unit_by_link(session: Session, uri: str, config: Config) -> Unit:
 _BATCH_PARTS: dict[int, tuple[float, dict]] = {}
 
 
+def kept_batch_part(batch_id: int) -> dict | None:
+    """The batch's public details when this process still keeps them, else None."""
+    cached = _BATCH_PARTS.get(batch_id)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    return None
+
+
 def batch_part(session: Session, batch_id: int, config: Config) -> dict:
     """What the public may know of a unit's batch, product and merchant, kept per process for
     ``PUBLIC_CREDIT_MAX_AGE_S`` (status and recall are read fresh with the unit)."""
+    kept = kept_batch_part(batch_id)
+    if kept is not None:
+        return kept
     now = time.monotonic()
-    cached = _BATCH_PARTS.get(batch_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
     batch = (
         session.scalars(
             sa.select(Batch)
@@ -261,13 +289,24 @@ def _copied_code_rule(session: Session, unit: Unit, config: Config, now: datetim
 # -- the answer --------------------------------------------------------------------------------
 
 
-def _journey(session: Session, serial: str, merchant_id: int) -> list[dict]:
-    """The unit's lawful steps, with company names and district-level places only."""
+@dataclass(frozen=True)
+class Step:
+    """One of a unit's events as the journey needs it (who: a company or merchant name)."""
+
+    id: int
+    type: str
+    occurred_at: datetime
+    lat: float | None
+    lon: float | None
+    by: str | None
+    violation: str | None
+
+
+def _steps(session: Session, serial: str, merchant_id: int) -> list[Step]:
+    """The unit's events (its own and its parcels'), in time order, with company names."""
     timeline, parties = history.unit_timeline(session, serial, merchant_id)
     steps = []
     for row in timeline.events:
-        if row.violation is not None:
-            continue
         party = parties.of((row.party_type, row.party_id)) or {}
         if party.get("type") == "courier":
             by = party["company"]["name"]  # the company, never the courier's name
@@ -275,19 +314,24 @@ def _journey(session: Session, serial: str, merchant_id: int) -> list[dict]:
             by = party["name"]
         else:
             by = None
-        lat_lon = history.point_of(row.location)
-        city_only = row.type in CITY_ONLY
-        place = place_of_point(*(lat_lon or (None, None)), city_only=city_only)
-        steps.append(
-            {
-                "type": row.type,
-                "label": texts.both(texts.EVENTS.get(row.type, (row.type, row.type))),
-                "time": _local(row.occurred_at),
-                "place": place,
-                "by": by,
-            }
-        )
+        lat, lon = history.point_of(row.location) or (None, None)
+        steps.append(Step(row.id, row.type, row.occurred_at, lat, lon, by, row.violation))
     return steps
+
+
+def _journey(steps: list[Step]) -> list[dict]:
+    """The unit's lawful steps, with company names and district-level places only."""
+    return [
+        {
+            "type": step.type,
+            "label": texts.both(texts.EVENTS.get(step.type, (step.type, step.type))),
+            "time": _local(step.occurred_at),
+            "place": place_of_point(step.lat, step.lon, city_only=step.type in CITY_ONLY),
+            "by": step.by,
+        }
+        for step in steps
+        if step.violation is None
+    ]
 
 
 _OPEN_ANOMALIES = sa.select(Anomaly.type, Anomaly.evidence).where(
@@ -353,14 +397,44 @@ def scan(
     now: datetime | None = None,
 ) -> dict:
     """Record the consumer's check and answer: verdict, product, batch, merchant and its
-    credit, the journey, and how often and where the code has been checked."""
+    credit, the journey, and how often and where the code has been checked.
+
+    Any database; one statement at a time. :func:`scan_in_one` is the same on PostgreSQL in
+    one statement."""
     now = now or datetime.now(UTC)
     record_check(session, unit.serial, client_hash, now)
     checks = _copied_code_rule(session, unit, config, now)
-    part = batch_part(session, unit.batch_id, config)
-    account = public_account(
-        session, ("merchant", unit.merchant_id), config.policy, config.PUBLIC_CREDIT_MAX_AGE_S
-    )
+    anomalies = tuple(_open_anomalies(session, unit.serial))
+    steps = _steps(session, unit.serial, unit.merchant_id)
+    version = credit_version(session, ("merchant", unit.merchant_id))
+    return _answer(session, unit, checks, anomalies, steps, version, config, now)
+
+
+def _answer(
+    session: Session | Callable[[], Session],
+    unit: Unit,
+    checks: CheckSummary,
+    anomalies: tuple[tuple[str, dict], ...],
+    steps: list[Step],
+    credit_version: tuple,
+    config: Config,
+    now: datetime,
+) -> dict:
+    """The answer from what was read at the request (the unit, its checks with this one,
+    its open anomalies and events) and what is kept per process (the batch's details and
+    the merchant's credit, at most ``PUBLIC_CREDIT_MAX_AGE_S`` old). ``session`` may be a
+    callable: it is then only called when something kept has to be read again. The kept
+    credit is only used while the merchant's ``credit_version`` (read at the request) is
+    the one it was scored at: a new record or decision shows at once."""
+    part = kept_batch_part(unit.batch_id)
+    party = ("merchant", unit.merchant_id)
+    account = kept_public_account(party, config.policy, credit_version)
+    if part is None or account is None:
+        s = session() if callable(session) else session
+        part = part or batch_part(s, unit.batch_id, config)
+        account = account or public_account(
+            s, party, config.policy, config.PUBLIC_CREDIT_MAX_AGE_S, credit_version
+        )
     standing = account.standing
     judged = verdict.assess(
         verdict.Facts(
@@ -371,7 +445,7 @@ def scan(
             recalled_at=unit.recalled_at,
             recall_reason=unit.recall_reason,
             merchant_list=standing.list,
-            anomalies=tuple(_open_anomalies(session, unit.serial)),
+            anomalies=anomalies,
         )
     )
     merchant = {k: v for k, v in part["merchant"].items() if k != "location"}
@@ -397,7 +471,7 @@ def scan(
             "recall_reason": unit.recall_reason,
         },
         "merchant": merchant,
-        "journey": _journey(session, unit.serial, unit.merchant_id),
+        "journey": _journey(steps),
         "checks": {
             "count": checks.checks,
             "clients": checks.clients,
@@ -406,3 +480,176 @@ def scan(
             "first_place": place_of_region(checks.first_district),
         },
     }
+
+
+# -- the scan in one statement (PostgreSQL) --------------------------------------------------
+
+#: The unit, the recorded check, the code's check totals with it, its open anomalies and its
+#: events with the companies' names: one round trip, one implicit transaction (autocommit).
+#: A statement sees one snapshot, which does not hold the row its own INSERT adds: the totals
+#: count the new check from the parameters (its place is not known yet, so it adds a check
+#: and perhaps a client, never a district). The INSERT happens only when the unit exists and
+#: the link's GTIN and lot are its own. The merchant's credit version (credit_version) tells
+#: whether its kept credit still holds. ``set_config(…, true)`` is ``SET LOCAL``: this
+#: statement's commit does not wait for its WAL flush (see :func:`record_check`).
+_SCAN_IN_ONE = """
+WITH u AS (
+    SELECT c.serial, c.state, c.batch_id, p.merchant_id, b.status, b.recalled_at,
+           b.recall_reason, b.expires_on, p.gtin, b.lot
+    FROM trace_codes c
+    JOIN batches b ON b.id = c.batch_id
+    JOIN products p ON p.id = b.product_id
+    WHERE c.serial = %(serial)s
+), recorded AS (
+    INSERT INTO verifications (serial, client_hash, verified_at)
+    SELECT u.serial, %(client)s, %(now)s FROM u
+    WHERE %(gtin)s::text IS NULL
+       OR (u.gtin = %(gtin)s::text AND (%(lot)s::text IS NULL OR u.lot = %(lot)s::text))
+    RETURNING id
+)
+SELECT u.serial, u.state, u.batch_id, u.merchant_id, u.status, u.recalled_at,
+       u.recall_reason, u.expires_on, u.gtin, u.lot,
+       (SELECT count(*) FROM recorded) AS recorded,
+       t.checks, t.clients, t.districts, t.first_at,
+       (SELECT json_agg(json_build_array(a.type, a.evidence))
+        FROM anomalies a
+        WHERE a.subject_type = 'code' AND a.subject = u.serial AND a.status <> 'dismissed'
+       ) AS anomalies,
+       (SELECT json_agg(json_build_array(
+                   e.id, e.type, e.occurred_at, e.lat, e.lon,
+                   CASE e.party_type WHEN 'merchant' THEN m.name
+                                     WHEN 'courier' THEN lc.name END,
+                   e.violation)
+               ORDER BY e.occurred_at, e.id)
+        FROM (
+            SELECT id, type, occurred_at, ST_Y(location) AS lat, ST_X(location) AS lon,
+                   party_type, party_id, violation
+            FROM events WHERE serial = u.serial
+            UNION
+            SELECT id, type, occurred_at, ST_Y(location), ST_X(location),
+                   party_type, party_id, violation
+            FROM events
+            WHERE waybill IN (SELECT waybill FROM parcel_items WHERE serial = u.serial)
+        ) e
+        LEFT JOIN merchants m ON e.party_type = 'merchant' AND m.id = e.party_id
+        LEFT JOIN couriers co ON e.party_type = 'courier' AND co.id = e.party_id
+        LEFT JOIN logistics_companies lc ON lc.id = co.company_id
+       ) AS events,
+       (SELECT max(r.id) FROM credit_records r
+        WHERE r.party_type = 'merchant' AND r.party_id = u.merchant_id) AS last_record,
+       (SELECT max(a.decided_at) FROM anomalies a
+        WHERE a.party_type = 'merchant' AND a.party_id = u.merchant_id) AS last_decision,
+       set_config('synchronous_commit', 'off', true) AS synchronous_commit
+FROM u
+CROSS JOIN LATERAL (
+    SELECT count(*) AS checks, count(DISTINCT v.client_hash) AS clients,
+           count(DISTINCT v.district_code) AS districts, min(v.verified_at) AS first_at
+    FROM (
+        SELECT client_hash, district_code, verified_at FROM verifications
+        WHERE serial = u.serial
+        UNION ALL
+        SELECT %(client)s::text, NULL, %(now)s::timestamptz
+    ) v
+) t
+"""
+
+
+def _run_in_one(engine: sa.Engine, params: dict):
+    """The row of :data:`_SCAN_IN_ONE`, on a pooled connection in autocommit (the statement
+    is its own transaction: no BEGIN, no COMMIT). The pool does not ping before a checkout:
+    when the server has dropped the connection (a restart), the pool discards it and every
+    older one, as it does for ORM statements, and the statement goes once more on a fresh
+    connection (a dropped connection ran nothing; the check is recorded once)."""
+    for attempt in (1, 2):
+        conn = engine.raw_connection()
+        try:
+            raw = conn.driver_connection
+            raw.autocommit = True
+            try:
+                with raw.cursor() as cur:
+                    return cur.execute(_SCAN_IN_ONE, params, prepare=True).fetchone()
+            finally:
+                if not raw.closed:
+                    raw.autocommit = False
+        except psycopg.OperationalError as exc:
+            if not engine.dialect.is_disconnect(exc, raw, None):
+                raise
+            engine.pool._invalidate(conn, exc)  # what SQLAlchemy does on a disconnect
+            if attempt == 2:
+                raise sa.exc.OperationalError(
+                    "scan", None, exc, connection_invalidated=True
+                ) from exc
+        finally:
+            conn.close()
+    raise AssertionError("unreachable")
+
+
+def scan_in_one(
+    engine: sa.Engine,
+    session: Callable[[], Session],
+    serial: str,
+    client_hash: str,
+    config: Config,
+    *,
+    gtin14: str | None = None,
+    lot: str | None = None,
+    now: datetime | None = None,
+) -> tuple[Unit, dict]:
+    """:func:`scan` on PostgreSQL in one statement: the unit (NotFound when it was never
+    issued, or not for the GTIN and lot of the link) and the answer. ``session`` opens the
+    request's session, only needed for what is not kept, or when the copied-code rule may
+    fire (its finding is written as the other rules' are)."""
+    now = now or datetime.now(UTC)
+    row = _run_in_one(
+        engine,
+        {
+            "serial": validate_serial(serial),
+            "client": client_hash,
+            "now": now,
+            "gtin": gtin14,
+            "lot": lot,
+        },
+    )
+    if row is None:
+        raise NotFound("no trace code with this serial; it was never issued", field="serial")
+    (
+        serial,
+        state,
+        batch_id,
+        merchant_id,
+        status,
+        recalled_at,
+        recall_reason,
+        expires_on,
+        _gtin,
+        _lot,
+        recorded,
+        checks,
+        clients,
+        district_count,
+        first_at,
+        anomalies,
+        events,
+        last_record,
+        last_decision,
+        _,
+    ) = row
+    if not recorded:
+        raise NotFound("this serial was not issued for the product and lot in the link")
+    unit = Unit(
+        serial, state, batch_id, merchant_id, status, recalled_at, recall_reason, expires_on
+    )
+    summary = CheckSummary(checks, clients, district_count, first_at)
+    found = tuple((t, e) for t, e in anomalies or ())
+    if summary.could_be_copied(config.thresholds):
+        # Rare: the rule reads the districts and may write a finding, as share_place does.
+        s = session()
+        summary = _copied_code_rule(s, unit, config, now)
+        found = tuple(_open_anomalies(s, serial))
+        s.commit()
+    steps = [
+        Step(i, t, datetime.fromisoformat(at), lat, lon, by, violation)
+        for i, t, at, lat, lon, by, violation in events or ()
+    ]
+    version = (last_record, last_decision)
+    return unit, _answer(session, unit, summary, found, steps, version, config, now)

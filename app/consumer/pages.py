@@ -14,7 +14,16 @@ import hmac
 import re
 
 import pydantic
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from app.consumer import operations, texts
 from app.credit import feedback
@@ -37,11 +46,14 @@ FORMS = ("review", "complaint", "rating")
 def _client_value() -> str:
     """The client's pseudonymous id: its cookie, or (first visit, or no cookies) a keyed hash
     of its address and browser, which then becomes its cookie."""
+    if "client_value" in g:
+        return g.client_value
     value = request.cookies.get(CLIENT_COOKIE, "")
-    if _CLIENT_VALUE.fullmatch(value):
-        return value
-    seen = f"{request.remote_addr}|{request.user_agent.string}"
-    return keyed_hash(settings().SECRET_KEY, "client:" + seen)[:32]
+    if not _CLIENT_VALUE.fullmatch(value):
+        seen = f"{request.remote_addr}|{request.user_agent.string}"
+        value = keyed_hash(settings().SECRET_KEY, "client:" + seen)[:32]
+    g.client_value = value
+    return value
 
 
 def _client_hash() -> str:
@@ -106,9 +118,29 @@ def _unknown(code_text: str):
     return page, 404
 
 
-def _answer(unit, *, status: int = 200, notice: str | None = None, errors: dict | None = None):
-    scan = operations.scan(db(), unit, _client_hash(), settings())
-    db().commit()
+def _in_one() -> bool:
+    """Whether the scan runs as one statement (PostgreSQL: operations.scan_in_one)."""
+    return current_app.extensions["trace"].engine.dialect.name == "postgresql"
+
+
+def _scan_in_one(serial: str, gtin14: str | None = None, lot: str | None = None):
+    engine = current_app.extensions["trace"].engine
+    return operations.scan_in_one(
+        engine, db, serial, _client_hash(), settings(), gtin14=gtin14, lot=lot
+    )
+
+
+def _answer(
+    unit,
+    *,
+    status: int = 200,
+    notice: str | None = None,
+    errors: dict | None = None,
+    scan: dict | None = None,
+):
+    if scan is None:
+        scan = operations.scan(db(), unit, _client_hash(), settings())
+        db().commit()
     if _wants_json():
         response = make_response(scan, status)
     else:
@@ -136,6 +168,10 @@ def _answer(unit, *, status: int = 200, notice: str | None = None, errors: dict 
 def by_link(rest: str):
     """The GS1 Digital Link of the QR code."""
     try:
+        if _in_one():
+            serial, gtin14, lot = operations.link_parts(_raw_path())
+            unit, scan = _scan_in_one(serial, gtin14, lot)
+            return _answer(unit, scan=scan)
         unit = operations.find_unit_by_link(db(), _raw_path(), settings())
     except (NotFound, ValidationError):
         return _unknown(_raw_path())
@@ -145,12 +181,16 @@ def by_link(rest: str):
 @bp.get("/t/<serial>")
 def by_serial(serial: str):
     """The short form, for a code typed by hand."""
+    sent = request.args.get("sent")
+    notice = sent if sent in FORMS else None
     try:
+        if _in_one():
+            unit, scan = _scan_in_one(serial.strip().upper())
+            return _answer(unit, notice=notice, scan=scan)
         unit = operations.find_unit(db(), serial.strip().upper())
     except (NotFound, ValidationError):
         return _unknown(serial)
-    sent = request.args.get("sent")
-    return _answer(unit, notice=sent if sent in FORMS else None)
+    return _answer(unit, notice=notice)
 
 
 # -- what the consumer sends back ------------------------------------------------------------

@@ -516,26 +516,69 @@ def accounts(
     }
 
 
-#: (party, policy) -> (valid until, monotonic clock; account): public answers only.
-_PUBLIC_ACCOUNTS: dict[tuple, tuple[float, Account]] = {}
+#: (party, policy) -> (valid until, monotonic clock; records version; account): public
+#: answers only.
+_PUBLIC_ACCOUNTS: dict[tuple, tuple[float, tuple | None, Account]] = {}
+
+
+def credit_version(session: Session, party: tuple[str, int]) -> tuple:
+    """What changes whenever a party's standing can change other than by time passing: its
+    last credit record (records are only appended: a new anomaly, sanction, reversal or
+    commitment adds one) and its anomalies' last decision (a confirmation adds none).
+    ``app.consumer.operations`` reads the same two values inside its one scan statement."""
+    party_type, party_id = party
+    last_record = (
+        sa.select(sa.func.max(CreditRecord.id))
+        .where(CreditRecord.party_type == party_type, CreditRecord.party_id == party_id)
+        .scalar_subquery()
+    )
+    last_decision = (
+        sa.select(sa.func.max(Anomaly.decided_at))
+        .where(Anomaly.party_type == party_type, Anomaly.party_id == party_id)
+        .scalar_subquery()
+    )
+    return tuple(session.execute(sa.select(last_record, last_decision)).one())
 
 
 def public_account(
-    session: Session, party: tuple[str, int], policy: credit.Policy, max_age_s: float
+    session: Session,
+    party: tuple[str, int],
+    policy: credit.Policy,
+    max_age_s: float,
+    version: tuple | None = None,
 ) -> Account:
     """A party's account for public answers, reused for up to ``max_age_s`` seconds within
     this process: a product page is asked for far more often than a party's records change,
-    and scoring a long record on every scan would cost more than the rest of the page."""
-    key = (party, id(policy))
+    and scoring a long record on every scan would cost more than the rest of the page.
+
+    With ``version`` (:func:`credit_version`, read at the request), a kept account is only
+    reused while its party's records and decisions are unchanged: the score, grade and
+    lists are then those of the records at the request, only their fading with time may be
+    up to ``max_age_s`` late."""
+    kept = kept_public_account(party, policy, version)
+    if kept is not None:
+        return kept
     now = time.monotonic()
-    cached = _PUBLIC_ACCOUNTS.get(key)
-    if cached is not None and cached[0] > now:
-        return cached[1]
     found = accounts(session, {party}, policy)[party]
     if len(_PUBLIC_ACCOUNTS) > 10_000:
         _PUBLIC_ACCOUNTS.clear()
-    _PUBLIC_ACCOUNTS[key] = (now + max_age_s, found)
+    _PUBLIC_ACCOUNTS[(party, id(policy))] = (now + max_age_s, version, found)
     return found
+
+
+def kept_public_account(
+    party: tuple[str, int], policy: credit.Policy, version: tuple | None = None
+) -> Account | None:
+    """The party's public account when this process still keeps it (and, with ``version``,
+    when it was scored from records of that version), else None."""
+    cached = _PUBLIC_ACCOUNTS.get((party, id(policy)))
+    if (
+        cached is not None
+        and cached[0] > time.monotonic()
+        and (version is None or cached[1] == version)
+    ):
+        return cached[2]
+    return None
 
 
 def forget_public_accounts() -> None:

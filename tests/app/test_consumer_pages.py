@@ -2,7 +2,9 @@
 check itself, the forms, and what must never show."""
 
 import re
+import time
 from datetime import date
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -380,6 +382,144 @@ def test_kept_details_never_hide_a_recall(database_url, make, world):
         assert resp.status_code == 200
         body = answer(client, serial)
         assert warnings(body) == ["recalled"] and body["batch"]["status"] == "recalled"
+    finally:
+        forget_public_parts()
+        caching.extensions["trace"].engine.dispose()
+
+
+def test_the_answer_counts_the_check_being_made(client, world, session):
+    """The check a scan records is in the totals the same scan shows (one statement on
+    PostgreSQL: its own INSERT is not in its snapshot, so it is counted from the request)."""
+    serial = world["serials"][2]
+    first = answer(client, serial)["checks"]
+    assert first["count"] == 1 and first["clients"] == 1 and first["first_at"]
+    again = answer(client, serial)["checks"]
+    assert again["count"] == 2 and again["clients"] == 1
+    other = client.application.test_client()
+    resp = other.get(f"/t/{serial}", headers={**JSON, "User-Agent": "another phone"})
+    assert resp.get_json()["checks"]["count"] == 3 and resp.get_json()["checks"]["clients"] == 2
+    assert session.scalar(sa.select(sa.func.count()).select_from(Verification)) == 3
+
+
+def test_a_link_with_another_lot_or_gtin_is_unknown_and_records_nothing(client, world, session):
+    """A real serial under the wrong lot or GTIN is a forged link: no answer, no check."""
+    serial = world["serials"][1]
+    uri = answer(client, serial)["code"]["uri"]
+    path = urlsplit(uri).path
+    assert client.get(path, headers=JSON).status_code == 200
+    wrong_lot = re.sub(r"/10/[^/]+/", "/10/NOTTHISLOT/", path)
+    wrong_gtin = "/01/04006381333931" + path[len("/01/00000000000000") :]
+    for bad in (wrong_lot, wrong_gtin):
+        resp = client.get(bad, headers=JSON)
+        assert resp.status_code == 404 and warnings(resp.get_json()) == ["unknown_code"]
+    checks = session.scalars(sa.select(Verification).where(Verification.serial == serial)).all()
+    assert len(checks) == 2
+
+
+def test_a_dropped_database_connection_costs_no_scan(app, client, world):
+    """The pool does not ping before each checkout: when the server drops its connections
+    (a restart), the scan sends its statement again on a fresh one; any other request that
+    meets a dropped connection is answered 503 with Retry-After, and the next one works."""
+    engine = app.extensions["trace"].engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement scan and the pool's reconnection are PostgreSQL's")
+    serial = world["serials"][0]
+    assert answer(client, serial)["checks"]["count"] == 1
+
+    def drop_connections():
+        """The server ends the app's pooled connections (as a restart would), and only
+        those: connections other fixtures hold stay up."""
+        held = [engine.connect() for _ in range(3)]  # a pool of several connections
+        for conn in held:
+            conn.close()
+        pids = [
+            rec.dbapi_connection.info.backend_pid
+            for rec in list(engine.pool._pool.queue)
+            if rec.dbapi_connection is not None
+        ]
+        killer = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+        with killer.connect() as conn:
+            ended = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"
+            conn.execute(
+                sa.text("SELECT pg_terminate_backend(p) FROM unnest(:pids) p"), {"pids": pids}
+            )
+            conn.commit()
+            for _ in range(100):  # the backends end a moment later
+                if not conn.scalar(sa.text(ended), {"pids": pids}):
+                    break
+                conn.commit()
+                time.sleep(0.05)
+        killer.dispose()
+
+    drop_connections()
+    assert answer(client, serial)["checks"]["count"] == 2
+    seen = []
+    for _ in range(3):
+        drop_connections()
+        responses = [client.get(f"/api/v1/codes/{serial}") for _ in range(4)]
+        statuses = [r.status_code for r in responses]
+        # At most one request meets a dropped connection: the pool then renews the others.
+        assert set(statuses) <= {200, 503} and statuses.count(503) <= 1, statuses
+        for r in responses:
+            if r.status_code == 503:
+                assert "Retry-After" in r.headers
+                assert r.get_json()["error"]["code"] == "database_unavailable"
+        seen += statuses
+    assert 503 in seen  # the path was taken at least once
+    drop_connections()
+    assert answer(client, serial)["checks"]["count"] == 3
+    engine.dispose()  # no dropped connection left in the pool for the next test
+
+
+def test_a_kept_grade_never_hides_a_new_record_or_decision(database_url, make, world, session):
+    """With the merchant's credit kept for ten minutes, a sanction that black-lists it and a
+    regulator's confirmation of a serious anomaly both show on the very next scan."""
+    from datetime import UTC, datetime
+
+    from app import create_app
+    from app.consumer.operations import forget_public_parts
+    from app.credit.operations import record_findings
+    from trace.anomalies import SERIOUS, Finding
+
+    caching = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "TRACE_ENV": "testing",
+            "SECRET_KEY": "test-secret",
+            "PUBLIC_CREDIT_MAX_AGE_S": 600,
+        }
+    )
+    client, auth = caching.test_client(), make.auth("regulator")
+    serial, merchant = world["serials"][0], world["merchant"]
+    try:
+        # A serious anomaly, still open: it costs points but does not black-list.
+        finding = Finding("remote_sign", SERIOUS, ("code", "X1"), (("merchant", merchant),), {})
+        [anomaly] = record_findings(
+            session, [finding], caching.extensions["trace"].config.policy, datetime.now(UTC)
+        )
+        session.commit()
+        body = answer(client, serial)
+        assert body["merchant"]["credit"]["list"] is None and warnings(body) == []
+        resp = client.post(
+            f"/api/v1/anomalies/{anomaly.id}/decision",
+            json={"decision": "confirm", "reason": "checked on site"},
+            headers=auth,
+        )
+        assert resp.status_code == 200, resp.get_json()
+        body = answer(client, serial)
+        assert body["merchant"]["credit"]["list"] == "black"
+        assert warnings(body) == ["merchant_black_listed"]
+        forget_public_parts()
+
+        other = world["serials"][1]
+        score = answer(client, other)["merchant"]["credit"]["score"]
+        resp = client.post(
+            f"/api/v1/credit/merchant/{merchant}/records",
+            json={"kind": "sanction", "reason": "one more"},
+            headers=auth,
+        )
+        assert resp.status_code == 201
+        assert answer(client, other)["merchant"]["credit"]["score"] < score
     finally:
         forget_public_parts()
         caching.extensions["trace"].engine.dispose()

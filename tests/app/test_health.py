@@ -7,3 +7,37 @@ def test_healthz_answers_ok_without_a_token(client):
     assert resp.status_code == 200
     assert resp.get_json() == {"status": "ok"}
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_security_headers_keep_a_views_own_value(database_url):
+    """Every response gets the security headers, each unless the view set its own, once."""
+    from app import create_app
+
+    app = create_app({"DATABASE_URL": database_url, "TRACE_ENV": "testing", "SECRET_KEY": "t"})
+
+    @app.get("/_test/own-frame-options")
+    def own_frame_options():
+        return "", 200, {"X-Frame-Options": "SAMEORIGIN", "referrer-policy": "no-referrer"}
+
+    resp = app.test_client().get("/_test/own-frame-options")
+    assert resp.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert resp.headers.getlist("Referrer-Policy") == ["no-referrer"]
+    assert resp.headers.getlist("X-Content-Type-Options") == ["nosniff"]
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+    app.extensions["trace"].engine.dispose()
+
+
+def test_the_production_server_settings_are_the_benchs(monkeypatch):
+    """gunicorn.conf.py (read by `gunicorn wsgi:app` from the project root) is what
+    bench/bench_consumer.py serves with unless told otherwise."""
+    import runpy
+    from pathlib import Path
+
+    from bench.bench_consumer import served_with
+
+    monkeypatch.delenv("WEB_WORKERS", raising=False)
+    monkeypatch.delenv("WEB_THREADS", raising=False)
+    conf = runpy.run_path(str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py"))
+    assert conf["worker_class"] == "gthread" and conf["threads"] == 4
+    assert served_with(None, None) == (conf["workers"], 4)
+    assert served_with(3, 2) == (3, 2)

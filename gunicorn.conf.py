@@ -1,0 +1,23 @@
+"""gunicorn's settings for the service, read by ``gunicorn wsgi:app`` run from the project root
+(the README's production command) and by ``bench/bench_consumer.py``.
+
+One process per core, each with four threads (gthread): a request waits on PostgreSQL for
+part of its time, and the threads fill that wait. More processes than cores cost more CPU a
+request on two cores (consumer scans, workers + database + load generator, two runs each on
+a shared machine: 2 × 4 threads 1.9 and 2.1 ms, 2 × 2 1.9 and 2.0, 3 × 2 2.2 and 2.4,
+3 × 4 2.4, 4 × 2 3.2). Override with ``WEB_WORKERS`` and ``WEB_THREADS``, or gunicorn's own
+command-line options.
+
+Connections are not spread evenly: when wrk opens its 32 at once, one process accepted
+31 or all 32 of them (so one GIL serves nearly everything). ``--worker-connections 16``
+split them 16/16 but was not faster on the shared two cores (513 and 740 req/s against
+572 and 683, p99 300 ms against 70 and 130), so it is not set here.
+"""
+
+import os
+
+workers = int(os.environ.get("WEB_WORKERS", os.cpu_count() or 2))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", 4))
+# Room for bursts of new connections (phones opening a page at once) while all threads work.
+backlog = 2048
