@@ -23,6 +23,9 @@ class Anomaly(Base):
             "type", "subject_type", "subject", "party_type", "party_id", name="uq_anomalies_finding"
         ),
         sa.Index("ix_anomalies_party", "party_type", "party_id"),
+        # A code's or parcel's anomalies (its history, the consumer's scan); the unique key
+        # above leads with the type and cannot serve them.
+        sa.Index("ix_anomalies_subject", "subject_type", "subject"),
         sa.Index("ix_anomalies_status_detected_at", "status", "detected_at"),
     )
 
