@@ -375,8 +375,7 @@ class CheckSummary:
 
     def could_be_copied(self, t: Thresholds) -> bool:
         return (
-            self.clients >= t.copied_code_clients
-            and self.district_count >= t.copied_code_districts
+            self.clients >= t.copied_code_clients and self.district_count >= t.copied_code_districts
         )
 
 

@@ -15,7 +15,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -122,8 +124,7 @@ def disable_device(session: Session, actor: Principal, device_id: str) -> Device
 # -- ingestion ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Inbound:
+class Inbound(NamedTuple):
     """One message as it arrived: the device it claims to come from, and its bytes."""
 
     device_id: str
@@ -785,7 +786,7 @@ def insert_events(session: Session, rows: list[dict]) -> None:
     if not is_postgresql(session):
         session.execute(sa.insert(Event), rows)
         return
-    dumps = json.dumps  # what the JSON column type itself would store
+    dumps = orjson.dumps  # the same JSON the column type would store, written faster
     dbapi = session.connection().connection.driver_connection
     try:
         with dbapi.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:
@@ -806,7 +807,7 @@ def insert_events(session: Session, rows: list[dict]) -> None:
                         r["accuracy_m"],
                         r["party_type"],
                         r["party_id"],
-                        dumps(r["data"]),
+                        dumps(r["data"]).decode(),
                         r["violation"],
                         r["flag"],
                     )

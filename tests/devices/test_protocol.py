@@ -194,3 +194,61 @@ def test_derived_secrets_differ_per_device_and_version():
 def test_device_id_comes_only_from_an_events_topic(topic, device):
     """Is the device id read only from a well-formed events topic?"""
     assert device_id_from_topic(topic) == device
+
+
+#: Values where a fast JSON library and the standard library are easily told apart.
+AWKWARD_VALUES = [
+    0.1,
+    39.9,
+    1e-05,
+    1.234e-05,
+    1e-07,
+    0.0001,
+    -0.0,
+    1e16,
+    1.2345678901234568e17,
+    1.5e300,
+    2**53 + 1,
+    2**63,
+    2**64 - 1,
+    2**64,
+    -(2**63) - 1,
+    10**30,
+    '\x01\x1f\x7f\u2028\u2029"\\/',
+    "中文 ✓ 😀",
+    "a:1e-5",
+    [1.0, {"b": 2, "a": [0.00001]}],
+    {"é": 1, "e": 2, "z": 3, "É": 4, "😀": 5},
+    None,
+    True,
+]
+
+
+@pytest.mark.parametrize("value", AWKWARD_VALUES, ids=repr)
+def test_the_canonical_form_is_exactly_the_standard_librarys(value):
+    body = event(data={"x": value, "nested": {"y": value}})
+    expected = json.dumps(
+        {k: v for k, v in body.items() if k != "sig"},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+    assert canonical_json(body) == expected
+
+
+@pytest.mark.parametrize("value", AWKWARD_VALUES, ids=repr)
+def test_a_payload_reads_as_the_standard_library_reads_it(value):
+    raw = json.dumps(event(data={"x": value}), ensure_ascii=False).encode()
+    (parsed,) = parse_payload(raw)
+    expected = json.loads(raw)
+    assert parsed == expected
+    assert json.dumps(parsed["data"]) == json.dumps(expected["data"])  # ints stay ints
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"a": "\\ud800"}', b'{"a": 123456789012345678901234567890}', b'{"a": 1e400}'],
+    ids=["lone surrogate", "long integer", "huge number"],
+)
+def test_what_a_fast_parser_refuses_is_read_as_before(raw):
+    assert parse_payload(raw) == [json.loads(raw)]
