@@ -211,7 +211,6 @@ class _Batch:
         accepted = self._store(candidates)
         self.accepted_rows = accepted
         accepted = accepted + self._unpark()
-        commands = self._track_sequences()
         if not self.nested:
             rules = self.limits.rules
             replayed = self._replay(accepted, scans=rules)
@@ -227,6 +226,8 @@ class _Batch:
                 )
         if self.rejected_rows:
             self.session.execute(sa.insert(RejectedEvent), self.rejected_rows)
+        # Last: it locks the batch's devices until the commit (see _track_sequences).
+        commands = self._track_sequences()
         self.session.flush()
         acks = [[a for a in message if a is not None] for message in self.acks]
         return IngestResult(acks, commands, len(accepted))
@@ -236,10 +237,9 @@ class _Batch:
         self.devices = devices = {
             d.id: d
             for d in self.session.scalars(
-                sa.select(Device)
-                .where(among(self.session, Device.id, {m.device_id for m in self.inbound}))
-                .order_by(Device.id)
-                .with_for_update()
+                sa.select(Device).where(
+                    among(self.session, Device.id, {m.device_id for m in self.inbound})
+                )
             )
         }
         secrets_of: dict[str, str] = {}
@@ -494,7 +494,19 @@ class _Batch:
     def _track_sequences(self) -> list[tuple[str, dict]]:
         if not self.seen_seqs:
             return []
-        devices = self.devices  # locked FOR UPDATE in step 1: one writer per device at a time
+        # One writer per device at a time, from here to the commit: the batch's last step,
+        # so that workers storing the same devices' events in parallel wait for each other
+        # only this long (locked in id order; max_seq as committed by the one before).
+        devices = {
+            d.id: d
+            for d in self.session.scalars(
+                sa.select(Device)
+                .where(among(self.session, Device.id, self.seen_seqs))
+                .order_by(Device.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        }
         gaps: dict[str, list[SequenceGap]] = defaultdict(list)
         for gap in self.session.scalars(
             sa.select(SequenceGap).where(among(self.session, SequenceGap.device_id, self.seen_seqs))
@@ -637,6 +649,7 @@ def replay_subjects(
         return None
     # Core, not the ORM: plain rows, without the ORM's per-row loading.
     db = session.connection()
+    _lock(session, "trace_codes", serials)  # before reading their parcels: see _lock
     items = db.execute(
         sa.select(ParcelItem.waybill, ParcelItem.serial).where(
             among(session, ParcelItem.serial, serials)
@@ -645,6 +658,7 @@ def replay_subjects(
     units_of: dict[str, set[str]] = defaultdict(set)
     for waybill, serial in items:
         units_of[waybill].add(serial)
+    _lock(session, "parcels", units_of)
     columns = detect.SUBJECT_COLUMNS if scans else _REPLAY_COLUMNS
     query = sa.select(*columns).where(among(session, Event.serial, serials))
     if units_of:  # two index scans; an OR of two arrays can get a table scan as cached plan
@@ -707,6 +721,31 @@ def replay_subjects(
     _set_states(session, TraceCode, TraceCode.serial, unit_states)
     _set_states(session, Parcel, Parcel.waybill, parcel_states)
     return Replayed(serials, items, events, violations)
+
+
+_LOCK = {
+    table: sa.text(
+        f"SELECT 1 FROM {table} WHERE {key} = ANY(CAST(:keys AS text[])) "
+        f"ORDER BY {key} FOR NO KEY UPDATE"
+    )
+    for table, key in (("trace_codes", "serial"), ("parcels", "waybill"))
+}
+
+
+def _lock(session: Session, table: str, keys: Iterable[str]) -> None:
+    """Lock these units (or parcels) until the commit, in key order, before reading what
+    their replay reads: units first, then their parcels (PostgreSQL; SQLite has one writer
+    at a time anyway).
+
+    Workers store in parallel: without this, two batches holding events of the same unit
+    (its shelving in one, its sale in the other) could each replay it without the other's
+    uncommitted event, and the later commit leave a state and violation marks derived from
+    half its history. With it, the second waits for the first's commit, then reads both. A
+    batch that packs a unit locks it too, so its parcel is seen by whoever locks it next.
+    ``FOR NO KEY UPDATE`` does not block the foreign-key checks of other batches' inserts."""
+    keys = sorted(keys)
+    if keys and is_postgresql(session):
+        session.execute(_LOCK[table], {"keys": Keys(keys)})
 
 
 #: One statement per batch on PostgreSQL: (key, value) pairs as two arrays, joined by key.
