@@ -4,6 +4,8 @@ PUBACK) driven with a stand-in for the MQTT client, ingest or the database made 
 from __future__ import annotations
 
 import json
+import os
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -239,3 +241,49 @@ def test_the_ingest_command_needs_the_broker_url(runner):
     result = runner.invoke(args=["devices", "ingest"])
     assert result.exit_code != 0
     assert "MQTT_URL is not set" in result.output
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"), reason="row locks: PostgreSQL (SQLite: one writer)"
+)
+def test_two_workers_storing_one_units_events_at_once_replay_it_whole(app, make, scanner):
+    """Two workers store in parallel. When one holds a unit's sale uncommitted and the other
+    stores a second sale of it (another till), does the second batch wait for the first's
+    commit and replay the unit with both, marking the second sale as unlawful?"""
+    from app.events.operations import Inbound, ingest
+
+    shelf_id, _, serials = scanner
+    owner = count(app, f"SELECT owner_id FROM devices WHERE id = '{shelf_id}'")
+    tills = [make.device("pos_scanner", owner) for _ in range(2)]
+    sales = []
+    for minutes, (till_id, secret) in zip((5, 1), tills, strict=True):
+        body = {
+            "event_id": str(uuid.uuid4()),
+            "seq": 1,
+            "type": "sold",
+            "code": serials[0],
+            "time": (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat(),
+            "data": {"order_id": f"O-{minutes}"},
+        }
+        body["sig"] = protocol.sign(body, secret)
+        sales.append([Inbound(till_id, json.dumps(body).encode(), datetime.now(UTC))])
+    make_session = app.extensions["trace"].sessionmaker
+    first = make_session()
+    ingest(first, "test-secret", sales[0])  # not committed yet
+    done = threading.Event()
+
+    def second_worker():
+        with make_session() as session:
+            ingest(session, "test-secret", sales[1])
+            session.commit()
+        done.set()
+
+    thread = threading.Thread(target=second_worker)
+    thread.start()
+    assert not done.wait(1.0), "the second sale's batch did not wait for the first's commit"
+    first.commit()
+    first.close()
+    thread.join(30)
+    assert done.is_set()
+    violations = count(app, "SELECT string_agg(violation, ';') FROM events")
+    assert violations == "sold is not allowed after sold"
