@@ -496,14 +496,17 @@ class _Batch:
             return []
         # One writer per device at a time, from here to the commit: the batch's last step,
         # so that workers storing the same devices' events in parallel wait for each other
-        # only this long (locked in id order; max_seq as committed by the one before).
+        # only this long (locked in id order; max_seq as committed by the one before). NO KEY
+        # UPDATE, as the UPDATE of max_seq takes: FOR UPDATE would conflict with the KEY
+        # SHARE locks that the foreign-key checks of other batches' event inserts hold on
+        # the same devices, and two workers would deadlock.
         devices = {
             d.id: d
             for d in self.session.scalars(
                 sa.select(Device)
                 .where(among(self.session, Device.id, self.seen_seqs))
                 .order_by(Device.id)
-                .with_for_update()
+                .with_for_update(key_share=True)
                 .execution_options(populate_existing=True)
             )
         }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -287,3 +288,99 @@ def test_two_workers_storing_one_units_events_at_once_replay_it_whole(app, make,
     assert done.is_set()
     violations = count(app, "SELECT string_agg(violation, ';') FROM events")
     assert violations == "sold is not allowed after sold"
+
+
+def test_a_full_inbox_does_not_stop_the_connection_keeping_alive(app, tmp_path):
+    """While the main thread does not take from a full inbox (a long batch, the database
+    down), does paho's thread stop reading but go on keeping the connection alive, and is
+    the inbox held to its bound? (A blocked paho thread sent nothing, not even a PINGREQ,
+    and the broker dropped the connection after 1.5 keep-alive intervals.)"""
+    import paho.mqtt.client as mqtt
+    from mqtt_support import Broker, wait_for
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    broker = Broker(tmp_path / "mosquitto")  # its own: the share group of the other tests
+    broker.start()
+    worker = Worker(
+        app.extensions["trace"].sessionmaker,
+        "test-secret",
+        BrokerAddress("127.0.0.1", broker.port),
+        client_id="keepalive-test",
+        batch_size=1,  # an inbox of 100 messages
+        keepalive=1,
+        session_expiry=0,
+    )
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="keepalive-pub")
+    try:
+        worker.connect()
+        wait_for(worker.subscribed.is_set, 10, "the worker to subscribe")
+        connection = worker.connection
+        publisher.connect("127.0.0.1", broker.port)
+        publisher.loop_start()
+        for n in range(300):
+            publisher.publish(protocol.topic_events("KEEPALIVE"), b"{}" * (n + 1), qos=1)
+        wait_for(worker.inbox.full, 10, "the inbox to fill")
+        time.sleep(4)  # 4 keep-alive intervals with nothing taken
+        assert len(worker.inbox) <= worker.inbox.max_messages + 1
+        assert worker.connection == connection, "the connection was dropped"
+        taken = 0
+        while taken < 300:  # now the stream goes on, on the same connection
+            batch = worker.inbox.take(100, 1 << 20, 0.5, 0.0)
+            assert batch, f"only {taken} of 300 messages arrived"
+            for item in batch:
+                worker.client.ack(item.mid, item.qos)
+            taken += len(batch)
+        assert worker.connection == connection
+        assert "exceeded timeout" not in broker.tail(100_000)
+    finally:
+        worker.stopping.set()
+        publisher.disconnect()
+        publisher.loop_stop()
+        worker.client.disconnect()
+        worker.client.loop_stop()
+        worker.publisher.disconnect()
+        worker.publisher.loop_stop()
+        broker.stop()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"), reason="row locks: PostgreSQL (SQLite: one writer)"
+)
+def test_two_workers_storing_one_devices_events_at_once_do_not_deadlock(app, scanner, monkeypatch):
+    """Both batches insert their events (whose foreign-key checks share-lock the device),
+    then both lock the device to track its sequence numbers: does the second wait for the
+    first instead of deadlocking, and are the device's numbers tracked as if one after the
+    other?"""
+    from app.events import operations
+    from app.events.operations import Inbound, ingest
+
+    device_id = scanner[0]
+    both_stored = threading.Barrier(2, timeout=10)
+    track = operations._Batch._track_sequences
+
+    def after_both_stored(self):
+        both_stored.wait()
+        return track(self)
+
+    monkeypatch.setattr(operations._Batch, "_track_sequences", after_both_stored)
+    make_session = app.extensions["trace"].sessionmaker
+    errors = []
+
+    def worker_thread(n):
+        payload = json.dumps(shelved(scanner, n)).encode()  # seq n + 1
+        try:
+            with make_session() as session:
+                ingest(session, "test-secret", [Inbound(device_id, payload, datetime.now(UTC))])
+                session.commit()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker_thread, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert count(app, "SELECT count(*) FROM events") == 2
+    assert count(app, f"SELECT max_seq FROM devices WHERE id = '{device_id}'") == 2
+    assert count(app, "SELECT count(*) FROM sequence_gaps") == 0
