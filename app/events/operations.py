@@ -255,7 +255,11 @@ class _Batch:
                 self.acks[i].append(None)
                 try:
                     event = protocol.check_event(
-                        raw, self.now, max_skew=self.limits.max_skew, max_age=self.limits.max_age
+                        raw,
+                        self.now,
+                        max_skew=self.limits.max_skew,
+                        max_age=self.limits.max_age,
+                        source_bytes=len(message.payload),
                     )
                     if device is None:
                         raise Rejected("unknown_device", "this device is not registered")
@@ -466,7 +470,8 @@ class _Batch:
             "occurred_at": event.time.astimezone(UTC),
             "utc_offset_min": int(offset.total_seconds() // 60),
             "received_at": self.inbound[c.message].received_at,
-            "location": point(event.lat, event.lon),
+            # (lat, lon): made a geometry only where the driver needs one (insert_events)
+            "location": None if event.lat is None else (event.lat, event.lon),
             "accuracy_m": event.accuracy_m,
             "party_type": c.device.owner_type,
             "party_id": c.device.owner_id,
@@ -826,7 +831,10 @@ def insert_events(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
     if not is_postgresql(session):
-        session.execute(sa.insert(Event), rows)
+        session.execute(
+            sa.insert(Event),
+            [r | {"location": r["location"] and point(*r["location"])} for r in rows],
+        )
         return
     dumps = orjson.dumps  # the same JSON the column type would store, written faster
     dbapi = session.connection().connection.driver_connection
@@ -845,7 +853,9 @@ def insert_events(session: Session, rows: list[dict]) -> None:
                         r["occurred_at"],
                         r["utc_offset_min"],
                         r["received_at"],
-                        None if location is None else f"SRID=4326;{location.data}",
+                        None
+                        if location is None
+                        else f"SRID=4326;POINT({location[1]!r} {location[0]!r})",
                         r["accuracy_m"],
                         r["party_type"],
                         r["party_id"],

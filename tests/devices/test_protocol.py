@@ -252,3 +252,34 @@ def test_a_payload_reads_as_the_standard_library_reads_it(value):
 )
 def test_what_a_fast_parser_refuses_is_read_as_before(raw):
     assert parse_payload(raw) == [json.loads(raw)]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"note": "x" * 5000},
+        {"n": [9e15] * 80},  # sent as 9e15: the most a number grows when written again
+        {"n": [9e15] * 300},
+        {"s": "é" * 3000},
+        {"k": {str(i): i for i in range(600)}},
+        {"k": {str(i): i for i in range(800)}},
+    ],
+    ids=["long", "numbers-80", "numbers-300", "non-ascii", "keys-600", "keys-800"],
+)
+def test_the_size_of_data_is_judged_the_same_from_a_short_message(data):
+    """'data' is at most 4096 characters of json.dumps. Knowing the length of the message it
+    came in lets short messages skip writing it out: is the verdict always the same?"""
+    body = event(data=data)
+    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    raw = raw.replace(b"9000000000000000.0", b"9e15")
+
+    def verdict(**kw):
+        try:
+            check_event(json.loads(raw), NOW, **kw)
+            return "ok"
+        except Rejected as exc:
+            return exc.reason
+
+    expected = "invalid_field" if len(json.dumps(data, ensure_ascii=False)) > 4096 else "ok"
+    assert verdict() == expected
+    assert verdict(source_bytes=len(raw)) == expected
