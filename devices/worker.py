@@ -61,6 +61,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -155,6 +156,42 @@ class _Client(mqtt.Client):
     def message_callback_add(self, sub, callback) -> None:
         raise NotImplementedError("the ingest worker's clients take every message in on_message")
 
+    def _handle_publish(self) -> MQTTErrorCode:
+        """A QoS 1 PUBLISH under manual acks, read without building its MQTT 5 properties
+        (paho makes a Properties object per message, a good part of its cost; none is read
+        here). Anything else is left to paho."""
+        header = self._in_packet["command"]
+        if (header & 0x06) != 0x02 or not self._manual_ack or self._protocol != mqtt.MQTTv5:
+            return super()._handle_publish()
+        packet = self._in_packet["packet"]
+        try:
+            end = 2 + ((packet[0] << 8) | packet[1])
+            topic = bytes(packet[2:end])
+            mid = (packet[end] << 8) | packet[end + 1]
+            pos, length, shift = end + 2, 0, 0
+            while True:  # the properties' length, a variable byte integer; then skip them
+                byte = packet[pos]
+                pos += 1
+                length |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    break
+                shift += 7
+                if shift > 21:
+                    raise MalformedPacket("properties length over 4 bytes")
+            pos += length
+            if pos > len(packet):
+                raise MalformedPacket("properties longer than the packet")
+        except IndexError:
+            raise MalformedPacket("PUBLISH shorter than its header") from None
+        message = mqtt.MQTTMessage(mid, topic)
+        message.qos = 1
+        message.dup = bool(header & 0x08)
+        message.retain = bool(header & 0x01)
+        message.payload = bytes(packet[pos:])
+        message.timestamp = time.monotonic()
+        self._handle_on_message(message)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
     def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
         on_message = self.on_message
         if on_message is None:
@@ -163,8 +200,11 @@ class _Client(mqtt.Client):
             on_message(self, self._userdata, message)
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        # paho's loop calls this when the socket is readable, then writes what is queued and
-        # checks the keep-alive: while the inbox is full, wait a little for room instead.
+        """Read the packets waiting in the socket, up to ``_READ_AT_ONCE`` (paho reads one
+        per call here, then selects and loops again: as costly as reading it).
+
+        paho's loop calls this when the socket is readable, then writes what is queued and
+        checks the keep-alive: while the inbox is full, wait a little for room instead."""
         inbox = self.inbox
         if inbox is not None and not inbox.wait_for_room(_PAUSE_S):
             # Reading nothing is our choice, not silence from the broker: paho would take it
@@ -174,11 +214,21 @@ class _Client(mqtt.Client):
             with self._msgtime_mutex:
                 self._last_bytes_received = time.monotonic()  # paho's clock
             return MQTTErrorCode.MQTT_ERR_SUCCESS
-        return super().loop_read(max_packets)
+        for _ in range(_READ_AT_ONCE):
+            if self._sock is None:
+                return MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN or (inbox is not None and inbox.full()):
+                break
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 #: How long paho's thread waits for room in a full inbox before it loops (writes, pings).
 _PAUSE_S = 0.05
+#: Packets read in one go before paho's thread loops (writes the PUBACKs queued meanwhile).
+_READ_AT_ONCE = 100
 
 
 class Inbox:

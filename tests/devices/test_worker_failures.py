@@ -384,3 +384,47 @@ def test_two_workers_storing_one_devices_events_at_once_do_not_deadlock(app, sca
     assert count(app, "SELECT count(*) FROM events") == 2
     assert count(app, f"SELECT max_seq FROM devices WHERE id = '{device_id}'") == 2
     assert count(app, "SELECT count(*) FROM sequence_gaps") == 0
+
+
+@pytest.mark.parametrize("with_properties", [False, True])
+@pytest.mark.parametrize("payload", [b"", b"{}", "中文".encode() * 100, b"x" * 20000])
+def test_the_worker_reads_a_publish_as_paho_does(with_properties, payload):
+    """The worker's client reads QoS 1 PUBLISH packets itself, skipping their properties:
+    are topic, packet id, flags and payload what paho's own decoder reads?"""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt._packet import decode_publish
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    topic = protocol.topic_events("ABCDEF0123456789").encode()
+    properties = Properties(PacketTypes.PUBLISH)
+    if with_properties:
+        properties.UserProperty = [("k", "v" * 200), ("trace", "1")]
+        properties.MessageExpiryInterval = 60
+        properties.ContentType = "application/json"
+    packet = bytearray(
+        len(topic).to_bytes(2, "big") + topic + (4242).to_bytes(2, "big") + properties.pack()
+    )
+    packet += payload
+    header = 0x30 | 0x08 | 0x02  # PUBLISH, dup, QoS 1
+    client = worker_module._Client(
+        CallbackAPIVersion.VERSION2, client_id="t", protocol=mqtt.MQTTv5, manual_ack=True
+    )
+    got = []
+    client.on_message = lambda c, u, m: got.append(m)
+    client._in_packet = {"command": header, "packet": packet}
+    assert client._handle_publish() == 0
+    expected = decode_publish(header, bytes(packet), mqtt.MQTTv5)
+    (message,) = got
+    assert (message.topic, message.mid, message.qos, message.dup, message.retain) == (
+        expected.topic.decode(),
+        expected.mid,
+        expected.qos,
+        expected.dup,
+        expected.retain,
+    )
+    assert message.payload == expected.payload == payload
+    client._in_packet = {"command": header, "packet": packet[: len(topic) + 3]}
+    with pytest.raises(worker_module.MalformedPacket):
+        client._handle_publish()
