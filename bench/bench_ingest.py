@@ -457,7 +457,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--per-message", type=int, default=1, help="events per MQTT message")
     parser.add_argument("--devices", type=int, default=40, help="scanners (half shelf, half POS)")
-    parser.add_argument("--batch-size", type=int, default=500, help="the worker's --batch-size")
+    parser.add_argument("--batch-size", type=int, default=1000, help="the worker's --batch-size")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument(
         "--pg",

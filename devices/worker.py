@@ -318,7 +318,7 @@ class Worker:
         *,
         client_id: str,
         limits: Limits | None = None,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         batch_bytes: int = 1 << 20,
         max_wait: float = 0.05,
         receive_maximum: int = 2000,
