@@ -226,8 +226,9 @@ class _Batch:
                 )
         if self.rejected_rows:
             self.session.execute(sa.insert(RejectedEvent), self.rejected_rows)
-        # Last: it locks the batch's devices until the commit (see _track_sequences).
-        commands = self._track_sequences()
+        # Last: it locks the batch's devices until the commit (see _track_sequences). An
+        # unparked batch's sequence numbers are tracked by the batch that unparked them.
+        commands = [] if self.nested else self._track_sequences()
         self.session.flush()
         acks = [[a for a in message if a is not None] for message in self.acks]
         return IngestResult(acks, commands, len(accepted))
@@ -428,6 +429,8 @@ class _Batch:
         later = _Batch(self.session, self.master_key, inbound, self.limits, self.now, nested=True)
         later.execute()
         self.counterfeits += later.counterfeits
+        for device_id, seqs in later.seen_seqs.items():
+            self.seen_seqs[device_id] += seqs
         return later.accepted_rows
 
     def _pack(self, c: _Candidate, parcels: dict[str, Parcel], companies: set[int]) -> list[dict]:
