@@ -365,7 +365,7 @@ devices_cli = AppGroup("devices", help="The MQTT ingest worker and the broker's 
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 5000),
-    default=500,
+    default=1000,
     show_default=True,
     help="Messages stored per transaction, at most.",
 )

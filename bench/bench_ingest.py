@@ -16,9 +16,13 @@ consumer is started and timed from its CONNACK until the backlog is drained:
   (its acks are published before the messages are PUBACKed).
 
     python bench/bench_ingest.py [--events 200000] [--per-message 1] [--devices 40]
+                                 [--workers 1] [--rules both|on|off]
                                  [--pg postgresql://postgres@127.0.0.1:5432] [--profile]
 
-Prints ``RESULT name=value`` lines: both rates in events/s, their ratio, peak RSS (VmHWM).
+With ``--rules both`` (the default) the whole measurement runs twice, anomaly rules on then
+off, each on its own backlog, database and broker. Prints ``RESULT name=value`` lines: both
+rates in events/s, their ratio, peak RSS (VmHWM), CPU seconds of workers, PostgreSQL
+backends and Mosquitto.
 """
 
 from __future__ import annotations
@@ -352,8 +356,10 @@ def run_workers(
     workers: int,
     broker_pid: int,
     profile: bool,
+    rules: str = "on",
 ) -> dict:
     env = os.environ | {
+        "ANOMALY_RULES": rules,
         "DATABASE_URL": url,
         "SECRET_KEY": MASTER_KEY,
         "MQTT_URL": f"mqtt://127.0.0.1:{port}",
@@ -451,7 +457,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--per-message", type=int, default=1, help="events per MQTT message")
     parser.add_argument("--devices", type=int, default=40, help="scanners (half shelf, half POS)")
-    parser.add_argument("--batch-size", type=int, default=500, help="the worker's --batch-size")
+    parser.add_argument("--batch-size", type=int, default=1000, help="the worker's --batch-size")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument(
         "--pg",
@@ -459,6 +465,12 @@ def main() -> None:
         help="PostgreSQL server URL (a scratch database is created there)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the worker's batches")
+    parser.add_argument(
+        "--rules",
+        choices=("on", "off", "both"),
+        default="both",
+        help="the anomaly rules (ANOMALY_RULES) of the workers; both: one run each, in turn",
+    )
     parser.add_argument("--bare-subscriber", nargs=2, metavar=("PORT", "EXPECT"))
     parser.add_argument("--establish", action="store_true")
     args = parser.parse_args()
@@ -467,6 +479,15 @@ def main() -> None:
         bare_subscriber(port, "bench-bare", expect, args.establish)
         return
 
+    modes = {"on": ["on"], "off": ["off"], "both": ["on", "off"]}[args.rules]
+    results = [(rules, measure(args, rules)) for rules in modes]
+    for rules, result in results:
+        report(args, rules, result)
+
+
+def measure(args, rules: str) -> dict:
+    """One backlog on a new scratch database and broker: the bare drain, then the workers."""
+    print(f"== rules {rules}", flush=True)
     with scratch_database(args.pg) as url:
         tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
         broker = None
@@ -491,6 +512,7 @@ def main() -> None:
                 args.workers,
                 broker.pid,
                 args.profile,
+                rules,
             )
             print(f"worker: drained in {worker['seconds']:.2f} s", flush=True)
             for line in worker["log"]:
@@ -500,14 +522,18 @@ def main() -> None:
                 broker.terminate()
                 broker.wait(30)
             shutil.rmtree(tmp, ignore_errors=True)
-
     if worker["rejected"]:
         raise SystemExit(f"{worker['rejected']} events were rejected")
+    return {"bare": bare, "worker": worker, "messages": len(backlog)}
+
+
+def report(args, rules: str, result: dict) -> None:
+    bare, worker = result["bare"], result["worker"]
     bare_rate = args.events / bare["seconds"]
     worker_rate = args.events / worker["seconds"]
     print(
-        f"\nDraining {args.events:,} events ({len(backlog):,} messages, "
-        f"{args.per_message} per message) from Mosquitto"
+        f"\nDraining {args.events:,} events ({result['messages']:,} messages, "
+        f"{args.per_message} per message) from Mosquitto, anomaly rules {rules}"
     )
     print(f"{'consumer':<34} {'seconds':>8} {'events/s':>10} {'peak RSS':>10}")
     print(
@@ -520,13 +546,17 @@ def main() -> None:
         f"{worker_rate:>10,.0f} {worker['rss_kib'] / 1024:>8.0f}MB"
     )
     cpu = worker["cpu"]
+    per_event = {k: 1e6 * v / args.events for k, v in cpu.items()}
     print(
         f"CPU seconds while the workers drained ({os.cpu_count()} CPUs, "
         f"{worker['seconds']:.1f} s): workers {cpu['workers']:.1f}, "
-        f"PostgreSQL {cpu['postgres']:.1f}, Mosquitto {cpu['broker']:.1f}"
+        f"PostgreSQL {cpu['postgres']:.1f}, Mosquitto {cpu['broker']:.1f}; per event: "
+        f"workers {per_event['workers']:.0f} µs, PostgreSQL {per_event['postgres']:.0f} µs, "
+        f"Mosquitto {per_event['broker']:.0f} µs, total {sum(per_event.values()):.0f} µs"
     )
     print(
-        f"RESULT events={args.events} per_message={args.per_message} workers={args.workers} "
+        f"RESULT rules={rules} events={args.events} per_message={args.per_message} "
+        f"workers={args.workers} "
         f"bare_events_per_s={bare_rate:.0f} worker_events_per_s={worker_rate:.0f} "
         f"ratio={worker_rate / bare_rate:.2f} worker_peak_rss_mb={worker['rss_kib'] / 1024:.0f} "
         f"bare_peak_rss_mb={bare['rss_kib'] / 1024:.0f} worker_cpu_s={cpu['workers']:.1f} "

@@ -3,11 +3,12 @@
     flask --app wsgi devices ingest [--client-id ID] [--batch-size N]
 
 Two threads. paho's network thread only puts each PUBLISH it receives in a bounded inbox
-(when it is full, paho stops reading the socket and TCP holds the broker back). The main
-thread takes a batch out of it (up to ``batch_size`` messages, or what arrived within
-``max_wait``), runs :func:`app.events.operations.ingest` on it in one transaction, commits,
-publishes each message's acks on its device's acks topic (and any resend commands), and only
-once the broker has confirmed those acks (their QoS 1 PUBACKs) sends the MQTT PUBACKs of the
+(while it is full, paho reads nothing more and TCP holds the broker back, but it goes on
+sending PUBACKs and keep-alive pings). The main thread takes a batch out of it (up to
+``batch_size`` messages, or what arrived within ``max_wait``), runs
+:func:`app.events.operations.ingest` on it in one transaction, commits, publishes each
+message's acks on its device's acks topic (and any resend commands), and only once the
+broker has confirmed those acks (their QoS 1 PUBACKs) sends the MQTT PUBACKs of the
 batch's messages (``manual_ack``); meanwhile it stores the next batch. So:
 
 - a crash anywhere before the commit loses nothing: the broker still holds the unacked
@@ -43,7 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import cProfile
-import json
+import gc
 import logging
 import os
 import signal
@@ -55,10 +56,13 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
+import orjson
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -73,8 +77,6 @@ log = logging.getLogger("devices.worker")
 
 #: Session Expiry Interval asked of the broker: how long it queues for a stopped worker.
 SESSION_EXPIRY_S = 24 * 3600
-#: Acks and commands as compact UTF-8 JSON (one encoder, not one per json.dumps call).
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 INTERNAL_ERROR_MESSAGE = (
     "the service could not process this message; it is recorded, resend it later"
 )
@@ -121,9 +123,11 @@ class BrokerAddress:
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
-@dataclass(frozen=True)
-class Received:
-    """A PUBLISH as it came off the wire, and on which connection (for its PUBACK)."""
+class Received(NamedTuple):
+    """A PUBLISH as it came off the wire, and on which connection (for its PUBACK).
+
+    A tuple, not a frozen dataclass: one is made per message on paho's thread, and a frozen
+    dataclass's ``__init__`` costs several times as much."""
 
     mid: int
     qos: int
@@ -133,13 +137,108 @@ class Received:
     connection: int
 
 
+class _Client(mqtt.Client):
+    """paho's client, handing every PUBLISH straight to ``on_message``, and reading no more
+    while its ``inbox`` (if it has one) is full.
+
+    paho first matches each message's topic against the callbacks added with
+    ``message_callback_add`` (none here): that match cost as much as the rest of our own
+    handling of a message on paho's thread.
+
+    A full inbox pauses the reading of the socket, not paho's thread: the thread goes on
+    sending what the main thread queues (PUBACKs) and PINGREQs, so the broker sees a live
+    client however long a batch takes, and TCP holds the broker back meanwhile. (Before, a
+    full inbox blocked paho's thread inside ``on_message``: nothing went out meanwhile, and
+    once it read again, paho's keep-alive could count the time blocked as silence from the
+    broker and drop the connection.)"""
+
+    inbox: Inbox | None = None
+
+    def message_callback_add(self, sub, callback) -> None:
+        raise NotImplementedError("the ingest worker's clients take every message in on_message")
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        """A QoS 1 PUBLISH under manual acks, read without building its MQTT 5 properties
+        (paho makes a Properties object per message, a good part of its cost; none is read
+        here). Anything else is left to paho."""
+        header = self._in_packet["command"]
+        if (header & 0x06) != 0x02 or not self._manual_ack or self._protocol != mqtt.MQTTv5:
+            return super()._handle_publish()
+        packet = self._in_packet["packet"]
+        try:
+            end = 2 + ((packet[0] << 8) | packet[1])
+            topic = bytes(packet[2:end])
+            mid = (packet[end] << 8) | packet[end + 1]
+            pos, length, shift = end + 2, 0, 0
+            while True:  # the properties' length, a variable byte integer; then skip them
+                byte = packet[pos]
+                pos += 1
+                length |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    break
+                shift += 7
+                if shift > 21:
+                    raise MalformedPacket("properties length over 4 bytes")
+            pos += length
+            if pos > len(packet):
+                raise MalformedPacket("properties longer than the packet")
+        except IndexError:
+            raise MalformedPacket("PUBLISH shorter than its header") from None
+        message = mqtt.MQTTMessage(mid, topic)
+        message.qos = 1
+        message.dup = bool(header & 0x08)
+        message.retain = bool(header & 0x01)
+        message.payload = bytes(packet[pos:])
+        message.timestamp = time.monotonic()
+        self._handle_on_message(message)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
+        on_message = self.on_message
+        if on_message is None:
+            return
+        with self._in_callback_mutex:
+            on_message(self, self._userdata, message)
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        """Read the packets waiting in the socket, up to ``_READ_AT_ONCE`` (paho reads one
+        per call here, then selects and loops again: as costly as reading it).
+
+        paho's loop calls this when the socket is readable, then writes what is queued and
+        checks the keep-alive: while the inbox is full, wait a little for room instead."""
+        inbox = self.inbox
+        if inbox is not None and not inbox.wait_for_room(_PAUSE_S):
+            # Reading nothing is our choice, not silence from the broker: paho would take it
+            # for a dead connection once a PINGREQ went unanswered for a keep-alive interval
+            # (the PINGRESP waits in the socket behind the messages we do not read). It still
+            # pings every interval, so the broker hears from us.
+            with self._msgtime_mutex:
+                self._last_bytes_received = time.monotonic()  # paho's clock
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        for _ in range(_READ_AT_ONCE):
+            if self._sock is None:
+                return MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN or (inbox is not None and inbox.full()):
+                break
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+#: How long paho's thread waits for room in a full inbox before it loops (writes, pings).
+_PAUSE_S = 0.05
+#: Packets read in one go before paho's thread loops (writes the PUBACKs queued meanwhile).
+_READ_AT_ONCE = 100
+
+
 class Inbox:
     """What paho's thread hands to the main thread, bounded in messages and in bytes.
 
-    The bound is what holds the worker's memory: Mosquitto 2.0.11 stops keeping to our
-    Receive Maximum once we publish too (the acks), and sends the whole backlog. A full inbox
-    blocks paho's thread, which then stops reading the socket, and TCP holds the broker back.
-    """
+    The bound is what holds the worker's memory (Mosquitto 2.0.11 stops keeping to a client's
+    Receive Maximum once that client publishes too). paho's thread keeps it by reading
+    nothing while the inbox is full (:class:`_Client`); a message it has read is always
+    taken, so the inbox exceeds its bound by at most the packets paho reads in one go."""
 
     def __init__(self, max_messages: int, max_bytes: int) -> None:
         self.max_messages, self.max_bytes = max_messages, max_bytes
@@ -150,20 +249,22 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item: Received, stopping: threading.Event) -> bool:
-        """Wait for room (always granted to a message when empty); False if stopping."""
+    def full(self) -> bool:
+        return len(self._items) >= self.max_messages or self._bytes >= self.max_bytes
+
+    def put(self, item: Received) -> None:
+        """Add a message; never waits."""
         with self._changed:
-            while self._items and (
-                len(self._items) >= self.max_messages
-                or self._bytes + len(item.payload) > self.max_bytes
-            ):
-                if stopping.is_set():
-                    return False
-                self._changed.wait(0.2)
             self._items.append(item)
             self._bytes += len(item.payload)
             self._changed.notify_all()
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """True once the inbox is not full; False if it still is after ``timeout``."""
+        if not self.full():
             return True
+        with self._changed:
+            return self._changed.wait_for(lambda: not self.full(), timeout)
 
     def take(self, max_messages: int, max_bytes: int, wait: float, linger: float) -> list:
         """Up to max_messages / max_bytes (at least one message if any comes within
@@ -218,12 +319,13 @@ class Worker:
         *,
         client_id: str,
         limits: Limits | None = None,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         batch_bytes: int = 1 << 20,
         max_wait: float = 0.05,
         receive_maximum: int = 2000,
         publish_inflight: int = 100,
         session_expiry: int = SESSION_EXPIRY_S,
+        keepalive: int = 30,
         log_every: float = 10.0,
         client: mqtt.Client | None = None,
         publisher: mqtt.Client | None = None,
@@ -245,6 +347,7 @@ class Worker:
         self.max_wait = max_wait
         self.receive_maximum = receive_maximum
         self.session_expiry = session_expiry
+        self.keepalive = keepalive
         self.log_every = log_every
         self.inbox = Inbox(max(2 * batch_size, 100), 4 * batch_bytes)
         self.stopping = threading.Event()
@@ -271,7 +374,7 @@ class Worker:
     # -- the MQTT side (paho's network thread) -------------------------------------------
 
     def _new_client(self, client_id: str, manual_ack: bool) -> mqtt.Client:
-        client = mqtt.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5,
@@ -286,6 +389,7 @@ class Worker:
 
     def _make_client(self) -> mqtt.Client:
         client = self._new_client(self.client_id, manual_ack=True)
+        client.inbox = self.inbox  # paho's thread reads nothing while it is full
         client.on_connect = self._guard(self._on_connect)
         client.on_disconnect = self._guard(self._on_disconnect)
         client.on_subscribe = self._guard(self._on_subscribe)
@@ -370,7 +474,7 @@ class Worker:
             datetime.now(UTC),
             self.connection,
         )
-        self.inbox.put(item, self.stopping)  # blocks while the inbox is full
+        self.inbox.put(item)  # never waits: paho's thread reads nothing while it is full
 
     # -- the main thread ----------------------------------------------------------------
 
@@ -379,28 +483,14 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = self.session_expiry
-        properties.ReceiveMaximum = self.receive_maximum
         log.info(
             "ingest worker %s starting: broker %s, batches of up to %d messages",
             self.client_id,
             self.broker,
             self.batch_size,
         )
-        self.client.connect_async(
-            self.broker.host,
-            self.broker.port,
-            keepalive=30,
-            clean_start=False,
-            properties=properties,
-        )
-        self.client.loop_start()
-        # Our QoS 1 acks and commands in flight at once, within the Receive Maximum the
-        # broker announces (Mosquitto: max_inflight_messages); paho does not read it.
-        self.publisher.max_inflight_messages_set(self.publish_inflight)
-        self.publisher.connect_async(self.broker.host, self.broker.port, keepalive=30)
-        self.publisher.loop_start()
+        self.connect()
+        _tune_gc()
         profile = _profiler()
         try:
             while not self.stopping.is_set():
@@ -415,6 +505,27 @@ class Worker:
             self._shutdown()
             if isinstance(profile, cProfile.Profile):
                 profile.dump_stats(os.environ["TRACE_INGEST_PROFILE"])
+
+    def connect(self) -> None:
+        """Connect both clients and start their network threads (paho reconnects them)."""
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self.session_expiry
+        properties.ReceiveMaximum = self.receive_maximum
+        self.client.connect_async(
+            self.broker.host,
+            self.broker.port,
+            keepalive=self.keepalive,
+            clean_start=False,
+            properties=properties,
+        )
+        self.client.loop_start()
+        if self.publisher is self.client:
+            return
+        # Our QoS 1 acks and commands in flight at once, within the Receive Maximum the
+        # broker announces (Mosquitto: max_inflight_messages); paho does not read it.
+        self.publisher.max_inflight_messages_set(self.publish_inflight)
+        self.publisher.connect_async(self.broker.host, self.broker.port, keepalive=self.keepalive)
+        self.publisher.loop_start()
 
     def _maybe_sweep(self) -> None:
         """Run the sweep when it is due; a failure is logged and tried again next time (with
@@ -498,7 +609,7 @@ class Worker:
                         self.client.ack(item.mid, item.qos)
 
     def _publish(self, topic: str, body: dict) -> None:
-        payload = _JSON.encode(body).encode()
+        payload = orjson.dumps(body)  # compact UTF-8 JSON
         self._pending.append(self.publisher.publish(topic, payload, qos=1))
 
     # -- storing, with retries ----------------------------------------------------------
@@ -688,6 +799,23 @@ class Worker:
         self.publisher.disconnect()
         self.publisher.loop_stop()
         log.info("ingest worker %s stopped after %d events", self.client_id, self._total)
+
+
+#: Net new container objects between two young-generation collections (Python: 700).
+GC_THRESHOLD = 20_000
+
+
+def _tune_gc() -> None:
+    """Keep Python's cycle collector from rescanning the whole process on every few batches.
+
+    A batch allocates some twenty objects per event, nearly all freed by reference counting,
+    yet every 700 net allocations trigger a young collection and every 100th of those a full
+    one over everything loaded (SQLAlchemy, Flask, paho): 12 % of ``ingest``'s CPU (measured
+    with bench/ingest_cpu.py). The objects made at start-up are frozen out of the collector,
+    and young collections wait for 20,000 net new objects, which still bounds what garbage
+    cycles can pile up (memory stays flat: bench/bench_ingest.py reports the peak RSS)."""
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 100)
 
 
 def _profiler():

@@ -15,7 +15,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -122,8 +124,7 @@ def disable_device(session: Session, actor: Principal, device_id: str) -> Device
 # -- ingestion ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Inbound:
+class Inbound(NamedTuple):
     """One message as it arrived: the device it claims to come from, and its bytes."""
 
     device_id: str
@@ -210,7 +211,6 @@ class _Batch:
         accepted = self._store(candidates)
         self.accepted_rows = accepted
         accepted = accepted + self._unpark()
-        commands = self._track_sequences()
         if not self.nested:
             rules = self.limits.rules
             replayed = self._replay(accepted, scans=rules)
@@ -226,6 +226,9 @@ class _Batch:
                 )
         if self.rejected_rows:
             self.session.execute(sa.insert(RejectedEvent), self.rejected_rows)
+        # Last: it locks the batch's devices until the commit (see _track_sequences). An
+        # unparked batch's sequence numbers are tracked by the batch that unparked them.
+        commands = [] if self.nested else self._track_sequences()
         self.session.flush()
         acks = [[a for a in message if a is not None] for message in self.acks]
         return IngestResult(acks, commands, len(accepted))
@@ -235,10 +238,9 @@ class _Batch:
         self.devices = devices = {
             d.id: d
             for d in self.session.scalars(
-                sa.select(Device)
-                .where(among(self.session, Device.id, {m.device_id for m in self.inbound}))
-                .order_by(Device.id)
-                .with_for_update()
+                sa.select(Device).where(
+                    among(self.session, Device.id, {m.device_id for m in self.inbound})
+                )
             )
         }
         secrets_of: dict[str, str] = {}
@@ -254,7 +256,11 @@ class _Batch:
                 self.acks[i].append(None)
                 try:
                     event = protocol.check_event(
-                        raw, self.now, max_skew=self.limits.max_skew, max_age=self.limits.max_age
+                        raw,
+                        self.now,
+                        max_skew=self.limits.max_skew,
+                        max_age=self.limits.max_age,
+                        source_bytes=len(message.payload),
                     )
                     if device is None:
                         raise Rejected("unknown_device", "this device is not registered")
@@ -423,6 +429,8 @@ class _Batch:
         later = _Batch(self.session, self.master_key, inbound, self.limits, self.now, nested=True)
         later.execute()
         self.counterfeits += later.counterfeits
+        for device_id, seqs in later.seen_seqs.items():
+            self.seen_seqs[device_id] += seqs
         return later.accepted_rows
 
     def _pack(self, c: _Candidate, parcels: dict[str, Parcel], companies: set[int]) -> list[dict]:
@@ -465,7 +473,8 @@ class _Batch:
             "occurred_at": event.time.astimezone(UTC),
             "utc_offset_min": int(offset.total_seconds() // 60),
             "received_at": self.inbound[c.message].received_at,
-            "location": point(event.lat, event.lon),
+            # (lat, lon): made a geometry only where the driver needs one (insert_events)
+            "location": None if event.lat is None else (event.lat, event.lon),
             "accuracy_m": event.accuracy_m,
             "party_type": c.device.owner_type,
             "party_id": c.device.owner_id,
@@ -493,7 +502,22 @@ class _Batch:
     def _track_sequences(self) -> list[tuple[str, dict]]:
         if not self.seen_seqs:
             return []
-        devices = self.devices  # locked FOR UPDATE in step 1: one writer per device at a time
+        # One writer per device at a time, from here to the commit: the batch's last step,
+        # so that workers storing the same devices' events in parallel wait for each other
+        # only this long (locked in id order; max_seq as committed by the one before). NO KEY
+        # UPDATE, as the UPDATE of max_seq takes: FOR UPDATE would conflict with the KEY
+        # SHARE locks that the foreign-key checks of other batches' event inserts hold on
+        # the same devices, and two workers would deadlock.
+        devices = {
+            d.id: d
+            for d in self.session.scalars(
+                sa.select(Device)
+                .where(among(self.session, Device.id, self.seen_seqs))
+                .order_by(Device.id)
+                .with_for_update(key_share=True)
+                .execution_options(populate_existing=True)
+            )
+        }
         gaps: dict[str, list[SequenceGap]] = defaultdict(list)
         for gap in self.session.scalars(
             sa.select(SequenceGap).where(among(self.session, SequenceGap.device_id, self.seen_seqs))
@@ -636,6 +660,7 @@ def replay_subjects(
         return None
     # Core, not the ORM: plain rows, without the ORM's per-row loading.
     db = session.connection()
+    _lock(session, "trace_codes", serials)  # before reading their parcels: see _lock
     items = db.execute(
         sa.select(ParcelItem.waybill, ParcelItem.serial).where(
             among(session, ParcelItem.serial, serials)
@@ -644,6 +669,7 @@ def replay_subjects(
     units_of: dict[str, set[str]] = defaultdict(set)
     for waybill, serial in items:
         units_of[waybill].add(serial)
+    _lock(session, "parcels", units_of)
     columns = detect.SUBJECT_COLUMNS if scans else _REPLAY_COLUMNS
     query = sa.select(*columns).where(among(session, Event.serial, serials))
     if units_of:  # two index scans; an OR of two arrays can get a table scan as cached plan
@@ -706,6 +732,31 @@ def replay_subjects(
     _set_states(session, TraceCode, TraceCode.serial, unit_states)
     _set_states(session, Parcel, Parcel.waybill, parcel_states)
     return Replayed(serials, items, events, violations)
+
+
+_LOCK = {
+    table: sa.text(
+        f"SELECT 1 FROM {table} WHERE {key} = ANY(CAST(:keys AS text[])) "
+        f"ORDER BY {key} FOR NO KEY UPDATE"
+    )
+    for table, key in (("trace_codes", "serial"), ("parcels", "waybill"))
+}
+
+
+def _lock(session: Session, table: str, keys: Iterable[str]) -> None:
+    """Lock these units (or parcels) until the commit, in key order, before reading what
+    their replay reads: units first, then their parcels (PostgreSQL; SQLite has one writer
+    at a time anyway).
+
+    Workers store in parallel: without this, two batches holding events of the same unit
+    (its shelving in one, its sale in the other) could each replay it without the other's
+    uncommitted event, and the later commit leave a state and violation marks derived from
+    half its history. With it, the second waits for the first's commit, then reads both. A
+    batch that packs a unit locks it too, so its parcel is seen by whoever locks it next.
+    ``FOR NO KEY UPDATE`` does not block the foreign-key checks of other batches' inserts."""
+    keys = sorted(keys)
+    if keys and is_postgresql(session):
+        session.execute(_LOCK[table], {"keys": Keys(keys)})
 
 
 #: One statement per batch on PostgreSQL: (key, value) pairs as two arrays, joined by key.
@@ -783,9 +834,12 @@ def insert_events(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
     if not is_postgresql(session):
-        session.execute(sa.insert(Event), rows)
+        session.execute(
+            sa.insert(Event),
+            [r | {"location": r["location"] and point(*r["location"])} for r in rows],
+        )
         return
-    dumps = json.dumps  # what the JSON column type itself would store
+    dumps = orjson.dumps  # the same JSON the column type would store, written faster
     dbapi = session.connection().connection.driver_connection
     try:
         with dbapi.cursor() as cursor, cursor.copy(_COPY_EVENTS) as copy:
@@ -802,11 +856,13 @@ def insert_events(session: Session, rows: list[dict]) -> None:
                         r["occurred_at"],
                         r["utc_offset_min"],
                         r["received_at"],
-                        None if location is None else f"SRID=4326;{location.data}",
+                        None
+                        if location is None
+                        else f"SRID=4326;POINT({location[1]!r} {location[0]!r})",
                         r["accuracy_m"],
                         r["party_type"],
                         r["party_id"],
-                        dumps(r["data"]),
+                        dumps(r["data"]).decode(),
                         r["violation"],
                         r["flag"],
                     )

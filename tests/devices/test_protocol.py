@@ -194,3 +194,92 @@ def test_derived_secrets_differ_per_device_and_version():
 def test_device_id_comes_only_from_an_events_topic(topic, device):
     """Is the device id read only from a well-formed events topic?"""
     assert device_id_from_topic(topic) == device
+
+
+#: Values where a fast JSON library and the standard library are easily told apart.
+AWKWARD_VALUES = [
+    0.1,
+    39.9,
+    1e-05,
+    1.234e-05,
+    1e-07,
+    0.0001,
+    -0.0,
+    1e16,
+    1.2345678901234568e17,
+    1.5e300,
+    2**53 + 1,
+    2**63,
+    2**64 - 1,
+    2**64,
+    -(2**63) - 1,
+    10**30,
+    '\x01\x1f\x7f\u2028\u2029"\\/',
+    "中文 ✓ 😀",
+    "a:1e-5",
+    [1.0, {"b": 2, "a": [0.00001]}],
+    {"é": 1, "e": 2, "z": 3, "É": 4, "😀": 5},
+    None,
+    True,
+]
+
+
+@pytest.mark.parametrize("value", AWKWARD_VALUES, ids=repr)
+def test_the_canonical_form_is_exactly_the_standard_librarys(value):
+    body = event(data={"x": value, "nested": {"y": value}})
+    expected = json.dumps(
+        {k: v for k, v in body.items() if k != "sig"},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+    assert canonical_json(body) == expected
+
+
+@pytest.mark.parametrize("value", AWKWARD_VALUES, ids=repr)
+def test_a_payload_reads_as_the_standard_library_reads_it(value):
+    raw = json.dumps(event(data={"x": value}), ensure_ascii=False).encode()
+    (parsed,) = parse_payload(raw)
+    expected = json.loads(raw)
+    assert parsed == expected
+    assert json.dumps(parsed["data"]) == json.dumps(expected["data"])  # ints stay ints
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"a": "\\ud800"}', b'{"a": 123456789012345678901234567890}', b'{"a": 1e400}'],
+    ids=["lone surrogate", "long integer", "huge number"],
+)
+def test_what_a_fast_parser_refuses_is_read_as_before(raw):
+    assert parse_payload(raw) == [json.loads(raw)]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"note": "x" * 5000},
+        {"n": [9e15] * 80},  # sent as 9e15: the most a number grows when written again
+        {"n": [9e15] * 300},
+        {"s": "é" * 3000},
+        {"k": {str(i): i for i in range(600)}},
+        {"k": {str(i): i for i in range(800)}},
+    ],
+    ids=["long", "numbers-80", "numbers-300", "non-ascii", "keys-600", "keys-800"],
+)
+def test_the_size_of_data_is_judged_the_same_from_a_short_message(data):
+    """'data' is at most 4096 characters of json.dumps. Knowing the length of the message it
+    came in lets short messages skip writing it out: is the verdict always the same?"""
+    body = event(data=data)
+    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    raw = raw.replace(b"9000000000000000.0", b"9e15")
+
+    def verdict(**kw):
+        try:
+            check_event(json.loads(raw), NOW, **kw)
+            return "ok"
+        except Rejected as exc:
+            return exc.reason
+
+    expected = "invalid_field" if len(json.dumps(data, ensure_ascii=False)) > 4096 else "ok"
+    assert verdict() == expected
+    assert verdict(source_bytes=len(raw)) == expected

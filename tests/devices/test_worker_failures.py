@@ -4,6 +4,9 @@ PUBACK) driven with a stand-in for the MQTT client, ingest or the database made 
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -239,3 +242,189 @@ def test_the_ingest_command_needs_the_broker_url(runner):
     result = runner.invoke(args=["devices", "ingest"])
     assert result.exit_code != 0
     assert "MQTT_URL is not set" in result.output
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"), reason="row locks: PostgreSQL (SQLite: one writer)"
+)
+def test_two_workers_storing_one_units_events_at_once_replay_it_whole(app, make, scanner):
+    """Two workers store in parallel. When one holds a unit's sale uncommitted and the other
+    stores a second sale of it (another till), does the second batch wait for the first's
+    commit and replay the unit with both, marking the second sale as unlawful?"""
+    from app.events.operations import Inbound, ingest
+
+    shelf_id, _, serials = scanner
+    owner = count(app, f"SELECT owner_id FROM devices WHERE id = '{shelf_id}'")
+    tills = [make.device("pos_scanner", owner) for _ in range(2)]
+    sales = []
+    for minutes, (till_id, secret) in zip((5, 1), tills, strict=True):
+        body = {
+            "event_id": str(uuid.uuid4()),
+            "seq": 1,
+            "type": "sold",
+            "code": serials[0],
+            "time": (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat(),
+            "data": {"order_id": f"O-{minutes}"},
+        }
+        body["sig"] = protocol.sign(body, secret)
+        sales.append([Inbound(till_id, json.dumps(body).encode(), datetime.now(UTC))])
+    make_session = app.extensions["trace"].sessionmaker
+    first = make_session()
+    ingest(first, "test-secret", sales[0])  # not committed yet
+    done = threading.Event()
+
+    def second_worker():
+        with make_session() as session:
+            ingest(session, "test-secret", sales[1])
+            session.commit()
+        done.set()
+
+    thread = threading.Thread(target=second_worker)
+    thread.start()
+    assert not done.wait(1.0), "the second sale's batch did not wait for the first's commit"
+    first.commit()
+    first.close()
+    thread.join(30)
+    assert done.is_set()
+    violations = count(app, "SELECT string_agg(violation, ';') FROM events")
+    assert violations == "sold is not allowed after sold"
+
+
+def test_a_full_inbox_does_not_stop_the_connection_keeping_alive(app, tmp_path):
+    """While the main thread does not take from a full inbox (a long batch, the database
+    down), does paho's thread stop reading but go on keeping the connection alive, and is
+    the inbox held to its bound? (A blocked paho thread sent nothing, not even a PINGREQ,
+    and the broker dropped the connection after 1.5 keep-alive intervals.)"""
+    import paho.mqtt.client as mqtt
+    from mqtt_support import Broker, wait_for
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    broker = Broker(tmp_path / "mosquitto")  # its own: the share group of the other tests
+    broker.start()
+    worker = Worker(
+        app.extensions["trace"].sessionmaker,
+        "test-secret",
+        BrokerAddress("127.0.0.1", broker.port),
+        client_id="keepalive-test",
+        batch_size=1,  # an inbox of 100 messages
+        keepalive=1,
+        session_expiry=0,
+    )
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="keepalive-pub")
+    try:
+        worker.connect()
+        wait_for(worker.subscribed.is_set, 10, "the worker to subscribe")
+        connection = worker.connection
+        publisher.connect("127.0.0.1", broker.port)
+        publisher.loop_start()
+        for n in range(300):
+            publisher.publish(protocol.topic_events("KEEPALIVE"), b"{}" * (n + 1), qos=1)
+        wait_for(worker.inbox.full, 10, "the inbox to fill")
+        time.sleep(4)  # 4 keep-alive intervals with nothing taken
+        assert len(worker.inbox) <= worker.inbox.max_messages + 1
+        assert worker.connection == connection, "the connection was dropped"
+        taken = 0
+        while taken < 300:  # now the stream goes on, on the same connection
+            batch = worker.inbox.take(100, 1 << 20, 0.5, 0.0)
+            assert batch, f"only {taken} of 300 messages arrived"
+            for item in batch:
+                worker.client.ack(item.mid, item.qos)
+            taken += len(batch)
+        assert worker.connection == connection
+        assert "exceeded timeout" not in broker.tail(100_000)
+    finally:
+        worker.stopping.set()
+        publisher.disconnect()
+        publisher.loop_stop()
+        worker.client.disconnect()
+        worker.client.loop_stop()
+        worker.publisher.disconnect()
+        worker.publisher.loop_stop()
+        broker.stop()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"), reason="row locks: PostgreSQL (SQLite: one writer)"
+)
+def test_two_workers_storing_one_devices_events_at_once_do_not_deadlock(app, scanner, monkeypatch):
+    """Both batches insert their events (whose foreign-key checks share-lock the device),
+    then both lock the device to track its sequence numbers: does the second wait for the
+    first instead of deadlocking, and are the device's numbers tracked as if one after the
+    other?"""
+    from app.events import operations
+    from app.events.operations import Inbound, ingest
+
+    device_id = scanner[0]
+    both_stored = threading.Barrier(2, timeout=10)
+    track = operations._Batch._track_sequences
+
+    def after_both_stored(self):
+        both_stored.wait()
+        return track(self)
+
+    monkeypatch.setattr(operations._Batch, "_track_sequences", after_both_stored)
+    make_session = app.extensions["trace"].sessionmaker
+    errors = []
+
+    def worker_thread(n):
+        payload = json.dumps(shelved(scanner, n)).encode()  # seq n + 1
+        try:
+            with make_session() as session:
+                ingest(session, "test-secret", [Inbound(device_id, payload, datetime.now(UTC))])
+                session.commit()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker_thread, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert count(app, "SELECT count(*) FROM events") == 2
+    assert count(app, f"SELECT max_seq FROM devices WHERE id = '{device_id}'") == 2
+    assert count(app, "SELECT count(*) FROM sequence_gaps") == 0
+
+
+@pytest.mark.parametrize("with_properties", [False, True])
+@pytest.mark.parametrize("payload", [b"", b"{}", "中文".encode() * 100, b"x" * 20000])
+def test_the_worker_reads_a_publish_as_paho_does(with_properties, payload):
+    """The worker's client reads QoS 1 PUBLISH packets itself, skipping their properties:
+    are topic, packet id, flags and payload what paho's own decoder reads?"""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt._packet import decode_publish
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    topic = protocol.topic_events("ABCDEF0123456789").encode()
+    properties = Properties(PacketTypes.PUBLISH)
+    if with_properties:
+        properties.UserProperty = [("k", "v" * 200), ("trace", "1")]
+        properties.MessageExpiryInterval = 60
+        properties.ContentType = "application/json"
+    packet = bytearray(
+        len(topic).to_bytes(2, "big") + topic + (4242).to_bytes(2, "big") + properties.pack()
+    )
+    packet += payload
+    header = 0x30 | 0x08 | 0x02  # PUBLISH, dup, QoS 1
+    client = worker_module._Client(
+        CallbackAPIVersion.VERSION2, client_id="t", protocol=mqtt.MQTTv5, manual_ack=True
+    )
+    got = []
+    client.on_message = lambda c, u, m: got.append(m)
+    client._in_packet = {"command": header, "packet": packet}
+    assert client._handle_publish() == 0
+    expected = decode_publish(header, bytes(packet), mqtt.MQTTv5)
+    (message,) = got
+    assert (message.topic, message.mid, message.qos, message.dup, message.retain) == (
+        expected.topic.decode(),
+        expected.mid,
+        expected.qos,
+        expected.dup,
+        expected.retain,
+    )
+    assert message.payload == expected.payload == payload
+    client._in_packet = {"command": header, "packet": packet[: len(topic) + 3]}
+    with pytest.raises(worker_module.MalformedPacket):
+        client._handle_publish()
