@@ -10,10 +10,12 @@ defaults are the service's configuration defaults.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import pairwise
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from trace.geo import distance_km, speed_kmh
 
@@ -69,9 +71,16 @@ class Thresholds:
     copied_code_districts: int = 3
 
 
-@dataclass(frozen=True)
-class Scan:
-    """An event as the rules see it."""
+#: The default ``data`` of a scan: empty and read-only (one object shared by every scan).
+NO_DATA: Mapping[str, Any] = MappingProxyType({})
+
+
+class Scan(NamedTuple):
+    """An event as the rules see it.
+
+    A named tuple, not a dataclass: the ingest path builds one for every event of every
+    unit and parcel a batch touched, and a frozen dataclass costs several times as much to
+    build. Immutable all the same."""
 
     event_id: str
     type: str
@@ -81,7 +90,7 @@ class Scan:
     lon: float | None = None
     #: Why the lifecycle refused it (None: lawful).
     violation: str | None = None
-    data: dict = field(default_factory=dict)
+    data: Mapping[str, Any] = NO_DATA
 
     @property
     def located(self) -> bool:

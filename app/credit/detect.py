@@ -21,7 +21,7 @@ from app.db import among
 from app.events.models import Device, Event, Parcel, ParcelItem
 from app.parties.models import Courier
 from trace import anomalies as rules
-from trace.anomalies import Finding, Order, Scan, Thresholds
+from trace.anomalies import NO_DATA, Finding, Order, Scan, Thresholds
 from trace.credit import Policy
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def _scan(row, violation: str | None, data: dict | None = None) -> Scan:
         row.lat,
         row.lon,
         violation,
-        data or {},
+        data or NO_DATA,
     )
 
 
@@ -153,19 +153,23 @@ def _subject_rules(
             by_serial[row.serial].append(_scan(row, violation))
     parcels = {
         waybill: (merchant_id, consignee)
-        for waybill, merchant_id, consignee in session.connection().execute(
+        for waybill, merchant_id, consignee in session.connection()
+        .execute(
             sa.select(
                 Parcel.waybill, Parcel.merchant_id, sa.func.ST_AsText(Parcel.consignee)
             ).where(among(session, Parcel.waybill, waybills))
         )
+        .all()
     }
     batches = {
         serial: (expires_on, recalled_at)
-        for serial, expires_on, recalled_at in session.connection().execute(
+        for serial, expires_on, recalled_at in session.connection()
+        .execute(
             sa.select(TraceCode.serial, Batch.expires_on, Batch.recalled_at)
             .join(Batch, TraceCode.batch_id == Batch.id)
             .where(among(session, TraceCode.serial, serials))
         )
+        .all()
     }
 
     findings: list[Finding] = []

@@ -679,7 +679,7 @@ def replay_subjects(
             query, sa.select(*columns).where(among(session, Event.waybill, units_of))
         )
     events, seen = [], set()
-    for row in db.execute(query):
+    for row in db.execute(query).all():  # fetchall: one call, not one per row
         if row.id not in seen:
             seen.add(row.id)
             events.append(row)
