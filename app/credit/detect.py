@@ -32,6 +32,7 @@ IN_COURIER_HANDS = ("picked_up", "in_transit", "out_for_delivery", "delivery_fai
 
 #: The columns of an event the rules on one unit or parcel read; the lifecycle replay reads
 #: them too when rules are on, and passes them on. (None of these rules reads ``data``.)
+#: _subject_rules unpacks rows in this order.
 SUBJECT_COLUMNS = (
     Event.id,
     Event.event_id,
@@ -146,11 +147,14 @@ def _subject_rules(
     parcels_of = defaultdict(set)
     for waybill, serial in items:
         parcels_of[serial].add(waybill)
-    for row, violation in read:
-        if row.waybill:
-            by_waybill[row.waybill].append(_scan(row, violation))
+    # Unpacked in the order of SUBJECT_COLUMNS: a scan per event of every unit and parcel
+    # the batch touched, the hot loop of the rules.
+    for (_, event_id, kind, at, serial, waybill, _, ptype, pid, lat, lon), violation in read:
+        scan = Scan(event_id, kind, at, (ptype, pid), lat, lon, violation)
+        if waybill:
+            by_waybill[waybill].append(scan)
         else:
-            by_serial[row.serial].append(_scan(row, violation))
+            by_serial[serial].append(scan)
     parcels = {
         waybill: (merchant_id, consignee)
         for waybill, merchant_id, consignee in session.connection()
@@ -175,11 +179,14 @@ def _subject_rules(
     findings: list[Finding] = []
     for serial in serials:
         own = by_serial.get(serial, [])
-        mine = parcels_of[serial]
-        everything = own + [s for w in mine for s in by_waybill[w]] if mine else own
-        merchant_of = {
-            s.event_id: parcels[w][0] for w in mine for s in by_waybill[w] if w in parcels
-        }
+        mine = parcels_of.get(serial)
+        if mine:
+            everything = own + [s for w in mine for s in by_waybill[w]]
+            merchant_of = {
+                s.event_id: parcels[w][0] for w in mine for s in by_waybill[w] if w in parcels
+            }
+        else:
+            everything, merchant_of = own, {}
         findings += rules.lifecycle_violations(("code", serial), own)
         findings += rules.duplicate_sale(serial, own)
         findings += rules.impossible_travel(("code", serial), own, t)
