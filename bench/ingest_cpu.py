@@ -3,10 +3,11 @@ tool that is robust to a busy machine (it counts CPU time, not wall time).
 
 The same scratch database and backlog as bench/bench_ingest.py; the messages are fed to
 ``ingest`` in batches as the worker would, each batch committed. Prints the CPU seconds of
-this process and of its PostgreSQL backend per event, rules on and off.
+this process and of its PostgreSQL backend per event, rules on and off. The cycle collector
+is tuned as the worker tunes it (``--default-gc``: Python's defaults).
 
     python bench/ingest_cpu.py [--events 40000] [--batch-size 500] [--rules on|off|both]
-                               [--profile FILE]
+                               [--profile FILE] [--default-gc]
 """
 
 from __future__ import annotations
@@ -66,7 +67,14 @@ def main() -> None:
     parser.add_argument("--rules", choices=("on", "off", "both"), default="both")
     parser.add_argument("--profile", help="write a cProfile of the rules-on run here")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument(
+        "--default-gc", action="store_true", help="not the worker's collector settings"
+    )
     args = parser.parse_args()
+    if not args.default_gc:
+        from devices.worker import _tune_gc
+
+        _tune_gc()
     runs = {"on": [True], "off": [False], "both": [True, False]}[args.rules]
     for rules in runs:
         with scratch_database(args.pg, prefix="trace_ingest_cpu") as url:

@@ -129,6 +129,8 @@ def _validate_cset82(value: str, field: str, ai: str) -> str:
             f"{field} is {len(value)} characters long; GS1 AI {ai} allows at most {_MAX_X_LENGTH}",
             field=field,
         )
+    if GS1_CSET82.issuperset(value):  # the usual case, without a step per character
+        return value
     for index, char in enumerate(value):
         if char not in GS1_CSET82:
             raise ValidationError(
