@@ -25,8 +25,8 @@ _ORJSON_OPTIONS = (
 )
 #: A number orjson may write otherwise than Python: with an exponent (orjson 1e16 and 1e-7,
 #: Python 1e+16 and 1e-07) or below 1e-4 (orjson 0.00001, Python 1e-05). Also matches inside
-#: strings, which only costs the slow path.
-_UNLIKE_PYTHON = re.compile(rb"[0-9]e|0\.0000")
+#: strings, which only costs the slow path. (A literal first: ``[0-9]e`` took 50 us a scan.)
+_EXPONENT = re.compile(rb"e[-+0-9]")
 
 
 def json_body(obj) -> bytes | None:
@@ -40,7 +40,7 @@ def json_body(obj) -> bytes | None:
         body = orjson.dumps(obj, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError
         return None
-    return None if _UNLIKE_PYTHON.search(body) else body
+    return None if b"0.0000" in body or _EXPONENT.search(body) else body
 
 
 def _point(geometry) -> dict | None:
