@@ -93,6 +93,7 @@ def create_app(overrides: dict | None = None) -> Flask:
             public.apply(flask_app, bp)
         flask_app.register_blueprint(bp, url_prefix="/api/v1")
     public.apply(flask_app, consumer_bp)
+    public.take_over(flask_app)
     flask_app.register_blueprint(consumer_bp)
     workspace.register(flask_app, limiter.limit(config.SIGN_IN_RATE_LIMIT))
     cli.register(flask_app)

@@ -69,9 +69,9 @@ def _twin_apps(storage_uri: str):
         if kind == "flask-limiter":
             limiter.limit("3 per minute; 4 per hour")(bp)
         else:
-            PublicLimit(limiter, "3 per minute; 4 per hour", lambda: "192.0.2.1").apply(
-                flask_app, bp
-            )
+            public = PublicLimit(limiter, "3 per minute; 4 per hour", lambda: "192.0.2.1")
+            public.apply(flask_app, bp)
+            public.take_over(flask_app)
         flask_app.register_blueprint(bp)
 
         @flask_app.get("/free")
@@ -121,3 +121,32 @@ def test_public_limit_answers_as_flask_limiters_blueprint_limit(storage):
     assert int(ours[5][-1]) > 3000  # the view's Retry-After, not the window's
     assert ours[-1][2] is None  # outside the blueprint: no limit
     assert remaining == ref_remaining == 0
+
+
+def test_flask_limiter_still_limits_sign_in_and_leaves_the_public_pages_alone(database_url):
+    """Flask-Limiter's hooks skip the public blueprints (PublicLimit.take_over), not the rest:
+    the sign-in form keeps its own limit and headers; a scan carries one set of headers."""
+    from app import create_app
+
+    limited = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "TRACE_ENV": "testing",
+            "SECRET_KEY": "test-secret",
+            "SIGN_IN_RATE_LIMIT": "2 per minute",
+            "PUBLIC_RATE_LIMIT": "5 per minute",
+        }
+    )
+    try:
+        client = limited.test_client()
+        form = {"username": "nobody", "password": "wrong"}
+        codes = [client.post("/workspace/sign-in", data=form).status_code for _ in range(3)]
+        assert codes[-1] == 429 and 429 not in codes[:2]
+        resp = client.post("/workspace/sign-in", data=form)
+        assert resp.headers.getlist("X-RateLimit-Limit") == ["2"]
+        resp = client.get("/t/AAAAAAAAAAAAAAAA", headers={"Accept": "application/json"})
+        assert resp.status_code == 404
+        assert resp.headers.getlist("X-RateLimit-Limit") == ["5"]
+        assert resp.headers.getlist("X-RateLimit-Remaining") == ["4"]
+    finally:
+        limited.extensions["trace"].engine.dispose()
