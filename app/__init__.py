@@ -87,12 +87,13 @@ def create_app(overrides: dict | None = None) -> Flask:
     limiter = Limiter(web.client_address, app=flask_app)
     # Static strings (the settings do not change while the app runs): a callable is called
     # and its limit string parsed again on every request.
-    public = limiter.limit(config.PUBLIC_RATE_LIMIT)
+    public = ratelimit.PublicLimit(limiter, config.PUBLIC_RATE_LIMIT, web.client_address)
     for bp in (parties_bp, catalog_bp, codes_bp, events_bp, credit_bp, openapi_bp):
         if bp in (codes_bp, credit_bp):
-            public(bp)
+            public.apply(flask_app, bp)
         flask_app.register_blueprint(bp, url_prefix="/api/v1")
-    public(consumer_bp)
+    public.apply(flask_app, consumer_bp)
+    public.take_over(flask_app)
     flask_app.register_blueprint(consumer_bp)
     workspace.register(flask_app, limiter.limit(config.SIGN_IN_RATE_LIMIT))
     cli.register(flask_app)

@@ -93,8 +93,10 @@ def register(app: Flask, sign_in_limit) -> None:
     """Add the workspace to the app; ``sign_in_limit`` rate-limits the sign-in form."""
     from app.workspace import pages
 
-    sign_in_limit(pages.sign_in)
     app.register_blueprint(bp)
+    # The limited view must be the one served: Flask-Limiter checks a decorated limit in the
+    # wrapper it returns (its before_request hook leaves decorated limits to the wrapper).
+    app.view_functions["workspace.sign_in"] = sign_in_limit(pages.sign_in)
 
     @app.get("/")
     def home():

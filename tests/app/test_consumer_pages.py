@@ -523,3 +523,49 @@ def test_a_kept_grade_never_hides_a_new_record_or_decision(database_url, make, w
     finally:
         forget_public_parts()
         caching.extensions["trace"].engine.dispose()
+
+
+def test_the_json_answer_is_the_bytes_flask_would_write(app, client, world):
+    """The JSON form is written by orjson (app.serialize.json_body): byte for byte what the
+    app's JSON provider writes, for a unit with a journey and warnings."""
+    ship(world)
+    serial = world["serials"][0]
+    client.get(f"/t/{serial}", headers=JSON)  # a second check: the copied-code counts show
+    resp = client.get(f"/t/{serial}", headers=JSON)
+    assert resp.status_code == 200 and resp.mimetype == "application/json"
+    body = resp.get_data()
+    with app.app_context():
+        expected = app.json.response(resp.get_json()).get_data()
+    assert body == expected and body.endswith(b"}\n")
+    assert "常州市钟楼区".encode() in body  # UTF-8, not \\u escapes
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1e-05},
+        {"a": [1e16]},
+        {"a": -0.00001},
+        {1: "non-str key"},
+        {"when": date(2026, 1, 2)},
+        {"s": "\ud800"},
+        {"big": 2**70},
+    ],
+)
+def test_json_body_leaves_to_flask_what_orjson_writes_otherwise(app, value):
+    from app.serialize import json_body
+
+    assert json_body(value) is None
+    with app.app_context():
+        app.json.dumps(value)  # the provider writes it
+
+
+def test_json_body_writes_the_providers_bytes(app):
+    from markupsafe import Markup
+
+    from app.serialize import json_body
+
+    value = {"z": 1, "a": [0.0001, 31.8, -2, None, True, 'é中\n"\\'], "n": {}, "t": (1, "x")}
+    with app.app_context():
+        assert json_body(value) == app.json.response(value).get_data()
+        assert json_body({"m": Markup("<b>")}) is None  # a str subclass: the provider's way

@@ -4,6 +4,7 @@ timer thread started every 10 ms."""
 import threading
 import time
 
+import pytest
 from limits import parse
 from limits.strategies import FixedWindowRateLimiter
 
@@ -40,3 +41,112 @@ def test_expired_counters_are_dropped_without_a_timer_thread(monkeypatch):
     storage._next_clean = 0.0  # as if a second had passed
     storage.incr("one more", expiry=60)
     assert set(storage.storage) == {"one more"} and started == []
+
+
+def _twin_apps(storage_uri: str):
+    """Two apps alike but for how one blueprint is limited: Flask-Limiter's blueprint limit
+    (what the public pages had) and app.ratelimit.PublicLimit (what they have now)."""
+    from flask import Blueprint, Flask
+    from flask_limiter import Limiter
+
+    from app.ratelimit import PublicLimit
+
+    apps = []
+    for kind in ("flask-limiter", "public-limit"):
+        flask_app = Flask(kind)
+        flask_app.config.update(RATELIMIT_STORAGE_URI=storage_uri, RATELIMIT_HEADERS_ENABLED=True)
+        limiter = Limiter(lambda: "192.0.2.1", app=flask_app, key_prefix=kind)
+        bp = Blueprint("pages", kind)
+
+        @bp.get("/a")
+        def a():
+            return "a"
+
+        @bp.get("/late")
+        def late():
+            return "late", 503, {"Retry-After": "3600"}
+
+        if kind == "flask-limiter":
+            limiter.limit("3 per minute; 4 per hour")(bp)
+        else:
+            public = PublicLimit(limiter, "3 per minute; 4 per hour", lambda: "192.0.2.1")
+            public.apply(flask_app, bp)
+            public.take_over(flask_app)
+        flask_app.register_blueprint(bp)
+
+        @flask_app.get("/free")
+        def free():
+            return "free"
+
+        apps.append((flask_app, limiter))
+    return apps
+
+
+LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After")
+
+
+@pytest.mark.parametrize("storage", ["trace-memory://", "redis://127.0.0.1:6379/15"])
+def test_public_limit_answers_as_flask_limiters_blueprint_limit(storage):
+    """Same statuses, same headers (a view's own later Retry-After kept), the same counter
+    keys in the storage, a budget per endpoint, and no limit outside the blueprint."""
+    if storage.startswith("redis"):
+        redis = pytest.importorskip("redis")
+        try:
+            redis.Redis.from_url(storage).flushdb()
+        except redis.exceptions.ConnectionError:
+            pytest.skip("no Redis on 127.0.0.1:6379")
+    seen = []
+    for flask_app, limiter in _twin_apps(storage):
+        client = flask_app.test_client()
+        answers = []
+        for path in ["/a"] * 5 + ["/late"] * 2 + ["/free"] * 6:
+            resp = client.get(path)
+            answers.append((path, resp.status_code, *(resp.headers.get(h) for h in LIMIT_HEADERS)))
+        stats = limiter.limiter.get_window_stats(
+            parse("3 per minute"), limiter._key_prefix, "192.0.2.1", "pages.a"
+        )
+        seen.append((answers, stats.remaining))
+    (reference, ref_remaining), (ours, remaining) = seen
+    assert [a[:3] for a in ours] == [a[:3] for a in reference]
+    assert [a[1] for a in ours][:7] == [200, 200, 200, 429, 429, 503, 503]
+    assert (
+        ours == reference
+        or all(  # the reset times may straddle a second
+            abs(int(x) - int(y)) <= 1
+            for a, b in zip(ours, reference, strict=True)
+            for x, y in zip(a[3:], b[3:], strict=True)
+            if x is not None
+        )
+    )
+    assert int(ours[5][-1]) > 3000  # the view's Retry-After, not the window's
+    assert ours[-1][2] is None  # outside the blueprint: no limit
+    assert remaining == ref_remaining == 0
+
+
+def test_flask_limiter_still_limits_sign_in_and_leaves_the_public_pages_alone(database_url):
+    """Flask-Limiter's hooks skip the public blueprints (PublicLimit.take_over), not the rest:
+    the sign-in form keeps its own limit and headers; a scan carries one set of headers."""
+    from app import create_app
+
+    limited = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "TRACE_ENV": "testing",
+            "SECRET_KEY": "test-secret",
+            "SIGN_IN_RATE_LIMIT": "2 per minute",
+            "PUBLIC_RATE_LIMIT": "5 per minute",
+        }
+    )
+    try:
+        client = limited.test_client()
+        form = {"username": "nobody", "password": "wrong"}
+        codes = [client.post("/workspace/sign-in", data=form).status_code for _ in range(3)]
+        assert codes[-1] == 429 and 429 not in codes[:2]
+        resp = client.post("/workspace/sign-in", data=form)
+        assert resp.headers.getlist("X-RateLimit-Limit") == ["2"]
+        resp = client.get("/t/AAAAAAAAAAAAAAAA", headers={"Accept": "application/json"})
+        assert resp.status_code == 404
+        assert resp.headers.getlist("X-RateLimit-Limit") == ["5"]
+        assert resp.headers.getlist("X-RateLimit-Remaining") == ["4"]
+    finally:
+        limited.extensions["trace"].engine.dispose()
