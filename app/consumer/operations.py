@@ -482,6 +482,31 @@ def _answer(
     }
 
 
+def check(
+    engine: sa.Engine,
+    session: Callable[[], Session],
+    client_hash: str,
+    config: Config,
+    *,
+    serial: str | None = None,
+    link: str | None = None,
+) -> tuple[Unit, dict]:
+    """A consumer's check of a code, by its serial or its Digital Link: the unit (NotFound
+    when it was never issued, or not for the link's GTIN and lot), the check recorded and
+    committed, and the answer. On PostgreSQL in one statement (:func:`scan_in_one`); on other
+    databases statement by statement (:func:`scan`), with the same answer."""
+    if engine.dialect.name == "postgresql":
+        gtin14 = lot = None
+        if link is not None:
+            serial, gtin14, lot = link_parts(link)
+        return scan_in_one(engine, session, serial, client_hash, config, gtin14=gtin14, lot=lot)
+    s = session()
+    unit = find_unit_by_link(s, link, config) if link is not None else find_unit(s, serial)
+    answer = scan(s, unit, client_hash, config)
+    s.commit()
+    return unit, answer
+
+
 # -- the scan in one statement (PostgreSQL) --------------------------------------------------
 
 #: The unit, the recorded check, the code's check totals with it, its open anomalies and its

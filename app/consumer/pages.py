@@ -119,29 +119,20 @@ def _unknown(code_text: str):
     return page, 404
 
 
-def _in_one() -> bool:
-    """Whether the scan runs as one statement (PostgreSQL: operations.scan_in_one)."""
-    return current_app.extensions["trace"].engine.dialect.name == "postgresql"
-
-
-def _scan_in_one(serial: str, gtin14: str | None = None, lot: str | None = None):
+def _check(*, serial: str | None = None, link: str | None = None):
+    """The unit and the answer to this client's check of it (recorded)."""
     engine = current_app.extensions["trace"].engine
-    return operations.scan_in_one(
-        engine, db, serial, _client_hash(), settings(), gtin14=gtin14, lot=lot
-    )
+    return operations.check(engine, db, _client_hash(), settings(), serial=serial, link=link)
 
 
 def _answer(
     unit,
+    scan: dict,
     *,
     status: int = 200,
     notice: str | None = None,
     errors: dict | None = None,
-    scan: dict | None = None,
 ):
-    if scan is None:
-        scan = operations.scan(db(), unit, _client_hash(), settings())
-        db().commit()
     if _wants_json():
         body = serialize.json_body(scan)  # the provider's bytes, written faster
         if body is None:
@@ -173,14 +164,10 @@ def _answer(
 def by_link(rest: str):
     """The GS1 Digital Link of the QR code."""
     try:
-        if _in_one():
-            serial, gtin14, lot = operations.link_parts(_raw_path())
-            unit, scan = _scan_in_one(serial, gtin14, lot)
-            return _answer(unit, scan=scan)
-        unit = operations.find_unit_by_link(db(), _raw_path(), settings())
+        unit, scan = _check(link=_raw_path())
     except (NotFound, ValidationError):
         return _unknown(_raw_path())
-    return _answer(unit)
+    return _answer(unit, scan)
 
 
 @bp.get("/t/<serial>")
@@ -189,13 +176,10 @@ def by_serial(serial: str):
     sent = request.args.get("sent")
     notice = sent if sent in FORMS else None
     try:
-        if _in_one():
-            unit, scan = _scan_in_one(serial.strip().upper())
-            return _answer(unit, notice=notice, scan=scan)
-        unit = operations.find_unit(db(), serial.strip().upper())
+        unit, scan = _check(serial=serial.strip().upper())
     except (NotFound, ValidationError):
         return _unknown(serial)
-    return _answer(unit, notice=notice)
+    return _answer(unit, scan, notice=notice)
 
 
 # -- what the consumer sends back ------------------------------------------------------------
@@ -257,11 +241,13 @@ def send_form(serial: str, kind: str):
         db().rollback()
         first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
         field = ".".join(str(p) for p in first["loc"]) or kind
-        return _answer(code, status=422, errors={kind: f"{field}: {first['msg']}"})
+        return _answer(
+            *_check(serial=code.serial), status=422, errors={kind: f"{field}: {first['msg']}"}
+        )
     except DomainError as exc:
         db().rollback()
         status = getattr(exc, "status", None) or (409 if exc.code == "conflict" else 422)
-        return _answer(code, status=status, errors={kind: exc.message})
+        return _answer(*_check(serial=code.serial), status=status, errors={kind: exc.message})
     return redirect(url_for("consumer.by_serial", serial=code.serial, sent=kind, lang=_lang()))
 
 
