@@ -407,11 +407,11 @@ def scan(
     anomalies = tuple(_open_anomalies(session, unit.serial))
     steps = _steps(session, unit.serial, unit.merchant_id)
     version = credit_version(session, ("merchant", unit.merchant_id))
-    return _answer(session, unit, checks, anomalies, steps, version, config, now)
+    return _answer(lambda: session, unit, checks, anomalies, steps, version, config, now)
 
 
 def _answer(
-    session: Session | Callable[[], Session],
+    session: Callable[[], Session],
     unit: Unit,
     checks: CheckSummary,
     anomalies: tuple[tuple[str, dict], ...],
@@ -422,15 +422,15 @@ def _answer(
 ) -> dict:
     """The answer from what was read at the request (the unit, its checks with this one,
     its open anomalies and events) and what is kept per process (the batch's details and
-    the merchant's credit, at most ``PUBLIC_CREDIT_MAX_AGE_S`` old). ``session`` may be a
-    callable: it is then only called when something kept has to be read again. The kept
+    the merchant's credit, at most ``PUBLIC_CREDIT_MAX_AGE_S`` old). ``session`` opens the
+    session, only called when something kept has to be read again. The kept
     credit is only used while the merchant's ``credit_version`` (read at the request) is
     the one it was scored at: a new record or decision shows at once."""
     part = kept_batch_part(unit.batch_id)
     party = ("merchant", unit.merchant_id)
     account = kept_public_account(party, config.policy, credit_version)
     if part is None or account is None:
-        s = session() if callable(session) else session
+        s = session()
         part = part or batch_part(s, unit.batch_id, config)
         account = account or public_account(
             s, party, config.policy, config.PUBLIC_CREDIT_MAX_AGE_S, credit_version
