@@ -21,3 +21,7 @@ worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", 4))
 # Room for bursts of new connections (phones opening a page at once) while all threads work.
 backlog = 2048
+# gunicorn's HTTP parser in C (gunicorn_h1c, a dependency), not its pure-Python one: about
+# 0.1 ms less CPU a request (a JSON scan 2.23 against 2.37 ms, /healthz 0.99 against 1.11,
+# alternating runs under wrk). "fast" fails loudly if the extension is missing.
+http_parser = "fast"
