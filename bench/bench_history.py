@@ -16,7 +16,7 @@ import random
 import statistics
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -24,13 +24,11 @@ from app import create_app, migrate
 from app.auth.models import Role
 from app.auth.operations import create_token
 from app.auth.principal import OPERATOR
-from app.catalog import operations as catalog
-from app.catalog.models import ProductCategory
 from app.codes.operations import issue_codes
 from app.events.models import DeviceKind
 from app.events.operations import register_device
 from app.parties import operations as parties
-from app.parties.models import MerchantKind
+from bench.catalog import bench_batch
 from bench.scratch import scratch_database
 
 PARCEL_STEPS = [
@@ -50,16 +48,7 @@ def setup(app, units: int, history_units: int | None = None) -> tuple[list[str],
     by default; serials are random, so it is a random sample) a full history."""
     secret = app.extensions["trace"].config.SECRET_KEY
     with app.extensions["trace"].sessionmaker() as s:
-        merchant = parties.register_merchant(
-            s,
-            OPERATOR,
-            name="bench",
-            uscc="914403001922038216",
-            kind=MerchantKind.SHOP,
-            region_code="320411",
-            lat=31.8,
-            lon=119.97,
-        )
+        merchant, _, batch = bench_batch(s, units)
         company = parties.register_logistics_company(
             s, OPERATOR, name="bench express", uscc="91330100799655058B", region_code="320400"
         )
@@ -72,26 +61,6 @@ def setup(app, units: int, history_units: int | None = None) -> tuple[list[str],
             phone="13800000001",
             company_id=company.id,
             region_code="320411",
-        )
-        product = catalog.register_product(
-            s,
-            OPERATOR,
-            gtin="4006381333931",
-            name="bench",
-            category=ProductCategory.FOOD,
-            merchant_id=merchant.id,
-        )
-        batch = catalog.register_batch(
-            s,
-            OPERATOR,
-            product_id=product.id,
-            lot="B1",
-            produced_on=date(2026, 1, 1),
-            expires_on=date(2027, 1, 1),
-            origin_name="bench",
-            origin_lat=31.8,
-            origin_lon=119.9,
-            quantity=units,
         )
         serials = issue_codes(s, OPERATOR, batch.id, units, max_count=units).serials
         shelf, _ = register_device(

@@ -41,11 +41,12 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.catalog import bench_batch
 from bench.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,50 +108,17 @@ def setup(url: str, events: int, devices: int, per_message: int) -> list[tuple[s
     """Register the data and return the backlog: (topic, payload) per message."""
     from app import migrate
     from app.auth.principal import OPERATOR
-    from app.catalog import operations as catalog
-    from app.catalog.models import ProductCategory
     from app.codes.operations import issue_codes
     from app.db import create_engine, make_sessionmaker
     from app.events.models import DeviceKind
     from app.events.operations import register_device
-    from app.parties import operations as parties
-    from app.parties.models import MerchantKind
     from devices.protocol import sign, topic_events
 
     migrate.upgrade(url)
     engine = create_engine(url)
     units = (events + 1) // 2
     with make_sessionmaker(engine)() as s:
-        merchant = parties.register_merchant(
-            s,
-            OPERATOR,
-            name="bench",
-            uscc="914403001922038216",
-            kind=MerchantKind.SHOP,
-            region_code="320411",
-            lat=31.8,
-            lon=119.97,
-        )
-        product = catalog.register_product(
-            s,
-            OPERATOR,
-            gtin="4006381333931",
-            name="bench",
-            category=ProductCategory.FOOD,
-            merchant_id=merchant.id,
-        )
-        batch = catalog.register_batch(
-            s,
-            OPERATOR,
-            product_id=product.id,
-            lot="BENCH1",
-            produced_on=date(2026, 1, 1),
-            expires_on=date(2027, 12, 31),
-            origin_name="bench",
-            origin_lat=31.8,
-            origin_lon=119.9,
-            quantity=units,
-        )
+        merchant, _, batch = bench_batch(s, units)
         serials = issue_codes(s, OPERATOR, batch.id, units, max_count=units).serials
         shelves, tills = [], []
         for n in range(devices):

@@ -14,52 +14,21 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from datetime import date
 
 import sqlalchemy as sa
 
 from app import migrate
 from app.auth.principal import OPERATOR
-from app.catalog import operations as catalog
-from app.catalog.models import ProductCategory
 from app.codes.operations import issue_codes
 from app.db import create_engine, make_sessionmaker
-from app.parties import operations as parties
-from app.parties.models import MerchantKind
+from bench.catalog import bench_batch
 from bench.scratch import scratch_url
 from trace.serials import new_serials
 
 
 def setup(sessionmaker, count: int, rounds: int) -> int:
     with sessionmaker() as s:
-        merchant = parties.register_merchant(
-            s,
-            OPERATOR,
-            name="bench",
-            uscc="914403001922038216",
-            kind=MerchantKind.PRODUCER,
-            region_code="440300",
-        )
-        product = catalog.register_product(
-            s,
-            OPERATOR,
-            gtin="4006381333931",
-            name="bench",
-            category=ProductCategory.FOOD,
-            merchant_id=merchant.id,
-        )
-        batch = catalog.register_batch(
-            s,
-            OPERATOR,
-            product_id=product.id,
-            lot="BENCH1",
-            produced_on=date(2026, 1, 1),
-            expires_on=date(2027, 1, 1),
-            origin_name="bench",
-            origin_lat=31.8,
-            origin_lon=119.9,
-            quantity=count * rounds * 2,
-        )
+        batch = bench_batch(s, count * rounds * 2).batch
         s.commit()
         return batch.id
 
