@@ -55,6 +55,7 @@ from app import create_app, migrate
 from app.codes.api import code_uri
 from app.codes.operations import find_code
 from bench.bench_history import setup
+from bench.machine import describe, reference_ms
 from bench.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -329,6 +330,7 @@ def main() -> None:
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
+        speed = reference_ms()
         server = start_gunicorn(
             url, port, args.workers, args.threads, shlex.split(args.gunicorn_args)
         )
@@ -373,6 +375,7 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
             shutil.rmtree(tmp, ignore_errors=True)
+        speed_after = reference_ms()
 
     trivial = results["trivial /healthz"]
     args.workers, args.threads = served_with(args.workers, args.threads)
@@ -403,6 +406,7 @@ def main() -> None:
     for name, r in results.items():
         if r["timeouts"]:
             print(f"{name}: {r['timeouts']} requests unanswered after 5 s (not in the rates)")
+    print(describe(speed, speed_after))
     print(f"goal (JSON ≥ 1,000 req/s, p99 < 50 ms): {'met' if goal else 'NOT met'}")
     for key, r in (("trivial", trivial), ("json", json_form), ("html", page)):
         print(

@@ -47,6 +47,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.catalog import bench_batch
+from bench.machine import describe, reference_ms
 from bench.scratch import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -448,9 +449,11 @@ def main() -> None:
         return
 
     modes = {"on": ["on"], "off": ["off"], "both": ["on", "off"]}[args.rules]
+    speed = reference_ms()
     results = [(rules, measure(args, rules)) for rules in modes]
     for rules, result in results:
         report(args, rules, result)
+    print(describe(speed, reference_ms()))
 
 
 def measure(args, rules: str) -> dict:
