@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from flask import Flask
+import flask
 from sqlalchemy.orm import Session, sessionmaker
 
 import trace
@@ -33,6 +35,23 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+class Flask(flask.Flask):
+    """Flask, with :meth:`ensure_sync`'s answer kept per function: Flask asks again for every
+    hook and view on every request, and each answer inspects the function's code flags."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable, Callable] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        found = self._sync.get(func)
+        if found is None:
+            if len(self._sync) > 4096:  # functions made on the fly: keep it bounded
+                self._sync.clear()
+            found = self._sync[func] = super().ensure_sync(func)
+        return found
+
+
 @dataclass
 class Extension:
     config: Config
@@ -40,7 +59,7 @@ class Extension:
     sessionmaker: sessionmaker[Session]
 
 
-def create_app(overrides: dict | None = None) -> Flask:
+def create_app(overrides: dict | None = None) -> flask.Flask:
     """Build the application. ``overrides`` replace settings from the environment (tests)."""
     from flask_limiter import Limiter
 
@@ -101,7 +120,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     cli.trace_cli.add_command(sweep_command)
 
-    security = [
+    security_headers = [
         ("X-Content-Type-Options", "nosniff"),
         ("Referrer-Policy", "same-origin"),
         ("X-Frame-Options", "DENY"),
@@ -109,15 +128,8 @@ def create_app(overrides: dict | None = None) -> Flask:
         ("Permissions-Policy", "geolocation=(self), camera=()"),
     ]
     if config.TRACE_ENV == "production":
-        security.append(("Strict-Transport-Security", "max-age=31536000"))
-
-    @flask_app.after_request
-    def security_headers(response):
-        # Each header unless the view set its own (one pass over the headers, not one per
-        # header: this runs on every response).
-        present = {key.lower() for key, _ in response.headers.items()}
-        response.headers.extend([(k, v) for k, v in security if k.lower() not in present])
-        return response
+        security_headers.append(("Strict-Transport-Security", "max-age=31536000"))
+    flask_app.after_request(web.SecurityHeaders(security_headers))
 
     @flask_app.get("/healthz")
     def healthz():

@@ -67,19 +67,41 @@ class PublicLimit:
     def take_over(self, app) -> None:
         """Flask-Limiter's own hooks in ``app`` (check, headers, context reset: about a tenth
         of a consumer scan's CPU even with nothing to limit) skip the requests of the
-        blueprints this limit applies to; they run as before for every other request."""
+        blueprints this limit applies to. For the other requests, its check runs whenever it
+        has a limit that applies without a decorator (default, application, meta, another
+        blueprint's, in-memory fallback), its headers and context reset whenever it kept
+        something for the request (a decorated view's limit, such as sign-in's): every other
+        limit holds as before, and a request with none (``/healthz``) pays nothing."""
         from flask import request
+        from flask.globals import request_ctx
 
         limiter, ours = self._limiter, self._blueprints
+        manager = limiter.limit_manager
 
         def limiters(hook) -> bool:
             return getattr(hook, "__self__", None) is limiter or (
                 isinstance(hook, functools.partial) and limiter in hook.args
             )
 
+        def checks_without_decorator() -> bool:
+            # What Flask-Limiter's before_request hook can find for a request (its
+            # __filter_limits and __evaluate_limits); the decorated limits check themselves.
+            return bool(
+                manager._application_limits
+                or manager._default_limits
+                or limiter._meta_limits
+                or limiter._in_memory_fallback
+                or not ours.issuperset(manager._blueprint_limits)
+            )
+
+        def kept_something() -> bool:
+            # Flask-Limiter keeps what a request hit in a context on the request's context,
+            # made on first use (its ``context`` property).
+            return hasattr(request_ctx._get_current_object(), "_limiter_request_context")
+
         def before(hook):
             def limiters_before_request():
-                if request.blueprint not in ours:
+                if request.blueprint not in ours and checks_without_decorator():
                     return hook()
                 return None
 
@@ -87,7 +109,7 @@ class PublicLimit:
 
         def after(hook):
             def limiters_after_request(response):
-                if request.blueprint not in ours:
+                if kept_something() and request.blueprint not in ours:
                     return hook(response)
                 return response
 
@@ -95,7 +117,7 @@ class PublicLimit:
 
         def teardown(hook):
             def limiters_teardown_request(exc=None):
-                if request.blueprint not in ours:
+                if kept_something() and request.blueprint not in ours:
                     hook(exc)
 
             return limiters_teardown_request

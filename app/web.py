@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pydantic
-from flask import current_app, g, request
+from flask import Response, current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session
@@ -100,6 +100,25 @@ def client_address() -> str:
 def settings():
     """The service's :class:`config.Config`."""
     return current_app.extensions["trace"].config
+
+
+class SecurityHeaders:
+    """The ``after_request`` hook that adds each of ``headers`` to a response unless the view
+    set its own. It runs on every response: the names are lowered once, here."""
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        self._headers = tuple(headers)
+        self._names = frozenset(name.lower() for name, _ in headers)
+
+    def __call__(self, response: Response) -> Response:
+        headers = response.headers
+        names = self._names
+        if any(name.lower() in names for name, _ in headers):  # rare: the view set one
+            present = {name.lower() for name, _ in headers}
+            headers.extend([(k, v) for k, v in self._headers if k.lower() not in present])
+        else:
+            headers.extend(self._headers)
+        return response
 
 
 class SessionInterface(SecureCookieSessionInterface):
