@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import flask
+import flask.templating
 from sqlalchemy.orm import Session, sessionmaker
 
 import trace
@@ -35,9 +36,31 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+#: What a plain dict has as attributes (methods); any other name can only be one of its keys.
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class TemplateEnvironment(flask.templating.Environment):
+    """Flask's Jinja environment, where ``a.b`` on a plain dict looks up the key first. Jinja
+    tries the attribute first and then the key: the pages read their answers (dicts) this
+    way a hundred times a page, and each failed attribute raised and caught an exception.
+    The result is the same: a plain dict has no attribute other than its methods."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 class Flask(flask.Flask):
-    """Flask, with :meth:`ensure_sync`'s answer kept per function: Flask asks again for every
-    hook and view on every request, and each answer inspects the function's code flags."""
+    """Flask, with :meth:`ensure_sync`'s answer kept per function (Flask asks again for every
+    hook and view on every request, and each answer inspects the function's code flags), and
+    templates in a :class:`TemplateEnvironment`."""
+
+    jinja_environment = TemplateEnvironment
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
