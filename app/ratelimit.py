@@ -170,18 +170,21 @@ class PublicLimit:
         item, args = found
         reset_at, remaining = self._limiter.limiter.get_window_stats(item, *args)
         reset_at = int(reset_at + 1)
-        response.headers.add("X-RateLimit-Limit", str(item.amount))
-        response.headers.add("X-RateLimit-Remaining", str(remaining))
-        response.headers.add("X-RateLimit-Reset", str(reset_at))
-        existing = response.headers.get("Retry-After")  # a view's own (503) wins if later
-        if existing is not None:
-            from werkzeug.http import parse_date
+        headers = response.headers
+        headers.add("X-RateLimit-Limit", str(item.amount))
+        headers.add("X-RateLimit-Remaining", str(remaining))
+        headers.add("X-RateLimit-Reset", str(reset_at))
+        existing = headers.get("Retry-After")  # a view's own (503) wins if later
+        if existing is None:  # as set() would, without looking for it again
+            headers.add("Retry-After", str(int(reset_at - time.time())))
+            return response
+        from werkzeug.http import parse_date
 
-            retry_after = parse_date(existing)
-            if retry_after is None:
-                retry_after = time.time() + int(existing)
-            if isinstance(retry_after, datetime):
-                retry_after = time.mktime(retry_after.timetuple())
-            reset_at = max(int(retry_after), reset_at)
-        response.headers.set("Retry-After", str(int(reset_at - time.time())))
+        retry_after = parse_date(existing)
+        if retry_after is None:
+            retry_after = time.time() + int(existing)
+        if isinstance(retry_after, datetime):
+            retry_after = time.mktime(retry_after.timetuple())
+        reset_at = max(int(retry_after), reset_at)
+        headers.set("Retry-After", str(int(reset_at - time.time())))
         return response
