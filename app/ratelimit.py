@@ -15,6 +15,8 @@ import time
 from datetime import datetime
 from typing import ClassVar
 
+from flask import g, request
+from flask.globals import request_ctx
 from limits.storage import MemoryStorage
 
 #: The scheme :func:`app.create_app` gives Flask-Limiter for ``memory://``.
@@ -72,9 +74,6 @@ class PublicLimit:
         blueprint's, in-memory fallback), its headers and context reset whenever it kept
         something for the request (a decorated view's limit, such as sign-in's): every other
         limit holds as before, and a request with none (``/healthz``) pays nothing."""
-        from flask import request
-        from flask.globals import request_ctx
-
         limiter, ours = self._limiter, self._blueprints
         manager = limiter.limit_manager
 
@@ -141,13 +140,12 @@ class PublicLimit:
         app.after_request_funcs.setdefault(bp.name, []).append(self.headers)
 
     def check(self) -> None:
-        from flask import g, request
-
         limiter = self._limiter
-        if not (limiter.enabled and limiter.initialized) or not request.endpoint:
+        endpoint = request.endpoint
+        if not (limiter.enabled and limiter.initialized) or not endpoint:
             return
         args = [*([limiter._key_prefix] if limiter._key_prefix else ()), self._key_func()]
-        args.append(request.endpoint)
+        args.append(endpoint)
         strategy = limiter.limiter
         breached = None
         for item in self._items:
@@ -162,8 +160,6 @@ class PublicLimit:
             raise self._exceeded(self._runtime[breached])
 
     def headers(self, response):
-        from flask import g
-
         found = g.get("public_limit")
         if found is None:
             return response
