@@ -124,7 +124,7 @@ class SecurityHeaders:
 class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the signing serializer built once per set of keys
     instead of on every request (every request opens the session, even the public pages'
-    that never use it)."""
+    that never use it), and nothing worked out at the response for a session left alone."""
 
     _serializers: dict[tuple, URLSafeTimedSerializer]
 
@@ -139,3 +139,9 @@ class SessionInterface(SecureCookieSessionInterface):
         if found is None:
             found = self._serializers[keys] = super().get_signing_serializer(app)
         return found
+
+    def save_session(self, app, session, response) -> None:
+        # Empty, never read and never changed (a public page's request): Flask's own
+        # save_session writes nothing then, after looking up seven cookie settings.
+        if session or session.accessed or session.modified:
+            super().save_session(app, session, response)
