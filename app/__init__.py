@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from flask import Flask
+import flask
+import flask.templating
 from sqlalchemy.orm import Session, sessionmaker
 
 import trace
@@ -33,6 +36,45 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+#: What a plain dict has as attributes (methods); any other name can only be one of its keys.
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class TemplateEnvironment(flask.templating.Environment):
+    """Flask's Jinja environment, where ``a.b`` on a plain dict looks up the key first. Jinja
+    tries the attribute first and then the key: the pages read their answers (dicts) this
+    way a hundred times a page, and each failed attribute raised and caught an exception.
+    The result is the same: a plain dict has no attribute other than its methods."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+class Flask(flask.Flask):
+    """Flask, with :meth:`ensure_sync`'s answer kept per function (Flask asks again for every
+    hook and view on every request, and each answer inspects the function's code flags), and
+    templates in a :class:`TemplateEnvironment`."""
+
+    jinja_environment = TemplateEnvironment
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable, Callable] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        found = self._sync.get(func)
+        if found is None:
+            if len(self._sync) > 4096:  # functions made on the fly: keep it bounded
+                self._sync.clear()
+            found = self._sync[func] = super().ensure_sync(func)
+        return found
+
+
 @dataclass
 class Extension:
     config: Config
@@ -40,7 +82,7 @@ class Extension:
     sessionmaker: sessionmaker[Session]
 
 
-def create_app(overrides: dict | None = None) -> Flask:
+def create_app(overrides: dict | None = None) -> flask.Flask:
     """Build the application. ``overrides`` replace settings from the environment (tests)."""
     from flask_limiter import Limiter
 
@@ -101,7 +143,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     cli.trace_cli.add_command(sweep_command)
 
-    security = [
+    security_headers = [
         ("X-Content-Type-Options", "nosniff"),
         ("Referrer-Policy", "same-origin"),
         ("X-Frame-Options", "DENY"),
@@ -109,15 +151,8 @@ def create_app(overrides: dict | None = None) -> Flask:
         ("Permissions-Policy", "geolocation=(self), camera=()"),
     ]
     if config.TRACE_ENV == "production":
-        security.append(("Strict-Transport-Security", "max-age=31536000"))
-
-    @flask_app.after_request
-    def security_headers(response):
-        # Each header unless the view set its own (one pass over the headers, not one per
-        # header: this runs on every response).
-        present = {key.lower() for key, _ in response.headers.items()}
-        response.headers.extend([(k, v) for k, v in security if k.lower() not in present])
-        return response
+        security_headers.append(("Strict-Transport-Security", "max-age=31536000"))
+    flask_app.after_request(web.SecurityHeaders(security_headers))
 
     @flask_app.get("/healthz")
     def healthz():

@@ -15,6 +15,8 @@ import time
 from datetime import datetime
 from typing import ClassVar
 
+from flask import g, request
+from flask.globals import request_ctx
 from limits.storage import MemoryStorage
 
 #: The scheme :func:`app.create_app` gives Flask-Limiter for ``memory://``.
@@ -67,19 +69,38 @@ class PublicLimit:
     def take_over(self, app) -> None:
         """Flask-Limiter's own hooks in ``app`` (check, headers, context reset: about a tenth
         of a consumer scan's CPU even with nothing to limit) skip the requests of the
-        blueprints this limit applies to; they run as before for every other request."""
-        from flask import request
-
+        blueprints this limit applies to. For the other requests, its check runs whenever it
+        has a limit that applies without a decorator (default, application, meta, another
+        blueprint's, in-memory fallback), its headers and context reset whenever it kept
+        something for the request (a decorated view's limit, such as sign-in's): every other
+        limit holds as before, and a request with none (``/healthz``) pays nothing."""
         limiter, ours = self._limiter, self._blueprints
+        manager = limiter.limit_manager
 
         def limiters(hook) -> bool:
             return getattr(hook, "__self__", None) is limiter or (
                 isinstance(hook, functools.partial) and limiter in hook.args
             )
 
+        def checks_without_decorator() -> bool:
+            # What Flask-Limiter's before_request hook can find for a request (its
+            # __filter_limits and __evaluate_limits); the decorated limits check themselves.
+            return bool(
+                manager._application_limits
+                or manager._default_limits
+                or limiter._meta_limits
+                or limiter._in_memory_fallback
+                or not ours.issuperset(manager._blueprint_limits)
+            )
+
+        def kept_something() -> bool:
+            # Flask-Limiter keeps what a request hit in a context on the request's context,
+            # made on first use (its ``context`` property).
+            return hasattr(request_ctx._get_current_object(), "_limiter_request_context")
+
         def before(hook):
             def limiters_before_request():
-                if request.blueprint not in ours:
+                if request.blueprint not in ours and checks_without_decorator():
                     return hook()
                 return None
 
@@ -87,7 +108,7 @@ class PublicLimit:
 
         def after(hook):
             def limiters_after_request(response):
-                if request.blueprint not in ours:
+                if kept_something() and request.blueprint not in ours:
                     return hook(response)
                 return response
 
@@ -95,7 +116,7 @@ class PublicLimit:
 
         def teardown(hook):
             def limiters_teardown_request(exc=None):
-                if request.blueprint not in ours:
+                if kept_something() and request.blueprint not in ours:
                     hook(exc)
 
             return limiters_teardown_request
@@ -119,13 +140,12 @@ class PublicLimit:
         app.after_request_funcs.setdefault(bp.name, []).append(self.headers)
 
     def check(self) -> None:
-        from flask import g, request
-
         limiter = self._limiter
-        if not (limiter.enabled and limiter.initialized) or not request.endpoint:
+        endpoint = request.endpoint
+        if not (limiter.enabled and limiter.initialized) or not endpoint:
             return
         args = [*([limiter._key_prefix] if limiter._key_prefix else ()), self._key_func()]
-        args.append(request.endpoint)
+        args.append(endpoint)
         strategy = limiter.limiter
         breached = None
         for item in self._items:
@@ -140,26 +160,27 @@ class PublicLimit:
             raise self._exceeded(self._runtime[breached])
 
     def headers(self, response):
-        from flask import g
-
         found = g.get("public_limit")
         if found is None:
             return response
         item, args = found
         reset_at, remaining = self._limiter.limiter.get_window_stats(item, *args)
         reset_at = int(reset_at + 1)
-        response.headers.add("X-RateLimit-Limit", str(item.amount))
-        response.headers.add("X-RateLimit-Remaining", str(remaining))
-        response.headers.add("X-RateLimit-Reset", str(reset_at))
-        existing = response.headers.get("Retry-After")  # a view's own (503) wins if later
-        if existing is not None:
-            from werkzeug.http import parse_date
+        headers = response.headers
+        headers.add("X-RateLimit-Limit", str(item.amount))
+        headers.add("X-RateLimit-Remaining", str(remaining))
+        headers.add("X-RateLimit-Reset", str(reset_at))
+        existing = headers.get("Retry-After")  # a view's own (503) wins if later
+        if existing is None:  # as set() would, without looking for it again
+            headers.add("Retry-After", str(int(reset_at - time.time())))
+            return response
+        from werkzeug.http import parse_date
 
-            retry_after = parse_date(existing)
-            if retry_after is None:
-                retry_after = time.time() + int(existing)
-            if isinstance(retry_after, datetime):
-                retry_after = time.mktime(retry_after.timetuple())
-            reset_at = max(int(retry_after), reset_at)
-        response.headers.set("Retry-After", str(int(reset_at - time.time())))
+        retry_after = parse_date(existing)
+        if retry_after is None:
+            retry_after = time.time() + int(existing)
+        if isinstance(retry_after, datetime):
+            retry_after = time.mktime(retry_after.timetuple())
+        reset_at = max(int(retry_after), reset_at)
+        headers.set("Retry-After", str(int(reset_at - time.time())))
         return response

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pydantic
-from flask import current_app, g, request
+from flask import Response, current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session
@@ -102,10 +102,29 @@ def settings():
     return current_app.extensions["trace"].config
 
 
+class SecurityHeaders:
+    """The ``after_request`` hook that adds each of ``headers`` to a response unless the view
+    set its own. It runs on every response: the names are lowered once, here."""
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        self._headers = tuple(headers)
+        self._names = frozenset(name.lower() for name, _ in headers)
+
+    def __call__(self, response: Response) -> Response:
+        headers = response.headers
+        names = self._names
+        if any(name.lower() in names for name, _ in headers):  # rare: the view set one
+            present = {name.lower() for name, _ in headers}
+            headers.extend([(k, v) for k, v in self._headers if k.lower() not in present])
+        else:
+            headers.extend(self._headers)
+        return response
+
+
 class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the signing serializer built once per set of keys
     instead of on every request (every request opens the session, even the public pages'
-    that never use it)."""
+    that never use it), and nothing worked out at the response for a session left alone."""
 
     _serializers: dict[tuple, URLSafeTimedSerializer]
 
@@ -120,3 +139,9 @@ class SessionInterface(SecureCookieSessionInterface):
         if found is None:
             found = self._serializers[keys] = super().get_signing_serializer(app)
         return found
+
+    def save_session(self, app, session, response) -> None:
+        # Empty, never read and never changed (a public page's request): Flask's own
+        # save_session writes nothing then, after looking up seven cookie settings.
+        if session or session.accessed or session.modified:
+            super().save_session(app, session, response)

@@ -56,6 +56,8 @@ def _type_check(value: object, field: str, what: str) -> str:
 
 
 def _first_non_digit(value: str) -> tuple[int, str] | None:
+    if value.isascii() and value.isdigit():  # the usual case, without a step per character
+        return None
     for index, char in enumerate(value):
         if char not in _DIGITS:
             return index, char
@@ -79,7 +81,8 @@ def gtin_check_digit(body: str) -> int:
             f"{field} contains {char!r} at position {index + 1}, which is not an ASCII digit 0-9",
             field=field,
         )
-    total = sum(int(digit) * (3 if i % 2 == 0 else 1) for i, digit in enumerate(reversed(body)))
+    from_right = body[::-1]
+    total = 3 * sum(map(int, from_right[0::2])) + sum(map(int, from_right[1::2]))
     return (10 - total % 10) % 10
 
 

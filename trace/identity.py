@@ -7,6 +7,7 @@ number space is small enough that an unkeyed hash could be reversed by enumerati
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -43,7 +44,16 @@ def validate_mobile(value: str, field: str = "phone") -> str:
 
 
 def keyed_hash(secret: str, value: str) -> str:
-    return hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
+    """HMAC-SHA256 of ``value`` keyed with ``secret``, in hex."""
+    keyed = _keyed(secret).copy()
+    keyed.update(value.encode())
+    return keyed.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(secret: str) -> hmac.HMAC:
+    # Set up once per secret (a third of each hash's time): every scan hashes twice.
+    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
 
 
 def mask_id_number(value: str) -> str:

@@ -324,7 +324,7 @@ def _journey(steps: list[Step]) -> list[dict]:
     return [
         {
             "type": step.type,
-            "label": texts.both(texts.EVENTS.get(step.type, (step.type, step.type))),
+            "label": texts.label(texts.EVENTS.get(step.type, (step.type, step.type))),
             "time": _local(step.occurred_at),
             "place": place_of_point(step.lat, step.lon, city_only=step.type in CITY_ONLY),
             "by": step.by,
@@ -383,7 +383,7 @@ def unknown_answer(code_text: str) -> dict:
         "code": {"text": code_text[:200]},
         "verdict": {
             "level": judged.level,
-            "title": texts.both(texts.VERDICT_TITLES[judged.level]),
+            "title": texts.label(texts.VERDICT_TITLES[judged.level]),
             "warnings": [_warning_json(w, None) for w in judged.warnings],
         },
     }
@@ -450,12 +450,12 @@ def _answer(
     )
     merchant = {k: v for k, v in part["merchant"].items() if k != "location"}
     merchant["credit"] = serialize.public_credit(account)
-    merchant["list_label"] = texts.both(texts.LISTS[standing.list])
+    merchant["list_label"] = texts.label(texts.LISTS[standing.list])
     merchant["place"] = place_of_region(merchant["region_code"])
     return {
         "verdict": {
             "level": judged.level,
-            "title": texts.both(texts.VERDICT_TITLES[judged.level]),
+            "title": texts.label(texts.VERDICT_TITLES[judged.level]),
             "warnings": [_warning_json(w, checks) for w in judged.warnings],
         },
         "code": {

@@ -6,6 +6,8 @@ type gets its plain-language text. Messages take their numbers and dates from th
 
 from __future__ import annotations
 
+import functools
+
 LANGS = ("zh", "en")
 
 VERDICT_TITLES = {
@@ -72,3 +74,10 @@ def pick(pair: tuple[str, str], lang: str) -> str:
 def both(pair: tuple[str, str], **values) -> dict[str, str]:
     """{"zh": ..., "en": ...} with ``values`` filled in."""
     return {lang: pair[i].format(**values) for i, lang in enumerate(LANGS)}
+
+
+@functools.lru_cache(maxsize=256)
+def label(pair: tuple[str, str]) -> dict[str, str]:
+    """{"zh": ..., "en": ...} of a text without values, made once (shared by every answer
+    that shows it: do not modify it)."""
+    return both(pair)

@@ -569,3 +569,28 @@ def test_json_body_writes_the_providers_bytes(app):
     with app.app_context():
         assert json_body(value) == app.json.response(value).get_data()
         assert json_body({"m": Markup("<b>")}) is None  # a str subclass: the provider's way
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_the_client_cookie_is_the_header_werkzeug_writes(secure):
+    """The client cookie's header is put together from attributes made once a second: the
+    same bytes as werkzeug's own cookie with the same settings, Expires included."""
+    from werkzeug.http import dump_cookie
+
+    from app.consumer.pages import CLIENT_COOKIE, client_cookie
+
+    value = "0123456789abcdef0123456789abcdef"
+    while True:
+        second = int(time.time())
+        ours = client_cookie(value, secure)
+        werkzeugs = dump_cookie(
+            CLIENT_COOKIE,
+            value,
+            max_age=365 * 24 * 3600,
+            httponly=True,
+            samesite="Lax",
+            secure=secure,
+        )
+        if int(time.time()) == second:  # not straddling a second
+            break
+    assert ours == werkzeugs

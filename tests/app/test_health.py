@@ -41,3 +41,18 @@ def test_the_production_server_settings_are_the_benchs(monkeypatch):
     assert conf["worker_class"] == "gthread" and conf["threads"] == 4
     assert served_with(None, None) == (conf["workers"], 4)
     assert served_with(3, 2) == (3, 2)
+
+
+def test_templates_read_dicts_as_jinja_does(app):
+    """The app's template environment looks a plain dict's key up first; what a template
+    shows is Jinja's own: a dict's methods stay methods, a missing key is undefined, and
+    other mappings are read as Jinja reads them."""
+    from collections import defaultdict
+
+    import jinja2
+
+    source = "{{ d.name }}|{{ d.items is callable }}|{{ d.missing is defined }}|{{ n.x }}"
+    values = {"d": {"name": "<b>", "items": "a key"}, "n": defaultdict(int)}
+    ours = app.jinja_env.from_string(source).render(values)
+    assert ours == "&lt;b&gt;|True|False|0"
+    assert ours == jinja2.Environment(autoescape=True).from_string(source).render(values)

@@ -150,3 +150,47 @@ def test_flask_limiter_still_limits_sign_in_and_leaves_the_public_pages_alone(da
         assert resp.headers.getlist("X-RateLimit-Remaining") == ["4"]
     finally:
         limited.extensions["trace"].engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["default", "application", "blueprint", "decorated"])
+def test_flask_limiters_other_limits_hold_outside_the_public_blueprint(kind):
+    """PublicLimit.take_over skips Flask-Limiter's hooks on a request only when they have
+    nothing to do: a default, application, other blueprint's or decorated limit still
+    limits the other views, with its headers; a view without one gets no headers."""
+    from flask import Blueprint, Flask
+    from flask_limiter import Limiter
+
+    from app.ratelimit import PublicLimit
+
+    flask_app = Flask(kind)
+    flask_app.config.update(RATELIMIT_STORAGE_URI=SCHEME, RATELIMIT_HEADERS_ENABLED=True)
+    limiter = Limiter(
+        lambda: "192.0.2.1",
+        app=flask_app,
+        default_limits=["2 per minute"] if kind == "default" else [],
+        application_limits=["2 per minute"] if kind == "application" else [],
+    )
+    pages, other = Blueprint("pages", kind), Blueprint("other", kind)
+    pages.get("/a")(lambda: "a")
+
+    def view():
+        return "b"
+
+    other.get("/b")(limiter.limit("2 per minute")(view) if kind == "decorated" else view)
+    if kind == "blueprint":
+        limiter.limit("2 per minute")(other)
+    public = PublicLimit(limiter, "5 per minute", lambda: "192.0.2.1")
+    public.apply(flask_app, pages)
+    public.take_over(flask_app)
+    flask_app.register_blueprint(pages)
+    flask_app.register_blueprint(other)
+    flask_app.get("/free")(lambda: "free")
+    client = flask_app.test_client()
+
+    answers = [client.get("/b") for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    assert [r.headers.get("X-RateLimit-Remaining") for r in answers[:2]] == ["1", "0"]
+    assert client.get("/a").headers.getlist("X-RateLimit-Limit") == ["5"]
+    free = client.get("/free")
+    if kind in ("blueprint", "decorated"):
+        assert free.status_code == 200 and "X-RateLimit-Limit" not in free.headers
