@@ -21,6 +21,8 @@ import orjson
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from app.auth.models import Role
 from app.auth.principal import Principal
@@ -141,11 +143,24 @@ class IngestResult:
     accepted: int = 0
 
 
-@dataclass
+class _Sender(NamedTuple):
+    """An enabled device as ingestion uses it: read off the ORM object once per device and
+    batch, not once per event (an ORM attribute costs a descriptor call per read)."""
+
+    id: str
+    owner_type: str
+    owner_id: int
+    secret: str
+    #: The event types its kind may report.
+    allowed: frozenset[str]
+    kind: str
+
+
+@dataclass(slots=True)
 class _Candidate:
     message: int
     position: int
-    device: Device
+    device: _Sender
     event: DeviceEvent
     serials: list[str] = field(default_factory=list)
 
@@ -196,7 +211,6 @@ class _Batch:
         self.rejected_rows: list[dict] = []
         #: device id -> sequence numbers that passed the signature check
         self.seen_seqs: dict[str, list[int]] = defaultdict(list)
-        self.devices: dict[str, Device] = {}
         self.flagged_devices: set[str] = set()
         #: Waybills this batch packed, whose parked events can now be applied.
         self.packed_waybills: set[str] = set()
@@ -235,17 +249,20 @@ class _Batch:
 
     # step 1: parse, check shape, device, signature, permission
     def _verified(self) -> list[_Candidate]:
-        self.devices = devices = {
+        devices = {
             d.id: d
-            for d in self.session.scalars(
-                sa.select(Device).where(
-                    among(self.session, Device.id, {m.device_id for m in self.inbound})
-                )
+            for d in self.session.connection().execute(
+                sa.select(
+                    Device.id,
+                    Device.kind,
+                    Device.owner_type,
+                    Device.owner_id,
+                    Device.secret_version,
+                    Device.disabled_at,
+                ).where(among(self.session, Device.id, {m.device_id for m in self.inbound}))
             )
         }
-        #: device id -> (secret, event types allowed, kind) of an enabled device: read off
-        #: the ORM object once per device and batch, not once per event
-        facts: dict[str, tuple] = {}
+        senders: dict[str, _Sender] = {}
         out = []
         for i, message in enumerate(self.inbound):
             try:
@@ -266,26 +283,34 @@ class _Batch:
                     )
                     if device is None:
                         raise Rejected("unknown_device", "this device is not registered")
-                    known = facts.get(message.device_id)
-                    if known is None:
+                    sender = senders.get(message.device_id)
+                    if sender is None:
                         if device.disabled_at is not None:
                             raise Rejected("disabled_device", "this device is disabled")
-                        kind = device.kind.value
-                        secret = protocol.derive_secret(
-                            self.master_key, device.id, device.secret_version
-                        )
-                        known = facts[device.id] = (secret, protocol.ALLOWED_BY_KIND[kind], kind)
-                    secret, allowed, kind = known
-                    protocol.verify(event, secret)
+                        sender = senders[device.id] = self._sender(device)
+                    protocol.verify(event, sender.secret)
                     self.seen_seqs[message.device_id].append(event.seq)
-                    if event.type not in allowed:
-                        raise Rejected("not_allowed", f"a {kind} may not report {event.type}")
+                    if event.type not in sender.allowed:
+                        raise Rejected(
+                            "not_allowed", f"a {sender.kind} may not report {event.type}"
+                        )
                 except Rejected as exc:
                     exc.event_id = exc.event_id or _claimed_id(raw)
                     self._reject(i, message, exc, raw, position)
                     continue
-                out.append(_Candidate(i, position, device, event))
+                out.append(_Candidate(i, position, sender, event))
         return out
+
+    def _sender(self, device: sa.Row) -> _Sender:
+        kind = device.kind.value
+        return _Sender(
+            device.id,
+            device.owner_type,
+            device.owner_id,
+            protocol.derive_secret(self.master_key, device.id, device.secret_version),
+            protocol.ALLOWED_BY_KIND[kind],
+            kind,
+        )
 
     # step 2: drop duplicates (already stored, or twice in this batch)
     def _new(self, candidates: list[_Candidate]) -> list[_Candidate]:
@@ -510,31 +535,31 @@ class _Batch:
         # only this long (locked in id order; max_seq as committed by the one before). NO KEY
         # UPDATE, as the UPDATE of max_seq takes: FOR UPDATE would conflict with the KEY
         # SHARE locks that the foreign-key checks of other batches' event inserts hold on
-        # the same devices, and two workers would deadlock.
-        devices = {
-            d.id: d
-            for d in self.session.scalars(
-                sa.select(Device)
+        # the same devices, and two workers would deadlock. Core, not the ORM: two columns
+        # of a few dozen devices, read and written once per batch.
+        db = self.session.connection()
+        max_seqs: dict[str, int] = dict(
+            db.execute(
+                sa.select(Device.id, Device.max_seq)
                 .where(among(self.session, Device.id, self.seen_seqs))
                 .order_by(Device.id)
                 .with_for_update(key_share=True)
-                .execution_options(populate_existing=True)
-            )
-        }
-        gaps: dict[str, list[SequenceGap]] = defaultdict(list)
-        for gap in self.session.scalars(
-            sa.select(SequenceGap).where(among(self.session, SequenceGap.device_id, self.seen_seqs))
-        ):
-            gaps[gap.device_id].append(gap)
+            ).all()
+        )
+        #: Only read if some number is not past the device's highest (a resend, a
+        #: redelivery, another worker's batch): most batches have none to fill.
+        gaps: dict[str, list[SequenceGap]] | None = None
         commands = []
+        raised: dict[str, int] = {}
         for device_id, seqs in self.seen_seqs.items():
-            device = devices[device_id]
+            highest = max_seqs[device_id]
             for seq in sorted(set(seqs)):
-                if seq > device.max_seq:
-                    if seq > device.max_seq + 1:
+                if seq > highest:
+                    if seq > highest + 1:
+                        gaps = gaps if gaps is not None else self._gaps()
                         gap = SequenceGap(
                             device_id=device_id,
-                            first_seq=device.max_seq + 1,
+                            first_seq=highest + 1,
                             last_seq=seq - 1,
                             detected_at=self.now,
                             resend_requested_at=self.now,
@@ -551,11 +576,22 @@ class _Batch:
                                 },
                             )
                         )
-                    device.max_seq = seq
+                    highest = raised[device_id] = seq
                 else:
+                    gaps = gaps if gaps is not None else self._gaps()
                     self._fill(gaps[device_id], seq)
+        _set_max_seqs(self.session, raised)
         self.session.flush()
         return commands
+
+    def _gaps(self) -> dict[str, list[SequenceGap]]:
+        """The open gaps of the batch's devices."""
+        gaps: dict[str, list[SequenceGap]] = defaultdict(list)
+        for gap in self.session.scalars(
+            sa.select(SequenceGap).where(among(self.session, SequenceGap.device_id, self.seen_seqs))
+        ):
+            gaps[gap.device_id].append(gap)
+        return gaps
 
     def _fill(self, gaps: list[SequenceGap], seq: int) -> None:
         for gap in gaps:
@@ -735,6 +771,40 @@ def replay_subjects(
     _set_states(session, TraceCode, TraceCode.serial, unit_states)
     _set_states(session, Parcel, Parcel.waybill, parcel_states)
     return Replayed(serials, items, events, violations)
+
+
+#: One statement per batch on PostgreSQL, as for the violations below.
+_UPDATE_MAX_SEQS = sa.text(
+    "UPDATE devices SET max_seq = v.max_seq "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:max_seqs AS bigint[])) AS v(id, max_seq) "
+    "WHERE devices.id = v.id"
+)
+
+
+def _set_max_seqs(session: Session, max_seqs: dict[str, int]) -> None:
+    """Store the devices' new highest sequence numbers (in id order: the rows are locked)."""
+    if not max_seqs:
+        return
+    ordered = sorted(max_seqs.items())
+    if is_postgresql(session):
+        session.execute(
+            _UPDATE_MAX_SEQS,
+            {"ids": Keys(k for k, _ in ordered), "max_seqs": Keys(v for _, v in ordered)},
+        )
+    else:
+        table = Device.__table__
+        session.connection().execute(
+            table.update()
+            .where(table.c.id == sa.bindparam("b_id"))
+            .values(max_seq=sa.bindparam("b_max_seq")),
+            [{"b_id": k, "b_max_seq": v} for k, v in ordered],
+        )
+    # Device objects this session holds (a caller's, or the counterfeit rule's) must not
+    # keep the old number: set it as loaded, not as a change to flush.
+    for device_id, max_seq in ordered:
+        device = session.identity_map.get(identity_key(Device, device_id))
+        if device is not None:
+            set_committed_value(device, "max_seq", max_seq)
 
 
 _LOCK = {
