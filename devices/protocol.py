@@ -79,6 +79,9 @@ class DeviceEvent:
     seq: int
     type: str
     time: datetime  #: aware, as the device reported it
+    #: The same moment in UTC: compared and sorted without a call to utcoffset (two aware
+    #: times with different tzinfo objects, as parsing makes them, cost several each).
+    utc: datetime
     code: str | None = None  #: serial or Digital Link URI, unit events
     codes: list[str] = field(default_factory=list)  #: packed
     waybill: str | None = None
@@ -115,20 +118,32 @@ def canonical_json(event: dict) -> bytes:
         fast = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # orjson.JSONEncodeError
         fast = None
+    # find, not "in": bytes.__contains__ first tries its argument as an integer, and makes
+    # and clears a TypeError each time (costlier than the search)
     if fast is not None and (
-        (b"e-" not in fast and b"0.0000" not in fast) or not _UNLIKE_PYTHON.search(fast)
+        (fast.find(b"e-") < 0 and fast.find(b"0.0000") < 0) or not _UNLIKE_PYTHON.search(fast)
     ):
         return fast
     return _CANONICAL.encode(body).encode()
 
 
-def sign(event: dict, secret: str) -> str:
-    """Hex HMAC-SHA256 of the canonical JSON, keyed with the device secret."""
-    # hmac.digest: OpenSSL's one-shot HMAC, without building an hmac.HMAC object per event
-    return hmac.digest(secret.encode(), canonical_json(event), "sha256").hex()
+def signing_key(secret: str) -> hmac.HMAC:
+    """A device secret made ready to sign many events: :func:`sign` copies it for each,
+    instead of deriving the HMAC's inner and outer keys again (a fifth of the cost)."""
+    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
 
 
-def verify(event: DeviceEvent, secret: str) -> None:
+def sign(event: dict, secret: str | hmac.HMAC) -> str:
+    """Hex HMAC-SHA256 of the canonical JSON, keyed with the device secret (or its
+    :func:`signing_key`)."""
+    if isinstance(secret, str):
+        return hmac.new(secret.encode(), canonical_json(event), hashlib.sha256).hexdigest()
+    mac = secret.copy()
+    mac.update(canonical_json(event))
+    return mac.hexdigest()
+
+
+def verify(event: DeviceEvent, secret: str | hmac.HMAC) -> None:
     if not hmac.compare_digest(sign(event.raw, secret), event.sig):
         raise Rejected("bad_signature", "the signature does not match the event", event.event_id)
 
@@ -141,9 +156,9 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
 #: A run of 19 digits: an integer orjson may read as a float (past 64 bits), unlike Python.
-#: Found as ``_LONG_RUN in raw.translate(_DIGITS_ONLY)`` (every digit made "0", every other
-#: byte a space): the same answer as ``re.search(rb"[0-9]{19}", raw)`` in a sixth of the
-#: time (the regular expression cost ~8 µs a message, tried at every byte).
+#: Found in ``raw.translate(_DIGITS_ONLY)`` (every digit made "0", every other byte a
+#: space; with find, see canonical_json): the same answer as ``re.search(rb"[0-9]{19}", raw)``
+#: in a sixth of the time (the regular expression cost ~8 µs a message, tried at every byte).
 _DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG_RUN = b"0" * 19
 
@@ -154,7 +169,7 @@ def _loads(raw: bytes) -> Any:
     orjson reads what the standard library reads into the same values, in a fraction of the
     time; whatever it refuses (and long integers, which it reads as floats) goes to the
     standard library's decoder, which decides and words the rejection."""
-    if _LONG_RUN not in raw.translate(_DIGITS_ONLY):
+    if raw.translate(_DIGITS_ONLY).find(_LONG_RUN) < 0:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -274,9 +289,10 @@ def check_event(
     if type(stamp) is not str:
         stamp = _require(event, "time", str, event_id)
     when = _time(stamp, "time", event_id)
-    if when > now + max_skew:
+    utc = when.astimezone(UTC)
+    if utc > now + max_skew:
         raise Rejected("future_time", "'time' is in the future; check the device clock", event_id)
-    if when < now - max_age:
+    if utc < now - max_age:
         raise Rejected("too_old", f"'time' is more than {max_age.days} days ago", event_id)
     data = {} if event.get("data") is None else event["data"]
     if not isinstance(data, dict):
@@ -302,6 +318,7 @@ def check_event(
         seq=seq,
         type=kind,
         time=when,
+        utc=utc,
         sig=sig,
         raw=event,
         lat=lat,
