@@ -32,7 +32,7 @@ IN_COURIER_HANDS = ("picked_up", "in_transit", "out_for_delivery", "delivery_fai
 
 #: The columns of an event the rules on one unit or parcel read; the lifecycle replay reads
 #: them too when rules are on, and passes them on. (None of these rules reads ``data``.)
-#: _subject_rules unpacks rows in this order.
+#: _subject_rules unpacks rows in this order; the replay reads the first seven by position.
 SUBJECT_COLUMNS = (
     Event.id,
     Event.event_id,
@@ -103,7 +103,7 @@ def _subject_rules(
         serials, items = replayed.serials, replayed.items
         violations = replayed.violations
         # with the violations as the replay just stored them
-        read = [(row, violations.get(row.event_id)) for row in replayed.rows]
+        read = [(row, violations.get(row[1])) for row in replayed.rows]  # row[1]: event_id
         packed = {w for w, _ in items}
         waybills |= packed
         missing = waybills - packed  # parcels with no units: not replayed (none in practice)
@@ -157,13 +157,17 @@ def _subject_rules(
             by_serial[serial].append(scan)
     parcels = {
         waybill: (merchant_id, consignee)
-        for waybill, merchant_id, consignee in session.connection()
-        .execute(
-            sa.select(
-                Parcel.waybill, Parcel.merchant_id, sa.func.ST_AsText(Parcel.consignee)
-            ).where(among(session, Parcel.waybill, waybills))
+        for waybill, merchant_id, consignee in (
+            session.connection()
+            .execute(
+                sa.select(
+                    Parcel.waybill, Parcel.merchant_id, sa.func.ST_AsText(Parcel.consignee)
+                ).where(among(session, Parcel.waybill, waybills))
+            )
+            .all()
+            if waybills
+            else ()
         )
-        .all()
     }
     batches = {
         serial: (expires_on, recalled_at)
