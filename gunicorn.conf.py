@@ -25,3 +25,16 @@ backlog = 2048
 # 0.1 ms less CPU a request (a JSON scan 2.23 against 2.37 ms, /healthz 0.99 against 1.11,
 # alternating runs under wrk). "fast" fails loudly if the extension is missing.
 http_parser = "fast"
+
+
+def post_worker_init(worker):
+    """The application is loaded: its objects (modules, routes, templates, metadata) live as
+    long as the worker, so the collector stops scanning them (``gc.freeze``). A full
+    collection held every thread of the worker for 145 ms with the app's 143,000 objects
+    scanned, and 1.4 ms with them frozen: such a pause is a load test's p99. The youngest
+    generation is collected after 20,000 new objects instead of 700 (a scan makes a few
+    thousand, freed as the request ends)."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)

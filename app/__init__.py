@@ -55,12 +55,39 @@ class TemplateEnvironment(flask.templating.Environment):
         return super().getattr(obj, attribute)
 
 
+class Response(flask.Response):
+    """Flask's response, whose headers go to the server as the application set them.
+
+    werkzeug copies every header into a new list at the end, checking each value again
+    (they were checked when set), to fix up ``Location`` and ``Content-Location`` and the
+    length of bodyless statuses: about a twentieth of a consumer scan's CPU. Responses that
+    need none of that (no such header, a status with a body) skip the copy; the others take
+    werkzeug's way."""
+
+    def get_wsgi_response(self, environ: dict[str, Any]):
+        status = self.status_code
+        if status < 200 or status in (204, 304):
+            return super().get_wsgi_response(environ)
+        headers = list(self.headers)
+        has_length = False
+        for name, _ in headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                has_length = True
+            elif lowered in ("location", "content-location"):
+                return super().get_wsgi_response(environ)
+        if not has_length and self.automatically_set_content_length and self.is_sequence:
+            headers.append(("Content-Length", str(sum(len(x) for x in self.iter_encoded()))))
+        return self.get_app_iter(environ), self.status, headers
+
+
 class Flask(flask.Flask):
-    """Flask, with :meth:`ensure_sync`'s answer kept per function (Flask asks again for every
-    hook and view on every request, and each answer inspects the function's code flags), and
-    templates in a :class:`TemplateEnvironment`."""
+    """Flask, with :class:`Response`, :meth:`ensure_sync`'s answer kept per function (Flask
+    asks again for every hook and view on every request, and each answer inspects the
+    function's code flags), and templates in a :class:`TemplateEnvironment`."""
 
     jinja_environment = TemplateEnvironment
+    response_class = Response
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -152,7 +179,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     ]
     if config.TRACE_ENV == "production":
         security_headers.append(("Strict-Transport-Security", "max-age=31536000"))
-    flask_app.after_request(web.SecurityHeaders(security_headers))
+    flask_app.wsgi_app = web.SecurityHeaders(flask_app.wsgi_app, security_headers)
 
     @flask_app.get("/healthz")
     def healthz():

@@ -9,6 +9,8 @@ Two engines are supported, both with spatial types:
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -112,6 +114,68 @@ def create_engine(url: str) -> sa.Engine:
         dbapi_conn.adapters.register_dumper(Keys, ListBinaryDumper)
 
     return engine
+
+
+#: How long a connection serves before it is renewed (idle timeouts of firewalls and proxies).
+RECYCLE_S = 3600
+
+
+class StatementConnections:
+    """One PostgreSQL connection per thread, in autocommit, for a statement that is its own
+    transaction and runs on every public request (the consumer scan).
+
+    Each is opened with the engine's connect arguments, outside its pool, and keeps one
+    cursor: checking a connection out of the pool and back, switching it to
+    autocommit and back, and opening a cursor cost about a tenth of a scan's CPU. A thread
+    keeps one connection, for the engine it last used, renewed after :data:`RECYCLE_S`.
+    ``engine.dispose()`` closes every thread's connection to that engine (a thread that
+    has ended leaves its connection open until then). The connections show as
+    ``application_name`` :attr:`NAME` in ``pg_stat_activity``."""
+
+    NAME = "trace statement"
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        #: Every open connection, by id: (its engine, the connection).
+        self._open: dict[int, tuple[sa.Engine, object]] = {}
+
+    def cursor(self, engine: sa.Engine):
+        """This thread's cursor on ``engine``'s database (a psycopg cursor, autocommit)."""
+        held = getattr(self._local, "held", None)
+        if held is not None:
+            held_engine, born, conn, cur = held
+            if held_engine is engine and not conn.closed and time.monotonic() - born < RECYCLE_S:
+                return cur
+            self.discard()
+        if not sa.event.contains(engine, "engine_disposed", self._close_all):
+            sa.event.listen(engine, "engine_disposed", self._close_all)
+        # A new connection, not one of the pool's: after a server restart the pool may still
+        # hold dead ones. The engine's own connect arguments, with psycopg directly.
+        cargs, cparams = engine.dialect.create_connect_args(engine.url)
+        cparams = {**cparams, "autocommit": True, "application_name": self.NAME}
+        conn = engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
+        cur = conn.cursor()
+        with self._lock:
+            self._open[id(conn)] = (engine, conn)
+        self._local.held = (engine, time.monotonic(), conn, cur)
+        return cur
+
+    def discard(self) -> None:
+        """Close this thread's connection (a dropped one, an old one)."""
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None:
+            with self._lock:
+                self._open.pop(id(held[2]), None)
+            held[2].close()  # psycopg closes a broken connection without raising
+
+    def _close_all(self, engine: sa.Engine) -> None:
+        with self._lock:
+            mine = [k for k, (e, _) in self._open.items() if e is engine]
+            closing = [self._open.pop(k)[1] for k in mine]
+        for conn in closing:
+            conn.close()  # its thread opens another on its next statement
 
 
 def make_sessionmaker(engine: sa.Engine) -> sessionmaker[Session]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import pydantic
-from flask import Response, current_app, g, request
+from flask import current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session
@@ -103,22 +103,27 @@ def settings():
 
 
 class SecurityHeaders:
-    """The ``after_request`` hook that adds each of ``headers`` to a response unless the view
-    set its own. It runs on every response: the names are lowered once, here."""
+    """WSGI middleware that adds each of ``headers`` to every response (errors included)
+    unless the application set its own. The response's headers are already checked, and
+    these are constants: they are joined as they are."""
 
-    def __init__(self, headers: list[tuple[str, str]]) -> None:
-        self._headers = tuple(headers)
+    def __init__(self, wsgi_app: Callable, headers: list[tuple[str, str]]) -> None:
+        self.wsgi_app = wsgi_app
+        self._headers = list(headers)
         self._names = frozenset(name.lower() for name, _ in headers)
 
-    def __call__(self, response: Response) -> Response:
-        headers = response.headers
-        names = self._names
-        if any(name.lower() in names for name, _ in headers):  # rare: the view set one
-            present = {name.lower() for name, _ in headers}
-            headers.extend([(k, v) for k, v in self._headers if k.lower() not in present])
-        else:
-            headers.extend(self._headers)
-        return response
+    def __call__(self, environ: dict, start_response: Callable):
+        ours, names = self._headers, self._names
+
+        def start(status: str, headers: list, exc_info=None):
+            if any(name.lower() in names for name, _ in headers):  # rare: the app set one
+                present = {name.lower() for name, _ in headers}
+                headers = headers + [(k, v) for k, v in ours if k.lower() not in present]
+            else:
+                headers = headers + ours
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, start)
 
 
 class SessionInterface(SecureCookieSessionInterface):

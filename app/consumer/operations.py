@@ -29,7 +29,7 @@ from app.credit.operations import (
     public_account,
     record_findings,
 )
-from app.db import point
+from app.db import StatementConnections, point
 from app.events import history
 from config import Config
 from trace import districts, verdict
@@ -579,33 +579,31 @@ CROSS JOIN LATERAL (
 """
 
 
+#: The scan's connections: one per thread, in autocommit (see StatementConnections).
+_CONNECTIONS = StatementConnections()
+
+
 def _run_in_one(engine: sa.Engine, params: dict):
-    """The row of :data:`_SCAN_IN_ONE`, on a pooled connection in autocommit (the statement
-    is its own transaction: no BEGIN, no COMMIT). The pool does not ping before a checkout:
-    when the server has dropped the connection (a restart), the pool discards it and every
-    older one, as it does for ORM statements, and the statement goes once more on a fresh
-    connection (a dropped connection ran nothing; the check is recorded once)."""
+    """The row of :data:`_SCAN_IN_ONE`, on this thread's autocommit connection (the
+    statement is its own transaction: no BEGIN, no COMMIT). Nothing pings the connection
+    first: when the server has dropped it (a restart), it is closed, the pool's connections
+    are renewed, and the statement goes once more on a fresh connection (a dropped
+    connection ran nothing; the check is recorded once)."""
     for attempt in (1, 2):
-        conn = engine.raw_connection()
+        cur = _CONNECTIONS.cursor(engine)
         try:
-            raw = conn.driver_connection
-            raw.autocommit = True
-            try:
-                with raw.cursor() as cur:
-                    return cur.execute(_SCAN_IN_ONE, params, prepare=True).fetchone()
-            finally:
-                if not raw.closed:
-                    raw.autocommit = False
+            return cur.execute(_SCAN_IN_ONE, params, prepare=True).fetchone()
         except psycopg.OperationalError as exc:
-            if not engine.dialect.is_disconnect(exc, raw, None):
+            if not engine.dialect.is_disconnect(exc, cur.connection, None):
                 raise
-            engine.pool._invalidate(conn, exc)  # what SQLAlchemy does on a disconnect
+            _CONNECTIONS.discard()
+            # The pool's connections are as old: SQLAlchemy's own disconnect handling,
+            # which renews every connection made before now at its next checkout.
+            engine.pool._invalidate(cur.connection, exc)
             if attempt == 2:
                 raise sa.exc.OperationalError(
                     "scan", None, exc, connection_invalidated=True
                 ) from exc
-        finally:
-            conn.close()
     raise AssertionError("unreachable")
 
 

@@ -193,7 +193,7 @@ def _answer(
             status,
         )
     response.headers["Cache-Control"] = "private, no-store"
-    response.vary.update(("Accept", "Accept-Language"))
+    response.headers["Vary"] = "Accept, Accept-Language"  # a new response: none set yet
     return _remember_client(response)
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from app.consumer.models import Verification
 from app.credit.models import Anomaly, Complaint, Review
+from app.db import StatementConnections
 from tests.app.test_events_api import ship
 
 HTML = {"Accept": "text/html"}
@@ -427,8 +428,8 @@ def test_a_dropped_database_connection_costs_no_scan(app, client, world):
     assert answer(client, serial)["checks"]["count"] == 1
 
     def drop_connections():
-        """The server ends the app's pooled connections (as a restart would), and only
-        those: connections other fixtures hold stay up."""
+        """The server ends the app's connections (as a restart would), and only those:
+        connections other fixtures hold stay up."""
         held = [engine.connect() for _ in range(3)]  # a pool of several connections
         for conn in held:
             conn.close()
@@ -439,6 +440,13 @@ def test_a_dropped_database_connection_costs_no_scan(app, client, world):
         ]
         killer = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
         with killer.connect() as conn:
+            pids += conn.scalars(  # and the scan's own (app.db.StatementConnections)
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = :name"
+                ),
+                {"name": StatementConnections.NAME},
+            ).all()
             ended = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"
             conn.execute(
                 sa.text("SELECT pg_terminate_backend(p) FROM unnest(:pids) p"), {"pids": pids}

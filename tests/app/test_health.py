@@ -56,3 +56,40 @@ def test_templates_read_dicts_as_jinja_does(app):
     ours = app.jinja_env.from_string(source).render(values)
     assert ours == "&lt;b&gt;|True|False|0"
     assert ours == jinja2.Environment(autoescape=True).from_string(source).render(values)
+
+
+def test_responses_reach_the_server_as_werkzeugs_would(app):
+    """The app's Response hands the server the same status, headers and body as werkzeug's
+    own, for the statuses and headers werkzeug fixes up and for those it leaves alone."""
+    import flask
+    from werkzeug.test import EnvironBuilder
+
+    from app import Response
+
+    assert app.response_class is Response
+
+    def streamed():
+        yield b"a"
+        yield b"bc"
+
+    cases = [
+        (b'{"a": 1}', 200, {"Content-Type": "application/json"}),
+        ("页面", 200, {"X-Custom": "1", "Set-Cookie": "a=b"}),
+        (b"x", 200, {"Content-Length": "1"}),
+        (b"", 302, {"Location": "/t/ABC?x=页"}),
+        (b"", 201, {"Content-Location": "/api/v1/批次/1"}),
+        (["a", "页"], 200, {}),
+        (b"", 204, {"Content-Length": "0"}),
+        (b"", 304, {"Content-Type": "text/html", "ETag": '"1"'}),
+        (b"", 101, {"Upgrade": "h2c"}),
+        (b"gone", 404, {}),
+    ]
+    for method in ("GET", "HEAD"):
+        environ = EnvironBuilder(path="/t/ABC", method=method).get_environ()
+        for body, status, headers in [*cases, (None, 200, {})]:
+            made = []
+            for cls in (Response, flask.Response):
+                response = cls(streamed() if body is None else body, status, headers)
+                app_iter, status_line, sent = response.get_wsgi_response(environ)
+                made.append((status_line, sent, b"".join(app_iter)))
+            assert made[0] == made[1], (method, status, headers)
