@@ -8,10 +8,13 @@ a shared machine: 2 × 4 threads 1.9 and 2.1 ms, 2 × 2 1.9 and 2.0, 3 × 2 2.2 
 3 × 4 2.4, 4 × 2 3.2). Override with ``WEB_WORKERS`` and ``WEB_THREADS``, or gunicorn's own
 command-line options.
 
-Connections are not spread evenly: when wrk opens its 32 at once, one process accepted
-31 or all 32 of them (so one GIL serves nearly everything). ``--worker-connections 16``
-split them 16/16 but was not faster on the shared two cores (513 and 740 req/s against
-572 and 683, p99 300 ms against 70 and 130), so it is not set here.
+Each worker listens on a socket of its own (``reuse_port``, SO_REUSEPORT), and the kernel
+spreads new connections over them. On one shared socket, the worker that woke first took
+nearly all of a burst of new connections: when wrk opened its 32 at once, one process got
+31 or all 32 (one GIL then served nearly everything, at about 500 req/s). With a socket
+each, p99 of the consumer scan was 107, 113 and 83 ms against 140, 148 and 168 on one
+socket (alternating runs, same machine minutes). The price: connections waiting in the
+queue of a worker that exits are reset (gunicorn stops workers only on restart or reload).
 """
 
 import os
@@ -19,6 +22,7 @@ import os
 workers = int(os.environ.get("WEB_WORKERS", os.cpu_count() or 2))
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", 4))
+reuse_port = True
 # Room for bursts of new connections (phones opening a page at once) while all threads work.
 backlog = 2048
 # gunicorn's HTTP parser in C (gunicorn_h1c, a dependency), not its pure-Python one: about

@@ -18,6 +18,7 @@ from typing import ClassVar
 from flask import g, request
 from flask.globals import request_ctx
 from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
 
 #: The scheme :func:`app.create_app` gives Flask-Limiter for ``memory://``.
 SCHEME = "trace-memory://"
@@ -147,15 +148,28 @@ class PublicLimit:
         args = [*([limiter._key_prefix] if limiter._key_prefix else ()), self._key_func()]
         args.append(endpoint)
         strategy = limiter.limiter
+        # The fixed window (the default strategy) counts straight in the storage: the count
+        # the hit returns is what the headers tell, and the key is made once, not thrice.
+        fixed = type(strategy) is FixedWindowRateLimiter
         breached = None
         for item in self._items:
-            if not strategy.hit(item, *args):
+            if fixed:
+                key = item.key_for(*args)
+                count = strategy.storage.incr(key, item.get_expiry())
+                found = (item, args, key, count)
+                allowed = count <= item.amount
+            else:
+                found = (item, args, None, None)
+                allowed = strategy.hit(item, *args)
+            if item is self._items[0]:  # the headers tell the first limit, or the breached
+                g.public_limit = found
+            if not allowed:
                 limiter.logger.info(
                     "ratelimit %s (%s) exceeded at endpoint: %s", item, args[-2], args[-1]
                 )
                 breached = item
+                g.public_limit = found
                 break
-        g.public_limit = (breached or self._items[0], args)
         if breached is not None:
             raise self._exceeded(self._runtime[breached])
 
@@ -163,8 +177,12 @@ class PublicLimit:
         found = g.get("public_limit")
         if found is None:
             return response
-        item, args = found
-        reset_at, remaining = self._limiter.limiter.get_window_stats(item, *args)
+        item, args, key, count = found
+        if key is None:
+            reset_at, remaining = self._limiter.limiter.get_window_stats(item, *args)
+        else:
+            reset_at = self._limiter.limiter.storage.get_expiry(key)
+            remaining = max(0, item.amount - count)
         reset_at = int(reset_at + 1)
         headers = response.headers
         headers.add("X-RateLimit-Limit", str(item.amount))

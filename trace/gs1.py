@@ -273,6 +273,10 @@ def _extract_path(text: str, field: str) -> str:
     return parts.path
 
 
+#: The path of every issued unit's QR code, when it has nothing to decode: the fast way.
+_UNIT_PATH_RE = re.compile(r"/01/([0-9]{14})/10/([^/%?#\s]+)/21/([^/%?#\s]+)")
+
+
 def parse_digital_link(uri_or_path: str, *, field: str = "uri") -> DigitalLink:
     """Read GTIN, lot and serial from a GS1 Digital Link URI or its path.
 
@@ -282,6 +286,18 @@ def parse_digital_link(uri_or_path: str, *, field: str = "uri") -> DigitalLink:
     fragment are ignored. Anything else in the path (a path prefix, other AIs such as 22,
     repeated or out-of-order AIs, empty segments) is rejected rather than guessed at.
     """
+    unit = _UNIT_PATH_RE.fullmatch(uri_or_path) if type(uri_or_path) is str else None
+    if unit is not None:  # a scanned unit's own path: the same checks, without the parsing
+        gtin, lot, serial = unit.groups()
+        return DigitalLink(
+            gtin14=_check_part(field, "GTIN (AI 01)", normalize_gtin, gtin),
+            lot=_check_part(field, "lot (AI 10)", validate_lot, lot),
+            serial=_check_part(field, "serial (AI 21)", validate_serial, serial),
+        )
+    return _parse_any_link(uri_or_path, field)
+
+
+def _parse_any_link(uri_or_path: str, field: str) -> DigitalLink:
     _type_check(uri_or_path, field, "a string")
     text = uri_or_path.strip()
     if not text:

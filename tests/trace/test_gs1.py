@@ -464,3 +464,29 @@ def test_digital_link_is_immutable() -> None:
     with pytest.raises(AttributeError):
         link.lot = "X"  # type: ignore[misc]
     assert hash(link) == hash(DigitalLink("04006381333931"))
+
+
+def _parsed_or_error(parse, path: str):
+    try:
+        return parse(path)
+    except ValidationError as exc:
+        return ("error", exc.message, exc.field, exc.details)
+
+
+def test_a_units_own_path_parses_as_any_link_does() -> None:
+    """The fast way for a unit's QR path (GTIN-14, lot, serial, nothing to decode) gives the
+    same link, and the same error for a bad part, as the full parser."""
+    from trace.gs1 import _parse_any_link
+
+    gtins = ["04006381333931", "04006381333932", "00000000000000", "12345678901234"]
+    lots = ["BENCH1", "L-2026.11_a", "A" * 20, "A" * 21, "L:1", "批次", "L'1", "~x"]
+    serials = ["HYSSULQXNMWMTTRR", "ABC", "a1", "A" * 40, "B&C", "X*Y", "ÄÖ", "0"]
+    seen = 0
+    for gtin in gtins:
+        for lot in lots:
+            for serial in serials:
+                path = f"/01/{gtin}/10/{lot}/21/{serial}"
+                fast = _parsed_or_error(parse_digital_link, path)
+                assert fast == _parsed_or_error(lambda p: _parse_any_link(p, "uri"), path), path
+                seen += isinstance(fast, DigitalLink)
+    assert 0 < seen < len(gtins) * len(lots) * len(serials)  # both ways were taken
