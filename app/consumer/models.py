@@ -20,7 +20,7 @@ class Verification(Base):
     """
 
     __tablename__ = "verifications"
-    __table_args__ = (sa.Index("ix_verifications_serial_client", "serial", "client_hash"),)
+    __table_args__ = (sa.Index("ix_verifications_serial_at", "serial", "verified_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     serial: Mapped[str] = mapped_column(sa.String(16), sa.ForeignKey("trace_codes.serial"))
@@ -30,21 +30,3 @@ class Verification(Base):
     district_code: Mapped[str | None] = mapped_column(sa.String(6))
     #: Rounded to two decimals (about a kilometre) before it is stored.
     location = mapped_column(Point(), nullable=True)
-
-
-class CheckTotals(Base):
-    """A code's checks summed up, kept as each check is recorded: a scan reads one row
-    however often its code has been checked (a code copied onto thousands of fakes
-    included), instead of counting them all."""
-
-    __tablename__ = "check_totals"
-
-    serial: Mapped[str] = mapped_column(
-        sa.String(16), sa.ForeignKey("trace_codes.serial"), primary_key=True
-    )
-    checks: Mapped[int]
-    #: Distinct clients: a check adds one when its client had not checked this code before.
-    clients: Mapped[int]
-    #: Distinct districts of the checks with a shared place.
-    districts: Mapped[int] = mapped_column(default=0)
-    first_at: Mapped[datetime] = mapped_column(UTCDateTime)

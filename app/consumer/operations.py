@@ -14,14 +14,13 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import psycopg
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload
 
 from app import serialize
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.consumer import texts
-from app.consumer.models import CheckTotals, Verification
+from app.consumer.models import Verification
 from app.credit.models import Anomaly
 from app.credit.operations import (
     credit_version,
@@ -212,13 +211,12 @@ def forget_public_parts() -> None:
 # -- the check itself -------------------------------------------------------------------------
 
 _INSERT_CHECK = sa.insert(Verification)
-_CLIENT_SEEN = sa.select(sa.literal(1)).where(
-    Verification.serial == sa.bindparam("serial"),
-    Verification.client_hash == sa.bindparam("client_hash"),
-)
-_TOTALS = sa.select(
-    CheckTotals.checks, CheckTotals.clients, CheckTotals.districts, CheckTotals.first_at
-).where(CheckTotals.serial == sa.bindparam("serial"))
+_CHECK_TOTALS = sa.select(
+    sa.func.count(),
+    sa.func.count(sa.distinct(Verification.client_hash)),
+    sa.func.count(sa.distinct(Verification.district_code)),
+    sa.func.min(Verification.verified_at),
+).where(Verification.serial == sa.bindparam("serial"))
 _CHECK_PLACES = (
     sa.select(Verification.district_code, sa.func.min(Verification.verified_at))
     .where(Verification.serial == sa.bindparam("serial"), Verification.district_code.is_not(None))
@@ -227,28 +225,14 @@ _CHECK_PLACES = (
 
 
 def record_check(session: Session, serial: str, client_hash: str, now: datetime) -> None:
-    """A consumer's check of a code (a ``verified`` scan), added to the code's totals; its
-    place may follow.
+    """A consumer's check of a code (a ``verified`` scan); its place may follow.
 
     On PostgreSQL the transaction does not wait for its WAL flush: a check lost in a crash
     costs nothing, and the wait would be most of the page's time."""
-    postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
+    if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
-    params = {"serial": serial, "client_hash": client_hash}
-    new_client = session.execute(_CLIENT_SEEN, params).first() is None
-    session.execute(_INSERT_CHECK, {**params, "verified_at": now})
-    upsert = (postgresql.insert if postgres else sqlite.insert)(CheckTotals).values(
-        serial=serial, checks=1, clients=1, districts=0, first_at=now
-    )
     session.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[CheckTotals.serial],
-            set_={
-                "checks": CheckTotals.checks + 1,
-                "clients": CheckTotals.clients + int(new_client),
-            },
-        )
+        _INSERT_CHECK, {"serial": serial, "client_hash": client_hash, "verified_at": now}
     )
 
 
@@ -272,24 +256,17 @@ def share_place(
     check.location = point(lat, lon)
     check.district_code = found.code if found else None
     session.flush()
-    session.execute(
-        sa.update(CheckTotals)
-        .where(CheckTotals.serial == serial)
-        .values(
-            districts=sa.select(sa.func.count(sa.distinct(Verification.district_code)))
-            .where(Verification.serial == serial)
-            .scalar_subquery()
-        )
-    )
     _copied_code_rule(session, find_unit(session, serial), config, datetime.now(UTC))
     return place_of_region(check.district_code)
 
 
 def check_summary(session: Session, serial: str, config: Config) -> CheckSummary:
     """How often, by how many clients and in how many districts a code has been checked:
-    its totals' row, and the districts themselves only when the copied-code rule could
-    fire."""
-    checks, clients, district_count, first_at = session.execute(_TOTALS, {"serial": serial}).one()
+    one aggregate query however many checks there are, and a second for the districts
+    themselves only when the copied-code rule could fire."""
+    checks, clients, district_count, first_at = session.execute(
+        _CHECK_TOTALS, {"serial": serial}
+    ).one()
     summary = CheckSummary(checks, clients, district_count, first_at)
     if not summary.could_be_copied(config.thresholds):
         return summary
@@ -534,11 +511,10 @@ def check(
 
 #: The unit, the recorded check, the code's check totals with it, its open anomalies and its
 #: events with the companies' names: one round trip, one implicit transaction (autocommit).
-#: The check is added to the code's totals row (its place is not known yet, so it adds a
-#: check and perhaps a client, never a district): the statement's snapshot does not hold
-#: the row its own INSERT adds, so the client is new when no earlier check of the code has
-#: its hash. Both INSERTs happen only when the unit exists and the link's GTIN and lot are
-#: its own. The merchant's credit version (credit_version) tells
+#: A statement sees one snapshot, which does not hold the row its own INSERT adds: the totals
+#: count the new check from the parameters (its place is not known yet, so it adds a check
+#: and perhaps a client, never a district). The INSERT happens only when the unit exists and
+#: the link's GTIN and lot are its own. The merchant's credit version (credit_version) tells
 #: whether its kept credit still holds. ``set_config(…, true)`` is ``SET LOCAL``: this
 #: statement's commit does not wait for its WAL flush (see :func:`record_check`).
 _SCAN_IN_ONE = """
@@ -555,16 +531,6 @@ WITH u AS (
     WHERE %(gtin)s::text IS NULL
        OR (u.gtin = %(gtin)s::text AND (%(lot)s::text IS NULL OR u.lot = %(lot)s::text))
     RETURNING id
-), totals AS (
-    INSERT INTO check_totals AS ct (serial, checks, clients, districts, first_at)
-    SELECT u.serial, 1, 1, 0, %(now)s FROM u WHERE EXISTS (SELECT FROM recorded)
-    ON CONFLICT (serial) DO UPDATE SET
-        checks = ct.checks + 1,
-        clients = ct.clients + CASE WHEN EXISTS (
-            SELECT FROM verifications v
-            WHERE v.serial = excluded.serial AND v.client_hash = %(client)s
-        ) THEN 0 ELSE 1 END
-    RETURNING checks, clients, districts, first_at
 )
 SELECT u.serial, u.state, u.batch_id, u.merchant_id, u.status, u.recalled_at,
        u.recall_reason, u.expires_on, u.gtin, u.lot,
@@ -600,7 +566,16 @@ SELECT u.serial, u.state, u.batch_id, u.merchant_id, u.status, u.recalled_at,
         WHERE a.party_type = 'merchant' AND a.party_id = u.merchant_id) AS last_decision,
        set_config('synchronous_commit', 'off', true) AS synchronous_commit
 FROM u
-LEFT JOIN totals t ON true
+CROSS JOIN LATERAL (
+    SELECT count(*) AS checks, count(DISTINCT v.client_hash) AS clients,
+           count(DISTINCT v.district_code) AS districts, min(v.verified_at) AS first_at
+    FROM (
+        SELECT client_hash, district_code, verified_at FROM verifications
+        WHERE serial = u.serial
+        UNION ALL
+        SELECT %(client)s::text, NULL, %(now)s::timestamptz
+    ) v
+) t
 """
 
 
