@@ -81,6 +81,10 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: How long a connection serves before it is renewed (idle timeouts of firewalls and proxies).
+RECYCLE_S = 3600
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine for ``url`` with the spatial extension loaded on every connection."""
     url = normalize_url(url)
@@ -105,19 +109,14 @@ def create_engine(url: str) -> sa.Engine:
     # A connection the server dropped fails its next statement instead: SQLAlchemy then
     # discards it and every older connection of the pool, the request is answered 503 with
     # Retry-After (app.errors) and the next one gets a fresh connection; the consumer scan
-    # sends its statement once more by itself (app.consumer.operations). Connections are
-    # renewed hourly, before the idle timeouts of firewalls and proxies between.
-    engine = sa.create_engine(url, pool_recycle=3600)
+    # sends its statement once more by itself (app.consumer.operations).
+    engine = sa.create_engine(url, pool_recycle=RECYCLE_S)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect_pg(dbapi_conn, record):
         dbapi_conn.adapters.register_dumper(Keys, ListBinaryDumper)
 
     return engine
-
-
-#: How long a connection serves before it is renewed (idle timeouts of firewalls and proxies).
-RECYCLE_S = 3600
 
 
 class StatementConnections:
