@@ -402,6 +402,39 @@ def test_the_answer_counts_the_check_being_made(client, world, session):
     assert session.scalar(sa.select(sa.func.count()).select_from(Verification)) == 3
 
 
+def test_the_scan_never_plans_a_sequential_scan_of_a_table_that_grows(app, client, world):
+    """The scan's statement is prepared, and PostgreSQL keeps its generic plan while the
+    connection lives. Made on a nearly empty table of checks (as here), that plan must still
+    find a code's checks by the index: a sequential scan would read every check of every
+    code once the table has grown."""
+    from app.consumer.operations import _CONNECTIONS, _SCAN_IN_ONE
+
+    engine = app.extensions["trace"].engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement scan is PostgreSQL's")
+    answer(client, world["serials"][0])  # this thread's statement connection, as it serves
+    names: list[str] = []  # psycopg's named placeholders as PREPARE's $1, $2, …
+
+    def numbered(match: re.Match) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    prepared = re.sub(r"%\((\w+)\)s", numbered, _SCAN_IN_ONE)
+    assert names == ["serial", "client", "now", "gtin", "lot"]
+    cur = _CONNECTIONS.cursor(engine)
+    try:
+        cur.execute(f"PREPARE probe (text, text, timestamptz, text, text) AS {prepared}")
+        cur.execute("SET plan_cache_mode = force_generic_plan")
+        explained = cur.execute("EXPLAIN EXECUTE probe('X', 'c', now(), NULL, NULL)")
+        plan = "\n".join(row[0] for row in explained)
+    finally:
+        _CONNECTIONS.discard()  # its settings and the prepared probe go with it
+    for table in ("verifications", "trace_codes", "events", "parcel_items", "anomalies"):
+        assert f"Seq Scan on {table}" not in plan, plan
+    assert "ix_verifications_serial_at" in plan, plan
+
+
 def test_a_link_with_another_lot_or_gtin_is_unknown_and_records_nothing(client, world, session):
     """A real serial under the wrong lot or GTIN is a forged link: no answer, no check."""
     serial = world["serials"][1]
