@@ -358,7 +358,7 @@ def _warning_json(w: verdict.Warning, checks: CheckSummary | None) -> dict:
         values = {
             "checks": checks.checks,
             "clients": checks.clients,
-            "district_count": len(checks.districts),
+            "district_count": checks.district_count,
             "first_check_at": _local(checks.first_at),
             "first_check_place": place["zh"],
         }
@@ -509,7 +509,7 @@ def check(
 
 # -- the scan in one statement (PostgreSQL) --------------------------------------------------
 
-#: The unit, the recorded check, the code's check totals with it, its open anomalies and its
+#: The unit, the recorded check, the code's check totals with it, its anomalies and its
 #: events with the companies' names: one round trip, one implicit transaction (autocommit).
 #: A statement sees one snapshot, which does not hold the row its own INSERT adds: the totals
 #: count the new check from the parameters (its place is not known yet, so it adds a check
@@ -536,9 +536,9 @@ SELECT u.serial, u.state, u.batch_id, u.merchant_id, u.status, u.recalled_at,
        u.recall_reason, u.expires_on, u.gtin, u.lot,
        (SELECT count(*) FROM recorded) AS recorded,
        t.checks, t.clients, t.districts, t.first_at,
-       (SELECT json_agg(json_build_array(a.type, a.evidence))
+       (SELECT json_agg(json_build_array(a.type, a.evidence, a.status))
         FROM anomalies a
-        WHERE a.subject_type = 'code' AND a.subject = u.serial AND a.status <> 'dismissed'
+        WHERE a.subject_type = 'code' AND a.subject = u.serial
        ) AS anomalies,
        (SELECT json_agg(json_build_array(
                    e.id, e.type, e.occurred_at, e.lat, e.lon,
@@ -663,8 +663,14 @@ def scan_in_one(
         serial, state, batch_id, merchant_id, status, recalled_at, recall_reason, expires_on
     )
     summary = CheckSummary(checks, clients, district_count, first_at)
-    found = tuple((t, e) for t, e in anomalies or ())
-    if summary.could_be_copied(config.thresholds):
+    anomalies = anomalies or ()
+    found = tuple((t, e) for t, e, status in anomalies if status != "dismissed")
+    on_file = next((e for t, e, _ in anomalies if t == "copied_code"), None)
+    if on_file is not None:
+        # The copied code is on file, dismissed or not: the rule would write nothing, and the
+        # first check with a place is in its evidence. Its scans cost a genuine code's.
+        summary = replace(summary, first_district=on_file.get("first_check_district"))
+    elif summary.could_be_copied(config.thresholds):
         # Rare: the rule reads the districts and may write a finding, as share_place does.
         s = session()
         summary = _copied_code_rule(s, unit, config, now)

@@ -4,8 +4,10 @@ check itself, the forms, and what must never show."""
 import re
 import time
 from datetime import date
+from unittest import mock
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -129,13 +131,8 @@ def test_a_black_listed_merchant_is_named_on_every_unit(client, make, world):
     assert warnings(body) == ["merchant_black_listed"]
 
 
-def test_a_code_checked_by_many_clients_in_many_districts_is_a_copied_code(client, make, world):
-    """Five clients in three districts make a copied code; one client checking again and
-    again does not."""
-    serial = world["serials"][0]
-    for _ in range(6):  # the same client, many times: not spread
-        page(client, serial)
-    assert warnings(answer(client, serial)) == []
+def copy_code(client, serial: str) -> None:
+    """Five more clients check ``serial``, each sharing a place, in five districts."""
     places = [(31.78, 119.98), (31.83, 119.97), (23.05, 112.47), (23.16, 112.56), (31.70, 119.94)]
     for n, (lat, lon) in enumerate(places):
         other = client.application.test_client()
@@ -148,11 +145,66 @@ def test_a_code_checked_by_many_clients_in_many_districts_is_a_copied_code(clien
             headers={"User-Agent": f"phone {n}"},
         )
         assert resp.status_code == 200, resp.get_data(as_text=True)
+
+
+def test_a_code_checked_by_many_clients_in_many_districts_is_a_copied_code(client, make, world):
+    """Five clients in three districts make a copied code; one client checking again and
+    again does not."""
+    serial = world["serials"][0]
+    for _ in range(6):  # the same client, many times: not spread
+        page(client, serial)
+    assert warnings(answer(client, serial)) == []
+    copy_code(client, serial)
     body = answer(client, serial)
     assert warnings(body) == ["copied_code"] and body["verdict"]["level"] == "danger"
     details = body["verdict"]["warnings"][0]["details"]
     assert details["clients"] == 6 and details["district_count"] == 5
     assert body["checks"]["count"] >= 12
+
+
+def test_a_copied_code_on_file_costs_its_scans_no_more_than_a_genuine_one(
+    app, client, world, session
+):
+    """Once the copied code is on file (open, or dismissed by a regulator), its scans read the
+    first check's place from the finding's evidence instead of running the rule again over
+    all of the code's checks: on PostgreSQL the scan's one statement, as for a genuine code."""
+    if app.extensions["trace"].engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement scan is PostgreSQL's")
+    serial = world["serials"][0]
+    page(client, serial)
+    copy_code(client, serial)
+    first = answer(client, serial)  # the rule runs and writes the finding
+    assert warnings(first) == ["copied_code"]
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counting(cursor, query, *args, **kwargs):
+        sent.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
+
+    def rule_work() -> list[str]:
+        """Statements after the scan's own that read checks or anomalies (the
+        suite keeps no merchant's credit, so each scan also reads that)."""
+        assert "INSERT INTO verifications" in sent[0]
+        reads = re.compile(r"\bFROM (verifications|anomalies)\b")
+        return [q for q in sent[1:] if reads.search(q)]
+
+    with mock.patch.object(psycopg.Cursor, "execute", counting):
+        again = answer(client, serial)
+    assert rule_work() == []
+    assert warnings(again) == ["copied_code"] and again["verdict"]["level"] == "danger"
+    assert again["checks"]["count"] == first["checks"]["count"] + 1
+    shown, before = (body["verdict"]["warnings"][0]["details"] for body in (again, first))
+    assert shown == {**before, "checks": before["checks"] + 1}
+    assert shown["first_check_place"] != "未知" and shown["district_count"] == 5
+    assert again["checks"]["first_place"] == first["checks"]["first_place"] is not None
+
+    session.execute(sa.update(Anomaly).where(Anomaly.subject == serial).values(status="dismissed"))
+    session.commit()
+    sent.clear()
+    with mock.patch.object(psycopg.Cursor, "execute", counting):
+        dismissed = answer(client, serial)
+    assert rule_work() == [] and warnings(dismissed) == []
 
 
 def test_a_check_is_recorded_without_personal_data(client, world, session):
@@ -430,7 +482,8 @@ def test_the_scan_never_plans_a_sequential_scan_of_a_table_that_grows(app, clien
         plan = "\n".join(row[0] for row in explained)
     finally:
         _CONNECTIONS.discard()  # its settings and the prepared probe go with it
-    for table in ("verifications", "trace_codes", "events", "parcel_items", "anomalies"):
+    tables = ("verifications", "trace_codes", "events", "parcel_items", "anomalies")
+    for table in tables:
         assert f"Seq Scan on {table}" not in plan, plan
     assert "ix_verifications_serial_at" in plan, plan
 
