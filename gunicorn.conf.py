@@ -1,12 +1,16 @@
 """gunicorn's settings for the service, read by ``gunicorn wsgi:app`` run from the project root
 (the README's production command) and by ``bench/bench_consumer.py``.
 
-One process per core, each with four threads (gthread): a request waits on PostgreSQL for
-part of its time, and the threads fill that wait. More processes than cores cost more CPU a
-request on two cores (consumer scans, workers + database + load generator, two runs each on
-a shared machine: 2 × 4 threads 1.9 and 2.1 ms, 2 × 2 1.9 and 2.0, 3 × 2 2.2 and 2.4,
-3 × 4 2.4, 4 × 2 3.2). Override with ``WEB_WORKERS`` and ``WEB_THREADS``, or gunicorn's own
-command-line options.
+One process per core, each with two threads (gthread): a request waits on PostgreSQL for
+part of its time, and the second thread fills that wait. A consumer scan spends about 0.3 ms
+in PostgreSQL against 0.7 ms in Python, so more threads only contend for the GIL, and the
+slowest requests wait longer (bench/bench_consumer.py, alternating runs on one machine: p99
+of the JSON scan 26 and 35 ms with two threads, 39 and 33 with three; with four, on a scratch
+database, 52, 43 and 40 against 35, 37 and 33 with two). More processes than cores cost more
+CPU a request (3 × 3 against 2 × 3, and earlier 3 × 2, 3 × 4 and 4 × 2 against 2 × 2). A
+long request (a regulator's export) holds a thread for its duration: a deployment that
+serves many of them beside the consumer scans can raise ``WEB_THREADS``. Override with
+``WEB_WORKERS`` and ``WEB_THREADS``, or gunicorn's own command-line options.
 
 Each worker listens on a socket of its own (``reuse_port``, SO_REUSEPORT), and the kernel
 spreads new connections over them. On one shared socket, the worker that woke first took
@@ -21,7 +25,7 @@ import os
 
 workers = int(os.environ.get("WEB_WORKERS", os.cpu_count() or 2))
 worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", 4))
+threads = int(os.environ.get("WEB_THREADS", 2))
 reuse_port = True
 # Room for bursts of new connections (phones opening a page at once) while all threads work.
 backlog = 2048
