@@ -13,6 +13,7 @@ bench:  ## The performance figures of the README
 	.venv/bin/python bench/bench_labels.py
 	.venv/bin/python bench/bench_history.py
 	.venv/bin/python bench/bench_consumer.py
+	.venv/bin/python bench/bench_checks.py
 	.venv/bin/python bench/bench_ingest.py
 	ANOMALY_RULES=off .venv/bin/python bench/bench_ingest.py
 	.venv/bin/python bench/bench_scenarios.py --pg postgresql://postgres@127.0.0.1:5432
