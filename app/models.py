@@ -10,7 +10,7 @@ from app.catalog.models import (
     ProductCategory,
 )
 from app.codes.models import CodeState, Issuance, TraceCode
-from app.consumer.models import Verification
+from app.consumer.models import CheckRollup, Verification
 from app.credit.models import (
     Anomaly,
     Appeal,
@@ -42,6 +42,7 @@ __all__ = [
     "Batch",
     "BatchStatus",
     "Certificate",
+    "CheckRollup",
     "CodeState",
     "Commitment",
     "Complaint",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, Point, UTCDateTime, utcnow
@@ -20,7 +21,19 @@ class Verification(Base):
     """
 
     __tablename__ = "verifications"
-    __table_args__ = (sa.Index("ix_verifications_serial_at", "serial", "verified_at"),)
+    __table_args__ = (
+        sa.Index("ix_verifications_serial_at", "serial", "verified_at"),
+        # One first check per client and code: a scan learns whether its client is new to
+        # the code from its own insert (ON CONFLICT), not from reading the earlier checks.
+        sa.Index(
+            "uq_verifications_first_check",
+            "serial",
+            "client_hash",
+            unique=True,
+            postgresql_where=sa.text("new_client"),
+            sqlite_where=sa.text("new_client"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     serial: Mapped[str] = mapped_column(sa.String(16), sa.ForeignKey("trace_codes.serial"))
@@ -30,3 +43,31 @@ class Verification(Base):
     district_code: Mapped[str | None] = mapped_column(sa.String(6))
     #: Rounded to two decimals (about a kilometre) before it is stored.
     location = mapped_column(Point(), nullable=True)
+    #: This client's first check of this code: the distinct clients are these checks.
+    new_client: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
+
+class CheckRollup(Base):
+    """A code's checks before :attr:`upto`, summed up (PostgreSQL's scan).
+
+    A scan reads this row and counts only the checks since :attr:`upto`, so a code checked
+    a hundred thousand times (a label copied onto a run of fakes) costs a scan about what a
+    genuine code costs. The row is brought forward by a scan that finds many checks since
+    it (``app.consumer.operations.roll_up_checks``), never to less than a minute ago: a
+    check is committed within its request, well inside that minute."""
+
+    __tablename__ = "check_rollups"
+
+    serial: Mapped[str] = mapped_column(
+        sa.String(16), sa.ForeignKey("trace_codes.serial"), primary_key=True
+    )
+    #: The checks summed here are those with ``verified_at`` before this.
+    upto: Mapped[datetime] = mapped_column(UTCDateTime)
+    checks: Mapped[int]
+    #: Distinct clients among those checks.
+    clients: Mapped[int]
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The distinct districts of those checks with a shared place.
+    districts: Mapped[list[str]] = mapped_column(
+        sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    )

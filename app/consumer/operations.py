@@ -7,6 +7,7 @@ One use case, :func:`scan`, serves the HTML page and its JSON form alike.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -20,7 +21,7 @@ from app import serialize
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.consumer import texts
-from app.consumer.models import Verification
+from app.consumer.models import CheckRollup, Verification
 from app.credit.models import Anomaly
 from app.credit.operations import (
     credit_version,
@@ -37,6 +38,8 @@ from trace.anomalies import CheckSummary, copied_code
 from trace.errors import NotFound, ValidationError
 from trace.gs1 import digital_link_uri, parse_digital_link, validate_serial
 from trace.regions import PROVINCES
+
+log = logging.getLogger(__name__)
 
 #: Times on the page are China Standard Time, as the consumer's clock shows them.
 CST = timezone(timedelta(hours=8), "CST")
@@ -211,6 +214,11 @@ def forget_public_parts() -> None:
 # -- the check itself -------------------------------------------------------------------------
 
 _INSERT_CHECK = sa.insert(Verification)
+_FIRST_CHECK = sa.select(Verification.id).where(
+    Verification.serial == sa.bindparam("serial"),
+    Verification.client_hash == sa.bindparam("client_hash"),
+    Verification.new_client,
+)
 _CHECK_TOTALS = sa.select(
     sa.func.count(),
     sa.func.count(sa.distinct(Verification.client_hash)),
@@ -231,22 +239,24 @@ def record_check(session: Session, serial: str, client_hash: str, now: datetime)
     costs nothing, and the wait would be most of the page's time."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
-    session.execute(
-        _INSERT_CHECK, {"serial": serial, "client_hash": client_hash, "verified_at": now}
-    )
+    params = {"serial": serial, "client_hash": client_hash}
+    new_client = session.execute(_FIRST_CHECK, params).first() is None
+    session.execute(_INSERT_CHECK, {**params, "verified_at": now, "new_client": new_client})
 
 
 def share_place(
     session: Session, serial: str, client_hash: str, lat: float, lon: float, config: Config
 ) -> dict | None:
     """The consumer agreed to share where they are: the client's latest check of this code
-    gets a coarse place (about a kilometre), and the copied-code rule runs again."""
+    gets a coarse place (about a kilometre), and the copied-code rule runs again unless the
+    code is on file as copied. A district new to a check already rolled up joins its roll-up's
+    districts (a place replaced by another stays there: the code was seen in both)."""
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise ValidationError("lat and lon are WGS 84 degrees", field="lat")
-    check = session.scalar(
+    check = session.scalar(  # newest first: the client has just checked it
         sa.select(Verification)
         .where(Verification.serial == serial, Verification.client_hash == client_hash)
-        .order_by(Verification.id.desc())
+        .order_by(Verification.verified_at.desc(), Verification.id.desc())
         .limit(1)
     )
     if check is None:
@@ -255,9 +265,24 @@ def share_place(
     found = districts.locate(lat, lon)
     check.location = point(lat, lon)
     check.district_code = found.code if found else None
+    rollup = session.get(CheckRollup, serial, with_for_update=True)
+    if found and rollup and check.verified_at < rollup.upto and found.code not in rollup.districts:
+        rollup.districts = sorted([*rollup.districts, found.code])
     session.flush()
-    _copied_code_rule(session, find_unit(session, serial), config, datetime.now(UTC))
+    if session.scalar(_COPIED_ON_FILE, {"serial": serial}) is None:
+        _copied_code_rule(session, find_unit(session, serial), config, datetime.now(UTC))
     return place_of_region(check.district_code)
+
+
+_COPIED_ON_FILE = (
+    sa.select(Anomaly.id)
+    .where(
+        Anomaly.type == "copied_code",
+        Anomaly.subject_type == "code",
+        Anomaly.subject == sa.bindparam("serial"),
+    )
+    .limit(1)
+)
 
 
 def check_summary(session: Session, serial: str, config: Config) -> CheckSummary:
@@ -514,9 +539,14 @@ def check(
 #: A statement sees one snapshot, which does not hold the row its own INSERT adds: the totals
 #: count the new check from the parameters (its place is not known yet, so it adds a check
 #: and perhaps a client, never a district). The INSERT happens only when the unit exists and
-#: the link's GTIN and lot are its own. The merchant's credit version (credit_version) tells
-#: whether its kept credit still holds. ``set_config(…, true)`` is ``SET LOCAL``: this
-#: statement's commit does not wait for its WAL flush (see :func:`record_check`).
+#: the link's GTIN and lot are its own. The check is its client's first of the code when
+#: the unique index of first checks takes it (``first_check``), else a later one. The
+#: totals are the code's roll-up (CheckRollup), if it has one, and the checks since
+#: (``recent``), whose first checks are new clients: no part reads all of a code's checks.
+#: ``recent`` and ``oldest_recent`` tell when to roll up again (:func:`roll_up_checks`).
+#: The merchant's credit version (credit_version) tells whether its kept credit still
+#: holds. ``set_config(…, true)`` is ``SET LOCAL``: this statement's commit does not wait
+#: for its WAL flush (see :func:`record_check`).
 _SCAN_IN_ONE = """
 WITH u AS (
     SELECT c.serial, c.state, c.batch_id, p.merchant_id, b.status, b.recalled_at,
@@ -525,17 +555,42 @@ WITH u AS (
     JOIN batches b ON b.id = c.batch_id
     JOIN products p ON p.id = b.product_id
     WHERE c.serial = %(serial)s
-), recorded AS (
-    INSERT INTO verifications (serial, client_hash, verified_at)
-    SELECT u.serial, %(client)s, %(now)s FROM u
+), ok AS (
+    SELECT u.serial FROM u
     WHERE %(gtin)s::text IS NULL
        OR (u.gtin = %(gtin)s::text AND (%(lot)s::text IS NULL OR u.lot = %(lot)s::text))
+), first_check AS (
+    INSERT INTO verifications (serial, client_hash, verified_at, new_client)
+    SELECT serial, %(client)s, %(now)s, true FROM ok
+    ON CONFLICT (serial, client_hash) WHERE new_client DO NOTHING
     RETURNING id
+), later_check AS (
+    INSERT INTO verifications (serial, client_hash, verified_at, new_client)
+    SELECT serial, %(client)s, %(now)s, false FROM ok
+    WHERE NOT EXISTS (SELECT FROM first_check)
+    RETURNING id
+), rolled AS (
+    SELECT upto, checks, clients, first_at, districts FROM check_rollups
+    WHERE serial = %(serial)s
+), recent AS (
+    SELECT count(*) AS checks, count(*) FILTER (WHERE new_client) AS clients,
+           min(verified_at) AS oldest,
+           array_agg(DISTINCT district_code) FILTER (WHERE district_code IS NOT NULL)
+               AS districts
+    FROM verifications
+    WHERE serial = %(serial)s
+      AND verified_at >= coalesce((SELECT upto FROM rolled), '-infinity')
 )
 SELECT u.serial, u.state, u.batch_id, u.merchant_id, u.status, u.recalled_at,
        u.recall_reason, u.expires_on, u.gtin, u.lot,
-       (SELECT count(*) FROM recorded) AS recorded,
-       t.checks, t.clients, t.districts, t.first_at,
+       (SELECT count(*) FROM first_check) + (SELECT count(*) FROM later_check) AS recorded,
+       coalesce(r.checks, 0) + t.checks + 1 AS checks,
+       coalesce(r.clients, 0) + t.clients + (SELECT count(*) FROM first_check) AS clients,
+       CASE WHEN r.districts IS NULL THEN coalesce(cardinality(t.districts), 0)
+            ELSE (SELECT count(*) FROM (SELECT jsonb_array_elements_text(r.districts)
+                                        UNION SELECT unnest(t.districts)) d)
+       END AS districts,
+       coalesce(r.first_at, least(t.oldest, %(now)s)) AS first_at,
        (SELECT json_agg(json_build_array(a.type, a.evidence, a.status))
         FROM anomalies a
         WHERE a.subject_type = 'code' AND a.subject = u.serial
@@ -564,18 +619,9 @@ SELECT u.serial, u.state, u.batch_id, u.merchant_id, u.status, u.recalled_at,
         WHERE r.party_type = 'merchant' AND r.party_id = u.merchant_id) AS last_record,
        (SELECT max(a.decided_at) FROM anomalies a
         WHERE a.party_type = 'merchant' AND a.party_id = u.merchant_id) AS last_decision,
-       set_config('synchronous_commit', 'off', true) AS synchronous_commit
-FROM u
-CROSS JOIN LATERAL (
-    SELECT count(*) AS checks, count(DISTINCT v.client_hash) AS clients,
-           count(DISTINCT v.district_code) AS districts, min(v.verified_at) AS first_at
-    FROM (
-        SELECT client_hash, district_code, verified_at FROM verifications
-        WHERE serial = u.serial
-        UNION ALL
-        SELECT %(client)s::text, NULL, %(now)s::timestamptz
-    ) v
-) t
+       set_config('synchronous_commit', 'off', true) AS synchronous_commit,
+       t.checks AS recent, t.oldest AS oldest_recent
+FROM u CROSS JOIN recent t LEFT JOIN rolled r ON true
 """
 
 
@@ -656,6 +702,8 @@ def scan_in_one(
         last_record,
         last_decision,
         _,
+        recent,
+        oldest_recent,
     ) = row
     if not recorded:
         raise NotFound("this serial was not issued for the product and lot in the link")
@@ -676,9 +724,62 @@ def scan_in_one(
         summary = _copied_code_rule(s, unit, config, now)
         found = tuple(_open_anomalies(s, serial))
         s.commit()
+    if recent > ROLL_UP_AFTER and now - oldest_recent > 2 * ROLL_UP_MARGIN:
+        roll_up_checks(engine, serial)
     steps = [
         Step(i, t, datetime.fromisoformat(at), lat, lon, by, violation)
         for i, t, at, lat, lon, by, violation in events or ()
     ]
     version = (last_record, last_decision)
     return unit, _answer(session, unit, summary, found, steps, version, config, now)
+
+
+#: A scan that counts more checks than this since its code's roll-up brings the roll-up
+#: forward, when enough of them are older than :data:`ROLL_UP_MARGIN`.
+ROLL_UP_AFTER = 200
+#: Checks younger than this (by the database's clock) are never rolled up: a check is
+#: committed within its request, and the app's clock is the database's within this.
+ROLL_UP_MARGIN = timedelta(minutes=1)
+
+#: The code's roll-up brought forward to a minute ago: the old row (locked, so that two
+#: roll-ups of one code take turns) plus the checks since it, each client's first check of
+#: the code adding a client. Only a later ``upto`` replaces a row; two first roll-ups of a
+#: code each count from the start.
+_ROLL_UP = """
+WITH old AS (
+    SELECT upto, checks, clients, first_at, districts FROM check_rollups
+    WHERE serial = %(serial)s
+    FOR UPDATE
+), span AS (
+    SELECT district_code, verified_at, new_client FROM verifications
+    WHERE serial = %(serial)s
+      AND verified_at >= coalesce((SELECT upto FROM old), '-infinity')
+      AND verified_at < now() - %(margin)s::interval
+)
+INSERT INTO check_rollups AS r (serial, upto, checks, clients, first_at, districts)
+SELECT %(serial)s, now() - %(margin)s::interval,
+       coalesce((SELECT checks FROM old), 0) + (SELECT count(*) FROM span),
+       coalesce((SELECT clients FROM old), 0) + (SELECT count(*) FROM span WHERE new_client),
+       coalesce((SELECT first_at FROM old), (SELECT min(verified_at) FROM span)),
+       coalesce((SELECT jsonb_agg(d ORDER BY d) FROM (
+           SELECT jsonb_array_elements_text((SELECT districts FROM old)) AS d
+           UNION
+           SELECT district_code FROM span WHERE district_code IS NOT NULL) ds), '[]')
+WHERE EXISTS (SELECT FROM span)
+ON CONFLICT (serial) DO UPDATE
+SET upto = excluded.upto, checks = excluded.checks, clients = excluded.clients,
+    first_at = excluded.first_at, districts = excluded.districts
+WHERE r.upto < excluded.upto
+"""
+
+
+def roll_up_checks(engine: sa.Engine, serial: str) -> None:
+    """Bring ``serial``'s roll-up forward (PostgreSQL), on this thread's scan connection. It
+    only saves later scans work: when it fails, the scan that called it is answered all the
+    same, and a later scan tries again."""
+    cur = _CONNECTIONS.cursor(engine)
+    try:
+        cur.execute(_ROLL_UP, {"serial": serial, "margin": ROLL_UP_MARGIN}, prepare=True)
+    except psycopg.Error:
+        log.warning("rolling up the checks of %s failed", serial, exc_info=True)
+        _CONNECTIONS.discard()

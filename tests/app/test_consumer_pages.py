@@ -3,7 +3,7 @@ check itself, the forms, and what must never show."""
 
 import re
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from unittest import mock
 from urllib.parse import urlsplit
 
@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from app.consumer.models import Verification
+from app.consumer.models import CheckRollup, Verification
 from app.credit.models import Anomaly, Complaint, Review
 from app.db import StatementConnections
 from tests.app.test_events_api import ship
@@ -205,6 +205,91 @@ def test_a_copied_code_on_file_costs_its_scans_no_more_than_a_genuine_one(
     with mock.patch.object(psycopg.Cursor, "execute", counting):
         dismissed = answer(client, serial)
     assert rule_work() == [] and warnings(dismissed) == []
+
+
+def test_a_much_checked_code_is_rolled_up_and_its_totals_stay_exact(app, client, world, session):
+    """A scan that finds many checks since its code's roll-up brings the roll-up forward to a
+    minute ago; every scan, before and after, says what counting all the code's checks says.
+    A client who checked before the roll-up is not new when it checks again; a place shared
+    for a rolled-up check joins the roll-up's districts."""
+    from app.consumer.operations import ROLL_UP_AFTER, _local
+
+    if app.extensions["trace"].engine.dialect.name != "postgresql":
+        pytest.skip("the roll-up serves PostgreSQL's one-statement scan")
+    serial = world["serials"][2]
+    phone_b = client.application.test_client()
+    phone_c = client.application.test_client()
+    returning = {**JSON, "User-Agent": "phone b"}
+    assert phone_b.get(f"/t/{serial}", headers=returning).status_code == 200
+    html = phone_c.get(f"/t/{serial}", headers={**HTML, "User-Agent": "phone c"})
+    token = token_of(html.get_data(as_text=True))
+    long_ago = datetime.now(UTC) - timedelta(days=3)
+    session.execute(  # b's and c's checks were days ago
+        sa.update(Verification).where(Verification.serial == serial).values(verified_at=long_ago)
+    )
+    session.add_all(  # and as many checks as make a roll-up, by 150 other clients
+        Verification(
+            serial=serial,
+            client_hash=f"{n % 150:064x}",
+            new_client=n < 150,  # each client's first check of the code
+            verified_at=long_ago + timedelta(minutes=n),
+            district_code=["110101", "310101", None, None][n % 4],
+        )
+        for n in range(ROLL_UP_AFTER)
+    )
+    session.commit()
+
+    def counted() -> dict:
+        """The totals, by counting every check of the code."""
+        checks, clients, districts, first_at = session.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.count(sa.distinct(Verification.client_hash)),
+                sa.func.count(sa.distinct(Verification.district_code)),
+                sa.func.min(Verification.verified_at),
+            ).where(Verification.serial == serial)
+        ).one()
+        session.commit()
+        return {"count": checks, "clients": clients, "districts": districts, "first": first_at}
+
+    def shown(body) -> dict:
+        checks = body["checks"]
+        return {k: checks[k] for k in ("count", "clients", "districts")} | {
+            "first": checks["first_at"]
+        }
+
+    def exact(body) -> None:
+        expected = counted()
+        assert shown(body) == {**expected, "first": _local(expected["first"])}
+
+    def rollup() -> CheckRollup | None:
+        session.expire_all()
+        row = session.get(CheckRollup, serial)
+        session.commit()
+        return row
+
+    assert rollup() is None
+    first = answer(client, serial)  # counts every check, then rolls up all but its own
+    exact(first)
+    rolled = rollup()
+    assert (rolled.checks, rolled.clients) == (ROLL_UP_AFTER + 2, 152)
+    assert rolled.districts == ["110101", "310101"]
+    exact(answer(client, serial))  # the same client again: the roll-up and two checks since
+    again = phone_b.get(f"/t/{serial}", headers=returning).get_json()
+    exact(again)  # b checked before the roll-up: one more check, no new client
+    assert shown(again)["clients"] == shown(first)["clients"]
+
+    # c shares its place for the check it made days ago, now in the roll-up
+    resp = phone_c.post(
+        f"/t/{serial}/place",
+        data={"lat": 31.78, "lon": 119.98, "csrf_token": token},
+        headers={"User-Agent": "phone c"},
+    )
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert len(rollup().districts) == 3
+    last = answer(client, serial)
+    exact(last)
+    assert shown(last)["districts"] == 3
 
 
 def test_a_check_is_recorded_without_personal_data(client, world, session):
@@ -451,7 +536,8 @@ def test_the_answer_counts_the_check_being_made(client, world, session):
     other = client.application.test_client()
     resp = other.get(f"/t/{serial}", headers={**JSON, "User-Agent": "another phone"})
     assert resp.get_json()["checks"]["count"] == 3 and resp.get_json()["checks"]["clients"] == 2
-    assert session.scalar(sa.select(sa.func.count()).select_from(Verification)) == 3
+    flags = session.scalars(sa.select(Verification.new_client).order_by(Verification.id)).all()
+    assert flags == [True, False, True]  # each client's first check of the code
 
 
 def test_the_scan_never_plans_a_sequential_scan_of_a_table_that_grows(app, client, world):
@@ -473,19 +559,26 @@ def test_the_scan_never_plans_a_sequential_scan_of_a_table_that_grows(app, clien
         return f"${names.index(match[1]) + 1}"
 
     prepared = re.sub(r"%\((\w+)\)s", numbered, _SCAN_IN_ONE)
-    assert names == ["serial", "client", "now", "gtin", "lot"]
+    types = {"serial": "text", "client": "text", "now": "timestamptz", "gtin": "text"}
+    values = {"serial": "'X'", "client": "'c'", "now": "now()", "gtin": "NULL", "lot": "NULL"}
+    assert sorted(names) == sorted(values)
     cur = _CONNECTIONS.cursor(engine)
     try:
-        cur.execute(f"PREPARE probe (text, text, timestamptz, text, text) AS {prepared}")
+        signature = ", ".join(types.get(name, "text") for name in names)
+        cur.execute(f"PREPARE probe ({signature}) AS {prepared}")
         cur.execute("SET plan_cache_mode = force_generic_plan")
-        explained = cur.execute("EXPLAIN EXECUTE probe('X', 'c', now(), NULL, NULL)")
+        arguments = ", ".join(values[name] for name in names)
+        explained = cur.execute(f"EXPLAIN EXECUTE probe({arguments})")
         plan = "\n".join(row[0] for row in explained)
     finally:
         _CONNECTIONS.discard()  # its settings and the prepared probe go with it
-    tables = ("verifications", "trace_codes", "events", "parcel_items", "anomalies")
-    for table in tables:
+    tables = ("verifications", "check_rollups", "trace_codes", "events", "parcel_items")
+    for table in (*tables, "anomalies"):
         assert f"Seq Scan on {table}" not in plan, plan
-    assert "ix_verifications_serial_at" in plan, plan
+    # The checks since the roll-up: found by code and time, not by reading all of the code's.
+    window = re.search(r"Index Scan using (\w+) on verifications\b.*\n.*Index Cond: (.*)", plan)
+    assert window and window[1] == "ix_verifications_serial_at", plan
+    assert "verified_at >=" in window[2], plan
 
 
 def test_a_link_with_another_lot_or_gtin_is_unknown_and_records_nothing(client, world, session):

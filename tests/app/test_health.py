@@ -38,8 +38,8 @@ def test_the_production_server_settings_are_the_benchs(monkeypatch):
     monkeypatch.delenv("WEB_WORKERS", raising=False)
     monkeypatch.delenv("WEB_THREADS", raising=False)
     conf = runpy.run_path(str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py"))
-    assert conf["worker_class"] == "gthread" and conf["threads"] == 4
-    assert served_with(None, None) == (conf["workers"], 4)
+    assert conf["worker_class"] == "gthread" and conf["threads"] == 2
+    assert served_with(None, None) == (conf["workers"], 2)
     assert served_with(3, 2) == (3, 2)
 
 

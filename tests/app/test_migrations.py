@@ -112,3 +112,32 @@ def test_audit_trail_and_credit_records_cannot_be_edited(empty_database_url, tab
     with engine.connect() as conn:
         assert conn.execute(sa.text(f"SELECT reason FROM {table}")).scalar() != "edited"
     engine.dispose()
+
+
+def test_each_clients_first_check_of_a_code_is_marked_on_upgrade(empty_database_url):
+    """Checks made before the first checks were marked: the upgrade marks the earliest check
+    of each client and code, so that counting marked checks counts distinct clients."""
+    migrate.upgrade(empty_database_url, "0005")
+    engine = create_engine(empty_database_url)
+    with engine.connect() as conn:
+        # Checks alone, without the codes, batches and parties they refer to.
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SET session_replication_role = replica"))
+        else:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        for serial, client in (("A", "c1"), ("A", "c1"), ("A", "c2"), ("B", "c1"), ("A", "c2")):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO verifications (serial, client_hash, verified_at) "
+                    "VALUES (:serial, :client, '2026-11-22T00:00:00+00:00')"
+                ),
+                {"serial": serial, "client": client},
+            )
+        conn.commit()
+    engine.dispose()
+    migrate.upgrade(empty_database_url)
+    engine = create_engine(empty_database_url)
+    with engine.connect() as conn:
+        flags = conn.scalars(sa.text("SELECT new_client FROM verifications ORDER BY id")).all()
+    engine.dispose()
+    assert [bool(f) for f in flags] == [True, False, True, True, False]
