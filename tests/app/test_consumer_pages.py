@@ -207,6 +207,42 @@ def test_a_copied_code_on_file_costs_its_scans_no_more_than_a_genuine_one(
     assert rule_work() == [] and warnings(dismissed) == []
 
 
+def add_old_checks(session, serial: str, count: int) -> None:
+    """``count`` checks of ``serial`` days ago by 150 clients, a half of them with a place."""
+    long_ago = datetime.now(UTC) - timedelta(days=3)
+    session.add_all(
+        Verification(
+            serial=serial,
+            client_hash=f"{n % 150:064x}",
+            new_client=n < 150,  # each client's first check of the code
+            verified_at=long_ago + timedelta(minutes=n),
+            district_code=["110101", "310101", None, None][n % 4],
+        )
+        for n in range(count)
+    )
+    session.commit()
+
+
+def test_a_failed_roll_up_costs_the_scan_nothing(app, client, world, session, monkeypatch):
+    """A roll-up only saves later scans work: when it fails, the scan is answered all the
+    same with exact totals, and the next scan rolls up."""
+    from app.consumer import operations
+
+    if app.extensions["trace"].engine.dialect.name != "postgresql":
+        pytest.skip("the roll-up serves PostgreSQL's one-statement scan")
+    serial = world["serials"][1]
+    add_old_checks(session, serial, operations.ROLL_UP_AFTER + 10)
+    monkeypatch.setattr(operations, "_ROLL_UP", "SELECT no_such_function()")
+    body = answer(client, serial)
+    assert body["checks"]["count"] == operations.ROLL_UP_AFTER + 11
+    assert body["checks"]["clients"] == 151
+    assert session.get(CheckRollup, serial) is None
+    session.commit()
+    monkeypatch.undo()
+    assert answer(client, serial)["checks"]["count"] == operations.ROLL_UP_AFTER + 12
+    assert session.get(CheckRollup, serial).checks == operations.ROLL_UP_AFTER + 10  # the old
+
+
 def test_a_much_checked_code_is_rolled_up_and_its_totals_stay_exact(app, client, world, session):
     """A scan that finds many checks since its code's roll-up brings the roll-up forward to a
     minute ago; every scan, before and after, says what counting all the code's checks says.
@@ -227,17 +263,7 @@ def test_a_much_checked_code_is_rolled_up_and_its_totals_stay_exact(app, client,
     session.execute(  # b's and c's checks were days ago
         sa.update(Verification).where(Verification.serial == serial).values(verified_at=long_ago)
     )
-    session.add_all(  # and as many checks as make a roll-up, by 150 other clients
-        Verification(
-            serial=serial,
-            client_hash=f"{n % 150:064x}",
-            new_client=n < 150,  # each client's first check of the code
-            verified_at=long_ago + timedelta(minutes=n),
-            district_code=["110101", "310101", None, None][n % 4],
-        )
-        for n in range(ROLL_UP_AFTER)
-    )
-    session.commit()
+    add_old_checks(session, serial, ROLL_UP_AFTER)  # and enough for a roll-up
 
     def counted() -> dict:
         """The totals, by counting every check of the code."""
