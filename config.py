@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 
-from trace.anomalies import Thresholds
-from trace.credit import Policy
+from tracecore.anomalies import Thresholds
+from tracecore.credit import Policy
 
 ROOT = Path(__file__).resolve().parent
 INSTANCE = ROOT / "instance"
@@ -53,11 +53,12 @@ class Config:
     EVENT_MAX_SKEW_S: int = 300
     #: on | off: run the anomaly rules on every ingest batch (off only to measure their cost).
     ANOMALY_RULES: str = "on"
-    #: JSON object overriding the anomaly rules' thresholds (defaults: trace.anomalies.Thresholds),
+    #: JSON object overriding the anomaly rules' thresholds
+    #: (defaults: tracecore.anomalies.Thresholds),
     #: e.g. {"remote_sign_km": 3, "stalled_hours": 72}.
     ANOMALY_THRESHOLDS: str = ""
     #: JSON object overriding credit point values and list thresholds (defaults:
-    #: trace.credit.Policy), e.g. {"fade_days": 730, "black_below": 400}.
+    #: tracecore.credit.Policy), e.g. {"fade_days": 730, "black_below": 400}.
     CREDIT_POLICY: str = ""
     #: How long a parcel event waits for its waybill's packing before it is rejected, hours.
     PARKED_EVENT_HOURS: int = 24

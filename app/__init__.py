@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,20 +12,7 @@ import flask
 import flask.templating
 from sqlalchemy.orm import Session, sessionmaker
 
-import trace
 from config import Config, load_config
-
-# The domain package shares its name with a standard-library module; the project root must
-# come first on sys.path (scripts/bootstrap.sh sees to it). Fail loudly if it does not.
-if (
-    Path(getattr(trace, "__file__", "") or "").parent
-    != Path(__file__).resolve().parent.parent / "trace"
-):
-    sys.exit(
-        "the standard library's 'trace' module shadows the project's: run from the "
-        "project root or through the README's commands"
-    )
-
 
 #: Pages load only their own stylesheet, script and images; no inline script, no framing.
 CONTENT_SECURITY_POLICY = (

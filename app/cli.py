@@ -32,7 +32,7 @@ from app.events.models import Device
 from app.parties import operations as parties
 from app.parties.models import MerchantKind
 from devices.protocol import derive_secret
-from trace.errors import DomainError
+from tracecore.errors import DomainError
 
 
 def _ext():
@@ -293,7 +293,7 @@ def labels_cmd(batch_id: int, out, offset: int, limit: int) -> None:
     """Render the batch's labels as a printable A4 PDF sheet."""
     from app import labels
     from app.codes.api import uri_prefix
-    from trace.gs1 import element_string
+    from tracecore.gs1 import element_string
 
     with unit() as session:
         batch = catalog.get_batch(session, batch_id)
@@ -391,7 +391,7 @@ def devices_ingest(
 
     from app.credit.cli import run_sweep
     from app.events.api import limits
-    from devices.worker import BrokerAddress, Worker, default_client_id
+    from app.ingest.worker import BrokerAddress, Worker, default_client_id
 
     ext = _ext()
     cfg = ext.config
@@ -448,7 +448,7 @@ def mqtt_auth(
 ) -> None:
     """Write Mosquitto's password and ACL files: every enabled device (user = device id,
     password = its secret) and the ingest workers' user. Reload the broker after (SIGHUP)."""
-    from devices.worker import BrokerAddress
+    from app.ingest.worker import BrokerAddress
 
     cfg = _ext().config
     from_url = BrokerAddress.parse(cfg.MQTT_URL) if cfg.MQTT_URL else None

@@ -23,8 +23,8 @@ from app.events.operations import OWNER_OF_KIND, register_device
 from app.parties import operations as parties
 from app.parties.models import Merchant, MerchantKind
 from config import Config
-from trace.gs1 import gtin_check_digit
-from trace.uscc import uscc_check_char
+from tracecore.gs1 import gtin_check_digit
+from tracecore.uscc import uscc_check_char
 
 
 def _uscc(body17: str) -> str:

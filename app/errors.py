@@ -14,7 +14,7 @@ import sqlalchemy.exc
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from trace.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
+from tracecore.errors import Conflict, DomainError, Forbidden, NotFound, ValidationError
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.pdfdoc import PDFArray, PDFDictionary, PDFName, PDFStream
 from reportlab.pdfgen.canvas import Canvas
 
-from trace.gs1 import GS1_CSET82, gtin_check_digit
+from tracecore.gs1 import GS1_CSET82, gtin_check_digit
 
 __all__ = [
     "GS1_128_MAX_DATA_CHARS",

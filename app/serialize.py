@@ -11,7 +11,7 @@ from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.db import lat_lon
 from app.parties.models import Courier, LogisticsCompany, Merchant
-from trace.identity import mask_name
+from tracecore.identity import mask_name
 
 # -- JSON bodies -------------------------------------------------------------------------------
 

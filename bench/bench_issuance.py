@@ -23,7 +23,7 @@ from app.codes.operations import issue_codes
 from app.db import create_engine, make_sessionmaker
 from bench.catalog import bench_batch
 from bench.scratch import scratch_url
-from trace.serials import new_serials
+from tracecore.serials import new_serials
 
 
 def setup(sessionmaker, count: int, rounds: int) -> int:

@@ -13,8 +13,8 @@ import argparse
 import time
 
 from app import create_app, migrate
+from app.ingest import scenarios
 from bench.scratch import scratch_url
-from devices import scenarios
 
 
 def one_run(pg, inject, shops, couriers, codes):

@@ -72,7 +72,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if not args.default_gc:
-        from devices.worker import _tune_gc
+        from app.ingest.worker import _tune_gc
 
         _tune_gc()
     runs = {"on": [True], "off": [False], "both": [True, False]}[args.rules]

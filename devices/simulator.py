@@ -1213,7 +1213,7 @@ def price_of(gtin: str) -> float:
 
 
 def _uscc(body17: str) -> str:
-    from trace.uscc import uscc_check_char
+    from tracecore.uscc import uscc_check_char
 
     return body17 + uscc_check_char(body17)
 
@@ -1225,7 +1225,7 @@ def _resident_id(body17: str) -> str:
 
 
 def _gtin13(body12: str) -> str:
-    from trace.gs1 import gtin_check_digit
+    from tracecore.gs1 import gtin_check_digit
 
     return body12 + str(gtin_check_digit(body12))
 

@@ -30,7 +30,6 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
-# The domain package is called `trace`, like a module of the standard library: put the
-# project root first on sys.path for every interpreter of this venv so ours is found.
-site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-echo "import sys; sys.path.insert(0, '$root')" > "$site/00-tracesvc-root.pth"
+# An earlier layout left a path file here for a domain package that shadowed the standard
+# library's `trace`; the package is `tracecore` now.
+rm -f "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/00-tracesvc-root.pth"

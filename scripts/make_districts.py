@@ -1,4 +1,4 @@
-"""Build trace/data/districts.geojson from the stored MCA TopoJSON files, offline.
+"""Build tracecore/data/districts.geojson from the stored MCA TopoJSON files, offline.
 
 Usage (from the repository root)::
 
@@ -6,7 +6,7 @@ Usage (from the repository root)::
 
 Inputs are ``scripts/data/mca-320400.topo.json`` (Changzhou) and
 ``scripts/data/mca-441200.topo.json`` (Zhaoqing), copied verbatim from
-bh1xuw/mca-administrative (see trace/data/README.md). They are quantized TopoJSON in CRS84
+bh1xuw/mca-administrative (see tracecore/data/README.md). They are quantized TopoJSON in CRS84
 (WGS 84 / CGCS2000 longitude, latitude), one Polygon per county-level district plus the
 neighbouring prefectures and a frame.
 
@@ -43,7 +43,7 @@ SOURCES = (
     ROOT / "scripts" / "data" / "mca-320400.topo.json",
     ROOT / "scripts" / "data" / "mca-441200.topo.json",
 )
-OUTPUT = ROOT / "trace" / "data" / "districts.geojson"
+OUTPUT = ROOT / "tracecore" / "data" / "districts.geojson"
 DECIMALS = 5
 
 #: What to subtract from the source's (lon, lat): see the module docstring and ``--fit``.
@@ -249,7 +249,7 @@ def render(tolerance: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write (or with --check, compare) trace/data/districts.geojson."""
+    """Write (or with --check, compare) tracecore/data/districts.geojson."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tolerance", type=float, default=0.001, help="degrees")
     parser.add_argument("--check", action="store_true", help="fail if the file is stale")

@@ -21,9 +21,9 @@ from app.codes.operations import issue_codes
 from app.db import Base
 from app.parties import operations as parties
 from app.parties.models import MerchantKind
-from trace.gs1 import gtin_check_digit
-from trace.identity import validate_resident_id
-from trace.uscc import uscc_check_char
+from tracecore.gs1 import gtin_check_digit
+from tracecore.identity import validate_resident_id
+from tracecore.uscc import uscc_check_char
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 

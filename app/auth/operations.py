@@ -18,7 +18,7 @@ from app.auth.models import AccessEntry, ApiToken, Role, User
 from app.auth.principal import Principal, parse_jurisdiction
 from app.parties.models import LogisticsCompany, Merchant
 from app.parties.operations import get_party
-from trace.errors import Conflict, NotFound, ValidationError
+from tracecore.errors import Conflict, NotFound, ValidationError
 
 TOKEN_PREFIX = "trc_"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.auth.models import Role
-from trace.errors import Forbidden, ValidationError
-from trace.regions import validate_region_code
+from tracecore.errors import Forbidden, ValidationError
+from tracecore.regions import validate_region_code
 
 
 @dataclass(frozen=True)

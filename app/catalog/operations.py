@@ -15,8 +15,8 @@ from app.auth.principal import Principal
 from app.catalog.models import Batch, Certificate, InspectionResult, Product, ProductCategory
 from app.db import point
 from app.parties.models import Merchant
-from trace.errors import Conflict, NotFound, ValidationError
-from trace.gs1 import normalize_gtin, validate_lot
+from tracecore.errors import Conflict, NotFound, ValidationError
+from tracecore.gs1 import normalize_gtin, validate_lot
 
 
 @dataclass(frozen=True)

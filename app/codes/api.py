@@ -14,7 +14,7 @@ from app.credit.operations import public_account
 from app.errors import ApiError
 from app.schemas import IssueCodesIn
 from app.web import db, parse_body, principal, settings, unit_of_work
-from trace.gs1 import digital_link_uri, element_string
+from tracecore.gs1 import digital_link_uri, element_string
 
 bp = Blueprint("codes", __name__)
 

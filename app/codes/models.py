@@ -13,7 +13,7 @@ from app.db import Base, UTCDateTime, utcnow
 
 
 class CodeState(enum.StrEnum):
-    """A unit's lifecycle state (see trace.lifecycle): the last lawful event, or issued."""
+    """A unit's lifecycle state (see tracecore.lifecycle): the last lawful event, or issued."""
 
     ISSUED = "issued"
     SHELVED = "shelved"

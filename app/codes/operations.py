@@ -21,10 +21,10 @@ from app.auth.principal import Principal
 from app.catalog.models import Batch, BatchStatus, Product
 from app.codes.models import CodeState, Issuance, TraceCode
 from app.credit.operations import accounts as credit_accounts
-from trace.credit import Policy
-from trace.errors import Conflict, Forbidden, NotFound, ValidationError
-from trace.gs1 import digital_link_uri, parse_digital_link, validate_serial
-from trace.serials import new_serials
+from tracecore.credit import Policy
+from tracecore.errors import Conflict, Forbidden, NotFound, ValidationError
+from tracecore.gs1 import digital_link_uri, parse_digital_link, validate_serial
+from tracecore.serials import new_serials
 
 #: Rows per COPY write / executemany call: bounds memory and paces progress reports.
 CHUNK = 50_000

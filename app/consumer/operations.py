@@ -33,11 +33,11 @@ from app.credit.operations import (
 from app.db import StatementConnections, point
 from app.events import history
 from config import Config
-from trace import districts, verdict
-from trace.anomalies import CheckSummary, copied_code
-from trace.errors import NotFound, ValidationError
-from trace.gs1 import digital_link_uri, parse_digital_link, validate_serial
-from trace.regions import PROVINCES
+from tracecore import districts, verdict
+from tracecore.anomalies import CheckSummary, copied_code
+from tracecore.errors import NotFound, ValidationError
+from tracecore.gs1 import digital_link_uri, parse_digital_link, validate_serial
+from tracecore.regions import PROVINCES
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from app.credit import feedback
 from app.errors import ApiError
 from app.schemas import ComplaintIn, DeliveryRatingIn, ReviewIn
 from app.web import db, settings, unit_of_work
-from trace.errors import DomainError, NotFound, ValidationError
-from trace.identity import keyed_hash
+from tracecore.errors import DomainError, NotFound, ValidationError
+from tracecore.identity import keyed_hash
 
 bp = Blueprint("consumer", __name__)
 

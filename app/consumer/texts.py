@@ -1,6 +1,6 @@
 """Words shown to consumers, Chinese first with English, keyed by what the data says.
 
-The verdict itself comes from :mod:`trace.verdict`; here each warning kind and each event
+The verdict itself comes from :mod:`tracecore.verdict`; here each warning kind and each event
 type gets its plain-language text. Messages take their numbers and dates from the data.
 """
 

@@ -23,9 +23,9 @@ from app.schemas import (
     ReviewIn,
 )
 from app.web import db, parse_body, principal, settings, unit_of_work
-from trace import credit
-from trace.errors import NotFound, ValidationError
-from trace.identity import keyed_hash
+from tracecore import credit
+from tracecore.errors import NotFound, ValidationError
+from tracecore.identity import keyed_hash
 
 bp = Blueprint("credit", __name__)
 PARTY_TYPES = ("merchant", "logistics_company", "courier")

@@ -20,9 +20,9 @@ from app.credit.operations import record_findings
 from app.db import among
 from app.events.models import Device, Event, Parcel, ParcelItem
 from app.parties.models import Courier
-from trace import anomalies as rules
-from trace.anomalies import NO_DATA, Finding, Order, Scan, Thresholds
-from trace.credit import Policy
+from tracecore import anomalies as rules
+from tracecore.anomalies import NO_DATA, Finding, Order, Scan, Thresholds
+from tracecore.credit import Policy
 
 if TYPE_CHECKING:
     from app.events.operations import Replayed

@@ -19,9 +19,9 @@ from app.codes.models import TraceCode
 from app.credit.models import Anomaly, Complaint, CreditRecord, DeliveryRating, Review
 from app.credit.operations import record_findings
 from app.events.models import Event, Parcel, ParcelItem
-from trace import credit
-from trace.anomalies import MINOR, Finding
-from trace.errors import Conflict, Forbidden, NotFound, ValidationError
+from tracecore import credit
+from tracecore.anomalies import MINOR, Finding
+from tracecore.errors import Conflict, Forbidden, NotFound, ValidationError
 
 RATING_TAGS = frozenset({"late", "damaged", "rude", "not_to_door", "careful", "on_time"})
 COMPLAINT_CATEGORIES = ("counterfeit", "quality", "delivery", "privacy", "other")

@@ -23,10 +23,10 @@ from app.credit.models import Anomaly, Appeal, AuditEntry, Commitment, CreditRec
 from app.db import point
 from app.events.models import Event
 from app.parties.models import Courier, LogisticsCompany, Merchant
-from trace import credit
-from trace.anomalies import Finding
-from trace.errors import Conflict, Forbidden, NotFound, ValidationError
-from trace.identity import mask_name
+from tracecore import credit
+from tracecore.anomalies import Finding
+from tracecore.errors import Conflict, Forbidden, NotFound, ValidationError
+from tracecore.identity import mask_name
 
 PARTY_MODELS = {"merchant": Merchant, "logistics_company": LogisticsCompany, "courier": Courier}
 COMMITMENT_VERSION = "2026-1"

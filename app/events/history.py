@@ -22,9 +22,9 @@ from app.codes.models import TraceCode
 from app.db import lat_lon
 from app.events.models import Event, Parcel, ParcelItem
 from app.parties.models import Courier, LogisticsCompany, Merchant
-from trace import lifecycle
-from trace.errors import Forbidden, NotFound
-from trace.identity import mask_name
+from tracecore import lifecycle
+from tracecore.errors import Forbidden, NotFound
+from tracecore.identity import mask_name
 
 NEAR_CONSUMER = frozenset({"out_for_delivery", "delivery_failed", "signed"})
 

@@ -46,11 +46,11 @@ from app.events.models import (
 from app.parties.models import Courier, LogisticsCompany, Merchant
 from devices import protocol
 from devices.protocol import Ack, DeviceEvent, Rejected
-from trace import lifecycle
-from trace.anomalies import Thresholds
-from trace.credit import Policy
-from trace.errors import NotFound, ValidationError
-from trace.gs1 import parse_digital_link, validate_serial
+from tracecore import lifecycle
+from tracecore.anomalies import Thresholds
+from tracecore.credit import Policy
+from tracecore.errors import NotFound, ValidationError
+from tracecore.gs1 import parse_digital_link, validate_serial
 
 OWNER_OF_KIND = {
     DeviceKind.SHELF_SCANNER: "merchant",

@@ -9,10 +9,10 @@ from app.auth.models import Role
 from app.auth.principal import Principal
 from app.db import point
 from app.parties.models import Courier, LogisticsCompany, Merchant, MerchantKind
-from trace import identity
-from trace.errors import Conflict, NotFound
-from trace.regions import validate_region_code
-from trace.uscc import validate_uscc
+from tracecore import identity
+from tracecore.errors import Conflict, NotFound
+from tracecore.regions import validate_region_code
+from tracecore.uscc import validate_uscc
 
 
 def _unique_uscc(session: Session, model: type, uscc: str) -> str:

@@ -20,7 +20,7 @@ from app.auth.operations import user_principal
 from app.auth.principal import Principal
 from app.errors import ApiError
 from app.web import db, settings
-from trace.errors import Forbidden
+from tracecore.errors import Forbidden
 
 bp = Blueprint("workspace", __name__, url_prefix="/workspace")
 

@@ -16,8 +16,8 @@ from app.auth.principal import Principal
 from app.credit.models import Anomaly
 from app.credit.operations import visible_anomalies
 from app.events.models import Event
-from trace import districts
-from trace.errors import ValidationError
+from tracecore import districts
+from tracecore.errors import ValidationError
 
 MAX_ANOMALIES = 500
 MAX_EVENTS = 2000

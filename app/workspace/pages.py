@@ -31,8 +31,8 @@ from app.web import db, settings, unit_of_work
 from app.workspace import WORKSPACE_ROLES, bp, start_session, viewer
 from app.workspace import search as finder
 from app.workspace.maps import MapQuery, map_view
-from trace.anomalies import ANOMALY_TYPES
-from trace.errors import Forbidden, ValidationError
+from tracecore.anomalies import ANOMALY_TYPES
+from tracecore.errors import Forbidden, ValidationError
 
 PAGE = 50
 #: Dates typed into the filters are China Standard Time.

@@ -18,9 +18,9 @@ from app.codes import operations as codes
 from app.events.models import Parcel
 from app.parties.models import Courier, LogisticsCompany, Merchant
 from app.web import settings
-from trace import identity
-from trace.errors import DomainError
-from trace.gs1 import normalize_gtin
+from tracecore import identity
+from tracecore.errors import DomainError
+from tracecore.gs1 import normalize_gtin
 
 LIMIT = 25
 _BATCH_ID = re.compile(r"batch:(\d{1,9})", re.I)

@@ -11,8 +11,8 @@ from PIL import Image
 
 from app.auth.principal import OPERATOR
 from app.codes.operations import issue_codes
-from trace.errors import Conflict
-from trace.serials import SERIAL_LENGTH
+from tracecore.errors import Conflict
+from tracecore.serials import SERIAL_LENGTH
 
 
 def issue(client, make, batch_id, count, merchant_id=None, **kw):

@@ -692,7 +692,7 @@ def test_a_kept_grade_never_hides_a_new_record_or_decision(database_url, make, w
     from app import create_app
     from app.consumer.operations import forget_public_parts
     from app.credit.operations import record_findings
-    from trace.anomalies import SERIOUS, Finding
+    from tracecore.anomalies import SERIOUS, Finding
 
     caching = create_app(
         {

@@ -14,8 +14,8 @@ from app.auth.models import AccessEntry, User
 from app.credit.models import Anomaly, AuditEntry
 from app.credit.operations import record_findings
 from tests.app.test_events_api import ship
-from trace.anomalies import Finding
-from trace.credit import Policy
+from tracecore.anomalies import Finding
+from tracecore.credit import Policy
 
 HTML = {"Accept": "text/html"}
 

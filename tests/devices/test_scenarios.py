@@ -1,6 +1,6 @@
 """The anomaly scenario suite, end to end through ingestion, rules and sweep."""
 
-from devices import scenarios
+from app.ingest import scenarios
 
 
 def test_a_clean_day_raises_no_anomaly(app):

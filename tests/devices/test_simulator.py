@@ -34,7 +34,7 @@ from devices.simulator import (
     setup_fleet,
     simulate_command,
 )
-from trace import lifecycle
+from tracecore import lifecycle
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)  # 08:00 in Changzhou and Zhaoqing
 COMPANY = 7

@@ -379,7 +379,7 @@ def test_sigterm_finishes_the_batch_and_stops_cleanly(world, start_worker, scala
 
 def test_the_sweep_runs_when_due_and_a_failure_does_not_stop_the_worker(app):
     """Does the worker sweep only once sweep_every has passed, and go on if a sweep fails?"""
-    from devices.worker import BrokerAddress, Worker
+    from app.ingest.worker import BrokerAddress, Worker
 
     calls = []
     worker = Worker(

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-import devices.worker as worker_module
+import app.ingest.worker as worker_module
+from app.ingest.worker import BrokerAddress, Received, Worker
 from devices import protocol
-from devices.worker import BrokerAddress, Received, Worker
 
 
 class FakeMqtt:

@@ -17,7 +17,7 @@ from itertools import pairwise
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from trace.geo import distance_km, speed_kmh
+from tracecore.geo import distance_km, speed_kmh
 
 MINOR, MAJOR, SERIOUS = "minor", "major", "serious"
 

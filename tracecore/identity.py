@@ -12,8 +12,8 @@ import hashlib
 import hmac
 import re
 
-from trace.errors import ValidationError
-from trace.regions import validate_region_code
+from tracecore.errors import ValidationError
+from tracecore.regions import validate_region_code
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"

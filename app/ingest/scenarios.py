@@ -29,8 +29,8 @@ from app.events.models import DeviceKind
 from app.events.operations import Inbound, Limits, ingest, register_device
 from app.parties.models import Courier
 from devices import protocol, simulator
-from trace.anomalies import ANOMALY_TYPES, Thresholds
-from trace.credit import Policy
+from tracecore.anomalies import ANOMALY_TYPES, Thresholds
+from tracecore.credit import Policy
 
 #: What the scenarios inject: every anomaly type but copied_code, which comes from consumers'
 #: checks on the scan page, not from device events (tests/app/test_consumer_pages.py covers it).
@@ -487,7 +487,7 @@ def simulator_courier(session, key: str, company_id: int, *, service_area: bool 
 
 
 def _id_ok(value: str) -> bool:
-    from trace.identity import validate_resident_id
+    from tracecore.identity import validate_resident_id
 
     try:
         validate_resident_id(value)
@@ -497,7 +497,7 @@ def _id_ok(value: str) -> bool:
 
 
 def _gtin(lot: str) -> str:
-    from trace.gs1 import gtin_check_digit
+    from tracecore.gs1 import gtin_check_digit
 
     body = "693" + str(abs(hash(lot)) % 10**9).zfill(9)
     return body + str(gtin_check_digit(body))

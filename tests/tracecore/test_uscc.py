@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trace.errors import ValidationError
-from trace.uscc import USCC_ALPHABET, uscc_check_char, validate_uscc
+from tracecore.errors import ValidationError
+from tracecore.uscc import USCC_ALPHABET, uscc_check_char, validate_uscc
 
 # As published on the companies' business licences (营业执照).
 REAL_USCCS = [

@@ -2,7 +2,7 @@
 
 from datetime import UTC, date, datetime
 
-from trace.verdict import DANGER, GENUINE, WARNING, Facts, assess
+from tracecore.verdict import DANGER, GENUINE, WARNING, Facts, assess
 
 TODAY = date(2026, 11, 22)
 

@@ -14,8 +14,8 @@ import pytest
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.ops import unary_union
 
-from trace import districts as geo
-from trace.districts import District, MapProjection, district, district_paths, districts, locate
+from tracecore import districts as geo
+from tracecore.districts import District, MapProjection, district, district_paths, districts, locate
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ import pytest
 from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 from biip.gs1_messages import GS1Message
 
-from trace.errors import ValidationError
-from trace.gs1 import (
+from tracecore.errors import ValidationError
+from tracecore.gs1 import (
     GS1_CSET82,
     DigitalLink,
     digital_link_uri,
@@ -476,7 +476,7 @@ def _parsed_or_error(parse, path: str):
 def test_a_units_own_path_parses_as_any_link_does() -> None:
     """The fast way for a unit's QR path (GTIN-14, lot, serial, nothing to decode) gives the
     same link, and the same error for a bad part, as the full parser."""
-    from trace.gs1 import _parse_any_link
+    from tracecore.gs1 import _parse_any_link
 
     gtins = ["04006381333931", "04006381333932", "00000000000000", "12345678901234"]
     lots = ["BENCH1", "L-2026.11_a", "A" * 20, "A" * 21, "L:1", "批次", "L'1", "~x"]

@@ -4,9 +4,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from trace import anomalies as rules
-from trace.anomalies import Order, Scan, Thresholds
-from trace.geo import distance_km
+from tracecore import anomalies as rules
+from tracecore.anomalies import Order, Scan, Thresholds
+from tracecore.geo import distance_km
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 M, C, C2 = ("merchant", 1), ("courier", 7), ("courier", 8)
@@ -203,7 +203,7 @@ def test_a_signature_the_lifecycle_refused_still_makes_an_empty_parcel():
 
 
 def _summary(clients: int, districts: tuple[str, ...], checks: int = 0):
-    from trace.anomalies import CheckSummary
+    from tracecore.anomalies import CheckSummary
 
     first = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
     return CheckSummary(
@@ -217,7 +217,7 @@ def _summary(clients: int, districts: tuple[str, ...], checks: int = 0):
 
 
 def test_copied_code_needs_many_clients_in_many_districts():
-    from trace.anomalies import Thresholds, copied_code
+    from tracecore.anomalies import Thresholds, copied_code
 
     t = Thresholds(copied_code_clients=3, copied_code_districts=2)
     found = copied_code("S", 7, _summary(3, ("320402", "320411")), t)

@@ -6,7 +6,7 @@ into text such as "常州市天宁区" / "Tianning District, Changzhou". The reg
 the same polygons as SVG (:class:`MapProjection`, :func:`district_paths`), with no map tiles
 from the internet.
 
-The boundaries (``trace/data/districts.geojson``, see ``trace/data/README.md``) are those of
+The boundaries (``tracecore/data/districts.geojson``, see ``tracecore/data/README.md``) are those of
 the Ministry of Civil Affairs' national administrative map for Changzhou (320400) and
 Zhaoqing (441200), in WGS 84 longitude/latitude. They are generalised for small-scale maps:
 a border may be off by a few hundred metres, and a shift in the source was corrected to within

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from trace.errors import ValidationError
+from tracecore.errors import ValidationError
 
 __all__ = ["PROVINCES", "province_name", "validate_region_code"]
 

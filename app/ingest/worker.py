@@ -73,7 +73,7 @@ from app.events.operations import PAYLOAD_KEEP, Inbound, IngestResult, Limits, i
 from devices import protocol
 from devices.protocol import Ack, Rejected
 
-log = logging.getLogger("devices.worker")
+log = logging.getLogger("app.ingest.worker")
 
 #: Session Expiry Interval asked of the broker: how long it queues for a stopped worker.
 SESSION_EXPIRY_S = 24 * 3600

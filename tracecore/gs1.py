@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
-from trace.errors import ValidationError
+from tracecore.errors import ValidationError
 
 __all__ = [
     "GS1_CSET82",

@@ -16,7 +16,7 @@ nationally registered bodies, which is not a province, so neither is checked aga
 
 from __future__ import annotations
 
-from trace.errors import ValidationError
+from tracecore.errors import ValidationError
 
 __all__ = ["USCC_ALPHABET", "uscc_check_char", "validate_uscc"]
 

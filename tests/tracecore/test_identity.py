@@ -5,7 +5,7 @@ import hmac
 
 import pytest
 
-from trace.identity import keyed_hash
+from tracecore.identity import keyed_hash
 
 
 @pytest.mark.parametrize(

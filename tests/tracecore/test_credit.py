@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trace.credit import BLACK, RED, Policy, Record, grade, rating_points, score, standing
+from tracecore.credit import BLACK, RED, Policy, Record, grade, rating_points, score, standing
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 P = Policy()

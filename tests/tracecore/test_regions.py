@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trace.errors import ValidationError
-from trace.regions import PROVINCES, province_name, validate_region_code
+from tracecore.errors import ValidationError
+from tracecore.regions import PROVINCES, province_name, validate_region_code
 
 # fmt: off
 OFFICIAL_PROVINCE_CODES = [str(code) for code in (

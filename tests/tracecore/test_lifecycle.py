@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trace.lifecycle import ALLOWED_AFTER, Step, custody, replay
+from tracecore.lifecycle import ALLOWED_AFTER, Step, custody, replay
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 MERCHANT, COURIER, OTHER_COURIER, CONSIGNEE = ("m", 1), ("c", 7), ("c", 8), ("consignee", 0)
