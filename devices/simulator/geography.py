@@ -54,11 +54,13 @@ def offset(lat: float, lon: float, north_m: float, east_m: float) -> tuple[float
 
 
 def nearest_district(lat: float, lon: float, within_km: float = 80.0) -> District | None:
+    """The district whose centre is nearest (lat, lon), if within ``within_km``."""
     best = min(DISTRICTS, key=lambda d: distance_km(lat, lon, d.lat, d.lon))
     return best if distance_km(lat, lon, best.lat, best.lon) <= within_km else None
 
 
 def nearest_district_by_name(place: str) -> District | None:
+    """The first district whose name appears in ``place`` (e.g. "常州市溧阳市")."""
     for district in DISTRICTS:
         if district.name in place:
             return district
