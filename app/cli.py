@@ -31,6 +31,7 @@ from app.codes import operations as codes
 from app.events.models import Device
 from app.parties import operations as parties
 from app.parties.models import MerchantKind
+from app.simulate import simulate_command
 from devices.protocol import derive_secret
 from tracecore.errors import DomainError
 
@@ -541,14 +542,8 @@ def _replace_file(path: str, text: str, mode: int) -> None:
         raise
 
 
-def _simulate():
-    from devices.simulator import simulate_command
-
-    return simulate_command
-
-
 def register(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(trace_cli)
-    devices_cli.add_command(_simulate())
+    devices_cli.add_command(simulate_command)
     app.cli.add_command(devices_cli)

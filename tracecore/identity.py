@@ -20,13 +20,19 @@ _ID_CHECK = "10X98765432"
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 
 
+def resident_id_check_char(first17: str) -> str:
+    """The check character (a digit or X, ISO 7064 MOD 11-2) of a resident identity number
+    whose first 17 characters are the digits ``first17``."""
+    return _ID_CHECK[sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
+
+
 def validate_resident_id(value: str, field: str = "id_number") -> str:
     """An 18-character resident identity number (GB 11643), check character per ISO 7064."""
     value = value.strip().upper()
     if not re.fullmatch(r"\d{17}[\dX]", value):
         raise ValidationError("ID number must be 17 digits and a digit or X", field=field)
     validate_region_code(value[:6], field=field)
-    expected = _ID_CHECK[sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS, strict=True)) % 11]
+    expected = resident_id_check_char(value[:17])
     if value[17] != expected:
         raise ValidationError(
             f"ID number check character is {value[17]} but should be {expected}", field=field

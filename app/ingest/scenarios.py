@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
+from app import demo_fleet
 from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import Batch, ProductCategory
@@ -532,7 +533,7 @@ def run(
     days later, and score what was found against what was expected."""
     ext = app.extensions["trace"]
     start = start or datetime(2026, 11, 1, tzinfo=CST)
-    fleet = simulator.setup_fleet(
+    fleet = demo_fleet.setup_fleet(
         app, shops=shops, couriers=couriers, codes_per_shop=codes_per_shop, seed=seed
     )
     # The whole stream: the shops sell their stock (about a day's trade at the default

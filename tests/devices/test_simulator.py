@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from app.demo_fleet import setup_fleet
+from app.simulate import simulate_command
 from devices import protocol
 from devices.broker import BrokerError, find_mosquitto, start_broker
 from devices.simulator import (
@@ -31,8 +33,6 @@ from devices.simulator import (
     distance_km,
     flask_client_poster,
     generate,
-    setup_fleet,
-    simulate_command,
 )
 from tracecore import lifecycle
 

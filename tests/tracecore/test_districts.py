@@ -39,7 +39,7 @@ EXPECTED = {
 }
 
 #: (lat, lon) of a point in each district. The first ten are the centres that
-#: devices/simulator.py uses for its traffic; the last four are the county seats
+#: devices/simulator/geography.py uses for its traffic; the last four are the county seats
 #: (the DataV "center" of each county, converted from GCJ-02 to WGS 84).
 SEATS = {
     "320402": (31.78, 119.98), "320404": (31.80, 119.93), "320411": (31.83, 119.97),
