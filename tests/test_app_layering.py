@@ -1,11 +1,10 @@
-"""The shape of the tree: dependencies point one way (tracecore <- devices <- app), the domain
-and the protocol load without Flask or SQLAlchemy, and no module or area of the app imports
-itself back through others."""
+"""The shape of the app: no module or area of the app imports itself back through others, and
+the domain needs nothing but the standard library and shapely. (The device side's layering:
+tests/devices/test_layering.py.)"""
 
 from __future__ import annotations
 
 import ast
-import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -75,15 +74,6 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_devices_never_import_the_app():
-    """Nothing under devices/ imports app, at the top of a module or inside a function."""
-    offenders = {
-        _module_name(p): sorted(m for m in _imports(p) if m == "app" or m.startswith("app."))
-        for p in (ROOT / "devices").rglob("*.py")
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
-
-
 def test_the_domain_imports_only_itself_and_the_standard_library():
     """Besides the standard library, only shapely (the districts' geometry)."""
     allowed = set(sys.stdlib_module_names) | {"tracecore", "shapely"}
@@ -92,20 +82,6 @@ def test_the_domain_imports_only_itself_and_the_standard_library():
         for p in (ROOT / "tracecore").rglob("*.py")
     }
     assert {k: v for k, v in outside.items() if v} == {}
-
-
-def test_domain_and_protocol_load_without_flask_or_sqlalchemy():
-    """In a fresh interpreter, the whole domain and the wire protocol load neither."""
-    domain = sorted(_module_name(p) for p in (ROOT / "tracecore").rglob("*.py"))
-    code = (
-        "import importlib, sys\n"
-        f"for name in {[*domain, 'devices.protocol']!r}: importlib.import_module(name)\n"
-        "print(sorted(m for m in ('flask', 'sqlalchemy', 'werkzeug') if m in sys.modules))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "[]"
 
 
 def test_no_import_cycle_between_modules_of_the_app():
