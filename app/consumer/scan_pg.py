@@ -125,7 +125,8 @@ FROM u CROSS JOIN recent t LEFT JOIN rolled r ON true
 """
 
 
-#: The scan's connections: one per thread, in autocommit (see StatementConnections).
+#: The scan's connections: one per thread, in autocommit, apart from the pool and from the
+#: request's session by design (see this module's docstring and StatementConnections).
 _CONNECTIONS = StatementConnections()
 
 
