@@ -109,7 +109,7 @@ def create_engine(url: str) -> sa.Engine:
     # A connection the server dropped fails its next statement instead: SQLAlchemy then
     # discards it and every older connection of the pool, the request is answered 503 with
     # Retry-After (app.errors) and the next one gets a fresh connection; the consumer scan
-    # sends its statement once more by itself (app.consumer.operations).
+    # sends its statement once more by itself (app.consumer.scan_pg).
     engine = sa.create_engine(url, pool_recycle=RECYCLE_S)
 
     @sa.event.listens_for(engine, "connect")

@@ -37,15 +37,19 @@ def close_session(exc: BaseException | None = None) -> None:
 
 
 def unit_of_work(view: Callable) -> Callable:
-    """Commit what the view's use case flushed, or roll everything back on any error."""
+    """Commit what the view's use case flushed, or roll everything back on any error. A
+    request that never opened its session has nothing to commit, and none is opened for it
+    (the consumer scan on PostgreSQL, whose check commits with its own statement)."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         try:
             response = view(*args, **kwargs)
-            db().commit()
+            if "db" in g:
+                g.db.commit()
         except BaseException:
-            db().rollback()
+            if "db" in g:
+                g.db.rollback()
             raise
         return response
 

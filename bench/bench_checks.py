@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from app import create_app, migrate
-from app.consumer.operations import _run_in_one
+from app.consumer.scan_pg import _run_in_one
 from bench.bench_history import setup
 from bench.profile_consumer import wsgi_caller
 from bench.scratch import scratch_database

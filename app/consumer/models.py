@@ -53,7 +53,7 @@ class CheckRollup(Base):
     A scan reads this row and counts only the checks since :attr:`upto`, so a code checked
     a hundred thousand times (a label copied onto a run of fakes) costs a scan about what a
     genuine code costs. The row is brought forward by a scan that finds many checks since
-    it (``app.consumer.operations.roll_up_checks``), never to less than a minute ago: a
+    it (``app.consumer.scan_pg.roll_up_checks``), never to less than a minute ago: a
     check is committed within its request, well inside that minute."""
 
     __tablename__ = "check_rollups"

@@ -30,7 +30,8 @@ from werkzeug.datastructures import LanguageAccept, MIMEAccept
 from werkzeug.http import dump_cookie, parse_accept_header
 
 from app import serialize
-from app.consumer import operations, texts
+from app.consumer import checks, scan, texts
+from app.consumer.units import find_unit
 from app.credit import feedback
 from app.errors import ApiError
 from app.schemas import ComplaintIn, DeliveryRatingIn, ReviewIn
@@ -150,7 +151,7 @@ def _raw_path() -> str:
 
 
 def _unknown(code_text: str):
-    answer = operations.unknown_answer(code_text)
+    answer = scan.unknown_answer(code_text)
     if _wants_json():
         return answer, 404
     page = render_template("consumer/unknown.html", scan=answer, lang=_lang())
@@ -158,9 +159,11 @@ def _unknown(code_text: str):
 
 
 def _check(*, serial: str | None = None, link: str | None = None):
-    """The unit and the answer to this client's check of it (recorded)."""
+    """The unit and the answer to this client's check of it, recorded: the view's
+    :func:`unit_of_work` commits it (on PostgreSQL its own statement has; the request's
+    session is then opened only when the scan needs it)."""
     engine = current_app.extensions["trace"].engine
-    return operations.check(engine, db, _client_hash(), settings(), serial=serial, link=link)
+    return scan.check(engine, db, _client_hash(), settings(), serial=serial, link=link)
 
 
 def _answer(
@@ -198,6 +201,7 @@ def _answer(
 
 
 @bp.get("/01/<path:rest>")
+@unit_of_work
 def by_link(rest: str):
     """The GS1 Digital Link of the QR code."""
     try:
@@ -208,6 +212,7 @@ def by_link(rest: str):
 
 
 @bp.get("/t/<serial>")
+@unit_of_work
 def by_serial(serial: str):
     """The short form, for a code typed by hand."""
     sent = request.args.get("sent")
@@ -244,12 +249,14 @@ def _int(raw: str | None):
 
 
 @bp.post("/t/<serial>/<kind>")
+@unit_of_work
 def send_form(serial: str, kind: str):
     """A review, complaint or delivery rating from the page's forms (no JavaScript needed).
-    On success the page is shown again with a notice (post/redirect/get)."""
+    On success the page is shown again with a notice (post/redirect/get); when refused, what
+    was sent is dropped and the page is answered again (its check recorded) with the reason."""
     if kind not in FORMS:
         raise NotFound("the forms are review, complaint and rating")
-    code = operations.find_unit(db(), serial.strip().upper())
+    code = find_unit(db(), serial.strip().upper())
     _check_form_token(code.serial)
     cfg = settings()
     try:
@@ -273,7 +280,6 @@ def send_form(serial: str, kind: str):
             feedback.rate_as_consignee(
                 db(), code.serial, body.courier, body.company, body.tags, cfg.policy
             )
-        db().commit()
     except pydantic.ValidationError as exc:
         db().rollback()
         first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
@@ -292,11 +298,11 @@ def send_form(serial: str, kind: str):
 @unit_of_work
 def share_place(serial: str):
     """The consumer agreed to share a coarse place for their check (the page's one script)."""
-    code = operations.find_unit(db(), serial.strip().upper())
+    code = find_unit(db(), serial.strip().upper())
     _check_form_token(code.serial)
     try:
         lat, lon = float(request.form["lat"]), float(request.form["lon"])
     except (KeyError, ValueError):
         raise ValidationError("send lat and lon as numbers", field="lat") from None
-    place = operations.share_place(db(), code.serial, _client_hash(), lat, lon, settings())
+    place = checks.share_place(db(), code.serial, _client_hash(), lat, lon, settings())
     return {"place": place}

@@ -23,7 +23,7 @@ from app.auth.operations import check_password, log_access
 from app.catalog.operations import get_batch
 from app.codes import operations as codes
 from app.codes.api import code_answer
-from app.consumer.operations import place_of_point, place_of_region
+from app.consumer.places import place_of_point, place_of_region
 from app.credit import operations as credit_ops
 from app.credit.models import Anomaly, Appeal, AuditEntry, Complaint
 from app.events import history

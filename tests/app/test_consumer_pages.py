@@ -226,21 +226,21 @@ def add_old_checks(session, serial: str, count: int) -> None:
 def test_a_failed_roll_up_costs_the_scan_nothing(app, client, world, session, monkeypatch):
     """A roll-up only saves later scans work: when it fails, the scan is answered all the
     same with exact totals, and the next scan rolls up."""
-    from app.consumer import operations
+    from app.consumer import scan_pg
 
     if app.extensions["trace"].engine.dialect.name != "postgresql":
         pytest.skip("the roll-up serves PostgreSQL's one-statement scan")
     serial = world["serials"][1]
-    add_old_checks(session, serial, operations.ROLL_UP_AFTER + 10)
-    monkeypatch.setattr(operations, "_ROLL_UP", "SELECT no_such_function()")
+    add_old_checks(session, serial, scan_pg.ROLL_UP_AFTER + 10)
+    monkeypatch.setattr(scan_pg, "_ROLL_UP", "SELECT no_such_function()")
     body = answer(client, serial)
-    assert body["checks"]["count"] == operations.ROLL_UP_AFTER + 11
+    assert body["checks"]["count"] == scan_pg.ROLL_UP_AFTER + 11
     assert body["checks"]["clients"] == 151
     assert session.get(CheckRollup, serial) is None
     session.commit()
     monkeypatch.undo()
-    assert answer(client, serial)["checks"]["count"] == operations.ROLL_UP_AFTER + 12
-    assert session.get(CheckRollup, serial).checks == operations.ROLL_UP_AFTER + 10  # the old
+    assert answer(client, serial)["checks"]["count"] == scan_pg.ROLL_UP_AFTER + 12
+    assert session.get(CheckRollup, serial).checks == scan_pg.ROLL_UP_AFTER + 10  # the old
 
 
 def test_a_much_checked_code_is_rolled_up_and_its_totals_stay_exact(app, client, world, session):
@@ -248,7 +248,8 @@ def test_a_much_checked_code_is_rolled_up_and_its_totals_stay_exact(app, client,
     minute ago; every scan, before and after, says what counting all the code's checks says.
     A client who checked before the roll-up is not new when it checks again; a place shared
     for a rolled-up check joins the roll-up's districts."""
-    from app.consumer.operations import ROLL_UP_AFTER, _local
+    from app.consumer.places import local_time
+    from app.consumer.scan_pg import ROLL_UP_AFTER
 
     if app.extensions["trace"].engine.dialect.name != "postgresql":
         pytest.skip("the roll-up serves PostgreSQL's one-statement scan")
@@ -286,7 +287,7 @@ def test_a_much_checked_code_is_rolled_up_and_its_totals_stay_exact(app, client,
 
     def exact(body) -> None:
         expected = counted()
-        assert shown(body) == {**expected, "first": _local(expected["first"])}
+        assert shown(body) == {**expected, "first": local_time(expected["first"])}
 
     def rollup() -> CheckRollup | None:
         session.expire_all()
@@ -514,7 +515,7 @@ def test_kept_details_never_hide_a_recall(database_url, make, world):
     """With batch details and grades kept per process, a recall still shows at once, and the
     second scan of a batch costs fewer statements than the first."""
     from app import create_app
-    from app.consumer.operations import forget_public_parts
+    from app.consumer.units import forget_public_parts
 
     caching = create_app(
         {
@@ -571,7 +572,7 @@ def test_the_scan_never_plans_a_sequential_scan_of_a_table_that_grows(app, clien
     connection lives. Made on a nearly empty table of checks (as here), that plan must still
     find a code's checks by the index: a sequential scan would read every check of every
     code once the table has grown."""
-    from app.consumer.operations import _CONNECTIONS, _SCAN_IN_ONE
+    from app.consumer.scan_pg import _CONNECTIONS, _SCAN_IN_ONE
 
     engine = app.extensions["trace"].engine
     if engine.dialect.name != "postgresql":
@@ -690,7 +691,7 @@ def test_a_kept_grade_never_hides_a_new_record_or_decision(database_url, make, w
     from datetime import UTC, datetime
 
     from app import create_app
-    from app.consumer.operations import forget_public_parts
+    from app.consumer.units import forget_public_parts
     from app.credit.operations import record_findings
     from tracecore.anomalies import SERIOUS, Finding
 

@@ -1,0 +1,54 @@
+"""Places and times as the consumer sees them: never finer than a district, in China
+Standard Time."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime, timedelta, timezone
+
+from tracecore import districts
+from tracecore.regions import PROVINCES
+
+#: Times on the page are China Standard Time, as the consumer's clock shows them.
+CST = timezone(timedelta(hours=8), "CST")
+#: Consumers see cities for these steps, districts for the others.
+CITY_ONLY = frozenset({"in_transit"})
+
+
+# Places come from the bundled boundaries, which do not change while the process runs: the
+# lookups are kept (the answers are shared: do not modify them). They were about a twentieth
+# of a scan's CPU.
+
+
+@functools.lru_cache(maxsize=16_384)
+def place_of_region(region_code: str | None, *, city_only: bool = False) -> dict | None:
+    """The public name of a GB/T 2260 region: district (or city) when bundled, else province."""
+    if not region_code:
+        return None
+    found = districts.district(region_code)
+    if found is not None:
+        if city_only:
+            return {"region_code": found.city_code, "zh": found.city, "en": found.city_en}
+        return {
+            "region_code": found.code,
+            "zh": found.city + found.name,
+            "en": f"{found.name_en}, {found.city_en}",
+        }
+    province = PROVINCES.get(region_code[:2])
+    if province is None:
+        return None
+    return {"region_code": region_code[:2] + "0000", "zh": province[0], "en": province[1]}
+
+
+@functools.lru_cache(maxsize=65_536)
+def place_of_point(lat: float | None, lon: float | None, *, city_only: bool = False):
+    """The district (or city) a point lies in, or None outside the bundled boundaries."""
+    if lat is None or lon is None:
+        return None
+    found = districts.locate(lat, lon)
+    return None if found is None else place_of_region(found.code, city_only=city_only)
+
+
+def local_time(moment: datetime) -> str:
+    """A moment as the page shows it: China Standard Time, to the minute (ISO 8601)."""
+    return moment.astimezone(CST).isoformat(timespec="minutes")
