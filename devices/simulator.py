@@ -1233,7 +1233,7 @@ def _gtin13(body12: str) -> str:
 def _register_devices(session, master_key: str, kind: str, owner_id: int) -> None:
     from app.auth.principal import OPERATOR
     from app.events.models import DeviceKind
-    from app.events.operations import OWNER_OF_KIND, register_device
+    from app.events.registry import OWNER_OF_KIND, register_device
 
     device_kind = DeviceKind(kind)
     register_device(

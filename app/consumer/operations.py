@@ -18,17 +18,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
 from app import serialize
+from app.anomalies.findings import record_findings
+from app.anomalies.models import Anomaly
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.consumer import texts
 from app.consumer.models import CheckRollup, Verification
-from app.credit.models import Anomaly
 from app.credit.operations import (
     credit_version,
     forget_public_accounts,
     kept_public_account,
     public_account,
-    record_findings,
 )
 from app.db import StatementConnections, point
 from app.events import history
@@ -38,13 +38,14 @@ from tracecore.anomalies import CheckSummary, copied_code
 from tracecore.errors import NotFound, ValidationError
 from tracecore.gs1 import digital_link_uri, parse_digital_link, validate_serial
 from tracecore.regions import PROVINCES
+from tracecore.vocabulary import EventType
 
 log = logging.getLogger(__name__)
 
 #: Times on the page are China Standard Time, as the consumer's clock shows them.
 CST = timezone(timedelta(hours=8), "CST")
 #: Consumers see cities for these steps, districts for the others.
-CITY_ONLY = frozenset({"in_transit"})
+CITY_ONLY = frozenset({EventType.IN_TRANSIT})
 
 
 # -- places, never finer than a district ----------------------------------------------------
