@@ -195,6 +195,7 @@ def find_anomalies(
 
 
 def get_anomaly(session: Session, anomaly_id: int) -> Anomaly:
+    """An anomaly by id, or NotFound (who may see it is the caller's check)."""
     anomaly = session.get(Anomaly, anomaly_id)
     if anomaly is None:
         raise NotFound(f"no anomaly with id {anomaly_id}")

@@ -44,6 +44,7 @@ from app.events.writers import insert_events
 from app.parties.models import LogisticsCompany
 from devices import protocol
 from devices.protocol import Ack, DeviceEvent, Rejected
+from tracecore import lifecycle
 from tracecore.anomalies import Thresholds
 from tracecore.credit import Policy
 from tracecore.errors import ValidationError
@@ -291,7 +292,7 @@ class _Batch:
         return out
 
     # step 4: parcels, then the events themselves, in event-time order
-    def _store(self, candidates: list[_Candidate]) -> list[Event]:
+    def _store(self, candidates: list[_Candidate]) -> list[dict]:
         candidates.sort(key=lambda c: c.event.utc)
         self.flagged_devices = self._black_listed_courier_devices(candidates)
         waybills = {c.event.waybill for c in candidates if c.event.waybill}
@@ -387,7 +388,7 @@ class _Batch:
                 logistics_company_id=data["logistics_company_id"],
                 consignee=point(data["consignee"]["lat"], data["consignee"]["lon"]),
                 consignee_region_code=data["consignee_region_code"],
-                state="issued",
+                state=lifecycle.ISSUED,  # until the replay derives it from its events
                 promised_by=datetime.fromisoformat(promised).astimezone(UTC) if promised else None,
                 packed_at=event.utc,
             )

@@ -58,6 +58,7 @@ def register_device(
 
 
 def new_device_id(session: Session) -> str:
+    """A fresh device id: 16 hex digits, unguessable, safe in MQTT topics."""
     while True:
         candidate = secrets.token_hex(8).upper()
         if session.get(Device, candidate) is None:
@@ -65,6 +66,7 @@ def new_device_id(session: Session) -> str:
 
 
 def get_device(session: Session, actor: Principal, device_id: str) -> Device:
+    """A device, for its owner (or the owner's company) and authorities."""
     device = session.get(Device, device_id)
     if device is None:
         raise NotFound(f"no device {device_id}")
