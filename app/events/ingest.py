@@ -64,6 +64,8 @@ class Inbound(NamedTuple):
 
 @dataclass
 class IngestResult:
+    """What one :func:`ingest` call answers: the acks to publish, and commands to devices."""
+
     #: One list of acks per inbound message, in the order of its events.
     acks: list[list[Ack]]
     #: (device_id, command) to publish on the device's commands topic.
@@ -360,19 +362,6 @@ class _Batch:
             self.inbound[c.message].received_at,
         )
 
-    # step 5: the events parked for the waybills this batch packed, as one more batch
-    def _unpark(self) -> list[dict]:
-        """Apply the parked events of the waybills this batch packed, as one more batch."""
-        inbound = [Inbound(*p) for p in take_parked(self.session, self.packed_waybills)]
-        if not inbound:
-            return []
-        later = _Batch(self.session, self.master_key, inbound, self.limits, self.now, nested=True)
-        later.execute()
-        self.counterfeits += later.counterfeits
-        for device_id, seqs in later.seen_seqs.items():
-            self.seen_seqs[device_id] += seqs
-        return later.accepted_rows
-
     def _pack(self, c: _Candidate, parcels: dict[str, Parcel], companies: set[int]) -> list[dict]:
         event, data = c.event, c.event.data
         if data["logistics_company_id"] not in companies:
@@ -437,6 +426,19 @@ class _Batch:
         return {
             c.device.id for c in candidates if (c.device.owner_type, c.device.owner_id) in black
         }
+
+    # step 5: the events parked for the waybills this batch packed, as one more batch
+    def _unpark(self) -> list[dict]:
+        """Apply the parked events of the waybills this batch packed, as one more batch."""
+        inbound = [Inbound(*p) for p in take_parked(self.session, self.packed_waybills)]
+        if not inbound:
+            return []
+        later = _Batch(self.session, self.master_key, inbound, self.limits, self.now, nested=True)
+        later.execute()
+        self.counterfeits += later.counterfeits
+        for device_id, seqs in later.seen_seqs.items():
+            self.seen_seqs[device_id] += seqs
+        return later.accepted_rows
 
     # step 6: the lifecycle, replayed for every unit and parcel this batch touched
     def _replay(self, accepted: list[dict], scans: bool) -> Replayed | None:

@@ -351,18 +351,18 @@ def test_two_workers_storing_one_devices_events_at_once_do_not_deadlock(app, sca
     then both lock the device to track its sequence numbers: does the second wait for the
     first instead of deadlocking, and are the device's numbers tracked as if one after the
     other?"""
-    from app.events import ingest as operations
+    from app.events import ingest as ingest_run
     from app.events.ingest import Inbound, ingest
 
     device_id = scanner[0]
     both_stored = threading.Barrier(2, timeout=10)
-    track = operations._Batch._track_sequences
+    track = ingest_run._Batch._track_sequences
 
     def after_both_stored(self):
         both_stored.wait()
         return track(self)
 
-    monkeypatch.setattr(operations._Batch, "_track_sequences", after_both_stored)
+    monkeypatch.setattr(ingest_run._Batch, "_track_sequences", after_both_stored)
     make_session = app.extensions["trace"].sessionmaker
     errors = []
 
