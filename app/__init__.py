@@ -152,7 +152,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     flask_app.register_blueprint(consumer_bp)
     workspace.register(flask_app, limiter.limit(config.SIGN_IN_RATE_LIMIT))
     cli.register(flask_app)
-    from app.credit.cli import sweep_command
+    from app.anomalies.cli import sweep_command
 
     cli.trace_cli.add_command(sweep_command)
 

@@ -390,7 +390,7 @@ def devices_ingest(
     """Store the events devices publish over MQTT (runs until SIGTERM or Ctrl-C)."""
     import logging
 
-    from app.credit.cli import run_sweep
+    from app.anomalies.sweep import run_sweep
     from app.events.api import limits
     from app.ingest.worker import BrokerAddress, Worker, default_client_id
 

@@ -19,7 +19,7 @@ from app.catalog import operations as catalog
 from app.catalog.models import InspectionResult, ProductCategory
 from app.codes.operations import issue_codes
 from app.events.models import DeviceKind
-from app.events.operations import OWNER_OF_KIND, register_device
+from app.events.registry import OWNER_OF_KIND, register_device
 from app.parties import operations as parties
 from app.parties.models import Merchant, MerchantKind
 from config import Config

@@ -27,7 +27,7 @@ from app.codes.models import CodeState, TraceCode
 from app.codes.operations import issue_codes
 from app.db import lat_lon
 from app.events.models import Device, DeviceKind, Event, ParcelItem
-from app.events.operations import OWNER_OF_KIND, register_device
+from app.events.registry import register_device
 from app.parties import operations as parties
 from app.parties.models import Courier, LogisticsCompany, Merchant, MerchantKind
 from devices import protocol
@@ -48,6 +48,7 @@ from devices.simulator import (
 from tracecore.gs1 import gtin_check_digit
 from tracecore.identity import resident_id_check_char
 from tracecore.uscc import uscc_check_char
+from tracecore.vocabulary import OWNER_OF_KIND
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林高罗"
 GIVEN_NAMES = ("伟", "芳", "娜", "敏", "静", "强", "磊", "军", "洋", "勇", "艳", "杰", "涛", "明")

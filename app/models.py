@@ -1,5 +1,6 @@
 """Every model, imported in one place so the metadata is complete (Alembic, tests)."""
 
+from app.anomalies.models import Anomaly, Appeal
 from app.auth.models import AccessEntry, ApiToken, Role, User
 from app.catalog.models import (
     Batch,
@@ -12,8 +13,6 @@ from app.catalog.models import (
 from app.codes.models import CodeState, Issuance, TraceCode
 from app.consumer.models import CheckRollup, Verification
 from app.credit.models import (
-    Anomaly,
-    Appeal,
     AuditEntry,
     Commitment,
     Complaint,

@@ -26,7 +26,7 @@ from app.auth.operations import create_token
 from app.auth.principal import OPERATOR
 from app.codes.operations import issue_codes
 from app.events.models import DeviceKind
-from app.events.operations import register_device
+from app.events.registry import register_device
 from app.parties import operations as parties
 from bench.catalog import bench_batch
 from bench.scratch import scratch_database

@@ -112,7 +112,7 @@ def setup(url: str, events: int, devices: int, per_message: int) -> list[tuple[s
     from app.codes.operations import issue_codes
     from app.db import create_engine, make_sessionmaker
     from app.events.models import DeviceKind
-    from app.events.operations import register_device
+    from app.events.registry import register_device
     from devices.protocol import sign, topic_events
 
     migrate.upgrade(url)
@@ -405,7 +405,9 @@ def run_workers(
         proc.wait(60)
     if profile:
         stats = pstats.Stats(*[str(p) for p in profile_dir.glob("*.prof")])
-        stats.sort_stats("cumulative").print_stats(r"operations\.py|detect\.py|worker\.py", 30)
+        stats.sort_stats("cumulative").print_stats(
+            r"ingest\.py|replay\.py|writers\.py|detect\.py|worker\.py", 30
+        )
     return {
         "seconds": end - start,
         "rss_kib": rss,

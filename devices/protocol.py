@@ -18,6 +18,11 @@ from typing import Any
 
 import orjson
 
+# The event vocabulary is the domain's; which kind of device may report what is also part of
+# the protocol's own API (devices/PROTOCOL.md), so it is named here too.
+from tracecore.vocabulary import ALLOWED_BY_KIND as ALLOWED_BY_KIND
+from tracecore.vocabulary import EVENT_TYPES, PARCEL_EVENTS, UNIT_EVENTS, EventType
+
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_EVENTS_PER_MESSAGE = 500
 #: Acks of one device's events handled in one batch go out together, this many a message.
@@ -25,18 +30,6 @@ MAX_ACKS_PER_MESSAGE = 500
 MAX_CODES_PER_PARCEL = 500
 MAX_DATA_BYTES = 4096
 
-UNIT_EVENTS = frozenset({"shelved", "sold"})
-PARCEL_EVENTS = frozenset(
-    {"picked_up", "in_transit", "out_for_delivery", "delivery_failed", "signed", "returned"}
-)
-EVENT_TYPES = UNIT_EVENTS | PARCEL_EVENTS | {"packed"}
-
-#: Which kind of device may report which events.
-ALLOWED_BY_KIND = {
-    "shelf_scanner": frozenset({"shelved", "packed"}),
-    "pos_scanner": frozenset({"sold", "packed"}),
-    "courier_handheld": PARCEL_EVENTS,
-}
 
 _WAYBILL = re.compile(r"[A-Z0-9]{8,32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -342,12 +335,12 @@ def _check_by_type(out: DeviceEvent, event: dict, event_id: str | None) -> None:
                 "invalid_field", "'code' must be a serial or a Digital Link URI", event_id
             )
         out.code = code.strip()
-    if out.type in PARCEL_EVENTS or out.type == "packed":
+    if out.type in PARCEL_EVENTS or out.type == EventType.PACKED:
         waybill = event.get("waybill")
         if type(waybill) is not str:
             waybill = _require(event, "waybill", str, event_id)
         out.waybill = _waybill(waybill, event_id)
-    if out.type == "sold":
+    if out.type == EventType.SOLD:
         if not isinstance(out.data.get("order_id"), str) or not out.data["order_id"]:
             raise Rejected("missing_field", "'data.order_id' is required for sold", event_id)
         price = out.data.get("price")
@@ -355,7 +348,7 @@ def _check_by_type(out: DeviceEvent, event: dict, event_id: str | None) -> None:
             isinstance(price, bool) or not isinstance(price, int | float) or price < 0
         ):
             raise Rejected("invalid_field", "'data.price' must be a number ≥ 0", event_id)
-    elif out.type == "packed":
+    elif out.type == EventType.PACKED:
         codes = _require(event, "codes", list, event_id)
         if not 1 <= len(codes) <= MAX_CODES_PER_PARCEL or not all(
             isinstance(c, str) and 1 <= len(c) <= 512 for c in codes
@@ -384,7 +377,7 @@ def _check_by_type(out: DeviceEvent, event: dict, event_id: str | None) -> None:
             if not isinstance(promised, str):
                 raise Rejected("invalid_field", "'data.promised_by' must be RFC 3339", event_id)
             _time(promised, "data.promised_by", event_id)
-    elif out.type == "signed" and out.data.get("signer") not in ("self", "proxy", "locker"):
+    elif out.type == EventType.SIGNED and out.data.get("signer") not in ("self", "proxy", "locker"):
         raise Rejected("missing_field", "'data.signer' must be self, proxy or locker", event_id)
 
 

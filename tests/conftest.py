@@ -204,7 +204,7 @@ class Make:
     def device(self, kind: str, owner_id: int) -> tuple[str, str]:
         """A registered device: (device_id, secret)."""
         from app.events.models import DeviceKind
-        from app.events.operations import OWNER_OF_KIND, register_device
+        from app.events.registry import OWNER_OF_KIND, register_device
 
         kind = DeviceKind(kind)
 

@@ -18,8 +18,13 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from tracecore.geo import distance_km, speed_kmh
+from tracecore.vocabulary import WITH_COURIER, EventType
 
 MINOR, MAJOR, SERIOUS = "minor", "major", "serious"
+#: Scans of a parcel on its way between pickup and signature.
+_UNDER_WAY = (EventType.IN_TRANSIT, EventType.OUT_FOR_DELIVERY)
+#: Events by which a recalled unit changes hands (a sale, a shipment).
+_CHANGES_HANDS = (EventType.SOLD, EventType.PACKED, EventType.PICKED_UP)
 
 #: Every kind of anomaly the service finds, in the order regulators see them listed.
 ANOMALY_TYPES = (
@@ -143,7 +148,7 @@ def lifecycle_violations(subject: Subject, scans: list[Scan]) -> list[Finding]:
 
 def duplicate_sale(serial: str, scans: list[Scan]) -> list[Finding]:
     """A code sold a second time without a return (the one-sale rule of drug codes)."""
-    sales = [s for s in _ordered(scans) if s.type == "sold"]
+    sales = [s for s in _ordered(scans) if s.type == EventType.SOLD]
     return [
         Finding(
             "duplicate_sale",
@@ -191,12 +196,12 @@ def empty_parcel(waybill: str, merchant_id: int, scans: list[Scan], t: Threshold
     and the signature, or signed faster than a vehicle could carry it (空包裹代发)."""
     lawful = [s for s in _ordered(scans) if not s.violation]
     # A signature with no pickup is also a lifecycle violation; it still counts here.
-    signed = next((s for s in _ordered(scans) if s.type == "signed"), None)
+    signed = next((s for s in _ordered(scans) if s.type == EventType.SIGNED), None)
     if signed is None:
         return []
     couriers = tuple(dict.fromkeys(s.party for s in scans if s.party[0] == "courier"))
     parties = (("merchant", merchant_id), *couriers)
-    pickups = [s for s in scans if s.type == "picked_up" and s.time <= signed.time]
+    pickups = [s for s in scans if s.type == EventType.PICKED_UP and s.time <= signed.time]
     if not pickups:
         return [
             Finding(
@@ -211,11 +216,7 @@ def empty_parcel(waybill: str, merchant_id: int, scans: list[Scan], t: Threshold
     if not (pickup.located and signed.located):
         return []
     km = _km(pickup, signed)
-    between = [
-        s
-        for s in lawful
-        if pickup.time < s.time < signed.time and s.type in ("in_transit", "out_for_delivery")
-    ]
+    between = [s for s in lawful if pickup.time < s.time < signed.time and s.type in _UNDER_WAY]
     kmh = speed_kmh(km, pickup.time, signed.time)
     evidence = {
         "event_ids": [pickup.event_id, signed.event_id],
@@ -250,7 +251,7 @@ def remote_sign(
     """Signed (or reported delivered) farther than allowed from the consignee point (异地签收)."""
     out = []
     for s in scans:
-        if s.type != "signed" or not s.located or s.violation:
+        if s.type != EventType.SIGNED or not s.located or s.violation:
             continue
         km = distance_km(s.lat, s.lon, *consignee)
         if km > t.remote_sign_km:
@@ -293,7 +294,7 @@ def expired_sale(serial: str, scans: list[Scan], expires_on: date) -> list[Findi
             },
         )
         for s in scans
-        if s.type == "sold" and s.time.date() > expires_on
+        if s.type == EventType.SOLD and s.time.date() > expires_on
     ]
 
 
@@ -304,7 +305,7 @@ def recalled_sale(
     whose device scanned it, or for a courier's scan the parcel's merchant."""
     out = []
     for s in scans:
-        if s.type not in ("sold", "packed", "picked_up") or s.time < recalled_at:
+        if s.type not in _CHANGES_HANDS or s.time < recalled_at:
             continue
         party = (
             s.party
@@ -333,7 +334,7 @@ def stalled_parcel(
     waybill: str, company_id: int, state: str, last_scan: datetime, now: datetime, t: Thresholds
 ) -> list[Finding]:
     """No scan for too long while the courier has it."""
-    if state not in ("picked_up", "in_transit", "out_for_delivery", "delivery_failed"):
+    if state not in WITH_COURIER:
         return []
     idle = now - last_scan
     if idle <= timedelta(hours=t.stalled_hours):

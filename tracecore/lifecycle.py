@@ -16,28 +16,30 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-ISSUED = "issued"
-PACKED = "packed"
+from tracecore.vocabulary import WITH_COURIER, EventType, ParcelState, UnitState
 
-_IN_PARCEL = ("picked_up", "in_transit", "out_for_delivery", "delivery_failed")
+ISSUED = UnitState.ISSUED
+PACKED = ParcelState.PACKED
 
 #: event type -> the states it may follow. The new state is the event type.
 ALLOWED_AFTER: dict[str, frozenset[str]] = {
-    "shelved": frozenset({ISSUED, "shelved", "returned"}),
-    "sold": frozenset({ISSUED, "shelved", "returned"}),
-    "packed": frozenset({ISSUED, "shelved", "sold", "returned"}),
-    "picked_up": frozenset({PACKED}),
-    "in_transit": frozenset({"picked_up", "in_transit", "delivery_failed"}),
-    "out_for_delivery": frozenset({"picked_up", "in_transit", "delivery_failed"}),
-    "delivery_failed": frozenset({"out_for_delivery", "in_transit"}),
-    "signed": frozenset(_IN_PARCEL),
-    "returned": frozenset({*_IN_PARCEL, "signed"}),
+    EventType.SHELVED: frozenset({ISSUED, EventType.SHELVED, EventType.RETURNED}),
+    EventType.SOLD: frozenset({ISSUED, EventType.SHELVED, EventType.RETURNED}),
+    EventType.PACKED: frozenset({ISSUED, EventType.SHELVED, EventType.SOLD, EventType.RETURNED}),
+    EventType.PICKED_UP: frozenset({PACKED}),
+    EventType.IN_TRANSIT: frozenset(
+        {EventType.PICKED_UP, EventType.IN_TRANSIT, EventType.DELIVERY_FAILED}
+    ),
+    EventType.OUT_FOR_DELIVERY: frozenset(
+        {EventType.PICKED_UP, EventType.IN_TRANSIT, EventType.DELIVERY_FAILED}
+    ),
+    EventType.DELIVERY_FAILED: frozenset({EventType.OUT_FOR_DELIVERY, EventType.IN_TRANSIT}),
+    EventType.SIGNED: WITH_COURIER,
+    EventType.RETURNED: frozenset({*WITH_COURIER, EventType.SIGNED}),
 }
 
-UNIT_STATES = (ISSUED, *ALLOWED_AFTER)
-PARCEL_STATES = (PACKED, *_IN_PARCEL, "signed", "returned")
-#: States in which the courier, not the merchant, holds the goods.
-WITH_COURIER = frozenset(_IN_PARCEL)
+UNIT_STATES = tuple(UnitState)
+PARCEL_STATES = tuple(ParcelState)
 
 
 class Step(NamedTuple):
@@ -93,11 +95,11 @@ def custody(lawful: list[Step], first_holder: Any, consignee: Any = None) -> lis
     periods: list[Custody] = []
     holder, since = first_holder, None
     for step in lawful:
-        if step.type == "signed":
+        if step.type == EventType.SIGNED:
             new = consignee
-        elif step.type in WITH_COURIER or step.type == "returned":
+        elif step.type in WITH_COURIER or step.type == EventType.RETURNED:
             new = step.party
-        elif step.type in ("shelved", "sold", "packed"):
+        elif step.type in (EventType.SHELVED, EventType.SOLD, EventType.PACKED):
             new = step.party if step.party is not None else holder
         else:
             new = holder

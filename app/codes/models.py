@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -10,21 +9,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.catalog.models import Batch
 from app.db import Base, UTCDateTime, utcnow
+from tracecore.vocabulary import UnitState
 
-
-class CodeState(enum.StrEnum):
-    """A unit's lifecycle state (see tracecore.lifecycle): the last lawful event, or issued."""
-
-    ISSUED = "issued"
-    SHELVED = "shelved"
-    SOLD = "sold"
-    PACKED = "packed"
-    PICKED_UP = "picked_up"
-    IN_TRANSIT = "in_transit"
-    OUT_FOR_DELIVERY = "out_for_delivery"
-    DELIVERY_FAILED = "delivery_failed"
-    SIGNED = "signed"
-    RETURNED = "returned"
+#: A unit's lifecycle state (see tracecore.lifecycle): the last lawful event, or issued.
+CodeState = UnitState
 
 
 class Issuance(Base):

@@ -8,11 +8,12 @@ from datetime import datetime, timedelta, timezone
 
 from tracecore import districts
 from tracecore.regions import PROVINCES
+from tracecore.vocabulary import EventType
 
 #: Times on the page are China Standard Time, as the consumer's clock shows them.
 CST = timezone(timedelta(hours=8), "CST")
 #: Consumers see cities for these steps, districts for the others.
-CITY_ONLY = frozenset({"in_transit"})
+CITY_ONLY = frozenset({EventType.IN_TRANSIT})
 
 
 # Places come from the bundled boundaries, which do not change while the process runs: the

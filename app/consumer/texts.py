@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 
+from tracecore.vocabulary import EventType
+
 LANGS = ("zh", "en")
 
 VERDICT_TITLES = {
@@ -49,15 +51,15 @@ WARNINGS = {
 }
 
 EVENTS = {
-    "shelved": ("上架", "Put on the shelf"),
-    "sold": ("售出", "Sold"),
-    "packed": ("打包发货", "Packed for shipping"),
-    "picked_up": ("快递揽收", "Picked up by the courier company"),
-    "in_transit": ("运输中", "In transit"),
-    "out_for_delivery": ("派送中", "Out for delivery"),
-    "delivery_failed": ("派送未成功", "Delivery attempt failed"),
-    "signed": ("已签收", "Signed for"),
-    "returned": ("已退回", "Returned"),
+    EventType.SHELVED: ("上架", "Put on the shelf"),
+    EventType.SOLD: ("售出", "Sold"),
+    EventType.PACKED: ("打包发货", "Packed for shipping"),
+    EventType.PICKED_UP: ("快递揽收", "Picked up by the courier company"),
+    EventType.IN_TRANSIT: ("运输中", "In transit"),
+    EventType.OUT_FOR_DELIVERY: ("派送中", "Out for delivery"),
+    EventType.DELIVERY_FAILED: ("派送未成功", "Delivery attempt failed"),
+    EventType.SIGNED: ("已签收", "Signed for"),
+    EventType.RETURNED: ("已退回", "Returned"),
 }
 
 LISTS = {

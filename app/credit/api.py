@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, request, url_for
 
+from app.anomalies import decisions, findings
+from app.anomalies.models import Anomaly
 from app.auth.models import Role
 from app.credit import feedback, operations
-from app.credit.models import Anomaly
 from app.errors import ApiError
 from app.parties.models import Courier
 from app.schemas import (
@@ -126,7 +127,7 @@ def list_anomalies():
             field=sorted(unknown)[0],
         )
     limit = min(_number_arg("limit") or 50, 500)
-    found = operations.AnomalyFilter(
+    found = findings.AnomalyFilter(
         type=request.args.get("type") or None,
         status=request.args.get("status") or None,
         severity=request.args.get("severity") or None,
@@ -138,7 +139,7 @@ def list_anomalies():
         within_wkt=_within_arg(),
         before=_number_arg("before"),
     )
-    items = operations.find_anomalies(db(), viewer, found, limit + 1)
+    items = findings.find_anomalies(db(), viewer, found, limit + 1)
     more = len(items) > limit
     items = items[:limit]
     next_url = None
@@ -151,7 +152,7 @@ def list_anomalies():
 @bp.get("/anomalies/<int:anomaly_id>")
 def get_anomaly(anomaly_id: int):
     viewer = principal()
-    anomaly = operations.get_anomaly(db(), anomaly_id)
+    anomaly = findings.get_anomaly(db(), anomaly_id)
     if not (
         (viewer.is_authority and viewer.covers(anomaly.region_code))
         or operations.acts_for(db(), viewer, anomaly.party_type, anomaly.party_id)
@@ -164,16 +165,14 @@ def get_anomaly(anomaly_id: int):
 @unit_of_work
 def decide(anomaly_id: int):
     body = parse_body(DecisionIn)
-    return anomaly_json(
-        operations.decide(db(), principal(), anomaly_id, body.decision, body.reason)
-    )
+    return anomaly_json(decisions.decide(db(), principal(), anomaly_id, body.decision, body.reason))
 
 
 @bp.post("/anomalies/<int:anomaly_id>/appeal")
 @unit_of_work
 def appeal(anomaly_id: int):
     body = parse_body(AppealIn)
-    found = operations.appeal(db(), principal(), anomaly_id, body.statement)
+    found = decisions.appeal(db(), principal(), anomaly_id, body.statement)
     return {"id": found.id, "anomaly_id": anomaly_id, "status": found.status}, 201
 
 
@@ -181,7 +180,7 @@ def appeal(anomaly_id: int):
 @unit_of_work
 def decide_appeal(appeal_id: int):
     body = parse_body(DecisionIn)
-    found = operations.decide_appeal(db(), principal(), appeal_id, body.decision, body.reason)
+    found = decisions.decide_appeal(db(), principal(), appeal_id, body.decision, body.reason)
     return {"id": found.id, "anomaly_id": found.anomaly_id, "status": found.status}
 
 

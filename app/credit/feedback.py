@@ -12,16 +12,18 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.anomalies.findings import record_findings
+from app.anomalies.models import Anomaly
 from app.auth.models import Role
 from app.auth.principal import Principal
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
-from app.credit.models import Anomaly, Complaint, CreditRecord, DeliveryRating, Review
-from app.credit.operations import record_findings
+from app.credit.models import Complaint, CreditRecord, DeliveryRating, Review
 from app.events.models import Event, Parcel, ParcelItem
 from tracecore import credit
 from tracecore.anomalies import MINOR, Finding
 from tracecore.errors import Conflict, Forbidden, NotFound, ValidationError
+from tracecore.vocabulary import EventType, ParcelState
 
 RATING_TAGS = frozenset({"late", "damaged", "rude", "not_to_door", "careful", "on_time"})
 COMPLAINT_CATEGORIES = ("counterfeit", "quality", "delivery", "privacy", "other")
@@ -68,13 +70,13 @@ def _signed_parcel(session: Session, waybill: str) -> tuple[Parcel, int | None]:
     parcel = session.get(Parcel, waybill)
     if parcel is None:
         raise NotFound(f"no parcel with waybill {waybill}")
-    if parcel.state != "signed":
+    if parcel.state != ParcelState.SIGNED:
         raise Conflict("a parcel can be rated once it is signed")
     courier = session.scalar(
         sa.select(Event.party_id)
         .where(
             Event.waybill == waybill,
-            Event.type == "signed",
+            Event.type == EventType.SIGNED,
             Event.violation.is_(None),
             Event.party_type == "courier",
         )
@@ -159,7 +161,7 @@ def rate_as_consignee(
     waybill = session.scalar(
         sa.select(ParcelItem.waybill)
         .join(Parcel, Parcel.waybill == ParcelItem.waybill)
-        .where(ParcelItem.serial == serial, Parcel.state == "signed")
+        .where(ParcelItem.serial == serial, Parcel.state == ParcelState.SIGNED)
         .order_by(Parcel.packed_at.desc())
         .limit(1)
     )
@@ -204,7 +206,7 @@ def responsible_party(session: Session, serial: str, category: str) -> tuple[str
             return ("courier", courier)
     seller = session.scalar(
         sa.select(Event.party_id)
-        .where(Event.serial == serial, Event.type == "sold", Event.party_type == "merchant")
+        .where(Event.serial == serial, Event.type == EventType.SOLD, Event.party_type == "merchant")
         .order_by(Event.occurred_at.desc())
         .limit(1)
     )

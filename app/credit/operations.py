@@ -1,9 +1,9 @@
-"""Anomalies and credit accounts: findings written into the records of the party responsible
-(责任可究), regulators' decisions, appeals, sanctions and commendations, credit commitments,
-and the red and black lists that follow from the records.
+"""Credit accounts: the records of each party (责任可究), regulators' sanctions and
+commendations, credit commitments, and the red and black lists that follow from the records.
 
-Every decision leaves an :class:`AuditEntry`; credit records are only ever appended (the
-database refuses anything else), so a dismissed anomaly's points are taken back by a reversal.
+Anomalies are written into these records by :mod:`app.anomalies` (their findings, decisions
+and appeals). Every decision leaves an :class:`AuditEntry`; credit records are only ever
+appended (the database refuses anything else).
 """
 
 from __future__ import annotations
@@ -16,19 +16,16 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.anomalies.models import Anomaly
 from app.auth.models import Role
 from app.auth.principal import Principal
 from app.catalog.models import Batch, BatchStatus
-from app.credit.models import Anomaly, Appeal, AuditEntry, Commitment, CreditRecord
-from app.db import point
-from app.events.models import Event
-from app.parties.models import Courier, LogisticsCompany, Merchant
+from app.credit.models import AuditEntry, Commitment, CreditRecord
+from app.parties.models import PARTY_MODELS, Courier, LogisticsCompany
 from tracecore import credit
-from tracecore.anomalies import Finding
-from tracecore.errors import Conflict, Forbidden, NotFound, ValidationError
+from tracecore.errors import Forbidden, NotFound, ValidationError
 from tracecore.identity import mask_name
 
-PARTY_MODELS = {"merchant": Merchant, "logistics_company": LogisticsCompany, "courier": Courier}
 COMMITMENT_VERSION = "2026-1"
 COMMITMENT_TEXT = (
     "本单位（本人）承诺：依法诚信经营，如实记录和上传产品追溯及物流信息，不刷单炒信、不发空包、"
@@ -42,6 +39,7 @@ COMMITMENT_TEXT = (
 def audit(
     session: Session, actor: Principal, action: str, target_type: str, target_id, reason: str
 ) -> None:
+    """Record who decided what, when and why (the database refuses edits)."""
     session.add(
         AuditEntry(
             actor_role=actor.role.value,
@@ -57,6 +55,7 @@ def audit(
 
 
 def get_party(session: Session, party_type: str, party_id: int):
+    """The merchant, logistics company or courier named, or NotFound."""
     model = PARTY_MODELS.get(party_type)
     found = session.get(model, party_id) if model else None
     if found is None:
@@ -64,227 +63,7 @@ def get_party(session: Session, party_type: str, party_id: int):
     return found
 
 
-# -- findings -------------------------------------------------------------------------------
-
-
-def record_findings(
-    session: Session, findings: list[Finding], policy: credit.Policy, now: datetime
-) -> list[Anomaly]:
-    """Store new findings as open anomalies, one per rule, subject and party, each with its
-    provisional credit record; findings already on file are left as they are."""
-    wanted: dict[tuple, Finding] = {}
-    for f in findings:
-        for party in f.parties:
-            wanted.setdefault((f.type, f.subject[0], str(f.subject[1]), *party), f)
-    if not wanted:
-        return []
-    subjects = {k[2] for k in wanted}
-    existing = {
-        tuple(row)
-        for row in session.execute(
-            sa.select(
-                Anomaly.type,
-                Anomaly.subject_type,
-                Anomaly.subject,
-                Anomaly.party_type,
-                Anomaly.party_id,
-            ).where(Anomaly.subject.in_(subjects))
-        )
-    }
-    new = {k: f for k, f in wanted.items() if k not in existing}
-    if not new:
-        return []
-    regions = _regions(session, {(k[3], k[4]) for k in new})
-    places = _places(session, {f.evidence.get("event_ids", [None])[-1] for f in new.values()})
-    anomalies = []
-    for (type_, subject_type, subject, party_type, party_id), f in sorted(new.items()):
-        anomaly = Anomaly(
-            type=type_,
-            severity=f.severity,
-            status="open",
-            subject_type=subject_type,
-            subject=subject,
-            party_type=party_type,
-            party_id=party_id,
-            region_code=regions.get((party_type, party_id), "000000"),
-            location=point(*_place(f, places)),
-            evidence=f.evidence,
-            detected_at=now,
-        )
-        session.add(anomaly)
-        anomalies.append(anomaly)
-    session.flush()
-    session.add_all(
-        [
-            CreditRecord(
-                party_type=a.party_type,
-                party_id=a.party_id,
-                kind="anomaly",
-                points=policy.anomaly_points[a.severity],
-                severity=a.severity,
-                reason=f"{a.type} ({a.subject_type} {a.subject})",
-                anomaly_id=a.id,
-                effective_at=now,
-                created_at=now,
-            )
-            for a in anomalies
-        ]
-    )
-    session.flush()
-    return anomalies
-
-
-def _place(f: Finding, places: dict) -> tuple[float | None, float | None]:
-    """Where a finding happened: its last evidence event, or a point in its evidence."""
-    last = (f.evidence.get("event_ids") or [None])[-1]
-    if last in places:
-        return places[last]
-    return f.evidence.get("lat"), f.evidence.get("lon")
-
-
-def _regions(session: Session, parties: set[tuple[str, int]]) -> dict[tuple[str, int], str]:
-    ids = defaultdict(set)
-    for kind, pid in parties:
-        ids[kind].add(pid)
-    out = {}
-    for kind, model in PARTY_MODELS.items():
-        if ids[kind]:
-            for pid, region in session.execute(
-                sa.select(model.id, model.region_code).where(model.id.in_(ids[kind]))
-            ):
-                out[(kind, pid)] = region
-    return out
-
-
-def _places(session: Session, event_ids: set) -> dict[str, tuple[float, float]]:
-    event_ids.discard(None)
-    if not event_ids:
-        return {}
-    rows = session.execute(
-        sa.select(Event.event_id, sa.func.ST_Y(Event.location), sa.func.ST_X(Event.location)).where(
-            Event.event_id.in_(event_ids), Event.location.is_not(None)
-        )
-    )
-    return {eid: (lat, lon) for eid, lat, lon in rows}
-
-
-# -- decisions and appeals ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AnomalyFilter:
-    """What the anomaly queue is narrowed to; every field is optional."""
-
-    type: str | None = None
-    status: str | None = None
-    severity: str | None = None
-    party_type: str | None = None
-    party_id: int | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    #: A region-code prefix (2, 4 or 6 digits) of the responsible party.
-    region_code: str | None = None
-    #: A WGS 84 polygon (WKT): anomalies whose place lies within it (a spatial query).
-    within_wkt: str | None = None
-    before: int | None = None
-
-
-def visible_anomalies(viewer: Principal, session: Session | None = None) -> sa.Select:
-    """The anomalies ``viewer`` may see, newest first: authorities those of their
-    jurisdiction, a merchant its own, a company its own and its couriers'."""
-    query = sa.select(Anomaly).order_by(Anomaly.id.desc())
-    if viewer.is_authority:
-        if viewer.jurisdiction:
-            query = query.where(
-                sa.or_(*(Anomaly.region_code.startswith(p) for p in viewer.jurisdiction))
-            )
-        return query
-    if viewer.role is Role.MERCHANT:
-        return query.where(Anomaly.party_type == "merchant", Anomaly.party_id == viewer.party_id)
-    couriers = sa.select(Courier.id).where(Courier.company_id == viewer.party_id)
-    return query.where(
-        sa.or_(
-            sa.and_(Anomaly.party_type == "logistics_company", Anomaly.party_id == viewer.party_id),
-            sa.and_(Anomaly.party_type == "courier", Anomaly.party_id.in_(couriers)),
-        )
-    )
-
-
-def find_anomalies(
-    session: Session, viewer: Principal, f: AnomalyFilter, limit: int = 50
-) -> list[Anomaly]:
-    """One page of the anomaly queue, newest first."""
-    query = visible_anomalies(viewer)
-    for name in ("type", "status", "severity", "party_type", "party_id"):
-        value = getattr(f, name)
-        if value is not None and value != "":
-            query = query.where(getattr(Anomaly, name) == value)
-    if f.region_code:
-        query = query.where(Anomaly.region_code.startswith(f.region_code))
-    if f.since is not None:
-        query = query.where(Anomaly.detected_at >= f.since)
-    if f.until is not None:
-        query = query.where(Anomaly.detected_at < f.until)
-    if f.within_wkt:
-        area = sa.func.ST_GeomFromText(f.within_wkt, 4326)
-        query = query.where(
-            Anomaly.location.is_not(None), sa.func.ST_Within(Anomaly.location, area).is_(sa.true())
-        )
-    if f.before is not None:
-        query = query.where(Anomaly.id < f.before)
-    return list(session.scalars(query.limit(limit)))
-
-
-def get_anomaly(session: Session, anomaly_id: int) -> Anomaly:
-    anomaly = session.get(Anomaly, anomaly_id)
-    if anomaly is None:
-        raise NotFound(f"no anomaly with id {anomaly_id}")
-    return anomaly
-
-
-def decide(
-    session: Session, actor: Principal, anomaly_id: int, decision: str, reason: str
-) -> Anomaly:
-    """A regulator confirms or dismisses an open anomaly; a dismissal takes its points back."""
-    actor.require(Role.ADMIN, Role.REGULATOR)
-    anomaly = get_anomaly(session, anomaly_id)
-    actor.require_region(anomaly.region_code, "this anomaly")
-    if decision not in ("confirm", "dismiss"):
-        raise ValidationError("decision must be confirm or dismiss", field="decision")
-    if not reason.strip():
-        raise ValidationError("give the reason for the decision", field="reason")
-    if anomaly.status != "open":
-        raise Conflict(f"the anomaly is already {anomaly.status}")
-    if decision == "confirm":
-        anomaly.status = "confirmed"
-    else:
-        _dismiss(session, anomaly)
-    anomaly.decided_at = datetime.now(UTC)
-    audit(session, actor, f"anomaly.{decision}", "anomaly", anomaly.id, reason)
-    session.flush()
-    return anomaly
-
-
-def _dismiss(session: Session, anomaly: Anomaly) -> None:
-    anomaly.status = "dismissed"
-    for record in session.scalars(
-        sa.select(CreditRecord).where(
-            CreditRecord.anomaly_id == anomaly.id, CreditRecord.kind == "anomaly"
-        )
-    ):
-        session.add(
-            CreditRecord(
-                party_type=record.party_type,
-                party_id=record.party_id,
-                kind="reversal",
-                points=-record.points,
-                severity=record.severity,
-                anomaly_id=anomaly.id,
-                reason=f"dismissed: {record.reason}"[:300],
-                effective_at=record.effective_at,
-                created_at=datetime.now(UTC),
-            )
-        )
+# -- who speaks for a party -----------------------------------------------------------------
 
 
 def acts_for(session: Session, actor: Principal, party_type: str, party_id: int) -> bool:
@@ -298,53 +77,6 @@ def acts_for(session: Session, actor: Principal, party_type: str, party_id: int)
             courier = session.get(Courier, party_id)
             return courier is not None and courier.company_id == actor.party_id
     return False
-
-
-def appeal(session: Session, actor: Principal, anomaly_id: int, statement: str) -> Appeal:
-    """The party responsible appeals a finding with a statement; a regulator decides."""
-    anomaly = get_anomaly(session, anomaly_id)
-    if not acts_for(session, actor, anomaly.party_type, anomaly.party_id):
-        raise Forbidden("only the party the anomaly names may appeal it")
-    if not statement.strip():
-        raise ValidationError("the statement is empty", field="statement")
-    if anomaly.status == "dismissed":
-        raise Conflict("the anomaly is already dismissed")
-    pending = sa.select(Appeal.id).where(
-        Appeal.anomaly_id == anomaly_id, Appeal.status == "pending"
-    )
-    if session.scalar(pending) is not None:
-        raise Conflict("an appeal of this anomaly is already pending")
-    found = Appeal(anomaly_id=anomaly_id, statement=statement.strip()[:2000])
-    session.add(found)
-    session.flush()
-    audit(session, actor, "appeal.file", "anomaly", anomaly_id, statement)
-    return found
-
-
-def decide_appeal(
-    session: Session, actor: Principal, appeal_id: int, decision: str, reason: str
-) -> Appeal:
-    """Uphold (the anomaly is dismissed, its points taken back) or reject an appeal."""
-    actor.require(Role.ADMIN, Role.REGULATOR)
-    found = session.get(Appeal, appeal_id)
-    if found is None:
-        raise NotFound(f"no appeal with id {appeal_id}")
-    anomaly = session.get(Anomaly, found.anomaly_id)
-    actor.require_region(anomaly.region_code, "this appeal")
-    if decision not in ("uphold", "reject"):
-        raise ValidationError("decision must be uphold or reject", field="decision")
-    if not reason.strip():
-        raise ValidationError("give the reason for the decision", field="reason")
-    if found.status != "pending":
-        raise Conflict(f"the appeal is already {found.status}")
-    found.status = "upheld" if decision == "uphold" else "rejected"
-    found.decided_at = datetime.now(UTC)
-    if decision == "uphold" and anomaly.status != "dismissed":
-        _dismiss(session, anomaly)
-        anomaly.decided_at = found.decided_at
-    audit(session, actor, f"appeal.{decision}", "appeal", found.id, reason)
-    session.flush()
-    return found
 
 
 # -- the regulator's own records and the parties' commitments -------------------------------
@@ -525,7 +257,7 @@ def credit_version(session: Session, party: tuple[str, int]) -> tuple:
     """What changes whenever a party's standing can change other than by time passing: its
     last credit record (records are only appended: a new anomaly, sanction, reversal or
     commitment adds one) and its anomalies' last decision (a confirmation adds none).
-    ``app.consumer.operations`` reads the same two values inside its one scan statement."""
+    ``app.consumer.scan_pg`` reads the same two values inside its one scan statement."""
     party_type, party_id = party
     last_record = (
         sa.select(sa.func.max(CreditRecord.id))

@@ -12,7 +12,8 @@ from app.auth.operations import log_access
 from app.codes import operations as codes
 from app.codes.api import code_answer
 from app.errors import ApiError
-from app.events import history, operations
+from app.events import history, registry
+from app.events.ingest import Inbound, Limits, ingest
 from app.events.models import RejectedEvent
 from app.schemas import DeviceIn
 from app.web import db, parse_body, principal, settings, unit_of_work
@@ -21,9 +22,9 @@ from devices import protocol
 bp = Blueprint("events", __name__)
 
 
-def limits() -> operations.Limits:
+def limits() -> Limits:
     cfg = settings()
-    return operations.Limits(
+    return Limits(
         timedelta(seconds=cfg.EVENT_MAX_SKEW_S),
         timedelta(days=cfg.EVENT_MAX_AGE_DAYS),
         rules=cfg.ANOMALY_RULES == "on",
@@ -55,7 +56,7 @@ def device_json(device, secret: str | None = None) -> dict:
 def create_device():
     """Register a device; the secret is in this answer only."""
     body = parse_body(DeviceIn)
-    device, secret = operations.register_device(
+    device, secret = registry.register_device(
         db(), principal(), settings().SECRET_KEY, **body.model_dump()
     )
     return device_json(device, secret), 201
@@ -63,13 +64,13 @@ def create_device():
 
 @bp.get("/devices/<device_id>")
 def get_device(device_id: str):
-    return device_json(operations.get_device(db(), principal(), device_id))
+    return device_json(registry.get_device(db(), principal(), device_id))
 
 
 @bp.post("/devices/<device_id>/disable")
 @unit_of_work
 def disable_device(device_id: str):
-    return device_json(operations.disable_device(db(), principal(), device_id))
+    return device_json(registry.disable_device(db(), principal(), device_id))
 
 
 @bp.post("/events")
@@ -95,10 +96,10 @@ def post_events():
             "name the device in the X-Device-Id header",
             field="X-Device-Id",
         )
-    result = operations.ingest(
+    result = ingest(
         db(),
         settings().SECRET_KEY,
-        [operations.Inbound(device_id[:64], payload, datetime.now(UTC))],
+        [Inbound(device_id[:64], payload, datetime.now(UTC))],
         limits=limits(),
     )
     return {

@@ -25,8 +25,7 @@ from app.parties.models import Courier, LogisticsCompany, Merchant
 from tracecore import lifecycle
 from tracecore.errors import Forbidden, NotFound
 from tracecore.identity import mask_name
-
-NEAR_CONSUMER = frozenset({"out_for_delivery", "delivery_failed", "signed"})
+from tracecore.vocabulary import NEAR_CONSUMER
 
 
 @dataclass

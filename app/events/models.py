@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -10,12 +9,22 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, Point, UTCDateTime, utcnow
 from app.parties.models import _enum
+from tracecore.vocabulary import DeviceKind, ParcelState
 
+__all__ = [
+    "PAYLOAD_KEEP",
+    "Device",
+    "DeviceKind",
+    "Event",
+    "Parcel",
+    "ParcelItem",
+    "ParkedEvent",
+    "RejectedEvent",
+    "SequenceGap",
+]
 
-class DeviceKind(enum.StrEnum):
-    SHELF_SCANNER = "shelf_scanner"  #: a shop's shelf scanner (上架)
-    POS_SCANNER = "pos_scanner"  #: a point-of-sale scanner (销售)
-    COURIER_HANDHELD = "courier_handheld"  #: a courier's handheld terminal (揽收/派件/签收)
+#: How much of an offending message or event a :class:`RejectedEvent` keeps (4 KiB).
+PAYLOAD_KEEP = 4096
 
 
 class Device(Base):
@@ -54,7 +63,7 @@ class Parcel(Base):
     consignee_region_code: Mapped[str] = mapped_column(sa.String(6))
     promised_by: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Derived from the parcel's events in time order.
-    state: Mapped[str] = mapped_column(sa.String(24), default="packed")
+    state: Mapped[str] = mapped_column(sa.String(24), default=ParcelState.PACKED)
     packed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

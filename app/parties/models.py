@@ -94,3 +94,7 @@ class Courier(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     company: Mapped[LogisticsCompany] = relationship(back_populates="couriers")
+
+
+#: The model of each kind of party that credit records and anomalies name.
+PARTY_MODELS = {"merchant": Merchant, "logistics_company": LogisticsCompany, "courier": Courier}

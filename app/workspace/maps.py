@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.anomalies.findings import visible_anomalies
+from app.anomalies.models import Anomaly
 from app.auth.principal import Principal
-from app.credit.models import Anomaly
-from app.credit.operations import visible_anomalies
 from app.events.models import Event
 from tracecore import districts
 from tracecore.errors import ValidationError

@@ -18,6 +18,8 @@ from flask import (
     url_for,
 )
 
+from app.anomalies import decisions, findings
+from app.anomalies.models import Anomaly, Appeal
 from app.auth.models import AccessEntry, Role
 from app.auth.operations import check_password, log_access
 from app.catalog.operations import get_batch
@@ -25,7 +27,7 @@ from app.codes import operations as codes
 from app.codes.api import code_answer
 from app.consumer.places import place_of_point, place_of_region
 from app.credit import operations as credit_ops
-from app.credit.models import Anomaly, Appeal, AuditEntry, Complaint
+from app.credit.models import AuditEntry, Complaint
 from app.events import history
 from app.web import db, settings, unit_of_work
 from app.workspace import WORKSPACE_ROLES, bp, start_session, viewer
@@ -93,7 +95,7 @@ def home():
         db()
         .execute(
             sa.select(Anomaly.type, sa.func.count())
-            .where(Anomaly.id.in_(credit_ops.visible_anomalies(you).with_only_columns(Anomaly.id)))
+            .where(Anomaly.id.in_(findings.visible_anomalies(you).with_only_columns(Anomaly.id)))
             .where(Anomaly.status == "open")
             .group_by(Anomaly.type)
         )
@@ -104,7 +106,7 @@ def home():
         .select_from(Appeal)
         .where(
             Appeal.status == "pending",
-            Appeal.anomaly_id.in_(credit_ops.visible_anomalies(you).with_only_columns(Anomaly.id)),
+            Appeal.anomaly_id.in_(findings.visible_anomalies(you).with_only_columns(Anomaly.id)),
         )
     )
     return render_template("workspace/home.html", open_by_type=open_by_type, pending=pending)
@@ -200,13 +202,13 @@ def _time(name: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _queue_filter() -> credit_ops.AnomalyFilter:
+def _queue_filter() -> findings.AnomalyFilter:
     args = request.args
     region = args.get("region_code", "").strip()
     if region and (not region.isdigit() or len(region) not in (2, 4, 6)):
         raise ValidationError("region: 2, 4 or 6 digits of a region code", field="region_code")
     before = args.get("before", "")
-    return credit_ops.AnomalyFilter(
+    return findings.AnomalyFilter(
         type=args.get("type") or None,
         status=args.get("status") or None,
         severity=args.get("severity") or None,
@@ -232,7 +234,7 @@ def _with_appeals(items: list[Anomaly]) -> dict[int, list[Appeal]]:
 @unit_of_work
 def anomalies():
     f = _queue_filter()
-    items = credit_ops.find_anomalies(db(), viewer(), f, PAGE + 1)
+    items = findings.find_anomalies(db(), viewer(), f, PAGE + 1)
     more = len(items) > PAGE
     items = items[:PAGE]
     _log("view", "anomalies", "queue", detail=request.query_string.decode()[:300])
@@ -278,8 +280,8 @@ def anomalies_csv():
         yield "\ufeff" + out.getvalue()
         before = f.before
         while True:
-            page = credit_ops.find_anomalies(
-                db(), you, credit_ops.AnomalyFilter(**{**f.__dict__, "before": before}), 1000
+            page = findings.find_anomalies(
+                db(), you, findings.AnomalyFilter(**{**f.__dict__, "before": before}), 1000
             )
             if not page:
                 return
@@ -324,7 +326,7 @@ def _back(default: str) -> str:
 @bp.post("/anomalies/<int:anomaly_id>/decision")
 @unit_of_work
 def decide(anomaly_id: int):
-    credit_ops.decide(
+    decisions.decide(
         db(),
         viewer(),
         anomaly_id,
@@ -338,7 +340,7 @@ def decide(anomaly_id: int):
 @bp.post("/appeals/<int:appeal_id>/decision")
 @unit_of_work
 def decide_appeal(appeal_id: int):
-    credit_ops.decide_appeal(
+    decisions.decide_appeal(
         db(),
         viewer(),
         appeal_id,

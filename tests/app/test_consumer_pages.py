@@ -11,8 +11,9 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from app.anomalies.models import Anomaly
 from app.consumer.models import CheckRollup, Verification
-from app.credit.models import Anomaly, Complaint, Review
+from app.credit.models import Complaint, Review
 from app.db import StatementConnections
 from tests.app.test_events_api import ship
 
@@ -691,8 +692,8 @@ def test_a_kept_grade_never_hides_a_new_record_or_decision(database_url, make, w
     from datetime import UTC, datetime
 
     from app import create_app
+    from app.anomalies.findings import record_findings
     from app.consumer.units import forget_public_parts
-    from app.credit.operations import record_findings
     from tracecore.anomalies import SERIOUS, Finding
 
     caching = create_app(

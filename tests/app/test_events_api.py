@@ -460,7 +460,7 @@ def test_a_parked_scan_whose_packing_never_comes_is_rejected_by_the_sweep(
 ):
     """Is a parcel event for a waybill nobody packs rejected (unknown_waybill) once it has
     waited a day, and readable by regulators?"""
-    from app.credit.cli import run_sweep
+    from app.anomalies.sweep import run_sweep
 
     hh = world["handheld"]
     hh.post(hh.event("picked_up", waybill="SF0000000404"))

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from app.anomalies.findings import record_findings
+from app.anomalies.models import Anomaly
 from app.auth.models import AccessEntry, User
-from app.credit.models import Anomaly, AuditEntry
-from app.credit.operations import record_findings
+from app.credit.models import AuditEntry
 from tests.app.test_events_api import ship
 from tracecore.anomalies import Finding
 from tracecore.credit import Policy

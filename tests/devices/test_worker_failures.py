@@ -251,7 +251,7 @@ def test_two_workers_storing_one_units_events_at_once_replay_it_whole(app, make,
     """Two workers store in parallel. When one holds a unit's sale uncommitted and the other
     stores a second sale of it (another till), does the second batch wait for the first's
     commit and replay the unit with both, marking the second sale as unlawful?"""
-    from app.events.operations import Inbound, ingest
+    from app.events.ingest import Inbound, ingest
 
     shelf_id, _, serials = scanner
     owner = count(app, f"SELECT owner_id FROM devices WHERE id = '{shelf_id}'")
@@ -351,18 +351,18 @@ def test_two_workers_storing_one_devices_events_at_once_do_not_deadlock(app, sca
     then both lock the device to track its sequence numbers: does the second wait for the
     first instead of deadlocking, and are the device's numbers tracked as if one after the
     other?"""
-    from app.events import operations
-    from app.events.operations import Inbound, ingest
+    from app.events import ingest as ingest_run
+    from app.events.ingest import Inbound, ingest
 
     device_id = scanner[0]
     both_stored = threading.Barrier(2, timeout=10)
-    track = operations._Batch._track_sequences
+    track = ingest_run._Batch._track_sequences
 
     def after_both_stored(self):
         both_stored.wait()
         return track(self)
 
-    monkeypatch.setattr(operations._Batch, "_track_sequences", after_both_stored)
+    monkeypatch.setattr(ingest_run._Batch, "_track_sequences", after_both_stored)
     make_session = app.extensions["trace"].sessionmaker
     errors = []
 

@@ -66,7 +66,7 @@ def test_ties_in_time_keep_arrival_order():
 
 def test_every_event_type_has_rules():
     """Is there no event type the state machine does not know?"""
-    from devices.protocol import EVENT_TYPES
+    from tracecore.vocabulary import EVENT_TYPES
 
     assert set(ALLOWED_AFTER) == set(EVENT_TYPES)
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from app.credit import detect
-from app.events.operations import expire_parked
+from app.anomalies.sweep import run_sweep
 
 
 @click.command("sweep")
@@ -21,10 +18,3 @@ def sweep_command() -> None:
         found, expired = run_sweep(session, ext.config)
         session.commit()
     click.echo(f"sweep: {found} new anomalies, {expired} parked events expired")
-
-
-def run_sweep(session, config, now: datetime | None = None) -> tuple[int, int]:
-    """One sweep: time-based anomaly rules, and parked events that waited too long."""
-    now = now or datetime.now(UTC)
-    expired = expire_parked(session, now, timedelta(hours=config.PARKED_EVENT_HOURS))
-    return detect.sweep(session, config.thresholds, config.policy, now), expired

@@ -9,45 +9,26 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.anomalies.findings import record_findings
 from app.catalog.models import Batch
 from app.codes.models import TraceCode
-from app.credit.operations import record_findings
 from app.db import among
 from app.events.models import Device, Event, Parcel, ParcelItem
+from app.events.replay import EVENT_COLUMNS, Replayed, ReplayedEvent, read_events
 from app.parties.models import Courier
 from tracecore import anomalies as rules
 from tracecore.anomalies import NO_DATA, Finding, Order, Scan, Thresholds
 from tracecore.credit import Policy
+from tracecore.vocabulary import WITH_COURIER, EventType
 
-if TYPE_CHECKING:
-    from app.events.operations import Replayed
-
-IN_COURIER_HANDS = ("picked_up", "in_transit", "out_for_delivery", "delivery_failed")
-
-
-#: The columns of an event the rules on one unit or parcel read; the lifecycle replay reads
-#: them too when rules are on, and passes them on. (None of these rules reads ``data``.)
-#: _subject_rules unpacks rows in this order; the replay reads the first seven by position.
-SUBJECT_COLUMNS = (
-    Event.id,
-    Event.event_id,
-    Event.type,
-    Event.occurred_at,
-    Event.serial,
-    Event.waybill,
-    Event.violation,
-    Event.party_type,
-    Event.party_id,
-    sa.func.ST_Y(Event.location).label("lat"),
-    sa.func.ST_X(Event.location).label("lon"),
-)
-#: Every column of an event a rule reads.
-SCAN_COLUMNS = (*SUBJECT_COLUMNS, Event.data)
+#: The events that tell brushing: orders packed, and parcels signed for.
+_ORDER_EVENTS = (EventType.PACKED, EventType.SIGNED)
+#: Every column of an event a rule reads (by name): a replayed event's, and its data.
+SCAN_COLUMNS = (*EVENT_COLUMNS, Event.data)
 
 
 def _scans(session: Session, condition) -> list:
@@ -88,7 +69,7 @@ def after_ingest(
         )
         findings += _brushing(
             session,
-            [r["event_id"] for r in accepted if r["type"] in ("packed", "signed")],
+            [r["event_id"] for r in accepted if r["type"] in _ORDER_EVENTS],
             thresholds,
         )
     findings += _counterfeits(session, counterfeits)
@@ -99,21 +80,17 @@ def _subject_rules(
     session: Session, accepted: list[dict], t: Thresholds, replayed: Replayed | None
 ) -> list[Finding]:
     waybills = {r["waybill"] for r in accepted if r["waybill"]}
+    read: list[tuple[ReplayedEvent, str | None]]
     if replayed is not None:
         serials, items = replayed.serials, replayed.items
         violations = replayed.violations
         # with the violations as the replay just stored them
-        read = [(row, violations.get(row[1])) for row in replayed.rows]  # row[1]: event_id
+        read = [(e, violations.get(e.event_id)) for e in replayed.events]
         packed = {w for w, _ in items}
         waybills |= packed
         missing = waybills - packed  # parcels with no units: not replayed (none in practice)
         if missing:
-            read += [
-                (row, row.violation)
-                for row in session.connection().execute(
-                    sa.select(*SUBJECT_COLUMNS).where(among(session, Event.waybill, missing))
-                )
-            ]
+            read += [(e, e.violation) for e in read_events(session, (), missing)]
     else:
         serials = {r["serial"] for r in accepted if r["serial"]}
         if waybills:
@@ -134,27 +111,20 @@ def _subject_rules(
             else []
         )
         waybills |= {w for w, _ in items}
-        # Two index scans, not an OR of two lists (which can get a table scan as cached
-        # plan); an event names a code or a waybill, the ids seen only guard against both.
-        query = sa.select(*SUBJECT_COLUMNS).where(among(session, Event.serial, serials))
-        if waybills:
-            query = sa.union_all(
-                query, sa.select(*SUBJECT_COLUMNS).where(among(session, Event.waybill, waybills))
-            )
-        rows = {row.id: row for row in session.connection().execute(query)}
-        read = [(row, row.violation) for row in rows.values()]
+        read = [(e, e.violation) for e in read_events(session, serials, waybills)]
     by_serial, by_waybill = defaultdict(list), defaultdict(list)
     parcels_of = defaultdict(set)
     for waybill, serial in items:
         parcels_of[serial].add(waybill)
-    # Unpacked in the order of SUBJECT_COLUMNS: a scan per event of every unit and parcel
-    # the batch touched, the hot loop of the rules.
-    for (_, event_id, kind, at, serial, waybill, _, ptype, pid, lat, lon), violation in read:
-        scan = Scan(event_id, kind, at, (ptype, pid), lat, lon, violation)
-        if waybill:
-            by_waybill[waybill].append(scan)
+    # A scan per event of every unit and parcel the batch touched: the hot loop of the rules.
+    for e, violation in read:
+        scan = Scan(
+            e.event_id, e.type, e.occurred_at, (e.party_type, e.party_id), e.lat, e.lon, violation
+        )
+        if e.waybill:
+            by_waybill[e.waybill].append(scan)
         else:
-            by_serial[serial].append(scan)
+            by_serial[e.serial].append(scan)
     parcels = {
         waybill: (merchant_id, consignee)
         for waybill, merchant_id, consignee in (
@@ -250,7 +220,7 @@ def _brushing(session: Session, event_ids: list[str], t: Thresholds) -> list[Fin
             Parcel.merchant_id, sa.func.min(Event.occurred_at), sa.func.max(Event.occurred_at)
         )
         .join(Parcel, Event.waybill == Parcel.waybill)
-        .where(among(session, Event.event_id, event_ids), Event.type.in_(("packed", "signed")))
+        .where(among(session, Event.event_id, event_ids), Event.type.in_(_ORDER_EVENTS))
         .group_by(Parcel.merchant_id)
     ).all()
     findings = []
@@ -272,7 +242,7 @@ def _brushing(session: Session, event_ids: list[str], t: Thresholds) -> list[Fin
             for r in _scans(
                 session,
                 sa.and_(
-                    Event.type == "signed",
+                    Event.type == EventType.SIGNED,
                     Event.occurred_at.between(since, until),
                     # Parcels signed in the window were packed at most a week before it; the
                     # (merchant_id, packed_at) index makes this a range, not the history.
@@ -319,7 +289,7 @@ def sweep(
     )
     signed_at = (
         sa.select(Event.waybill, sa.func.min(Event.occurred_at).label("at"))
-        .where(Event.type == "signed", Event.violation.is_(None))
+        .where(Event.type == EventType.SIGNED, Event.violation.is_(None))
         .group_by(Event.waybill)
         .subquery()
     )
@@ -328,7 +298,7 @@ def sweep(
     for waybill, company, state, last in session.execute(
         sa.select(Parcel.waybill, Parcel.logistics_company_id, Parcel.state, last_scan.c.last)
         .join(last_scan, last_scan.c.waybill == Parcel.waybill)
-        .where(Parcel.state.in_(IN_COURIER_HANDS), last_scan.c.last < stale)
+        .where(Parcel.state.in_(sorted(WITH_COURIER)), last_scan.c.last < stale)
     ):
         findings += rules.stalled_parcel(waybill, company, state, last, now, thresholds)
     for waybill, company, promised, signed in session.execute(

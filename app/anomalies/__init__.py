@@ -1,0 +1,1 @@
+"""The anomaly side: the rules run on the trace, their findings, and regulators' decisions."""
