@@ -22,9 +22,7 @@ from flask.cli import AppGroup
 from sqlalchemy.orm import Session
 
 from app import migrate
-from app.auth.models import Role
 from app.auth.operations import create_token, create_user
-from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import ProductCategory
 from app.codes import operations as codes
@@ -33,6 +31,7 @@ from app.parties import operations as parties
 from app.parties.models import MerchantKind
 from app.simulate import simulate_command
 from devices.protocol import derive_secret
+from tracecore.access import OPERATOR, Role
 from tracecore.errors import DomainError
 
 

@@ -8,6 +8,7 @@ Two engines are supported, both with spatial types:
 
 from __future__ import annotations
 
+import enum
 import os
 import threading
 import time
@@ -242,3 +243,16 @@ class _KeysType(sa.types.UserDefinedType):
 
     def get_col_spec(self, **kw) -> str:
         return "TEXT[]"
+
+
+def enum_column(cls: type[enum.Enum], name: str) -> sa.Enum:
+    """An enum column stored as its values' text with a CHECK constraint: portable, and a new
+    value needs only a migration."""
+    return sa.Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=24,
+        values_callable=lambda e: [m.value for m in e],
+    )

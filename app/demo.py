@@ -12,9 +12,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.auth.models import Role
 from app.auth.operations import create_token, create_user
-from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import InspectionResult, ProductCategory
 from app.codes.operations import issue_codes
@@ -23,6 +21,7 @@ from app.events.registry import OWNER_OF_KIND, register_device
 from app.parties import operations as parties
 from app.parties.models import Merchant, MerchantKind
 from config import Config
+from tracecore.access import OPERATOR, Role
 from tracecore.gs1 import gtin_check_digit
 from tracecore.uscc import uscc_check_char
 

@@ -20,7 +20,6 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import Batch, BatchStatus, Product, ProductCategory
 from app.codes.models import CodeState, TraceCode
@@ -45,6 +44,7 @@ from devices.simulator import (
     nearest_district_by_name,
     offset,
 )
+from tracecore.access import OPERATOR
 from tracecore.gs1 import gtin_check_digit
 from tracecore.identity import resident_id_check_char
 from tracecore.uscc import uscc_check_char

@@ -1,7 +1,6 @@
 """Every model, imported in one place so the metadata is complete (Alembic, tests)."""
 
-from app.anomalies.models import Anomaly, Appeal
-from app.auth.models import AccessEntry, ApiToken, Role, User
+from app.auth.models import AccessEntry, ApiToken, User
 from app.catalog.models import (
     Batch,
     BatchStatus,
@@ -13,6 +12,8 @@ from app.catalog.models import (
 from app.codes.models import CodeState, Issuance, TraceCode
 from app.consumer.models import CheckRollup, Verification
 from app.credit.models import (
+    Anomaly,
+    Appeal,
     AuditEntry,
     Commitment,
     Complaint,
@@ -31,6 +32,7 @@ from app.events.models import (
     SequenceGap,
 )
 from app.parties.models import Courier, LogisticsCompany, Merchant, MerchantKind, PartyType
+from tracecore.access import Role
 
 __all__ = [
     "AccessEntry",

@@ -16,8 +16,8 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
 from app.auth.operations import authenticate
-from app.auth.principal import Principal
 from app.errors import ApiError
+from tracecore.access import Principal
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 

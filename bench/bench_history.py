@@ -21,15 +21,14 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from app import create_app, migrate
-from app.auth.models import Role
 from app.auth.operations import create_token
-from app.auth.principal import OPERATOR
 from app.codes.operations import issue_codes
 from app.events.models import DeviceKind
 from app.events.registry import register_device
 from app.parties import operations as parties
 from bench.catalog import bench_batch
 from bench.scratch import scratch_database
+from tracecore.access import OPERATOR, Role
 
 PARCEL_STEPS = [
     "packed",

@@ -108,12 +108,12 @@ def bare_subscriber(port: int, client_id: str, expect: int, establish: bool) -> 
 def setup(url: str, events: int, devices: int, per_message: int) -> list[tuple[str, bytes]]:
     """Register the data and return the backlog: (topic, payload) per message."""
     from app import migrate
-    from app.auth.principal import OPERATOR
     from app.codes.operations import issue_codes
     from app.db import create_engine, make_sessionmaker
     from app.events.models import DeviceKind
     from app.events.registry import register_device
     from devices.protocol import sign, topic_events
+    from tracecore.access import OPERATOR
 
     migrate.upgrade(url)
     engine = create_engine(url)

@@ -18,11 +18,11 @@ import time
 import sqlalchemy as sa
 
 from app import migrate
-from app.auth.principal import OPERATOR
 from app.codes.operations import issue_codes
 from app.db import create_engine, make_sessionmaker
 from bench.catalog import bench_batch
 from bench.scratch import scratch_url
+from tracecore.access import OPERATOR
 from tracecore.serials import new_serials
 
 

@@ -7,11 +7,11 @@ from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
-from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import Batch, Product, ProductCategory
 from app.parties import operations as parties
 from app.parties.models import Merchant, MerchantKind
+from tracecore.access import OPERATOR
 
 
 class BenchBatch(NamedTuple):

@@ -12,15 +12,14 @@ import pytest
 import sqlalchemy as sa
 
 from app import create_app, migrate
-from app.auth.models import Role
 from app.auth.operations import create_token, create_user
-from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import ProductCategory
 from app.codes.operations import issue_codes
 from app.db import Base
 from app.parties import operations as parties
 from app.parties.models import MerchantKind
+from tracecore.access import OPERATOR, Role
 from tracecore.gs1 import gtin_check_digit
 from tracecore.identity import validate_resident_id
 from tracecore.uscc import uscc_check_char

@@ -12,11 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.anomalies.findings import get_anomaly
-from app.anomalies.models import Anomaly, Appeal
-from app.auth.models import Role
-from app.auth.principal import Principal
-from app.credit.models import CreditRecord
+from app.credit.models import Anomaly, Appeal, CreditRecord
 from app.credit.operations import acts_for, audit
+from tracecore.access import Principal, Role
 from tracecore.errors import Conflict, Forbidden, NotFound, ValidationError
 
 

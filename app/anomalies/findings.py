@@ -14,14 +14,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.anomalies.models import Anomaly
-from app.auth.models import Role
-from app.auth.principal import Principal
-from app.credit.models import CreditRecord
+from app.credit.models import Anomaly, CreditRecord
 from app.db import point
 from app.events.models import Event
 from app.parties.models import PARTY_MODELS, Courier
 from tracecore import credit
+from tracecore.access import Principal, Role
 from tracecore.anomalies import Finding
 from tracecore.errors import NotFound
 

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, UTCDateTime, utcnow
-from app.parties.models import _enum
-
-
-class Role(enum.StrEnum):
-    ADMIN = "admin"
-    REGULATOR = "regulator"
-    MERCHANT = "merchant"  #: bound to one merchant
-    LOGISTICS = "logistics"  #: bound to one logistics company
+from app.db import Base, UTCDateTime, enum_column, utcnow
+from tracecore.access import Role
 
 
 class ApiToken(Base):
@@ -25,7 +17,7 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     #: SHA-256 of the token; the token itself is shown once and never stored.
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    role: Mapped[Role] = mapped_column(enum_column(Role, "role"))
     #: The merchant or logistics company the token acts for (null for admin, regulator).
     party_id: Mapped[int | None]
     label: Mapped[str] = mapped_column(sa.String(100), default="")
@@ -48,7 +40,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
-    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    role: Mapped[Role] = mapped_column(enum_column(Role, "role"))
     party_id: Mapped[int | None]
     #: Comma-separated region-code prefixes (2, 4 or 6 digits); "" means nationwide.
     jurisdiction: Mapped[str] = mapped_column(sa.String(200), default="")

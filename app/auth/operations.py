@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.auth.models import AccessEntry, ApiToken, Role, User
-from app.auth.principal import Principal, parse_jurisdiction
+from app.auth.models import AccessEntry, ApiToken, User
 from app.parties.models import LogisticsCompany, Merchant
 from app.parties.operations import get_party
+from tracecore.access import Principal, Role, parse_jurisdiction
 from tracecore.errors import Conflict, NotFound, ValidationError
 
 TOKEN_PREFIX = "trc_"

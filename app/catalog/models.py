@@ -8,8 +8,8 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import Base, Point, UTCDateTime, utcnow
-from app.parties.models import Merchant, _enum
+from app.db import Base, Point, UTCDateTime, enum_column, utcnow
+from app.parties.models import Merchant
 
 
 class ProductCategory(enum.StrEnum):
@@ -42,7 +42,9 @@ class Product(Base):
     #: Always the 14-digit form, check digit verified.
     gtin: Mapped[str] = mapped_column(sa.String(14), unique=True)
     name: Mapped[str] = mapped_column(sa.String(200))
-    category: Mapped[ProductCategory] = mapped_column(_enum(ProductCategory, "product_category"))
+    category: Mapped[ProductCategory] = mapped_column(
+        enum_column(ProductCategory, "product_category")
+    )
     merchant_id: Mapped[int] = mapped_column(sa.ForeignKey("merchants.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -70,7 +72,7 @@ class Batch(Base):
     #: Trace codes issued so far for this batch (kept with the issuance, atomically).
     issued_count: Mapped[int] = mapped_column(default=0)
     status: Mapped[BatchStatus] = mapped_column(
-        _enum(BatchStatus, "batch_status"), default=BatchStatus.ACTIVE
+        enum_column(BatchStatus, "batch_status"), default=BatchStatus.ACTIVE
     )
     #: When and why a regulator recalled the batch (status recalled).
     recalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -92,7 +94,9 @@ class Certificate(Base):
     batch_id: Mapped[int] = mapped_column(sa.ForeignKey("batches.id"), index=True)
     issuer: Mapped[str] = mapped_column(sa.String(200))
     number: Mapped[str] = mapped_column(sa.String(64))
-    result: Mapped[InspectionResult] = mapped_column(_enum(InspectionResult, "inspection_result"))
+    result: Mapped[InspectionResult] = mapped_column(
+        enum_column(InspectionResult, "inspection_result")
+    )
     issued_on: Mapped[date]
     #: SHA-256 (hex) of the electronic inspection report, so a copy can be checked.
     report_sha256: Mapped[str] = mapped_column(sa.String(64))

@@ -10,11 +10,10 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.auth.models import Role
-from app.auth.principal import Principal
 from app.catalog.models import Batch, Certificate, InspectionResult, Product, ProductCategory
 from app.db import point
 from app.parties.models import Merchant
+from tracecore.access import Principal, Role
 from tracecore.errors import Conflict, NotFound, ValidationError
 from tracecore.gs1 import normalize_gtin, validate_lot
 

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
-from app.auth.models import Role
-from app.auth.principal import Principal
 from app.catalog.models import Batch, BatchStatus, Product
 from app.codes.models import CodeState, Issuance, TraceCode
 from app.credit.operations import accounts as credit_accounts
+from tracecore.access import Principal, Role
 from tracecore.credit import Policy
 from tracecore.errors import Conflict, Forbidden, NotFound, ValidationError
 from tracecore.gs1 import digital_link_uri, parse_digital_link, validate_serial

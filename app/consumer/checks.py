@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.anomalies.findings import record_findings
-from app.anomalies.models import Anomaly
 from app.consumer.models import CheckRollup, Verification
 from app.consumer.places import place_of_region
 from app.consumer.units import Unit, find_unit
+from app.credit.models import Anomaly
 from app.db import point
 from config import Config
 from tracecore import districts

@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 from flask import Blueprint, request, url_for
 
 from app.anomalies import decisions, findings
-from app.anomalies.models import Anomaly
-from app.auth.models import Role
 from app.credit import feedback, operations
+from app.credit.models import Anomaly
 from app.errors import ApiError
 from app.parties.models import Courier
 from app.schemas import (
@@ -25,6 +24,7 @@ from app.schemas import (
 )
 from app.web import db, parse_body, principal, settings, unit_of_work
 from tracecore import credit
+from tracecore.access import Role
 from tracecore.errors import NotFound, ValidationError
 from tracecore.identity import keyed_hash
 

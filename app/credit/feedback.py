@@ -13,14 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.anomalies.findings import record_findings
-from app.anomalies.models import Anomaly
-from app.auth.models import Role
-from app.auth.principal import Principal
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
-from app.credit.models import Complaint, CreditRecord, DeliveryRating, Review
+from app.credit.models import Anomaly, Complaint, CreditRecord, DeliveryRating, Review
 from app.events.models import Event, Parcel, ParcelItem
 from tracecore import credit
+from tracecore.access import Principal, Role
 from tracecore.anomalies import MINOR, Finding
 from tracecore.errors import Conflict, Forbidden, NotFound, ValidationError
 from tracecore.vocabulary import EventType, ParcelState

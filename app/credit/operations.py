@@ -16,13 +16,11 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.anomalies.models import Anomaly
-from app.auth.models import Role
-from app.auth.principal import Principal
 from app.catalog.models import Batch, BatchStatus
-from app.credit.models import AuditEntry, Commitment, CreditRecord
+from app.credit.models import Anomaly, AuditEntry, Commitment, CreditRecord
 from app.parties.models import PARTY_MODELS, Courier, LogisticsCompany
 from tracecore import credit
+from tracecore.access import Principal, Role
 from tracecore.errors import Forbidden, NotFound, ValidationError
 from tracecore.identity import mask_name
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from flask import Blueprint, request
 
-from app.auth.models import Role
 from app.auth.operations import log_access
 from app.codes import operations as codes
 from app.codes.api import code_answer
@@ -18,6 +17,7 @@ from app.events.models import RejectedEvent
 from app.schemas import DeviceIn
 from app.web import db, parse_body, principal, settings, unit_of_work
 from devices import protocol
+from tracecore.access import Role
 
 bp = Blueprint("events", __name__)
 

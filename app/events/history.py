@@ -15,14 +15,13 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.auth.models import Role
-from app.auth.principal import Principal
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.db import lat_lon
 from app.events.models import Event, Parcel, ParcelItem
 from app.parties.models import Courier, LogisticsCompany, Merchant
 from tracecore import lifecycle
+from tracecore.access import Principal, Role
 from tracecore.errors import Forbidden, NotFound
 from tracecore.identity import mask_name
 from tracecore.vocabulary import NEAR_CONSUMER

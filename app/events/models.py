@@ -7,8 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, Point, UTCDateTime, utcnow
-from app.parties.models import _enum
+from app.db import Base, Point, UTCDateTime, enum_column, utcnow
 from tracecore.vocabulary import DeviceKind, ParcelState
 
 __all__ = [
@@ -35,7 +34,7 @@ class Device(Base):
 
     #: 16 base32 characters, safe in MQTT topics.
     id: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
-    kind: Mapped[DeviceKind] = mapped_column(_enum(DeviceKind, "device_kind"))
+    kind: Mapped[DeviceKind] = mapped_column(enum_column(DeviceKind, "device_kind"))
     #: merchant (scanners) or courier (handhelds)
     owner_type: Mapped[str] = mapped_column(sa.String(16))
     owner_id: Mapped[int]

@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from app.auth.models import Role
-from app.auth.principal import Principal
 from app.events.models import Device, DeviceKind
 from app.parties.models import Courier, Merchant
 from devices import protocol
+from tracecore.access import Principal, Role
 from tracecore.errors import NotFound, ValidationError
 from tracecore.vocabulary import OWNER_OF_KIND
 

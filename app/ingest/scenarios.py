@@ -21,17 +21,17 @@ import sqlalchemy as sa
 
 from app import demo_fleet
 from app.anomalies import detect
-from app.anomalies.models import Anomaly
-from app.auth.principal import OPERATOR
 from app.catalog import operations as catalog
 from app.catalog.models import Batch, ProductCategory
 from app.codes.operations import issue_codes
 from app.credit import feedback
+from app.credit.models import Anomaly
 from app.events.ingest import Inbound, Limits, ingest
 from app.events.models import DeviceKind
 from app.events.registry import register_device
 from app.parties.models import Courier
 from devices import protocol, simulator
+from tracecore.access import OPERATOR
 from tracecore.anomalies import ANOMALY_TYPES, Thresholds
 from tracecore.credit import Policy
 

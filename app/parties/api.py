@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint
 
 from app import serialize
-from app.auth.models import Role
 from app.parties import operations
 from app.parties.models import Courier, LogisticsCompany, Merchant
 from app.schemas import CourierIn, LogisticsCompanyIn, MerchantIn
 from app.web import db, parse_body, principal, settings, unit_of_work
+from tracecore.access import Role
 
 bp = Blueprint("parties", __name__)
 

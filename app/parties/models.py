@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import Base, Point, UTCDateTime, utcnow
+from app.db import Base, Point, UTCDateTime, enum_column, utcnow
 
 
 class MerchantKind(enum.StrEnum):
@@ -25,18 +25,6 @@ class PartyType(enum.StrEnum):
     COURIER = "courier"
 
 
-def _enum(cls: type[enum.Enum], name: str) -> sa.Enum:
-    # Stored as text with a CHECK constraint: portable, and new values need only a migration.
-    return sa.Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=24,
-        values_callable=lambda e: [m.value for m in e],
-    )
-
-
 class Merchant(Base):
     __tablename__ = "merchants"
 
@@ -44,7 +32,7 @@ class Merchant(Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     #: Unified social credit code (统一社会信用代码, GB 32100), check character verified.
     uscc: Mapped[str] = mapped_column(sa.String(18), unique=True)
-    kind: Mapped[MerchantKind] = mapped_column(_enum(MerchantKind, "merchant_kind"))
+    kind: Mapped[MerchantKind] = mapped_column(enum_column(MerchantKind, "merchant_kind"))
     #: GB/T 2260 administrative region code of the registered address.
     region_code: Mapped[str] = mapped_column(sa.String(6), index=True)
     location = mapped_column(Point(), nullable=True)

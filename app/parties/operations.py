@@ -5,11 +5,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.auth.models import Role
-from app.auth.principal import Principal
 from app.db import point
 from app.parties.models import Courier, LogisticsCompany, Merchant, MerchantKind
 from tracecore import identity
+from tracecore.access import Principal, Role
 from tracecore.errors import Conflict, NotFound
 from tracecore.regions import validate_region_code
 from tracecore.uscc import validate_uscc

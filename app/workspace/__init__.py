@@ -9,90 +9,14 @@ of a record is written to the access log, marked when it showed personal data.
 
 from __future__ import annotations
 
-import hmac
-import secrets
-import time
+from flask import Flask, redirect, url_for
 
-from flask import Blueprint, Flask, g, redirect, request, session, url_for
-
-from app.auth.models import Role
-from app.auth.operations import user_principal
-from app.auth.principal import Principal
-from app.errors import ApiError
-from app.web import db, settings
-from tracecore.errors import Forbidden
-
-bp = Blueprint("workspace", __name__, url_prefix="/workspace")
-
-#: Roles that may use the workspace at all (merchants and companies use the API for now).
-WORKSPACE_ROLES = (Role.ADMIN, Role.REGULATOR)
-OPEN_VIEWS = {"workspace.sign_in"}
-
-
-def start_session(user_id: int) -> None:
-    """A fresh session for a user who just proved who they are (never reuse the old one)."""
-    session.clear()
-    session.permanent = True
-    now = int(time.time())
-    session.update(uid=user_id, signed_in_at=now, seen_at=now, csrf=secrets.token_urlsafe(32))
-
-
-def viewer() -> Principal:
-    """The signed-in person (set for every workspace request but the sign-in page)."""
-    return g.workspace_viewer
-
-
-def csrf_token() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(32)
-    return session["csrf"]
-
-
-@bp.before_request
-def require_sign_in():
-    """Load the person behind the session, ending it when it is too old or idle."""
-    if request.endpoint in OPEN_VIEWS:
-        return None
-    cfg = settings()
-    now = int(time.time())
-    uid = session.get("uid")
-    expired = (
-        uid is None
-        or now - session.get("signed_in_at", 0) > cfg.SESSION_MAX_HOURS * 3600
-        or now - session.get("seen_at", 0) > cfg.SESSION_IDLE_MINUTES * 60
-    )
-    found = None if expired else user_principal(db(), uid)
-    if found is None:
-        session.clear()
-        if request.method == "GET":
-            return redirect(url_for("workspace.sign_in", next=request.full_path))
-        raise ApiError(401, "unauthorized", "your session has ended; sign in again")
-    if found.role not in WORKSPACE_ROLES:
-        raise Forbidden("the workspace is for regulators and admins")
-    session["seen_at"] = now
-    g.workspace_viewer = found
-    if request.method == "POST":
-        sent = request.form.get("csrf_token", "")
-        if not hmac.compare_digest(sent, session.get("csrf", "")):
-            raise ApiError(
-                400, "bad_form_token", "the form has expired; reload the page and try again"
-            )
-    return None
-
-
-@bp.context_processor
-def page_globals() -> dict:
-    return {
-        "csrf_token": csrf_token,
-        "viewer": g.get("workspace_viewer"),
-        "username": session.get("username", ""),
-    }
+from app.workspace import pages
+from app.workspace.session import bp
 
 
 def register(app: Flask, sign_in_limit) -> None:
     """Add the workspace to the app; ``sign_in_limit`` rate-limits the sign-in form."""
-    from app.workspace import pages
-
     app.register_blueprint(bp)
     # The limited view must be the one served: Flask-Limiter checks a decorated limit in the
     # wrapper it returns (its before_request hook leaves decorated limits to the wrapper).

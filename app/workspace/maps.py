@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.anomalies.findings import visible_anomalies
-from app.anomalies.models import Anomaly
-from app.auth.principal import Principal
+from app.credit.models import Anomaly
 from app.events.models import Event
 from tracecore import districts
+from tracecore.access import Principal
 from tracecore.errors import ValidationError
 
 MAX_ANOMALIES = 500

@@ -19,20 +19,20 @@ from flask import (
 )
 
 from app.anomalies import decisions, findings
-from app.anomalies.models import Anomaly, Appeal
-from app.auth.models import AccessEntry, Role
+from app.auth.models import AccessEntry
 from app.auth.operations import check_password, log_access
 from app.catalog.operations import get_batch
 from app.codes import operations as codes
 from app.codes.api import code_answer
 from app.consumer.places import place_of_point, place_of_region
 from app.credit import operations as credit_ops
-from app.credit.models import AuditEntry, Complaint
+from app.credit.models import Anomaly, Appeal, AuditEntry, Complaint
 from app.events import history
 from app.web import db, settings, unit_of_work
-from app.workspace import WORKSPACE_ROLES, bp, start_session, viewer
 from app.workspace import search as finder
 from app.workspace.maps import MapQuery, map_view
+from app.workspace.session import WORKSPACE_ROLES, bp, start_session, viewer
+from tracecore.access import Role
 from tracecore.anomalies import ANOMALY_TYPES
 from tracecore.errors import Forbidden, ValidationError
 

@@ -12,13 +12,13 @@ import sqlalchemy as sa
 from flask import url_for
 from sqlalchemy.orm import Session
 
-from app.auth.principal import Principal
 from app.catalog.models import Batch, Product
 from app.codes import operations as codes
 from app.events.models import Parcel
 from app.parties.models import Courier, LogisticsCompany, Merchant
 from app.web import settings
 from tracecore import identity
+from tracecore.access import Principal
 from tracecore.errors import DomainError
 from tracecore.gs1 import normalize_gtin
 

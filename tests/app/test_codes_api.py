@@ -9,8 +9,8 @@ import zxingcpp
 from biip.gs1_messages import GS1Message
 from PIL import Image
 
-from app.auth.principal import OPERATOR
 from app.codes.operations import issue_codes
+from tracecore.access import OPERATOR
 from tracecore.errors import Conflict
 from tracecore.serials import SERIAL_LENGTH
 

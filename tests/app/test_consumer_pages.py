@@ -11,9 +11,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from app.anomalies.models import Anomaly
 from app.consumer.models import CheckRollup, Verification
-from app.credit.models import Complaint, Review
+from app.credit.models import Anomaly, Complaint, Review
 from app.db import StatementConnections
 from tests.app.test_events_api import ship
 

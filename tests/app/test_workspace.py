@@ -11,9 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.anomalies.findings import record_findings
-from app.anomalies.models import Anomaly
 from app.auth.models import AccessEntry, User
-from app.credit.models import AuditEntry
+from app.credit.models import Anomaly, AuditEntry
 from tests.app.test_events_api import ship
 from tracecore.anomalies import Finding
 from tracecore.credit import Policy

@@ -1,12 +1,23 @@
-"""Who is acting, and the checks every use case makes against it."""
+"""Who is acting, and the checks every use case makes against it: a role, the party a
+merchant's or logistics company's credentials act for, and a regulator's jurisdiction.
+
+Plain values: every area of the app authorises with these, and the auth area (tokens, users,
+sessions) only turns a credential into a :class:`Principal`."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
-from app.auth.models import Role
 from tracecore.errors import Forbidden, ValidationError
 from tracecore.regions import validate_region_code
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    REGULATOR = "regulator"
+    MERCHANT = "merchant"  #: bound to one merchant
+    LOGISTICS = "logistics"  #: bound to one logistics company
 
 
 @dataclass(frozen=True)
