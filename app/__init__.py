@@ -100,12 +100,15 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     from flask_limiter import Limiter
 
     from app import cli, errors, ratelimit, web, workspace
+    from app.anomalies.api import bp as anomalies_bp
     from app.catalog.api import bp as catalog_bp
     from app.codes.api import bp as codes_bp
     from app.consumer.pages import bp as consumer_bp
     from app.credit.api import bp as credit_bp
     from app.db import create_engine, make_sessionmaker
     from app.events.api import bp as events_bp
+    from app.feedback.api import bp as feedback_bp
+    from app.ingest.api import bp as ingest_bp
     from app.openapi import bp as openapi_bp
     from app.parties.api import bp as parties_bp
 
@@ -143,8 +146,12 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     # Static strings (the settings do not change while the app runs): a callable is called
     # and its limit string parsed again on every request.
     public = ratelimit.PublicLimit(limiter, config.PUBLIC_RATE_LIMIT, web.client_address)
-    for bp in (parties_bp, catalog_bp, codes_bp, events_bp, credit_bp, openapi_bp):
-        if bp in (codes_bp, credit_bp):
+    api = (
+        *(parties_bp, catalog_bp, codes_bp, ingest_bp, events_bp),
+        *(anomalies_bp, credit_bp, feedback_bp),
+    )
+    for bp in (*api, openapi_bp):
+        if bp in (codes_bp, anomalies_bp, credit_bp, feedback_bp):
             public.apply(flask_app, bp)
         flask_app.register_blueprint(bp, url_prefix="/api/v1")
     public.apply(flask_app, consumer_bp)

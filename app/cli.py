@@ -390,7 +390,7 @@ def devices_ingest(
     import logging
 
     from app.anomalies.sweep import run_sweep
-    from app.events.api import limits
+    from app.ingest.api import limits
     from app.ingest.worker import BrokerAddress, Worker, default_client_id
 
     ext = _ext()

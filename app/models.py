@@ -11,16 +11,7 @@ from app.catalog.models import (
 )
 from app.codes.models import CodeState, Issuance, TraceCode
 from app.consumer.models import CheckRollup, Verification
-from app.credit.models import (
-    Anomaly,
-    Appeal,
-    AuditEntry,
-    Commitment,
-    Complaint,
-    CreditRecord,
-    DeliveryRating,
-    Review,
-)
+from app.credit.models import Anomaly, Appeal, AuditEntry, Commitment, CreditRecord
 from app.events.models import (
     Device,
     DeviceKind,
@@ -31,6 +22,7 @@ from app.events.models import (
     RejectedEvent,
     SequenceGap,
 )
+from app.feedback.models import Complaint, DeliveryRating, Review
 from app.parties.models import Courier, LogisticsCompany, Merchant, MerchantKind, PartyType
 from tracecore.access import Role
 

@@ -1,4 +1,4 @@
-"""CPU per event of :func:`app.events.ingest.ingest` alone, without MQTT: a development
+"""CPU per event of :func:`app.ingest.run.ingest` alone, without MQTT: a development
 tool that is robust to a busy machine (it counts CPU time, not wall time).
 
 The same scratch database and backlog as bench/bench_ingest.py; the messages are fed to
@@ -26,7 +26,7 @@ from bench.scratch import scratch_database
 
 def run(url: str, backlog, batch_size: int, rules: bool, profile: str | None) -> dict:
     from app.db import create_engine, make_sessionmaker
-    from app.events.ingest import Inbound, Limits, ingest
+    from app.ingest.run import Inbound, Limits, ingest
     from devices.protocol import device_id_from_topic
 
     engine = create_engine(url)

@@ -32,8 +32,8 @@ from werkzeug.http import dump_cookie, parse_accept_header
 from app import serialize
 from app.consumer import checks, scan, texts
 from app.consumer.units import find_unit
-from app.credit import feedback
 from app.errors import ApiError
+from app.feedback import operations as feedback
 from app.schemas import ComplaintIn, DeliveryRatingIn, ReviewIn
 from app.web import db, settings, unit_of_work
 from tracecore.errors import DomainError, NotFound, ValidationError

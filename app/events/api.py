@@ -1,8 +1,7 @@
-"""/api/v1 endpoints: device registry, events over HTTP, histories, rejected events."""
+"""/api/v1 endpoints: the device registry, histories, rejected events. (Events over HTTP:
+:mod:`app.ingest.api`.)"""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import Blueprint, request
@@ -12,7 +11,6 @@ from app.codes import operations as codes
 from app.codes.api import code_answer
 from app.errors import ApiError
 from app.events import history, registry
-from app.events.ingest import Inbound, Limits, ingest
 from app.events.models import RejectedEvent
 from app.schemas import DeviceIn
 from app.web import db, parse_body, principal, settings, unit_of_work
@@ -20,17 +18,6 @@ from devices import protocol
 from tracecore.access import Role
 
 bp = Blueprint("events", __name__)
-
-
-def limits() -> Limits:
-    cfg = settings()
-    return Limits(
-        timedelta(seconds=cfg.EVENT_MAX_SKEW_S),
-        timedelta(days=cfg.EVENT_MAX_AGE_DAYS),
-        rules=cfg.ANOMALY_RULES == "on",
-        thresholds=cfg.thresholds,
-        policy=cfg.policy,
-    )
 
 
 def device_json(device, secret: str | None = None) -> dict:
@@ -71,41 +58,6 @@ def get_device(device_id: str):
 @unit_of_work
 def disable_device(device_id: str):
     return device_json(registry.disable_device(db(), principal(), device_id))
-
-
-@bp.post("/events")
-@unit_of_work
-def post_events():
-    """The MQTT protocol over HTTP, for devices that cannot speak MQTT: the device id in the
-    ``X-Device-Id`` header (or ``device_id`` in the body), each event signed as over MQTT.
-    Answers ``{"acks": [...], "commands": [...]}`` exactly as MQTT would."""
-    if not request.is_json:
-        raise ApiError(415, "unsupported_media_type", "send the events as application/json")
-    payload = request.get_data(cache=True)
-    device_id = request.headers.get("X-Device-Id", "").strip()
-    if not device_id:
-        try:
-            body = request.get_json(silent=True)
-            device_id = str(body.get("device_id", "")) if isinstance(body, dict) else ""
-        except Exception:
-            device_id = ""
-    if not device_id:
-        raise ApiError(
-            422,
-            "validation_failed",
-            "name the device in the X-Device-Id header",
-            field="X-Device-Id",
-        )
-    result = ingest(
-        db(),
-        settings().SECRET_KEY,
-        [Inbound(device_id[:64], payload, datetime.now(UTC))],
-        limits=limits(),
-    )
-    return {
-        "acks": [a.to_json() for a in result.acks[0]],
-        "commands": [c for _, c in result.commands],
-    }
 
 
 @bp.get("/codes/<serial>/history")

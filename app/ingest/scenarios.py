@@ -24,11 +24,11 @@ from app.anomalies import detect
 from app.catalog import operations as catalog
 from app.catalog.models import Batch, ProductCategory
 from app.codes.operations import issue_codes
-from app.credit import feedback
 from app.credit.models import Anomaly
-from app.events.ingest import Inbound, Limits, ingest
 from app.events.models import DeviceKind
 from app.events.registry import register_device
+from app.feedback import operations as feedback
+from app.ingest.run import Inbound, Limits, ingest
 from app.parties.models import Courier
 from devices import protocol, simulator
 from tracecore.access import OPERATOR

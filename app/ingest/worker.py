@@ -6,7 +6,7 @@ Two threads. paho's network thread only puts each PUBLISH it receives in a bound
 (while it is full, paho reads nothing more and TCP holds the broker back, but it goes on
 sending PUBACKs and keep-alive pings). The main thread takes a batch out of it (up to
 ``batch_size`` messages, or what arrived within ``max_wait``), runs
-:func:`app.events.ingest.ingest` on it in one transaction, commits, publishes each
+:func:`app.ingest.run.ingest` on it in one transaction, commits, publishes each
 message's acks on its device's acks topic (and any resend commands), and only once the
 broker has confirmed those acks (their QoS 1 PUBACKs) sends the MQTT PUBACKs of the
 batch's messages (``manual_ack``); meanwhile it stores the next batch. So:
@@ -68,8 +68,8 @@ from paho.mqtt.properties import Properties
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from app.events.ingest import Inbound, IngestResult, Limits, ingest
 from app.events.models import PAYLOAD_KEEP, RejectedEvent
+from app.ingest.run import Inbound, IngestResult, Limits, ingest
 from devices import protocol
 from devices.protocol import Ack, Rejected
 

@@ -26,8 +26,9 @@ from app.codes import operations as codes
 from app.codes.api import code_answer
 from app.consumer.places import place_of_point, place_of_region
 from app.credit import operations as credit_ops
-from app.credit.models import Anomaly, Appeal, AuditEntry, Complaint
+from app.credit.models import Anomaly, Appeal, AuditEntry
 from app.events import history
+from app.feedback.models import Complaint
 from app.web import db, settings, unit_of_work
 from app.workspace import search as finder
 from app.workspace.maps import MapQuery, map_view

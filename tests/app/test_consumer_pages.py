@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from app.consumer.models import CheckRollup, Verification
-from app.credit.models import Anomaly, Complaint, Review
+from app.credit.models import Anomaly
 from app.db import StatementConnections
+from app.feedback.models import Complaint, Review
 from tests.app.test_events_api import ship
 
 HTML = {"Accept": "text/html"}

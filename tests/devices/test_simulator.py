@@ -354,7 +354,7 @@ class _IngestStub:
         self.thread.start()
 
     def work(self) -> None:
-        from app.events.ingest import Inbound, ingest
+        from app.ingest.run import Inbound, ingest
 
         ext = self.app.extensions["trace"]
         while not self.stop.is_set():

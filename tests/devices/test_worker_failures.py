@@ -251,7 +251,7 @@ def test_two_workers_storing_one_units_events_at_once_replay_it_whole(app, make,
     """Two workers store in parallel. When one holds a unit's sale uncommitted and the other
     stores a second sale of it (another till), does the second batch wait for the first's
     commit and replay the unit with both, marking the second sale as unlawful?"""
-    from app.events.ingest import Inbound, ingest
+    from app.ingest.run import Inbound, ingest
 
     shelf_id, _, serials = scanner
     owner = count(app, f"SELECT owner_id FROM devices WHERE id = '{shelf_id}'")
@@ -351,8 +351,8 @@ def test_two_workers_storing_one_devices_events_at_once_do_not_deadlock(app, sca
     then both lock the device to track its sequence numbers: does the second wait for the
     first instead of deadlocking, and are the device's numbers tracked as if one after the
     other?"""
-    from app.events import ingest as ingest_run
-    from app.events.ingest import Inbound, ingest
+    from app.ingest import run as ingest_run
+    from app.ingest.run import Inbound, ingest
 
     device_id = scanner[0]
     both_stored = threading.Barrier(2, timeout=10)

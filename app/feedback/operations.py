@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from app.anomalies.findings import record_findings
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
-from app.credit.models import Anomaly, Complaint, CreditRecord, DeliveryRating, Review
+from app.credit.models import Anomaly, CreditRecord
 from app.events.models import Event, Parcel, ParcelItem
+from app.feedback.models import Complaint, DeliveryRating, Review
 from tracecore import credit
 from tracecore.access import Principal, Role
 from tracecore.anomalies import MINOR, Finding

@@ -1,0 +1,168 @@
+"""/api/v1 endpoints of the anomaly side: the findings (filtered, paged), a regulator's
+decision, a party's appeal and its decision."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from flask import Blueprint, request, url_for
+
+from app.anomalies import decisions, findings
+from app.credit.api import rfc3339
+from app.credit.models import Anomaly
+from app.credit.operations import acts_for
+from app.errors import ApiError
+from app.schemas import AppealIn, DecisionIn
+from app.web import db, parse_body, principal, unit_of_work
+from tracecore.errors import NotFound
+
+bp = Blueprint("anomalies", __name__)
+ANOMALY_FILTERS = (
+    "type",
+    "status",
+    "party_type",
+    "party_id",
+    "since",
+    "until",
+    "severity",
+    "region_code",
+    "within",
+    "before",
+    "limit",
+)
+
+
+def anomaly_json(a: Anomaly) -> dict:
+    return {
+        "id": a.id,
+        "type": a.type,
+        "severity": a.severity,
+        "status": a.status,
+        "subject": {
+            {"code": "code", "waybill": "waybill", "batch": "batch_id", "merchant": "merchant_id"}[
+                a.subject_type
+            ]: a.subject
+        },
+        "party": {"type": a.party_type, "id": a.party_id},
+        "region_code": a.region_code,
+        "evidence": a.evidence,
+        "detected_at": rfc3339(a.detected_at),
+        "decided_at": rfc3339(a.decided_at),
+    }
+
+
+def _time_arg(name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(
+            422, "validation_failed", f"{name} must be an RFC 3339 time", field=name
+        ) from None
+    if moment.tzinfo is None:
+        raise ApiError(422, "validation_failed", f"{name} needs a UTC offset", field=name)
+    return moment.astimezone(UTC)
+
+
+def _within_arg() -> str | None:
+    """``within``: a GeoJSON Polygon or MultiPolygon, as WGS 84 WKT."""
+    raw = request.args.get("within")
+    if not raw:
+        return None
+    from shapely.geometry import shape
+
+    try:
+        geometry = shape(json.loads(raw))
+        if geometry.geom_type not in ("Polygon", "MultiPolygon") or not geometry.is_valid:
+            raise ValueError
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise ApiError(
+            422,
+            "validation_failed",
+            "within must be a valid GeoJSON Polygon or MultiPolygon",
+            field="within",
+        ) from None
+    return geometry.wkt
+
+
+def _number_arg(name: str) -> int | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ApiError(422, "validation_failed", f"{name} must be a number", field=name)
+    return int(raw)
+
+
+@bp.get("/anomalies")
+def list_anomalies():
+    """Newest first. Authorities see those of their jurisdiction; a merchant or company only
+    what names it (or, for a company, its couriers)."""
+    viewer = principal()
+    unknown = set(request.args) - set(ANOMALY_FILTERS)
+    if unknown:
+        raise ApiError(
+            422,
+            "validation_failed",
+            f"unknown filter: {sorted(unknown)[0]}",
+            field=sorted(unknown)[0],
+        )
+    limit = min(_number_arg("limit") or 50, 500)
+    found = findings.AnomalyFilter(
+        type=request.args.get("type") or None,
+        status=request.args.get("status") or None,
+        severity=request.args.get("severity") or None,
+        party_type=request.args.get("party_type") or None,
+        party_id=_number_arg("party_id"),
+        since=_time_arg("since"),
+        until=_time_arg("until"),
+        region_code=request.args.get("region_code") or None,
+        within_wkt=_within_arg(),
+        before=_number_arg("before"),
+    )
+    items = findings.find_anomalies(db(), viewer, found, limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    next_url = None
+    if more:
+        args = {k: v for k, v in request.args.items() if k != "before"}
+        next_url = url_for("anomalies.list_anomalies", _external=False, before=items[-1].id, **args)
+    return {"items": [anomaly_json(a) for a in items], "next": next_url}
+
+
+@bp.get("/anomalies/<int:anomaly_id>")
+def get_anomaly(anomaly_id: int):
+    viewer = principal()
+    anomaly = findings.get_anomaly(db(), anomaly_id)
+    if not (
+        (viewer.is_authority and viewer.covers(anomaly.region_code))
+        or acts_for(db(), viewer, anomaly.party_type, anomaly.party_id)
+    ):
+        raise NotFound(f"no anomaly with id {anomaly_id}")
+    return anomaly_json(anomaly)
+
+
+@bp.post("/anomalies/<int:anomaly_id>/decision")
+@unit_of_work
+def decide(anomaly_id: int):
+    body = parse_body(DecisionIn)
+    return anomaly_json(decisions.decide(db(), principal(), anomaly_id, body.decision, body.reason))
+
+
+@bp.post("/anomalies/<int:anomaly_id>/appeal")
+@unit_of_work
+def appeal(anomaly_id: int):
+    body = parse_body(AppealIn)
+    found = decisions.appeal(db(), principal(), anomaly_id, body.statement)
+    return {"id": found.id, "anomaly_id": anomaly_id, "status": found.status}, 201
+
+
+@bp.post("/appeals/<int:appeal_id>/decision")
+@unit_of_work
+def decide_appeal(appeal_id: int):
+    body = parse_body(DecisionIn)
+    found = decisions.decide_appeal(db(), principal(), appeal_id, body.decision, body.reason)
+    return {"id": found.id, "anomaly_id": found.anomaly_id, "status": found.status}

@@ -1,0 +1,1 @@
+"""Feedback from consumers and merchants: delivery ratings, reviews and complaints."""
