@@ -197,8 +197,19 @@ def make_sessionmaker(engine: sa.Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def lat_lon_of(column, prefix: str = "") -> tuple[sa.ColumnElement, sa.ColumnElement]:
+    """A point column read as two numbers, ``{prefix}lat`` and ``{prefix}lon``, by the
+    database (ST_Y, ST_X on both PostGIS and SpatiaLite): how a statement reads a point,
+    with nothing to decode here. NULL for no point."""
+    return (
+        sa.func.ST_Y(column, type_=sa.Float).label(f"{prefix}lat"),
+        sa.func.ST_X(column, type_=sa.Float).label(f"{prefix}lon"),
+    )
+
+
 def lat_lon(geometry) -> tuple[float, float] | None:
-    """(lat, lon) of a stored point, or None."""
+    """(lat, lon) of a point loaded with an ORM object (a WKB element), or None; a statement
+    reads points with :func:`lat_lon_of` instead."""
     if geometry is None:
         return None
     from geoalchemy2.shape import to_shape
