@@ -1,11 +1,17 @@
-"""History endpoint latency with 1,000,000 events stored, on PostgreSQL + PostGIS.
+"""History endpoint latency with 1,000,000 (or --events) events stored, on PostgreSQL + PostGIS.
 
-Loads 100,000 units with 10 events each (shelved, sold, packed, picked up, 4 transit scans,
-out for delivery, signed — one parcel per unit) straight into a scratch database with COPY,
-then times ``GET /api/v1/codes/{serial}/history`` for random units through the WSGI app (no
-network), next to a trivial endpoint of the same app in the same run.
+Loads units with 10 events each (shelved, sold, packed, picked up, 4 transit scans, out for
+delivery, signed — one parcel per unit; --events / 10 units) straight into a scratch database
+with COPY, then times ``GET /api/v1/codes/{serial}/history`` for random units through the WSGI
+app (no network), next to a trivial endpoint of the same app in the same run.
 
-    python bench/bench_history.py [--units 100000] [--requests 2000] [--pg URL]
+With ``--keep NAME`` the database NAME is loaded once and kept: a later run with the same NAME
+measures the same data again without loading it (10,000,000 events take a while to load).
+
+    PYTHONPATH=. python bench/bench_history.py [--events 1000000] [--requests 2000] [--pg URL]
+        [--keep NAME]
+
+(``PYTHONPATH=.``: the checkout's packages, not those of the virtualenv's editable install.)
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import random
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -100,11 +108,48 @@ def setup(app, units: int, history_units: int | None = None) -> tuple[list[str],
     return serials, token
 
 
+#: Units written per COPY round (10 events each), so that memory stays flat at any size.
+CHUNK_UNITS = 50_000
+
+
 def load_events(engine: sa.Engine, serials: list[str], ids: dict) -> None:
+    seq = {"shelf": 0, "pos": 0, "handheld": 0}
+    with engine.begin() as conn:
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            for first in range(0, len(serials), CHUNK_UNITS):
+                chunk = serials[first : first + CHUNK_UNITS]
+                parcels, items, events = _chunk(chunk, first, ids, seq)
+                with cur.copy(
+                    "COPY parcels (waybill, merchant_id, logistics_company_id, consignee, "
+                    "consignee_region_code, state, packed_at) FROM STDIN"
+                ) as copy:
+                    copy.write(parcels)
+                with cur.copy("COPY parcel_items (waybill, serial) FROM STDIN") as copy:
+                    copy.write(items)
+                with cur.copy(
+                    "COPY events (event_id, device_id, seq, type, serial, waybill, "
+                    "occurred_at, utc_offset_min, received_at, location, accuracy_m, "
+                    "party_type, party_id, data, violation) FROM STDIN"
+                ) as copy:
+                    copy.write(events)
+            for device, top in seq.items():
+                cur.execute("UPDATE devices SET max_seq = %s WHERE id = %s", (top, ids[device]))
+            cur.execute(
+                "UPDATE trace_codes SET state = 'signed' WHERE serial = ANY(%s)", (serials,)
+            )
+    # What autovacuum would do within a minute of such a load: done now, so that it does not
+    # run during the measurements (it took a core for several seconds of the first one).
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM (ANALYZE)"))
+
+
+def _chunk(serials: list[str], offset: int, ids: dict, seq: dict) -> tuple[str, str, str]:
+    """COPY text of the parcels, parcel items and events of ``serials`` (the units numbered
+    from ``offset``)."""
     start = datetime(2026, 11, 1, tzinfo=UTC)
     events, parcels, items = io.StringIO(), io.StringIO(), io.StringIO()
-    seq = {"shelf": 0, "pos": 0, "handheld": 0}
-    for n, serial in enumerate(serials):
+    for n, serial in enumerate(serials, offset):
         t = start + timedelta(seconds=n * 7)
         waybill = f"SF{n:010d}"
         lat, lon = 31.70 + (n % 100) / 500, 119.90 + (n % 77) / 500
@@ -153,31 +198,7 @@ def load_events(engine: sa.Engine, serials: list[str], ids: dict) -> None:
                 )
                 + "\n"
             )
-    with engine.begin() as conn:
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur:
-            with cur.copy(
-                "COPY parcels (waybill, merchant_id, logistics_company_id, consignee, "
-                "consignee_region_code, state, packed_at) FROM STDIN"
-            ) as copy:
-                copy.write(parcels.getvalue())
-            with cur.copy("COPY parcel_items (waybill, serial) FROM STDIN") as copy:
-                copy.write(items.getvalue())
-            with cur.copy(
-                "COPY events (event_id, device_id, seq, type, serial, waybill, "
-                "occurred_at, utc_offset_min, received_at, location, accuracy_m, "
-                "party_type, party_id, data, violation) FROM STDIN"
-            ) as copy:
-                copy.write(events.getvalue())
-            for device, top in seq.items():
-                cur.execute("UPDATE devices SET max_seq = %s WHERE id = %s", (top, ids[device]))
-            cur.execute(
-                "UPDATE trace_codes SET state = 'signed' WHERE serial = ANY(%s)", (serials,)
-            )
-    # What autovacuum would do within a minute of such a load: done now, so that it does not
-    # run during the measurements (it took a core for several seconds of the first one).
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text("VACUUM (ANALYZE)"))
+    return parcels.getvalue(), items.getvalue(), events.getvalue()
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -195,30 +216,65 @@ def measure(client, urls: list[str], headers: dict) -> list[float]:
     return timings
 
 
+@contextmanager
+def bench_database(server: str, keep: str | None) -> Iterator[str]:
+    """A scratch database dropped afterwards, or the kept database ``keep`` (created if absent)."""
+    if keep is None:
+        with scratch_database(server) as url:
+            yield url
+        return
+    admin = sa.create_engine(
+        server.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        found = conn.execute(
+            sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": keep}
+        ).first()
+        if found is None:
+            conn.execute(sa.text(f'CREATE DATABASE "{keep}"'))
+    admin.dispose()
+    yield f"{server}/{keep}"
+
+
+def loaded(app) -> tuple[list[str], str] | None:
+    """The serials and a regulator's token of a kept database loaded by an earlier run."""
+    with app.extensions["trace"].sessionmaker() as s:
+        serials = list(s.scalars(sa.text("SELECT serial FROM parcel_items")))
+        if not serials:
+            return None
+        token, _ = create_token(s, Role.REGULATOR)
+        s.commit()
+    return serials, token
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--units", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events stored (10 a unit)")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--keep", metavar="NAME", help="load into database NAME once and keep it")
     args = parser.parse_args()
+    units = args.events // len(["shelved", "sold", *PARCEL_STEPS])
 
-    with scratch_database(args.pg) as url:
+    with bench_database(args.pg, args.keep) as url:
         migrate.upgrade(url)
         app = create_app(
             {
                 "DATABASE_URL": url,
                 "SECRET_KEY": "bench",
                 "TRACE_ENV": "testing",
-                "MAX_CODES_PER_REQUEST": args.units,
+                "MAX_CODES_PER_REQUEST": units,
             }
         )
         app.add_url_rule("/bench/ping", "bench_ping", lambda: {"ok": True})
         t0 = time.perf_counter()
-        serials, token = setup(app, args.units)
+        found = loaded(app) if args.keep else None
+        serials, token = found or setup(app, units)
         with app.extensions["trace"].engine.connect() as conn:
             stored = conn.execute(sa.text("SELECT count(*) FROM events")).scalar()
         print(
-            f"loaded {stored:,} events for {len(serials):,} units "
+            f"{'found' if found else 'loaded'} {stored:,} events for {len(serials):,} units "
             f"in {time.perf_counter() - t0:.0f} s"
         )
         rng = random.Random(7)

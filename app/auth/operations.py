@@ -64,12 +64,9 @@ def create_token(
 
 
 def authenticate(session: Session, token: str) -> Principal | None:
-    """The principal of a live token, or None."""
-    record = session.scalar(
-        sa.select(ApiToken).where(
-            ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None)
-        )
-    )
+    """The principal of a live token, or None (read as a row: every authenticated request
+    asks, and loading an ORM object cost more than the lookup)."""
+    record = session.execute(_LIVE_TOKEN, {"digest": _digest(token)}).first()
     if record is None:
         return None
     return Principal(
@@ -78,6 +75,11 @@ def authenticate(session: Session, token: str) -> Principal | None:
         token_id=record.id,
         jurisdiction=parse_jurisdiction(record.jurisdiction),
     )
+
+
+_LIVE_TOKEN = sa.select(ApiToken.id, ApiToken.role, ApiToken.party_id, ApiToken.jurisdiction).where(
+    ApiToken.token_hash == sa.bindparam("digest"), ApiToken.revoked_at.is_(None)
+)
 
 
 # -- people: password sign-in for the workspace ---------------------------------------------
@@ -157,17 +159,23 @@ def log_access(
     personal_data: bool = False,
     detail: str = "",
 ) -> None:
-    """One line in the access log: who looked at, exported or changed what."""
-    session.add(
-        AccessEntry(
-            at=datetime.now(UTC),
-            actor_role=actor.role.value if actor else "anonymous",
-            actor_user_id=actor.user_id if actor else None,
-            actor_token_id=actor.token_id if actor else None,
-            action=action,
-            target_type=target_type,
-            target_id=str(target_id)[:64],
-            personal_data=personal_data,
-            detail=detail[:300],
-        )
+    """One line in the access log: who looked at, exported or changed what. Inserted at once
+    with Core, in the caller's transaction: the ORM's unit of work cost a read of a history
+    more CPU than the line itself (0.5 ms of 4)."""
+    session.connection().execute(
+        _LOG_LINE,
+        {
+            "at": datetime.now(UTC),
+            "actor_role": actor.role.value if actor else "anonymous",
+            "actor_user_id": actor.user_id if actor else None,
+            "actor_token_id": actor.token_id if actor else None,
+            "action": action,
+            "target_type": target_type,
+            "target_id": str(target_id)[:64],
+            "personal_data": personal_data,
+            "detail": detail[:300],
+        },
     )
+
+
+_LOG_LINE = sa.insert(AccessEntry.__table__)

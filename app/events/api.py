@@ -9,6 +9,7 @@ from flask import Blueprint, request
 from app.auth.operations import log_access
 from app.codes import operations as codes
 from app.codes.api import code_answer
+from app.db import commit_without_flush_wait
 from app.errors import ApiError
 from app.events import history, registry
 from app.events.models import RejectedEvent
@@ -68,6 +69,7 @@ def code_history(serial: str):
     answer = history.code_history(db(), viewer, code.serial, code_answer(code))
     # Authorities see exact delivery points (next to a consumer's home): that is logged.
     log_access(db(), viewer, "view", "code", code.serial, personal_data=viewer.is_authority)
+    commit_without_flush_wait(db())
     return answer
 
 
@@ -77,6 +79,7 @@ def parcel_history(waybill: str):
     viewer = principal()
     answer = history.parcel_history(db(), viewer, waybill)
     log_access(db(), viewer, "view", "parcel", answer["waybill"], personal_data=viewer.is_authority)
+    commit_without_flush_wait(db())
     return answer
 
 

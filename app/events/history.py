@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.db import lat_lon
-from app.events.models import Event, Parcel, ParcelItem
+from app.events.models import Parcel, ParcelItem
+from app.events.unit_events import UnitEvent, parcel_events, unit_events, units_events
 from app.parties.models import Courier, LogisticsCompany, Merchant
 from tracecore import lifecycle
 from tracecore.access import Principal, Role
@@ -29,7 +30,7 @@ from tracecore.vocabulary import NEAR_CONSUMER
 
 @dataclass
 class Timeline:
-    events: list  #: rows of events, in event-time order
+    events: list[UnitEvent]  #: in event-time order
     custody: list[lifecycle.Custody]
     state: str
 
@@ -47,67 +48,55 @@ _COURIER_NAMES = (
     .join(LogisticsCompany, Courier.company_id == LogisticsCompany.id)
     .where(Courier.id.in_(sa.bindparam("ids", expanding=True)))
 )
-_EVENT_COLUMNS = (
-    Event.event_id,
-    Event.type,
-    Event.occurred_at,
-    Event.utc_offset_min,
-    Event.received_at,
-    Event.device_id,
-    Event.party_type,
-    Event.party_id,
-    Event.serial,
-    Event.waybill,
-    Event.data,
-    Event.violation,
-    Event.flag,
-    Event.id,
-    sa.func.ST_AsBinary(Event.location).label("location"),
-)
-_EVENTS = (
-    sa.select(*_EVENT_COLUMNS)
-    .where(
-        sa.or_(
-            Event.serial.in_(sa.bindparam("serials", expanding=True)),
-            Event.waybill.in_(sa.bindparam("waybills", expanding=True)),
-        )
-    )
-    .order_by(Event.occurred_at, Event.id)
-)
-# A unit's own events and its parcels', as two index lookups in one statement: with
-# ``waybill IN (subquery)`` OR-ed beside ``serial = …`` PostgreSQL filtered the whole events
-# table (a hashed SubPlan under a sequential scan, 110 ms at 200,000 events).
-_UNIT_EVENTS = sa.union_all(
-    sa.select(*_EVENT_COLUMNS).where(Event.serial == sa.bindparam("serial")),
-    sa.select(*_EVENT_COLUMNS).where(
-        Event.waybill.in_(
-            sa.select(ParcelItem.waybill).where(ParcelItem.serial == sa.bindparam("serial"))
-        )
-    ),
+_FIRST_HOLDERS = (
+    sa.select(TraceCode.serial, Product.merchant_id)
+    .join(Batch, TraceCode.batch_id == Batch.id)
+    .join(Product, Batch.product_id == Product.id)
+    .where(TraceCode.serial.in_(sa.bindparam("serials", expanding=True)))
 )
 
 
 class _Parties:
-    """Names of the parties that appear in a set of events, loaded in one query per kind."""
+    """Names of the parties in a set of events (read with their names), and of ``others``
+    (custody holders: merchants, couriers) not named there, loaded in one query per kind."""
 
-    def __init__(self, session: Session, keys: set[tuple[str, int]], authority: bool) -> None:
+    def __init__(
+        self,
+        session: Session,
+        events: list[UnitEvent],
+        authority: bool,
+        others: set[tuple[str, int]] = frozenset(),
+        known: dict[tuple[str, int], dict] | None = None,
+    ) -> None:
+        self.authority = authority
+        self.names: dict[tuple[str, int], dict] = dict(known or {})
+        for e in events:
+            if e.party_name is not None and (e.party_type, e.party_id) not in self.names:
+                if e.party_type == "merchant":
+                    self._merchant(e.party_id, e.party_name)
+                elif e.party_type == "courier":
+                    self._courier(e.party_id, e.party_name, e.company_id, e.company_name)
         ids = defaultdict(set)
-        for kind, pid in keys:
-            ids[kind].add(pid)
-        self.names: dict[tuple[str, int], dict] = {}
+        for kind, pid in others:
+            if (kind, pid) not in self.names:
+                ids[kind].add(pid)
         if ids["merchant"]:
             for mid, name in session.execute(_MERCHANT_NAMES, {"ids": list(ids["merchant"])}):
-                self.names[("merchant", mid)] = {"type": "merchant", "id": mid, "name": name}
+                self._merchant(mid, name)
         if ids["courier"]:
-            for cid, name, company_id, company in session.execute(
-                _COURIER_NAMES, {"ids": list(ids["courier"])}
-            ):
-                self.names[("courier", cid)] = {
-                    "type": "courier",
-                    "id": cid,
-                    "name": name if authority else mask_name(name),
-                    "company": {"type": "logistics_company", "id": company_id, "name": company},
-                }
+            for row in session.execute(_COURIER_NAMES, {"ids": list(ids["courier"])}):
+                self._courier(*row)
+
+    def _merchant(self, mid: int, name: str) -> None:
+        self.names[("merchant", mid)] = {"type": "merchant", "id": mid, "name": name}
+
+    def _courier(self, cid: int, name: str, company_id: int, company: str) -> None:
+        self.names[("courier", cid)] = {
+            "type": "courier",
+            "id": cid,
+            "name": name if self.authority else mask_name(name),
+            "company": {"type": "logistics_company", "id": company_id, "name": company},
+        }
 
     def of(self, key) -> dict | None:
         if key is None:
@@ -117,82 +106,42 @@ class _Parties:
         return self.names.get(key, {"type": key[0], "id": key[1]})
 
 
-def _event_rows(session: Session, serials: set[str], waybills: set[str]) -> list:
-    """Events of the units and parcels, in time order."""
-    if not serials and not waybills:
-        return []
-    return list(session.execute(_EVENTS, {"serials": list(serials), "waybills": list(waybills)}))
+def point_of(location: tuple[float, float] | None) -> tuple[float, float] | None:
+    """(lat, lon) of a :class:`UnitEvent`'s ``location``, or None. Only for the consumer's
+    page until it reads the event's ``lat`` and ``lon``, as everything else does."""
+    return location
 
 
-def _in_time(row) -> tuple:
-    return (row.occurred_at, row.id)
-
-
-def point_of(raw) -> tuple[float, float] | None:
-    """(lat, lon) of an event's location as read (well-known binary), or None."""
-    if raw is None:
-        return None
-    from shapely import wkb
-
-    shape = wkb.loads(bytes(raw))
-    return shape.y, shape.x
+def _timeline(events: list[UnitEvent], first_holder: tuple[str, int]) -> Timeline:
+    steps = [
+        lifecycle.Step(r.event_id, r.type, r.occurred_at, r.id, (r.party_type, r.party_id))
+        for r in events
+    ]
+    result = lifecycle.replay(steps)
+    custody = lifecycle.custody(result.lawful, first_holder, ("consignee", 0))
+    return Timeline(events, custody, result.state)
 
 
 def _timelines(session: Session, serials: list[str]) -> tuple[dict[str, Timeline], list]:
-    """Each unit's events (its own and its parcels'), lifecycle state and custody."""
-    items = session.execute(
-        sa.select(ParcelItem.waybill, ParcelItem.serial).where(ParcelItem.serial.in_(serials))
-    ).all()
-    parcels_of = defaultdict(set)
-    for waybill, serial in items:
-        parcels_of[serial].add(waybill)
-    rows = _event_rows(session, set(serials), {w for w, _ in items})
-    first_holder = dict(
-        session.execute(
-            sa.select(TraceCode.serial, Product.merchant_id)
-            .join(Batch, TraceCode.batch_id == Batch.id)
-            .join(Product, Batch.product_id == Product.id)
-            .where(TraceCode.serial.in_(serials))
-        ).all()
-    )
-    out = {}
-    for serial in serials:
-        mine = [r for r in rows if r.serial == serial or r.waybill in parcels_of[serial]]
-        steps = [
-            lifecycle.Step(r.event_id, r.type, r.occurred_at, r.id, (r.party_type, r.party_id))
-            for r in mine
-        ]
-        result = lifecycle.replay(steps)
-        out[serial] = Timeline(
-            mine,
-            lifecycle.custody(result.lawful, ("merchant", first_holder[serial]), ("consignee", 0)),
-            result.state,
-        )
-    return out, rows
+    """Each unit's events (its own and its parcels', with names), lifecycle state and custody."""
+    read = units_events(session, serials, names=True)
+    first_holder = dict(session.execute(_FIRST_HOLDERS, {"serials": serials}).all())
+    out = {
+        serial: _timeline(read.by_unit[serial], ("merchant", first_holder[serial]))
+        for serial in serials
+    }
+    return out, read.events
 
 
 def unit_timeline(session: Session, serial: str, merchant_id: int) -> tuple[Timeline, _Parties]:
     """A unit's timeline and the names of the parties in it as the public may see them
     (couriers masked), for the consumer's page: its events and its parcels' in one statement."""
-    seen: set[int] = set()
-    rows = [
-        r
-        for r in sorted(session.execute(_UNIT_EVENTS, {"serial": serial}), key=_in_time)
-        if not (r.id in seen or seen.add(r.id))
-    ]
-    steps = [
-        lifecycle.Step(r.event_id, r.type, r.occurred_at, r.id, (r.party_type, r.party_id))
-        for r in rows
-    ]
-    result = lifecycle.replay(steps)
-    custody = lifecycle.custody(result.lawful, ("merchant", merchant_id), ("consignee", 0))
-    timeline = Timeline(rows, custody, result.state)
-    keys = {(r.party_type, r.party_id) for r in rows}
-    return timeline, _Parties(session, keys, authority=False)
+    rows = unit_events(session, serial, names=True)
+    return _timeline(rows, ("merchant", merchant_id)), _Parties(session, rows, authority=False)
 
 
-def _event_json(row, parties: _Parties, authority: bool) -> dict:
-    place = point_of(row.location)
+def _event_json(row: UnitEvent, parties: _Parties, authority: bool) -> dict:
+    place = None if row.lat is None else (row.lat, row.lon)
     if place and row.type in NEAR_CONSUMER and not authority:
         place = (round(place[0], 2), round(place[1], 2))
     return {
@@ -229,19 +178,29 @@ def _may_see_unit(viewer: Principal, merchant_id: int, region_code: str) -> None
 
 
 def code_history(session: Session, viewer: Principal, serial: str, code_json: dict) -> dict:
-    """A unit's complete history: origin, every event in time order, custody over time."""
-    _may_see_unit(viewer, code_json["merchant"]["id"], code_json["merchant"]["region_code"])
-    timelines, rows = _timelines(session, [serial])
-    timeline = timelines[serial]
-    keys = {(r.party_type, r.party_id) for r in rows} | {
-        p.party for p in timeline.custody if p.party
-    }
-    parties = _Parties(session, keys, viewer.is_authority)
+    """A unit's complete history: origin, every event in time order, custody over time.
+    Its events, with their parties' names, are one statement."""
+    merchant = code_json["merchant"]
+    _may_see_unit(viewer, merchant["id"], merchant["region_code"])
+    timeline = _timeline(unit_events(session, serial, names=True), ("merchant", merchant["id"]))
+    parties = _Parties(
+        session,
+        timeline.events,
+        viewer.is_authority,
+        others={p.party for p in timeline.custody if p.party},
+        known={
+            ("merchant", merchant["id"]): {
+                "type": "merchant",
+                "id": merchant["id"],
+                "name": merchant["name"],
+            }
+        },
+    )
     return {
         "code": {"serial": serial, "uri": code_json["uri"]},
         "product": code_json["product"],
         "batch": code_json["batch"],
-        "merchant": code_json["merchant"],
+        "merchant": merchant,
         "state": timeline.state,
         "custody": _custody_json(timeline.custody, parties),
         "events": [_event_json(r, parties, viewer.is_authority) for r in timeline.events],
@@ -271,15 +230,9 @@ def parcel_history(session: Session, viewer: Principal, waybill: str) -> dict:
             .order_by(ParcelItem.serial)
         )
     )
-    rows = _event_rows(session, set(), {parcel.waybill})
-    steps = [
-        lifecycle.Step(r.event_id, r.type, r.occurred_at, r.id, (r.party_type, r.party_id))
-        for r in rows
-    ]
-    result = lifecycle.replay(steps)
-    periods = lifecycle.custody(result.lawful, ("merchant", parcel.merchant_id), ("consignee", 0))
-    keys = {(r.party_type, r.party_id) for r in rows} | {("merchant", parcel.merchant_id)}
-    parties = _Parties(session, keys, viewer.is_authority)
+    rows = parcel_events(session, parcel.waybill, names=True)
+    periods = _timeline(rows, ("merchant", parcel.merchant_id)).custody
+    parties = _Parties(session, rows, viewer.is_authority, {("merchant", parcel.merchant_id)})
     company = session.get(LogisticsCompany, parcel.logistics_company_id)
     answer = {
         "waybill": parcel.waybill,
@@ -317,10 +270,8 @@ def batch_trace(
     more = len(serials) > limit
     serials = serials[:limit]
     timelines, rows = _timelines(session, serials) if serials else ({}, [])
-    keys = {(r.party_type, r.party_id) for r in rows} | {
-        p.party for t in timelines.values() for p in t.custody if p.party
-    }
-    parties = _Parties(session, keys, viewer.is_authority)
+    custodians = {p.party for t in timelines.values() for p in t.custody if p.party}
+    parties = _Parties(session, rows, viewer.is_authority, custodians)
     units = []
     for serial in serials:
         timeline = timelines[serial]
