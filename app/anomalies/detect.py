@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 from app.anomalies.findings import record_findings
 from app.catalog.models import Batch
 from app.codes.models import TraceCode
-from app.db import among
+from app.db import among, lat_lon_of
 from app.events.models import Device, Event, Parcel, ParcelItem
-from app.events.replay import EVENT_COLUMNS, Replayed, ReplayedEvent, read_events
+from app.events.replay import Replayed
+from app.events.unit_events import EVENT_COLUMNS, ReplayedEvent, read_events
 from app.parties.models import Courier
 from tracecore import anomalies as rules
 from tracecore.anomalies import NO_DATA, Finding, Order, Scan, Thresholds
@@ -126,13 +127,13 @@ def _subject_rules(
         else:
             by_serial[e.serial].append(scan)
     parcels = {
-        waybill: (merchant_id, consignee)
-        for waybill, merchant_id, consignee in (
+        waybill: (merchant_id, (lat, lon))
+        for waybill, merchant_id, lat, lon in (
             session.connection()
             .execute(
-                sa.select(
-                    Parcel.waybill, Parcel.merchant_id, sa.func.ST_AsText(Parcel.consignee)
-                ).where(among(session, Parcel.waybill, waybills))
+                sa.select(Parcel.waybill, Parcel.merchant_id, *lat_lon_of(Parcel.consignee)).where(
+                    among(session, Parcel.waybill, waybills)
+                )
             )
             .all()
             if waybills
@@ -178,14 +179,8 @@ def _subject_rules(
         findings += rules.lifecycle_violations(("waybill", waybill), scans)
         findings += rules.impossible_travel(("waybill", waybill), scans, t)
         findings += rules.empty_parcel(waybill, merchant_id, scans, t)
-        lon, lat = _wkt_point(consignee)
-        findings += rules.remote_sign(waybill, scans, (lat, lon), t)
+        findings += rules.remote_sign(waybill, scans, consignee, t)
     return findings
-
-
-def _wkt_point(text: str) -> tuple[float, float]:
-    lon, lat = text[text.index("(") + 1 : text.index(")")].split()
-    return float(lon), float(lat)
 
 
 def _out_of_area(session: Session, event_ids: list[str]) -> list[Finding]:
@@ -232,8 +227,7 @@ def _brushing(session: Session, event_ids: list[str], t: Thresholds) -> list[Fin
                 sa.select(
                     Parcel.waybill,
                     Parcel.packed_at,
-                    sa.func.ST_Y(Parcel.consignee),
-                    sa.func.ST_X(Parcel.consignee),
+                    *lat_lon_of(Parcel.consignee),
                 ).where(Parcel.merchant_id == merchant_id, Parcel.packed_at.between(since, until))
             )
         ]

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.credit.models import Anomaly, CreditRecord
-from app.db import point
+from app.db import lat_lon_of, point
 from app.events.models import Event
 from app.parties.models import PARTY_MODELS, Courier
 from tracecore import credit
@@ -118,7 +118,7 @@ def _places(session: Session, event_ids: set) -> dict[str, tuple[float, float]]:
     if not event_ids:
         return {}
     rows = session.execute(
-        sa.select(Event.event_id, sa.func.ST_Y(Event.location), sa.func.ST_X(Event.location)).where(
+        sa.select(Event.event_id, *lat_lon_of(Event.location)).where(
             Event.event_id.in_(event_ids), Event.location.is_not(None)
         )
     )

@@ -92,8 +92,7 @@ def _steps(session: Session, serial: str, merchant_id: int) -> tuple[Step, ...]:
             by = party["name"]
         else:
             by = None
-        lat, lon = history.point_of(row.location) or (None, None)
-        steps.append(Step(row.id, row.type, row.occurred_at, lat, lon, by, row.violation))
+        steps.append(Step(row.id, row.type, row.occurred_at, row.lat, row.lon, by, row.violation))
     return tuple(steps)
 
 

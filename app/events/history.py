@@ -106,12 +106,6 @@ class _Parties:
         return self.names.get(key, {"type": key[0], "id": key[1]})
 
 
-def point_of(location: tuple[float, float] | None) -> tuple[float, float] | None:
-    """(lat, lon) of a :class:`UnitEvent`'s ``location``, or None. Only for the consumer's
-    page until it reads the event's ``lat`` and ``lon``, as everything else does."""
-    return location
-
-
 def _timeline(events: list[UnitEvent], first_holder: tuple[str, int]) -> Timeline:
     steps = [
         lifecycle.Step(r.event_id, r.type, r.occurred_at, r.id, (r.party_type, r.party_id))
