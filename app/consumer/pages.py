@@ -13,7 +13,6 @@ import functools
 import hashlib
 import hmac
 import re
-import time
 
 import pydantic
 from flask import (
@@ -27,7 +26,7 @@ from flask import (
     url_for,
 )
 from werkzeug.datastructures import LanguageAccept, MIMEAccept
-from werkzeug.http import dump_cookie, parse_accept_header
+from werkzeug.http import parse_accept_header
 
 from app import serialize
 from app.consumer import operations, texts
@@ -35,6 +34,7 @@ from app.credit import feedback
 from app.errors import ApiError
 from app.schemas import ComplaintIn, DeliveryRatingIn, ReviewIn
 from app.web import db, settings, unit_of_work
+from app.wrappers import set_client_cookie
 from tracecore.errors import DomainError, NotFound, ValidationError
 from tracecore.identity import keyed_hash
 
@@ -113,30 +113,16 @@ def _wants_json() -> bool:
     return _json_preferred(request.headers.get("Accept"))
 
 
-@functools.lru_cache(maxsize=4)
-def _cookie_attributes(second: int, secure: bool) -> str:
-    """What follows the value in the client cookie's ``Set-Cookie`` header during this second
-    (the same for every client; its Expires changes every second)."""
-    header = dump_cookie(
-        CLIENT_COOKIE,
-        "",
-        max_age=CLIENT_COOKIE_MAX_AGE,
-        expires=second + CLIENT_COOKIE_MAX_AGE,
-        httponly=True,
-        samesite="Lax",
-        secure=secure,
-    )
-    return header[len(CLIENT_COOKIE) + 1 :]
-
-
-def client_cookie(value: str, secure: bool) -> str:
-    """The ``Set-Cookie`` header that gives the client its id for a year, as werkzeug's
-    ``dump_cookie`` writes it (the value is hexadecimal: never quoted)."""
-    return f"{CLIENT_COOKIE}={value}{_cookie_attributes(int(time.time()), secure)}"
-
-
 def _remember_client(response):
-    response.headers.add("Set-Cookie", client_cookie(_client_value(), request.is_secure))
+    # A year from the client's last check (app.wrappers.cookie_header writes it as werkzeug).
+    set_client_cookie(
+        response,
+        CLIENT_COOKIE,
+        _client_value(),
+        CLIENT_COOKIE_MAX_AGE,
+        request.is_secure,
+        settings().SPEEDUPS == "on",
+    )
     return response
 
 
