@@ -19,11 +19,6 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-import os  # noqa: E402  TEMPORARY measurement switch
-
-_OLD_RL = "ratelimit" not in os.environ.get("TRACE_SPEEDUPS_EXCEPT", "")
-
-
 @dataclass
 class Extension:
     config: Config
@@ -35,7 +30,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     """Build the application. ``overrides`` replace settings from the environment (tests)."""
     from flask_limiter import Limiter
 
-    from app import cli, errors, ratelimit, web, workspace, wrappers
+    from app import cli, errors, web, workspace
     from app.catalog.api import bp as catalog_bp
     from app.codes.api import bp as codes_bp
     from app.consumer.pages import bp as consumer_bp
@@ -46,8 +41,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     from app.parties.api import bp as parties_bp
 
     config = load_config(overrides)
-    speedups = config.SPEEDUPS == "on"
-    flask_app = wrappers.flask_class(speedups)(
+    flask_app = flask.Flask(
         __name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance")
     )
     flask_app.config.update(
@@ -61,14 +55,9 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.TRACE_ENV == "production",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=config.SESSION_MAX_HOURS),
-        RATELIMIT_STORAGE_URI=(
-            ratelimit.SCHEME
-            if config.RATE_LIMIT_STORAGE.startswith("memory://") and _OLD_RL
-            else config.RATE_LIMIT_STORAGE
-        ),
+        RATELIMIT_STORAGE_URI=config.RATE_LIMIT_STORAGE,
         RATELIMIT_HEADERS_ENABLED=True,
     )
-    flask_app.session_interface = wrappers.session_interface(speedups)
     flask_app.json.ensure_ascii = False
     flask_app.json.sort_keys = False
     engine = create_engine(config.DATABASE_URL)
@@ -77,25 +66,15 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     errors.register(flask_app)
     flask_app.teardown_appcontext(web.close_session)
     limiter = Limiter(web.client_address, app=flask_app)
-    if _OLD_RL:
-        public = ratelimit.PublicLimit(limiter, config.PUBLIC_RATE_LIMIT, web.client_address)
-        for bp in (parties_bp, catalog_bp, codes_bp, events_bp, credit_bp, openapi_bp):
-            if bp in (codes_bp, credit_bp):
-                public.apply(flask_app, bp)
-            flask_app.register_blueprint(bp, url_prefix="/api/v1")
-        public.apply(flask_app, consumer_bp)
-        public.take_over(flask_app)
-        flask_app.register_blueprint(consumer_bp)
-    else:
-        # The public pages and answers: PUBLIC_RATE_LIMIT per client and endpoint, a static
-        # string (a callable would be called and its string parsed again on every request).
-        public = limiter.limit(config.PUBLIC_RATE_LIMIT)
-        for bp in (parties_bp, catalog_bp, codes_bp, events_bp, credit_bp, openapi_bp):
-            if bp in (codes_bp, credit_bp):
-                public(bp)
-            flask_app.register_blueprint(bp, url_prefix="/api/v1")
-        public(consumer_bp)
-        flask_app.register_blueprint(consumer_bp)
+    # The public pages and answers: PUBLIC_RATE_LIMIT per client and endpoint, Flask-Limiter's
+    # blueprint limit. A static string: a callable would be called and parsed on every request.
+    public = limiter.limit(config.PUBLIC_RATE_LIMIT)
+    for bp in (parties_bp, catalog_bp, codes_bp, events_bp, credit_bp, openapi_bp):
+        if bp in (codes_bp, credit_bp):
+            public(bp)
+        flask_app.register_blueprint(bp, url_prefix="/api/v1")
+    public(consumer_bp)
+    flask_app.register_blueprint(consumer_bp)
     workspace.register(flask_app, limiter.limit(config.SIGN_IN_RATE_LIMIT))
     cli.register(flask_app)
     from app.credit.cli import sweep_command

@@ -34,7 +34,6 @@ from app.credit import feedback
 from app.errors import ApiError
 from app.schemas import ComplaintIn, DeliveryRatingIn, ReviewIn
 from app.web import db, settings, unit_of_work
-from app.wrappers import set_client_cookie
 from tracecore.errors import DomainError, NotFound, ValidationError
 from tracecore.identity import keyed_hash
 
@@ -114,14 +113,13 @@ def _wants_json() -> bool:
 
 
 def _remember_client(response):
-    # A year from the client's last check (app.wrappers.cookie_header writes it as werkzeug).
-    set_client_cookie(
-        response,
+    response.set_cookie(
         CLIENT_COOKIE,
         _client_value(),
-        CLIENT_COOKIE_MAX_AGE,
-        request.is_secure,
-        settings().SPEEDUPS == "on",
+        max_age=CLIENT_COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure,
     )
     return response
 
