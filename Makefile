@@ -4,7 +4,7 @@
 run:  ## Run the service on the embedded SpatiaLite database, with demo data
 	./scripts/run.sh
 
-test:  ## Lint, then the whole test suite on SQLite + SpatiaLite and on PostgreSQL + PostGIS
+test:  ## Lint, then the suite on SQLite + SpatiaLite, on PostgreSQL + PostGIS, and with SPEEDUPS=off
 	./scripts/test.sh
 
 bench:  ## The performance figures of the README

@@ -77,6 +77,10 @@ class Config:
     PUBLIC_RATE_LIMIT: str = "600 per minute"
     #: Sign-in attempts per client address.
     SIGN_IN_RATE_LIMIT: str = "10 per minute"
+    #: on | off: the speed-ups that override library internals or defaults (the ingest
+    #: worker's MQTT read path, the collector's settings in the web and ingest workers;
+    #: docs/speedups.md). off runs the libraries' own: the behaviour is the same, only slower.
+    SPEEDUPS: str = "on"
     #: A workspace session ends after this many minutes without a request.
     SESSION_IDLE_MINUTES: int = 30
     #: ... and after this many hours in any case.
@@ -153,6 +157,8 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
         raise ConfigError("TRACE_ENV must be development, production or testing")
     if config.ANOMALY_RULES not in ("on", "off"):
         raise ConfigError("ANOMALY_RULES must be on or off")
+    if config.SPEEDUPS not in ("on", "off"):
+        raise ConfigError("SPEEDUPS must be on or off")
     config.thresholds, config.policy  # noqa: B018 - validated now, not at the first event
     if config.RESOLVER_SCHEME not in ("https", "http"):
         raise ConfigError("RESOLVER_SCHEME must be https or http")

@@ -416,6 +416,7 @@ def devices_ingest(
         log_every=log_every,
         sweep=lambda session: run_sweep(session, cfg),
         sweep_every=sweep_every,
+        speedups=cfg.SPEEDUPS == "on",
     ).run()
 
 

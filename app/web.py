@@ -11,8 +11,6 @@ from typing import TypeVar
 
 import pydantic
 from flask import current_app, g, request
-from flask.sessions import SecureCookieSessionInterface
-from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
 from app.auth.operations import authenticate
@@ -128,29 +126,3 @@ class SecurityHeaders:
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, start)
-
-
-class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, with the signing serializer built once per set of keys
-    instead of on every request (every request opens the session, even the public pages'
-    that never use it), and nothing worked out at the response for a session left alone."""
-
-    _serializers: dict[tuple, URLSafeTimedSerializer]
-
-    def __init__(self) -> None:
-        self._serializers = {}
-
-    def get_signing_serializer(self, app) -> URLSafeTimedSerializer | None:
-        if not app.secret_key:
-            return None
-        keys = (*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key)
-        found = self._serializers.get(keys)
-        if found is None:
-            found = self._serializers[keys] = super().get_signing_serializer(app)
-        return found
-
-    def save_session(self, app, session, response) -> None:
-        # Empty, never read and never changed (a public page's request): Flask's own
-        # save_session writes nothing then, after looking up seven cookie settings.
-        if session or session.accessed or session.modified:
-            super().save_session(app, session, response)

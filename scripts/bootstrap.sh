@@ -22,11 +22,13 @@ if [ ! -x .venv/bin/python ]; then
     echo "bootstrap: creating .venv"
     "$python" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+# Packages at the versions of constraints.txt (a lock of everything installed): a change to
+# either file installs again.
+stamp=.venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     echo "bootstrap: installing Python packages"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Lint, then the whole suite twice: on SQLite + SpatiaLite, and on PostgreSQL + PostGIS.
+# Lint, then the whole suite three times: on SQLite + SpatiaLite, on PostgreSQL + PostGIS, and
+# on SQLite again with SPEEDUPS=off (the libraries' own classes: the behaviour must not depend
+# on the speed-ups, docs/speedups.md).
 # Exits non-zero if anything fails.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -12,7 +14,7 @@ cd "$root"
 .venv/bin/ruff check .
 
 echo "== tests on SQLite + SpatiaLite"
-.venv/bin/pytest -q -p no:cacheprovider "$@"
+SPEEDUPS=on .venv/bin/pytest -q -p no:cacheprovider "$@"
 
 pg="${TEST_PG_SERVER:-postgresql://postgres@127.0.0.1:5432}"
 if ! pg_isready -q -d "$pg/postgres"; then
@@ -23,4 +25,7 @@ db="trace_test_$$"
 psql -q "$pg/postgres" -c "CREATE DATABASE $db"
 trap 'psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
 echo "== tests on PostgreSQL + PostGIS"
-TEST_DATABASE_URL="$pg/$db" .venv/bin/pytest -q -p no:cacheprovider "$@"
+SPEEDUPS=on TEST_DATABASE_URL="$pg/$db" .venv/bin/pytest -q -p no:cacheprovider "$@"
+
+echo "== tests on SQLite + SpatiaLite, SPEEDUPS=off"
+SPEEDUPS=off .venv/bin/pytest -q -p no:cacheprovider "$@"

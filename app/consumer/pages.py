@@ -13,7 +13,6 @@ import functools
 import hashlib
 import hmac
 import re
-import time
 
 import pydantic
 from flask import (
@@ -27,7 +26,7 @@ from flask import (
     url_for,
 )
 from werkzeug.datastructures import LanguageAccept, MIMEAccept
-from werkzeug.http import dump_cookie, parse_accept_header
+from werkzeug.http import parse_accept_header
 
 from app import serialize
 from app.consumer import checks, scan, texts
@@ -114,30 +113,15 @@ def _wants_json() -> bool:
     return _json_preferred(request.headers.get("Accept"))
 
 
-@functools.lru_cache(maxsize=4)
-def _cookie_attributes(second: int, secure: bool) -> str:
-    """What follows the value in the client cookie's ``Set-Cookie`` header during this second
-    (the same for every client; its Expires changes every second)."""
-    header = dump_cookie(
+def _remember_client(response):
+    response.set_cookie(
         CLIENT_COOKIE,
-        "",
+        _client_value(),
         max_age=CLIENT_COOKIE_MAX_AGE,
-        expires=second + CLIENT_COOKIE_MAX_AGE,
         httponly=True,
         samesite="Lax",
-        secure=secure,
+        secure=request.is_secure,
     )
-    return header[len(CLIENT_COOKIE) + 1 :]
-
-
-def client_cookie(value: str, secure: bool) -> str:
-    """The ``Set-Cookie`` header that gives the client its id for a year, as werkzeug's
-    ``dump_cookie`` writes it (the value is hexadecimal: never quoted)."""
-    return f"{CLIENT_COOKIE}={value}{_cookie_attributes(int(time.time()), secure)}"
-
-
-def _remember_client(response):
-    response.headers.add("Set-Cookie", client_cookie(_client_value(), request.is_secure))
     return response
 
 

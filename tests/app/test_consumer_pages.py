@@ -787,17 +787,21 @@ def test_json_body_writes_the_providers_bytes(app):
 
 
 @pytest.mark.parametrize("secure", [False, True])
-def test_the_client_cookie_is_the_header_werkzeug_writes(secure):
-    """The client cookie's header is put together from attributes made once a second: the
-    same bytes as werkzeug's own cookie with the same settings, Expires included."""
+def test_the_client_cookie_is_the_header_werkzeug_writes(app, secure):
+    """The client cookie is werkzeug's own cookie for a year, HttpOnly and SameSite=Lax,
+    Secure over HTTPS."""
+    from flask import g
     from werkzeug.http import dump_cookie
 
-    from app.consumer.pages import CLIENT_COOKIE, client_cookie
+    from app.consumer.pages import CLIENT_COOKIE, _remember_client
 
     value = "0123456789abcdef0123456789abcdef"
+    base = "https://id.example.cn" if secure else "http://id.example.cn"
     while True:
         second = int(time.time())
-        ours = client_cookie(value, secure)
+        with app.test_request_context("/t/ABC", base_url=base):
+            g.client_value = value
+            ours = _remember_client(app.response_class()).headers["Set-Cookie"]
         werkzeugs = dump_cookie(
             CLIENT_COOKIE,
             value,

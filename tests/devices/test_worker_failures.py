@@ -309,6 +309,7 @@ def test_a_full_inbox_does_not_stop_the_connection_keeping_alive(app, tmp_path):
         batch_size=1,  # an inbox of 100 messages
         keepalive=1,
         session_expiry=0,
+        speedups=app.extensions["trace"].config.SPEEDUPS == "on",
     )
     publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="keepalive-pub")
     try:
@@ -408,7 +409,9 @@ def test_the_worker_reads_a_publish_as_paho_does(with_properties, payload):
     )
     packet += payload
     header = 0x30 | 0x08 | 0x02  # PUBLISH, dup, QoS 1
-    client = worker_module._Client(
+    from app.ingest import mqtt_client
+
+    client = mqtt_client.Client(
         CallbackAPIVersion.VERSION2, client_id="t", protocol=mqtt.MQTTv5, manual_ack=True
     )
     got = []
@@ -426,5 +429,41 @@ def test_the_worker_reads_a_publish_as_paho_does(with_properties, payload):
     )
     assert message.payload == expected.payload == payload
     client._in_packet = {"command": header, "packet": packet[: len(topic) + 3]}
-    with pytest.raises(worker_module.MalformedPacket):
+    with pytest.raises(mqtt_client.MalformedPacket):
         client._handle_publish()
+
+
+@pytest.mark.parametrize("with_properties", [False, True])
+def test_the_fast_client_hands_on_messages_as_pahos_own_client_does(with_properties):
+    """SPEEDUPS=on and off read the same message: the fast client's _handle_publish and
+    paho's own (the pausing client keeps paho's) give on_message the same topic, packet id,
+    flags and payload, and neither acks a message under manual acks."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from app.ingest import mqtt_client
+
+    topic = protocol.topic_events("ABCDEF0123456789").encode()
+    properties = Properties(PacketTypes.PUBLISH)
+    if with_properties:
+        properties.UserProperty = [("k", "v" * 200)]
+    packet = bytearray(
+        len(topic).to_bytes(2, "big") + topic + (77).to_bytes(2, "big") + properties.pack()
+    )
+    packet += "中文".encode() * 10
+    header = 0x30 | 0x02 | 0x01  # PUBLISH, QoS 1, retain
+    seen = []
+    for cls in (mqtt_client.client_class(True), mqtt_client.client_class(False)):
+        client = cls(
+            CallbackAPIVersion.VERSION2, client_id="t", protocol=mqtt.MQTTv5, manual_ack=True
+        )
+        got = []
+        client.on_message = lambda c, u, m, got=got: got.append(m)
+        client._in_packet = {"command": header, "packet": bytes(packet)}
+        assert client._handle_publish() == 0
+        (m,) = got
+        seen.append((m.topic, m.mid, m.qos, m.dup, m.retain, m.payload, len(client._out_packet)))
+    assert seen[0] == seen[1]
+    assert mqtt_client.client_class(False).__mro__[1] is mqtt.Client
