@@ -7,16 +7,16 @@ run:  ## Run the service on the embedded SpatiaLite database, with demo data
 test:  ## Lint, then the suite on SQLite + SpatiaLite, on PostgreSQL + PostGIS, and with SPEEDUPS=off
 	./scripts/test.sh
 
-bench:  ## The performance figures of the README
+bench:  ## The figures of docs/performance.md (modules: the checkout is on the path)
 	./scripts/bootstrap.sh wrk
-	.venv/bin/python bench/bench_issuance.py
-	.venv/bin/python bench/bench_labels.py
-	.venv/bin/python bench/bench_history.py
-	.venv/bin/python bench/bench_consumer.py
-	.venv/bin/python bench/bench_checks.py
-	.venv/bin/python bench/bench_ingest.py
-	ANOMALY_RULES=off .venv/bin/python bench/bench_ingest.py
-	.venv/bin/python bench/bench_scenarios.py --pg postgresql://postgres@127.0.0.1:5432
+	.venv/bin/python -m bench.bench_issuance
+	.venv/bin/python -m bench.bench_labels
+	.venv/bin/python -m bench.bench_history
+	.venv/bin/python -m bench.bench_consumer
+	.venv/bin/python -m bench.bench_checks
+	.venv/bin/python -m bench.bench_ingest
+	ANOMALY_RULES=off .venv/bin/python -m bench.bench_ingest
+	.venv/bin/python -m bench.bench_scenarios --pg postgresql://postgres@127.0.0.1:5432
 
 lint:
 	.venv/bin/ruff check .

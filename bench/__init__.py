@@ -1,0 +1,1 @@
+"""The benchmarks of docs/performance.md; run each as a module from the checkout: python -m bench.NAME."""
