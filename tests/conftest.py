@@ -1,6 +1,8 @@
 """Fixtures: a real, migrated database (SQLite + SpatiaLite by default, PostgreSQL + PostGIS
-when TEST_DATABASE_URL is set), emptied after every test; the app, its client and runner;
-and ``make``, a factory of valid parties, products, batches and tokens."""
+when TEST_DATABASE_URL is set), each test's work in it rolled back (or, for tests marked
+``committed``, the tables emptied) afterwards; the app, its client and runner; and
+``make``, a factory of valid parties, products, batches and tokens. Signed device events
+come from tests/factories.py."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from itertools import count
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
 
 from app import create_app, migrate
 from app.auth.models import Role
@@ -57,14 +60,65 @@ def app(database_url):
     app.extensions["trace"].engine.dispose()
 
 
+def committed(node: pytest.Item, dialect: str) -> bool:
+    """Does this test need its data committed (marked ``committed``, for every database or
+    for this one)?"""
+    marker = node.get_closest_marker("committed")
+    return marker is not None and (not marker.args or dialect in marker.args)
+
+
 @pytest.fixture(autouse=True)
-def _empty_tables(request):
-    """Every test starts from empty tables (only for tests that use the database)."""
-    yield
+def _isolated(request, monkeypatch):
+    """Each test that uses the database leaves it as it found it.
+
+    Most run inside one transaction that is rolled back at the end (SQLAlchemy's "Joining a
+    Session into an External Transaction"): every session the test, ``make``, the CLI or a
+    request opens is bound to one connection and begins with a SAVEPOINT, so their commits
+    release a savepoint and commit nothing. Tests marked ``committed`` (another process,
+    thread or connection reads their data) commit for real and every table is emptied
+    afterwards; so is it after a test that used another of the engine's connections
+    (``engine.connect()``), whatever it wrote there."""
     if "app" not in request.fixturenames:
+        yield
         return
     app = request.getfixturevalue("app")
     engine = app.extensions["trace"].engine
+    if committed(request.node, engine.dialect.name):
+        yield
+        empty_tables(engine)
+        return
+    escaped = []
+    with engine.connect() as conn:
+        outer = conn.begin()
+        if engine.dialect.name == "sqlite":
+            # pysqlite begins a transaction only before a write, and a SAVEPOINT outside one
+            # is a transaction of its own: take BEGIN and SAVEPOINT from SQLAlchemy as sent.
+            driver = conn.connection.driver_connection
+            driver.isolation_level = None
+            conn.exec_driver_sql("BEGIN")
+        monkeypatch.setattr(
+            app.extensions["trace"],
+            "sessionmaker",
+            sessionmaker(conn, expire_on_commit=False, join_transaction_mode="create_savepoint"),
+        )
+
+        def other_connection(*args):
+            escaped.append(args)
+
+        sa.event.listen(engine, "checkout", other_connection)
+        try:
+            yield
+        finally:
+            sa.event.remove(engine, "checkout", other_connection)
+            outer.rollback()
+            if engine.dialect.name == "sqlite":
+                driver.isolation_level = ""
+    if escaped:
+        empty_tables(engine)
+
+
+def empty_tables(engine: sa.Engine) -> None:
+    """Empty every table (a test committed its data)."""
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":

@@ -270,6 +270,7 @@ def test_label_sheet_pages_through_large_batches(client, make):
     assert bad.status_code == 422
 
 
+@pytest.mark.committed  # each thread's request has a connection of its own
 def test_concurrent_issuance_never_passes_the_quantity(app, make, session):
     """When many requests race for the last units of a batch, is the quantity still respected?"""
     from concurrent.futures import ThreadPoolExecutor

@@ -7,7 +7,6 @@ import json
 import os
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 import app.ingest.worker as worker_module
 from app.ingest.worker import BrokerAddress, Received, Worker
 from devices import protocol
+from tests.factories import signed_event
 
 
 class FakeMqtt:
@@ -55,15 +55,8 @@ def scanner(make):
 
 def shelved(scanner, n: int, **extra) -> dict:
     _, secret, serials = scanner
-    body = {
-        "event_id": str(uuid.uuid4()),
-        "seq": n + 1,
-        "type": "shelved",
-        "code": serials[n],
-        "time": (datetime.now(UTC) - timedelta(minutes=10 - n)).isoformat(),
-    } | extra
-    body["sig"] = protocol.sign(body, secret)
-    return body
+    when = datetime.now(UTC) - timedelta(minutes=10 - n)
+    return signed_event(secret, "shelved", when, seq=n + 1, code=serials[n], **extra)
 
 
 def received(worker, mid: int, device_id: str, body, *, connection: int | None = None):
@@ -258,15 +251,13 @@ def test_two_workers_storing_one_units_events_at_once_replay_it_whole(app, make,
     tills = [make.device("pos_scanner", owner) for _ in range(2)]
     sales = []
     for minutes, (till_id, secret) in zip((5, 1), tills, strict=True):
-        body = {
-            "event_id": str(uuid.uuid4()),
-            "seq": 1,
-            "type": "sold",
-            "code": serials[0],
-            "time": (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat(),
-            "data": {"order_id": f"O-{minutes}"},
-        }
-        body["sig"] = protocol.sign(body, secret)
+        body = signed_event(
+            secret,
+            "sold",
+            datetime.now(UTC) - timedelta(minutes=minutes),
+            code=serials[0],
+            data={"order_id": f"O-{minutes}"},
+        )
         sales.append([Inbound(till_id, json.dumps(body).encode(), datetime.now(UTC))])
     make_session = app.extensions["trace"].sessionmaker
     first = make_session()
