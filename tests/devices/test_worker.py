@@ -13,7 +13,8 @@ from mqtt_support import Device, now, wait_for
 
 from tests.factories import resigned
 
-pytestmark = pytest.mark.usefixtures("broker")
+# A worker subprocess reads what the tests commit.
+pytestmark = [pytest.mark.usefixtures("broker"), pytest.mark.slow, pytest.mark.committed]
 
 
 @pytest.fixture

@@ -18,6 +18,10 @@ from app.ingest.worker import BrokerAddress, Received, Worker
 from devices import protocol
 from tests.factories import signed_event
 
+# The worker's batches commit, and the tests count what they stored on connections of
+# their own (some from threads and a second worker).
+pytestmark = pytest.mark.committed
+
 
 class FakeMqtt:
     """What the worker calls on paho's client, recorded."""
@@ -237,6 +241,7 @@ def test_the_ingest_command_needs_the_broker_url(runner):
     assert "MQTT_URL is not set" in result.output
 
 
+@pytest.mark.slow  # two workers on threads, waiting on each other
 @pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"), reason="row locks: PostgreSQL (SQLite: one writer)"
 )
@@ -281,6 +286,7 @@ def test_two_workers_storing_one_units_events_at_once_replay_it_whole(app, make,
     assert violations == "sold is not allowed after sold"
 
 
+@pytest.mark.slow  # a Mosquitto of its own
 def test_a_full_inbox_does_not_stop_the_connection_keeping_alive(app, tmp_path):
     """While the main thread does not take from a full inbox (a long batch, the database
     down), does paho's thread stop reading but go on keeping the connection alive, and is
@@ -334,6 +340,7 @@ def test_a_full_inbox_does_not_stop_the_connection_keeping_alive(app, tmp_path):
         broker.stop()
 
 
+@pytest.mark.slow  # two workers on threads, waiting on each other
 @pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"), reason="row locks: PostgreSQL (SQLite: one writer)"
 )
