@@ -7,6 +7,7 @@ come from tests/factories.py."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import date
 from itertools import count
 
@@ -75,19 +76,25 @@ def _isolated(request, monkeypatch):
     Session into an External Transaction"): every session the test, ``make``, the CLI or a
     request opens is bound to one connection and begins with a SAVEPOINT, so their commits
     release a savepoint and commit nothing. Tests marked ``committed`` (another process,
-    thread or connection reads their data) commit for real and every table is emptied
-    afterwards; so is it after a test that used another of the engine's connections
-    (``engine.connect()``), whatever it wrote there."""
-    if "app" not in request.fixturenames:
+    thread or connection reads their data) commit for real, and every table is emptied
+    afterwards; so it is after any test that took another connection from a pool (its own
+    ``engine.connect()``, a second app on ``database_url``), whatever it wrote there."""
+    if "database_url" not in request.fixturenames:
         yield
         return
+    own_app = "app" not in request.fixturenames  # the test makes an app of its own
     app = request.getfixturevalue("app")
+    if own_app:
+        with _other_connections() as used:
+            yield
+        if used:
+            empty_tables(app.extensions["trace"].engine)
+        return
     engine = app.extensions["trace"].engine
     if committed(request.node, engine.dialect.name):
         yield
         empty_tables(engine)
         return
-    escaped = []
     with engine.connect() as conn:
         outer = conn.begin()
         if engine.dialect.name == "sqlite":
@@ -101,20 +108,30 @@ def _isolated(request, monkeypatch):
             "sessionmaker",
             sessionmaker(conn, expire_on_commit=False, join_transaction_mode="create_savepoint"),
         )
-
-        def other_connection(*args):
-            escaped.append(args)
-
-        sa.event.listen(engine, "checkout", other_connection)
         try:
-            yield
+            with _other_connections() as used:
+                yield
         finally:
-            sa.event.remove(engine, "checkout", other_connection)
             outer.rollback()
             if engine.dialect.name == "sqlite":
                 driver.isolation_level = ""
-    if escaped:
+    if used:
         empty_tables(engine)
+
+
+@contextmanager
+def _other_connections():
+    """A list that fills with the connections taken from any pool meanwhile."""
+    used: list = []
+
+    def taken(*args):
+        used.append(args)
+
+    sa.event.listen(sa.pool.Pool, "checkout", taken)
+    try:
+        yield used
+    finally:
+        sa.event.remove(sa.pool.Pool, "checkout", taken)
 
 
 def empty_tables(engine: sa.Engine) -> None:

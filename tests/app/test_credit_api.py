@@ -423,6 +423,7 @@ def test_a_black_listed_couriers_events_are_kept_but_flagged(client, make, world
     ]
 
 
+@pytest.mark.committed("postgresql")  # the scan: on PostgreSQL, connections of its own
 def test_public_answers_show_the_merchants_credit(client, make, world):
     """Does anyone looking up a code see the merchant's grade, list status and commitment?"""
     serial = world["serials"][0]
