@@ -1,15 +1,19 @@
 """Fixtures: a real, migrated database (SQLite + SpatiaLite by default, PostgreSQL + PostGIS
-when TEST_DATABASE_URL is set), emptied after every test; the app, its client and runner;
-and ``make``, a factory of valid parties, products, batches and tokens."""
+when TEST_DATABASE_URL is set), each test's work in it rolled back (or, for tests marked
+``committed``, the tables emptied) afterwards; the app, its client and runner; and
+``make``, a factory of valid parties, products, batches and tokens. Signed device events
+come from tests/factories.py."""
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import date
 from itertools import count
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
 
 from app import create_app, migrate
 from app.auth.operations import create_token, create_user
@@ -56,14 +60,81 @@ def app(database_url):
     app.extensions["trace"].engine.dispose()
 
 
+def committed(node: pytest.Item, dialect: str) -> bool:
+    """Does this test need its data committed (marked ``committed``, for every database or
+    for this one)?"""
+    marker = node.get_closest_marker("committed")
+    return marker is not None and (not marker.args or dialect in marker.args)
+
+
 @pytest.fixture(autouse=True)
-def _empty_tables(request):
-    """Every test starts from empty tables (only for tests that use the database)."""
-    yield
-    if "app" not in request.fixturenames:
+def _isolated(request, monkeypatch):
+    """Each test that uses the database leaves it as it found it.
+
+    Most run inside one transaction that is rolled back at the end (SQLAlchemy's "Joining a
+    Session into an External Transaction"): every session the test, ``make``, the CLI or a
+    request opens is bound to one connection and begins with a SAVEPOINT, so their commits
+    release a savepoint and commit nothing. Tests marked ``committed`` (another process,
+    thread or connection reads their data) commit for real, and every table is emptied
+    afterwards; so it is after any test that took another connection from a pool (its own
+    ``engine.connect()``, a second app on ``database_url``), whatever it wrote there."""
+    if "database_url" not in request.fixturenames:
+        yield
         return
+    own_app = "app" not in request.fixturenames  # the test makes an app of its own
     app = request.getfixturevalue("app")
+    if own_app:
+        with _other_connections() as used:
+            yield
+        if used:
+            empty_tables(app.extensions["trace"].engine)
+        return
     engine = app.extensions["trace"].engine
+    if committed(request.node, engine.dialect.name):
+        yield
+        empty_tables(engine)
+        return
+    with engine.connect() as conn:
+        outer = conn.begin()
+        if engine.dialect.name == "sqlite":
+            # pysqlite begins a transaction only before a write, and a SAVEPOINT outside one
+            # is a transaction of its own: take BEGIN and SAVEPOINT from SQLAlchemy as sent.
+            driver = conn.connection.driver_connection
+            driver.isolation_level = None
+            conn.exec_driver_sql("BEGIN")
+        monkeypatch.setattr(
+            app.extensions["trace"],
+            "sessionmaker",
+            sessionmaker(conn, expire_on_commit=False, join_transaction_mode="create_savepoint"),
+        )
+        try:
+            with _other_connections() as used:
+                yield
+        finally:
+            outer.rollback()
+            if engine.dialect.name == "sqlite":
+                driver.isolation_level = ""
+    if used:
+        empty_tables(engine)
+
+
+@contextmanager
+def _other_connections():
+    """A list that fills with the connections taken from any pool meanwhile."""
+    used: list = []
+
+    def taken(*args):
+        used.append(args)
+
+    sa.event.listen(sa.pool.Pool, "checkout", taken)
+    try:
+        yield used
+    finally:
+        sa.event.remove(sa.pool.Pool, "checkout", taken)
+
+
+def empty_tables(engine: sa.Engine) -> None:
+    """Empty every table (a test committed its data)."""
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":

@@ -174,6 +174,7 @@ def test_real_serial_under_another_gtin_is_not_found(client, make):
     assert resp.status_code == 404
 
 
+@pytest.mark.committed("postgresql")  # the scan: on PostgreSQL, connections of its own
 def test_resolver_answers_json_when_asked(client, make):
     """Does the Digital Link path answer the code's JSON to a client that asks for JSON?"""
     code = issue(client, make, make.batch(), 1).get_json()["codes"][0]
@@ -185,6 +186,7 @@ def test_resolver_answers_json_when_asked(client, make):
     assert answer["product"] == api["product"] and answer["verdict"]["level"] == "genuine"
 
 
+@pytest.mark.committed("postgresql")  # the scan: on PostgreSQL, connections of its own
 def test_resolver_accepts_a_gtin13_in_the_path(client, make):
     """Does /01/{GTIN-13}/... resolve like the canonical GTIN-14 form?"""
     batch = make.batch(make.product(gtin="4006381333931"), lot="X1")
@@ -195,6 +197,7 @@ def test_resolver_accepts_a_gtin13_in_the_path(client, make):
     assert resp.status_code == 200 and resp.get_json()["code"]["serial"] == code["serial"]
 
 
+@pytest.mark.committed("postgresql")  # the scan: on PostgreSQL, connections of its own
 def test_resolver_serves_a_page_to_browsers(client, make):
     """Does a phone's browser get a readable page, Chinese first, with the product name?"""
     batch = make.batch(make.product(name="有机大米 <5kg>"))
@@ -270,6 +273,7 @@ def test_label_sheet_pages_through_large_batches(client, make):
     assert bad.status_code == 422
 
 
+@pytest.mark.committed  # each thread's request has a connection of its own
 def test_concurrent_issuance_never_passes_the_quantity(app, make, session):
     """When many requests race for the last units of a batch, is the quantity still respected?"""
     from concurrent.futures import ThreadPoolExecutor

@@ -20,6 +20,10 @@ from tests.app.test_events_api import ship
 HTML = {"Accept": "text/html"}
 JSON = {"Accept": "application/json"}
 
+# On PostgreSQL the scan runs on connections of its own, in autocommit: it reads only what
+# the test committed.
+pytestmark = pytest.mark.committed("postgresql")
+
 
 def page(client, serial, **kw):
     return client.get(f"/t/{serial}", headers=kw.pop("headers", HTML), **kw)
@@ -512,6 +516,7 @@ def test_anonymous_callers_see_no_personal_data_anywhere(client, make, world, se
         assert client.get(path).status_code == 401, path
 
 
+@pytest.mark.committed  # a second app, with an engine of its own, reads the data
 def test_kept_details_never_hide_a_recall(database_url, make, world):
     """With batch details and grades kept per process, a recall still shows at once, and the
     second scan of a batch costs fewer statements than the first."""
@@ -686,6 +691,7 @@ def test_a_dropped_database_connection_costs_no_scan(app, client, world):
     engine.dispose()  # no dropped connection left in the pool for the next test
 
 
+@pytest.mark.committed  # a second app, with an engine of its own, reads the data
 def test_a_kept_grade_never_hides_a_new_record_or_decision(database_url, make, world, session):
     """With the merchant's credit kept for ten minutes, a sanction that black-lists it and a
     regulator's confirmation of a serious anomaly both show on the very next scan."""

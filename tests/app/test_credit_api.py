@@ -66,7 +66,7 @@ def test_a_scan_of_a_never_issued_code_is_a_counterfeit_finding(client, make, wo
     assert found["party"] == {"type": "merchant", "id": world["merchant"]}
 
 
-def test_selling_a_recalled_or_expired_batch(client, make, world, app):
+def test_selling_a_recalled_or_expired_batch(client, make, world, session):
     """After a recall, does a sale raise recalled_sale; does a sale after expiry raise
     expired_sale?"""
     resp = client.post(
@@ -75,11 +75,11 @@ def test_selling_a_recalled_or_expired_batch(client, make, world, app):
         headers=make.auth("regulator"),
     )
     assert resp.status_code == 200 and resp.json["status"] == "recalled"
-    with app.extensions["trace"].engine.begin() as conn:  # recalled before the devices' day
-        conn.execute(
-            sa.text("UPDATE batches SET recalled_at = :t WHERE id = :b"),
-            {"t": datetime(2026, 11, 20, 8, 0, tzinfo=UTC), "b": world["batch"]},
-        )
+    session.execute(  # recalled before the devices' day
+        sa.text("UPDATE batches SET recalled_at = :t WHERE id = :b"),
+        {"t": datetime(2026, 11, 20, 8, 0, tzinfo=UTC), "b": world["batch"]},
+    )
+    session.commit()
     pos = world["pos"]
     pos.post(pos.event("sold", 30, code=world["serials"][0], data={"order_id": "R"}))
     assert types(anomalies(client, make, type="recalled_sale")) == ["recalled_sale"]
@@ -423,6 +423,7 @@ def test_a_black_listed_couriers_events_are_kept_but_flagged(client, make, world
     ]
 
 
+@pytest.mark.committed("postgresql")  # the scan: on PostgreSQL, connections of its own
 def test_public_answers_show_the_merchants_credit(client, make, world):
     """Does anyone looking up a code see the merchant's grade, list status and commitment?"""
     serial = world["serials"][0]

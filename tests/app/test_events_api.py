@@ -1,12 +1,11 @@
 """Events over HTTP: the same ingestion as MQTT, and the histories it builds."""
 
-import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from devices.protocol import sign
+from tests.factories import EventFactory
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -15,22 +14,11 @@ class Handset:
     """A device that signs and numbers its events like real firmware."""
 
     def __init__(self, client, device_id, secret):
-        self.client, self.device_id, self.secret, self.seq = client, device_id, secret, 0
+        self.client, self.device_id, self.secret = client, device_id, secret
+        self.events = EventFactory(secret)
 
     def event(self, type_, minutes=0, **fields):
-        self.seq += 1
-        body = {
-            "event_id": str(uuid.uuid4()),
-            "seq": self.seq,
-            "type": type_,
-            "time": (T0 + timedelta(minutes=minutes))
-            .astimezone(timezone(timedelta(hours=8)))
-            .isoformat(),
-            "lat": 31.78,
-            "lon": 119.95,
-        } | fields
-        body["sig"] = sign(body, self.secret)
-        return body
+        return self.events(type_, T0 + timedelta(minutes=minutes), **fields)
 
     def post(self, *events, raw=None):
         payload = (
@@ -288,6 +276,8 @@ def test_a_second_sale_is_kept_as_evidence_and_marked(client, make, world):
     assert [e["violation"] for e in events] == [None, "sold is not allowed after sold"]
 
 
+# The test's session ends its transaction to read what each request committed since.
+@pytest.mark.committed
 def test_a_sequence_gap_is_detected_and_closed_by_a_resend(world, session):
     """When seq jumps from 2 to 5, is the gap recorded and a resend asked, and does sending 3
     and 4 close it?"""

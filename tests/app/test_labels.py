@@ -359,6 +359,7 @@ def test_pdf_sheet_codes_decode_from_rasterised_vector_content(sheet_pdf):
     assert bars == sorted(("]C1", label.element_string) for label in LABELS)
 
 
+@pytest.mark.slow  # pdftoppm, a process
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) not found")
 def test_pdf_sheet_qr_codes_decode_after_pdftoppm(sheet_pdf, tmp_path):
     """Rendered by a real PDF renderer (poppler) at 300 dpi, do all QR codes decode to the URIs?"""

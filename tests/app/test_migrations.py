@@ -9,6 +9,9 @@ import sqlalchemy as sa
 from app import migrate
 from app.db import Base, create_engine
 
+# Each test builds a database from nothing and takes it down again: seconds each.
+pytestmark = pytest.mark.slow
+
 SPATIAL = {
     "merchants": "location",
     "logistics_companies": "location",

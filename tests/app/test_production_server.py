@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# gunicorn, started once for the module.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

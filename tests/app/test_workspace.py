@@ -233,6 +233,7 @@ def test_the_anomaly_csv_is_the_filtered_queue_and_safe_for_spreadsheets(app, re
 # -- recall, forward trace, credit ---------------------------------------------------------------
 
 
+@pytest.mark.committed("postgresql")  # the scan: on PostgreSQL, connections of its own
 def test_a_recall_from_the_button_reaches_the_consumer_page(client, regulator, world):
     ship(world)
     batch = world["batch"]

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.app.test_events_api import ship
+
+# Chromium and a served app (its own threads and connections): slow, and data committed.
+pytestmark = [pytest.mark.slow, pytest.mark.committed]
 
 
 def no_sideways_scroll(page):

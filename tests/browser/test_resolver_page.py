@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import pytest
 from playwright.sync_api import expect
+
+# Chromium and a served app (its own threads and connections): slow, and data committed.
+pytestmark = [pytest.mark.slow, pytest.mark.committed]
 
 
 def test_a_scanned_code_shows_product_and_serial_on_a_phone(

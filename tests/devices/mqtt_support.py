@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -25,12 +25,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devices import protocol
+from tests.factories import EventFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The worker's client id in these tests: one persistent session in the share group, so no
 #: stopped session of an earlier test keeps a share of the stream queued for itself.
 WORKER_CLIENT_ID = "trace-ingest-test"
-CST = timezone(timedelta(hours=8))
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, every: float = 0.05):
@@ -183,7 +183,8 @@ class Device:
         username: str | None = None,
         password: str | None = None,
     ) -> None:
-        self.device_id, self.secret, self.seq = device_id, secret, 0
+        self.device_id, self.secret = device_id, secret
+        self.events = EventFactory(secret)
         self.acks: dict[str | None, list[dict]] = defaultdict(list)
         self.ack_messages: list[list[dict]] = []
         #: every ack in the order it came, whatever message carried it
@@ -246,19 +247,8 @@ class Device:
     # -- events
 
     def event(self, type_: str, when: datetime, seq: int | None = None, **fields) -> dict:
-        if seq is None:
-            self.seq += 1
-            seq = self.seq
-        body = {
-            "event_id": str(uuid.uuid4()),
-            "seq": seq,
-            "type": type_,
-            "time": when.astimezone(CST).isoformat(),
-            "lat": 31.78,
-            "lon": 119.95,
-        } | fields
-        body["sig"] = protocol.sign(body, self.secret)
-        return body
+        """The device's next signed event (see tests/factories.py)."""
+        return self.events(type_, when, seq, **fields)
 
     def publish(
         self, *events: dict, raw: bytes | None = None, topic: str | None = None, wait: bool = True

@@ -14,6 +14,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from devices import protocol
 
+# A private Mosquitto and a worker subprocess, which reads what the tests commit.
+pytestmark = [pytest.mark.slow, pytest.mark.committed]
+
 WORKER_USER, WORKER_PASSWORD = "ingest", "worker-pw"
 
 

@@ -1,7 +1,6 @@
 """The device protocol's checks, without broker, app or database."""
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,27 +12,24 @@ from devices.protocol import (
     derive_secret,
     device_id_from_topic,
     parse_payload,
-    sign,
     verify,
 )
+from tests.factories import signed_event
 
 NOW = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)
 SECRET = "s3cret"
 
 
 def event(**kw):
-    body = {
-        "event_id": str(uuid.uuid4()),
-        "seq": 1,
+    """A signed pickup, with ``kw`` changed (None leaves a field out)."""
+    fields = {
         "type": "picked_up",
-        "waybill": "SF1234567890",
         "time": "2026-11-22T14:00:00+08:00",
+        "waybill": "SF1234567890",
         "lat": 31.78,
         "lon": 119.95,
     } | kw
-    body = {k: v for k, v in body.items() if v is not None}
-    body["sig"] = sign(body, SECRET)
-    return body
+    return signed_event(SECRET, fields.pop("type"), fields.pop("time"), **fields)
 
 
 def reason(body, now=NOW):

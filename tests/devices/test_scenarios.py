@@ -1,6 +1,11 @@
 """The anomaly scenario suite, end to end through ingestion, rules and sweep."""
 
+import pytest
+
 from app.ingest import scenarios
+
+# Simulated days of traffic, seconds each.
+pytestmark = pytest.mark.slow
 
 
 def test_a_clean_day_raises_no_anomaly(app):

@@ -261,10 +261,11 @@ def _lossy(fleet: Fleet) -> set[str]:
 
 
 def _stored_events(app) -> int:
-    with app.extensions["trace"].engine.connect() as conn:
-        return conn.scalar(sa.text("SELECT count(*) FROM events"))
+    with app.extensions["trace"].sessionmaker() as session:
+        return session.scalar(sa.text("SELECT count(*) FROM events"))
 
 
+@pytest.mark.slow  # a simulated run, seconds
 def test_a_run_over_http_is_accepted_and_delivers_units(app, client, make):
     """Does every event of a run through POST /api/v1/events get accepted, and does a
     delivered unit's history end signed?"""
@@ -286,6 +287,7 @@ def test_a_run_over_http_is_accepted_and_delivers_units(app, client, make):
     assert body["events"][-1]["type"] == "signed"
 
 
+@pytest.mark.slow  # a simulated run, seconds
 def test_lost_messages_are_resent_when_the_service_asks(app, client):
     """When messages are lost, does the service's resend command (or the ack timeout for a
     device's last message) bring every event in, each stored once?"""
@@ -300,6 +302,8 @@ def test_lost_messages_are_resent_when_the_service_asks(app, client):
     assert stats.accepted == 150 == _stored_events(app)
 
 
+@pytest.mark.slow
+@pytest.mark.committed  # a served app: its threads have connections of their own
 def test_the_simulate_command_posts_to_a_running_service(app, runner):
     """Does `flask devices simulate --http URL` register a fleet, send the events to a real
     HTTP server, and report them accepted?"""
@@ -391,6 +395,8 @@ class _IngestStub:
         self.client.loop_stop()
 
 
+@pytest.mark.slow
+@pytest.mark.committed  # Mosquitto, and ingest on a thread of its own
 @pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
 def test_a_run_over_mqtt_through_a_private_broker(app, make, client):
     """Over a real MQTT 5 broker (mosquitto, started by devices.broker), with a device
@@ -431,6 +437,8 @@ def test_districts_are_in_changzhou_and_zhaoqing():
     assert all(d.code[:4] in ("3204", "4412") for d in DISTRICTS)
 
 
+@pytest.mark.slow
+@pytest.mark.committed  # Mosquitto, and ingest on a thread of its own
 @pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
 def test_events_no_worker_heard_are_resent_once_one_listens(app):
     """Published before any ingest worker subscribed, messages are dropped by the broker

@@ -7,7 +7,6 @@ import json
 import os
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +16,11 @@ from sqlalchemy.exc import OperationalError
 import app.ingest.worker as worker_module
 from app.ingest.worker import BrokerAddress, Received, Worker
 from devices import protocol
+from tests.factories import signed_event
+
+# The worker's batches commit, and the tests count what they stored on connections of
+# their own (some from threads and a second worker).
+pytestmark = pytest.mark.committed
 
 
 class FakeMqtt:
@@ -55,15 +59,8 @@ def scanner(make):
 
 def shelved(scanner, n: int, **extra) -> dict:
     _, secret, serials = scanner
-    body = {
-        "event_id": str(uuid.uuid4()),
-        "seq": n + 1,
-        "type": "shelved",
-        "code": serials[n],
-        "time": (datetime.now(UTC) - timedelta(minutes=10 - n)).isoformat(),
-    } | extra
-    body["sig"] = protocol.sign(body, secret)
-    return body
+    when = datetime.now(UTC) - timedelta(minutes=10 - n)
+    return signed_event(secret, "shelved", when, seq=n + 1, code=serials[n], **extra)
 
 
 def received(worker, mid: int, device_id: str, body, *, connection: int | None = None):
@@ -244,6 +241,7 @@ def test_the_ingest_command_needs_the_broker_url(runner):
     assert "MQTT_URL is not set" in result.output
 
 
+@pytest.mark.slow  # two workers on threads, waiting on each other
 @pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"), reason="row locks: PostgreSQL (SQLite: one writer)"
 )
@@ -258,15 +256,13 @@ def test_two_workers_storing_one_units_events_at_once_replay_it_whole(app, make,
     tills = [make.device("pos_scanner", owner) for _ in range(2)]
     sales = []
     for minutes, (till_id, secret) in zip((5, 1), tills, strict=True):
-        body = {
-            "event_id": str(uuid.uuid4()),
-            "seq": 1,
-            "type": "sold",
-            "code": serials[0],
-            "time": (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat(),
-            "data": {"order_id": f"O-{minutes}"},
-        }
-        body["sig"] = protocol.sign(body, secret)
+        body = signed_event(
+            secret,
+            "sold",
+            datetime.now(UTC) - timedelta(minutes=minutes),
+            code=serials[0],
+            data={"order_id": f"O-{minutes}"},
+        )
         sales.append([Inbound(till_id, json.dumps(body).encode(), datetime.now(UTC))])
     make_session = app.extensions["trace"].sessionmaker
     first = make_session()
@@ -290,6 +286,7 @@ def test_two_workers_storing_one_units_events_at_once_replay_it_whole(app, make,
     assert violations == "sold is not allowed after sold"
 
 
+@pytest.mark.slow  # a Mosquitto of its own
 def test_a_full_inbox_does_not_stop_the_connection_keeping_alive(app, tmp_path):
     """While the main thread does not take from a full inbox (a long batch, the database
     down), does paho's thread stop reading but go on keeping the connection alive, and is
@@ -344,6 +341,7 @@ def test_a_full_inbox_does_not_stop_the_connection_keeping_alive(app, tmp_path):
         broker.stop()
 
 
+@pytest.mark.slow  # two workers on threads, waiting on each other
 @pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL"), reason="row locks: PostgreSQL (SQLite: one writer)"
 )

@@ -96,6 +96,7 @@ def test_a_point_inside_a_district_is_not_given_to_a_neighbour(code: str) -> Non
     assert locate(inside.y, inside.x).code == code
 
 
+@pytest.mark.slow  # every district against every sampled point, seconds
 def test_locate_agrees_with_a_brute_force_search() -> None:
     """Does the grid lookup give the same answer as testing every polygon, near borders too?"""
     for city in ("3204", "4412"):
@@ -318,6 +319,7 @@ def test_paths_default_to_every_district() -> None:
     assert [item.code for item, _ in district_paths(projection)] == sorted(EXPECTED)
 
 
+@pytest.mark.slow  # runs the build script
 @pytest.mark.skipif(
     not (ROOT / "scripts" / "data" / "mca-320400.topo.json").exists(),
     reason="source files of the boundaries not present",
