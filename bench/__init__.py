@@ -1,1 +1,2 @@
-"""The benchmarks of docs/performance.md; run each as a module from the checkout: python -m bench.NAME."""
+"""The benchmarks of docs/performance.md. Run each as a module from the checkout:
+``python -m bench.NAME``."""
