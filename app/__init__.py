@@ -30,7 +30,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     """Build the application. ``overrides`` replace settings from the environment (tests)."""
     from flask_limiter import Limiter
 
-    from app import cli, errors, web, workspace
+    from app import cli, errors, ratelimit, web, workspace
     from app.anomalies.api import bp as anomalies_bp
     from app.catalog.api import bp as catalog_bp
     from app.codes.api import bp as codes_bp
@@ -44,6 +44,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     from app.parties.api import bp as parties_bp
 
     config = load_config(overrides)
+    speedups = config.SPEEDUPS == "on"
     flask_app = flask.Flask(
         __name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance")
     )
@@ -58,7 +59,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.TRACE_ENV == "production",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=config.SESSION_MAX_HOURS),
-        RATELIMIT_STORAGE_URI=config.RATE_LIMIT_STORAGE,
+        RATELIMIT_STORAGE_URI=ratelimit.storage_uri(config.RATE_LIMIT_STORAGE, speedups),
         RATELIMIT_HEADERS_ENABLED=True,
     )
     flask_app.json.ensure_ascii = False
@@ -69,18 +70,19 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     errors.register(flask_app)
     flask_app.teardown_appcontext(web.close_session)
     limiter = Limiter(web.client_address, app=flask_app)
-    # The public pages and answers: PUBLIC_RATE_LIMIT per client and endpoint, Flask-Limiter's
-    # blueprint limit. A static string: a callable would be called and parsed on every request.
-    public = limiter.limit(config.PUBLIC_RATE_LIMIT)
+    # The public pages and answers: PUBLIC_RATE_LIMIT per client and endpoint. A static
+    # string: a callable would be called and parsed on every request.
+    public = ratelimit.public_limit(limiter, config.PUBLIC_RATE_LIMIT, web.client_address, speedups)
     api = (
         *(parties_bp, catalog_bp, codes_bp, ingest_bp, events_bp),
         *(anomalies_bp, credit_bp, feedback_bp),
     )
     for bp in (*api, openapi_bp):
         if bp in (codes_bp, anomalies_bp, credit_bp, feedback_bp):
-            public(bp)
+            public.apply(flask_app, bp)
         flask_app.register_blueprint(bp, url_prefix="/api/v1")
-    public(consumer_bp)
+    public.apply(flask_app, consumer_bp)
+    public.take_over(flask_app)
     flask_app.register_blueprint(consumer_bp)
     workspace.register(flask_app, limiter.limit(config.SIGN_IN_RATE_LIMIT))
     cli.register(flask_app)

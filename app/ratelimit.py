@@ -1,0 +1,238 @@
+"""The public rate limit, and its speed-ups (``SPEEDUPS=on``; see docs/performance.md).
+
+With ``SPEEDUPS=off`` the public pages and answers are limited by Flask-Limiter's documented
+blueprint limit on limits' own storage (:class:`DocumentedLimit`). With the speed-ups,
+measured to carry the scan's goal (about a quarter of a JSON scan's app CPU), the same limit
+is checked by :class:`PublicLimit` and counted in :class:`InlineExpiryMemoryStorage`: both
+use Flask-Limiter's and limits' private names, pinned (pyproject.toml) and tested against
+the libraries' own behaviour (tests/app/test_ratelimit.py).
+
+The in-process storage (``RATE_LIMIT_STORAGE=memory://``):
+
+limits' ``MemoryStorage`` starts a new timer thread, to drop expired counters, whenever the
+last one has finished, at most every 10 ms: under load that is a thread start every 10 ms
+per process, about a tenth of a consumer scan's CPU (py-spy, bench/bench_consumer.py).
+The counters do not need it: a counter past its window is dropped when it is next read.
+This storage does the same cleaning in the request's thread, at most once a second.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from datetime import datetime
+from typing import ClassVar
+
+from flask import g, request
+from flask.globals import request_ctx
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
+
+#: The scheme :func:`app.create_app` gives Flask-Limiter for ``memory://``.
+SCHEME = "trace-memory://"
+
+
+class InlineExpiryMemoryStorage(MemoryStorage):
+    """``MemoryStorage`` whose expired counters are dropped inline, once a second."""
+
+    STORAGE_SCHEME: ClassVar[list[str]] = ["trace-memory"]
+    CLEAN_EVERY_S = 1.0
+
+    def __init__(self, uri: str | None = None, **options) -> None:
+        super().__init__(uri, **options)
+        self._next_clean = time.monotonic() + self.CLEAN_EVERY_S
+        self._cleaning = threading.Lock()
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the timer thread
+        now = time.monotonic()
+        if now < self._next_clean or not self._cleaning.acquire(blocking=False):
+            return
+        try:
+            self._next_clean = now + self.CLEAN_EVERY_S
+            self._MemoryStorage__expire_events()
+        finally:
+            self._cleaning.release()
+
+
+def storage_uri(configured: str, speedups: bool) -> str:
+    """What Flask-Limiter is given as its storage: the inline-expiry storage in place of
+    ``memory://`` with the speed-ups, else the setting as it is."""
+    return SCHEME if speedups and configured.startswith("memory://") else configured
+
+
+def public_limit(limiter, limit: str, key_func, speedups: bool):
+    """The public limit: :class:`PublicLimit` with the speed-ups, else :class:`DocumentedLimit`.
+    Both are used alike: ``apply(app, bp)`` per blueprint, then ``take_over(app)`` once."""
+    return PublicLimit(limiter, limit, key_func) if speedups else DocumentedLimit(limiter, limit)
+
+
+class DocumentedLimit:
+    """Flask-Limiter's documented blueprint limit (``limiter.limit(limit)(bp)``)."""
+
+    def __init__(self, limiter, limit: str) -> None:
+        self._decorate = limiter.limit(limit)
+
+    def apply(self, app, bp) -> None:
+        self._decorate(bp)
+
+    def take_over(self, app) -> None:
+        """Nothing to take over: Flask-Limiter's own hooks check the limit."""
+
+
+class PublicLimit:
+    """The public pages' limit (``PUBLIC_RATE_LIMIT``) per client and endpoint, checked by the
+    blueprints' own hooks instead of Flask-Limiter's general resolution (blueprint limits,
+    exemption scopes and ancestors worked out again on every request: about a tenth of a
+    consumer scan's CPU). The same counters as Flask-Limiter's blueprint limit (its storage,
+    strategy, keys ``LIMITER/{address}/{endpoint}/…``), the same ``X-RateLimit-*`` headers,
+    and the same 429 (Flask-Limiter's ``RateLimitExceeded``); Flask-Limiter skips these
+    blueprints (:meth:`take_over`) and keeps every other limit."""
+
+    def __init__(self, limiter, limit_string: str, key_func) -> None:
+        from flask_limiter import RateLimitExceeded
+        from flask_limiter._limits import RuntimeLimit
+        from limits import parse_many
+
+        self._limiter = limiter
+        self._key_func = key_func
+        self._exceeded = RateLimitExceeded
+        self._items = sorted(parse_many(limit_string))
+        self._runtime = {item: RuntimeLimit(item, key_func, None) for item in self._items}
+        self._blueprints: set[str] = set()
+
+    def take_over(self, app) -> None:
+        """Flask-Limiter's own hooks in ``app`` (check, headers, context reset: about a tenth
+        of a consumer scan's CPU even with nothing to limit) skip the requests of the
+        blueprints this limit applies to. For the other requests, its check runs whenever it
+        has a limit that applies without a decorator (default, application, meta, another
+        blueprint's, in-memory fallback), its headers and context reset whenever it kept
+        something for the request (a decorated view's limit, such as sign-in's): every other
+        limit holds as before, and a request with none (``/healthz``) pays nothing."""
+        limiter, ours = self._limiter, self._blueprints
+        manager = limiter.limit_manager
+
+        def limiters(hook) -> bool:
+            return getattr(hook, "__self__", None) is limiter or (
+                isinstance(hook, functools.partial) and limiter in hook.args
+            )
+
+        def checks_without_decorator() -> bool:
+            # What Flask-Limiter's before_request hook can find for a request (its
+            # __filter_limits and __evaluate_limits); the decorated limits check themselves.
+            return bool(
+                manager._application_limits
+                or manager._default_limits
+                or limiter._meta_limits
+                or limiter._in_memory_fallback
+                or not ours.issuperset(manager._blueprint_limits)
+            )
+
+        def kept_something() -> bool:
+            # Flask-Limiter keeps what a request hit in a context on the request's context,
+            # made on first use (its ``context`` property).
+            return hasattr(request_ctx._get_current_object(), "_limiter_request_context")
+
+        def before(hook):
+            def limiters_before_request():
+                if request.blueprint not in ours and checks_without_decorator():
+                    return hook()
+                return None
+
+            return limiters_before_request
+
+        def after(hook):
+            def limiters_after_request(response):
+                if kept_something() and request.blueprint not in ours:
+                    return hook(response)
+                return response
+
+            return limiters_after_request
+
+        def teardown(hook):
+            def limiters_teardown_request(exc=None):
+                if kept_something() and request.blueprint not in ours:
+                    hook(exc)
+
+            return limiters_teardown_request
+
+        for table, wrap in (
+            (app.before_request_funcs, before),
+            (app.after_request_funcs, after),
+            (app.teardown_request_funcs, teardown),
+        ):
+            hooks = table.get(None, [])
+            found = [h for h in hooks if limiters(h)]
+            if not found:
+                raise RuntimeError("Flask-Limiter's hooks were not found: update take_over")
+            table[None] = [wrap(h) if limiters(h) else h for h in hooks]
+
+    def apply(self, app, bp) -> None:
+        """Limit every view of ``bp`` in ``app`` (the hooks are the app's, for the blueprint:
+        blueprints are shared by every app built in the process)."""
+        self._blueprints.add(bp.name)
+        app.before_request_funcs.setdefault(bp.name, []).append(self.check)
+        app.after_request_funcs.setdefault(bp.name, []).append(self.headers)
+
+    def check(self) -> None:
+        limiter = self._limiter
+        endpoint = request.endpoint
+        if not (limiter.enabled and limiter.initialized) or not endpoint:
+            return
+        args = [*([limiter._key_prefix] if limiter._key_prefix else ()), self._key_func()]
+        args.append(endpoint)
+        strategy = limiter.limiter
+        # The fixed window (the default strategy) counts straight in the storage: the count
+        # the hit returns is what the headers tell, and the key is made once, not thrice.
+        fixed = type(strategy) is FixedWindowRateLimiter
+        breached = None
+        for item in self._items:
+            if fixed:
+                key = item.key_for(*args)
+                count = strategy.storage.incr(key, item.get_expiry())
+                found = (item, args, key, count)
+                allowed = count <= item.amount
+            else:
+                found = (item, args, None, None)
+                allowed = strategy.hit(item, *args)
+            if item is self._items[0]:  # the headers tell the first limit, or the breached
+                g.public_limit = found
+            if not allowed:
+                limiter.logger.info(
+                    "ratelimit %s (%s) exceeded at endpoint: %s", item, args[-2], args[-1]
+                )
+                breached = item
+                g.public_limit = found
+                break
+        if breached is not None:
+            raise self._exceeded(self._runtime[breached])
+
+    def headers(self, response):
+        found = g.get("public_limit")
+        if found is None:
+            return response
+        item, args, key, count = found
+        if key is None:
+            reset_at, remaining = self._limiter.limiter.get_window_stats(item, *args)
+        else:
+            reset_at = self._limiter.limiter.storage.get_expiry(key)
+            remaining = max(0, item.amount - count)
+        reset_at = int(reset_at + 1)
+        headers = response.headers
+        headers.add("X-RateLimit-Limit", str(item.amount))
+        headers.add("X-RateLimit-Remaining", str(remaining))
+        headers.add("X-RateLimit-Reset", str(reset_at))
+        existing = headers.get("Retry-After")  # a view's own (503) wins if later
+        if existing is None:  # as set() would, without looking for it again
+            headers.add("Retry-After", str(int(reset_at - time.time())))
+            return response
+        from werkzeug.http import parse_date
+
+        retry_after = parse_date(existing)
+        if retry_after is None:
+            retry_after = time.time() + int(existing)
+        if isinstance(retry_after, datetime):
+            retry_after = time.mktime(retry_after.timetuple())
+        reset_at = max(int(retry_after), reset_at)
+        headers.set("Retry-After", str(int(reset_at - time.time())))
+        return response
