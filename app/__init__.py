@@ -30,7 +30,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     """Build the application. ``overrides`` replace settings from the environment (tests)."""
     from flask_limiter import Limiter
 
-    from app import cli, errors, ratelimit, web, workspace
+    from app import cli, errors, ratelimit, web, workspace, wrappers
     from app.anomalies.api import bp as anomalies_bp
     from app.catalog.api import bp as catalog_bp
     from app.codes.api import bp as codes_bp
@@ -45,7 +45,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
 
     config = load_config(overrides)
     speedups = config.SPEEDUPS == "on"
-    flask_app = flask.Flask(
+    flask_app = wrappers.flask_class(speedups)(
         __name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance")
     )
     flask_app.config.update(
@@ -62,6 +62,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
         RATELIMIT_STORAGE_URI=ratelimit.storage_uri(config.RATE_LIMIT_STORAGE, speedups),
         RATELIMIT_HEADERS_ENABLED=True,
     )
+    flask_app.session_interface = wrappers.session_interface(speedups)
     flask_app.json.ensure_ascii = False
     flask_app.json.sort_keys = False
     engine = create_engine(config.DATABASE_URL)

@@ -35,6 +35,7 @@ from app.errors import ApiError
 from app.feedback import operations as feedback
 from app.schemas import ComplaintIn, DeliveryRatingIn, ReviewIn
 from app.web import db, settings, unit_of_work
+from app.wrappers import set_client_cookie
 from tracecore.errors import DomainError, NotFound, ValidationError
 from tracecore.identity import keyed_hash
 
@@ -114,13 +115,14 @@ def _wants_json() -> bool:
 
 
 def _remember_client(response):
-    response.set_cookie(
+    # A year from the client's last check (app.wrappers.cookie_header writes it as werkzeug).
+    set_client_cookie(
+        response,
         CLIENT_COOKIE,
         _client_value(),
-        max_age=CLIENT_COOKIE_MAX_AGE,
-        httponly=True,
-        samesite="Lax",
-        secure=request.is_secure,
+        CLIENT_COOKIE_MAX_AGE,
+        request.is_secure,
+        settings().SPEEDUPS == "on",
     )
     return response
 
