@@ -233,7 +233,8 @@ def commit_without_flush_wait(session: Session) -> None:
     busy machine, most of a history's answer. A crash of the database server may lose the
     lines of the last fraction of a second (up to three ``wal_writer_delay``, 0.6 s by
     default); it never leaves the database inconsistent. SQLite (WAL, ``synchronous=NORMAL``)
-    does not flush at a commit anyway."""
+    does not flush at a commit anyway. Not for a line about a read of personal data: those
+    are committed durably."""
     if is_postgresql(session):
         session.execute(_ASYNCHRONOUS_COMMIT)
 
