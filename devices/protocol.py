@@ -208,6 +208,10 @@ def _time(value: str, key: str, event_id: str | None) -> datetime:
         raise Rejected("invalid_field", f"'{key}' is not an RFC 3339 time", event_id) from None
     if parsed.tzinfo is None:
         raise Rejected("invalid_field", f"'{key}' needs a UTC offset (RFC 3339)", event_id)
+    try:  # 0001-01-01T00:00:00+00:01 parses, but has no UTC moment: it would overflow later
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise Rejected("invalid_field", f"'{key}' is out of range", event_id) from None
     return parsed
 
 

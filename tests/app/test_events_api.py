@@ -250,6 +250,28 @@ def test_forged_and_foreign_events_are_rejected(client, make, world):
     ]
 
 
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01"])
+def test_a_time_without_a_utc_moment_costs_its_neighbours_nothing(client, make, world, when):
+    """Is an event whose time parses but overflows in UTC (before its signature is checked)
+    rejected alone, with its signed neighbours stored, and not a 500?"""
+    from tests.factories import resigned
+
+    shelf, serials = world["shelf"], world["serials"]
+    first = shelf.event("shelved", 0, code=serials[0])
+    poisoned = resigned(shelf.event("shelved", 1, code=serials[1]), shelf.secret, time=when)
+    unsigned = dict(poisoned, sig="0" * 64)  # an attacker's: not signed at all
+    last = shelf.event("shelved", 2, code=serials[2])
+    answer = shelf.post(first, poisoned, unsigned, last)
+    assert statuses(answer) == [
+        ("accepted", None),
+        ("rejected", "invalid_field"),
+        ("rejected", "invalid_field"),
+        ("accepted", None),
+    ]
+    history = client.get(f"/api/v1/codes/{serials[2]}/history", headers=make.auth("regulator"))
+    assert [e["type"] for e in history.json["events"]] == ["shelved"]
+
+
 def test_unreadable_http_messages_get_one_rejected_ack(world):
     """Does a message that is not an event get a single ack that says why?"""
     answer = world["shelf"].post(raw={"events": "nope"})

@@ -79,6 +79,8 @@ def test_another_devices_secret_does_not_verify():
         ({"time": "2026-11-22T14:00:00"}, "invalid_field"),
         ({"time": "2026-11-22T14:10:00+00:00"}, "future_time"),
         ({"time": "2026-09-01T00:00:00+00:00"}, "too_old"),
+        ({"time": "0001-01-01T00:00:00+00:01"}, "invalid_field"),  # no UTC moment
+        ({"time": "9999-12-31T23:59:59-00:01"}, "invalid_field"),
         ({"lat": 91}, "bad_coordinates"),
         ({"lon": -180.5}, "bad_coordinates"),
         ({"lon": None}, "bad_coordinates"),
