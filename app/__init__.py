@@ -48,6 +48,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     flask_app = wrappers.flask_class(speedups)(
         __name__, instance_path=str(Path(__file__).resolve().parent.parent / "instance")
     )
+    flask_app.url_map.converters["id"] = web.IdConverter  # before any route is added
     flask_app.config.update(
         SECRET_KEY=config.SECRET_KEY,
         MAX_CONTENT_LENGTH=config.MAX_CONTENT_LENGTH,

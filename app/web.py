@@ -12,6 +12,7 @@ from typing import TypeVar
 import pydantic
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
+from werkzeug.routing import IntegerConverter
 
 from app.auth.operations import authenticate
 from app.errors import ApiError
@@ -126,3 +127,11 @@ class SecurityHeaders:
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, start)
+
+
+class IdConverter(IntegerConverter):
+    """``<id:name>`` in a route: a row id, 1 to 2**31 - 1 (the database's integer key).
+    Anything else is no such page (404), never a number the database refuses (a 500)."""
+
+    def __init__(self, url_map, min: int = 1, max: int = 2**31 - 1) -> None:
+        super().__init__(url_map, min=min, max=max)

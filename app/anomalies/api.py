@@ -133,7 +133,7 @@ def list_anomalies():
     return {"items": [anomaly_json(a) for a in items], "next": next_url}
 
 
-@bp.get("/anomalies/<int:anomaly_id>")
+@bp.get("/anomalies/<id:anomaly_id>")
 def get_anomaly(anomaly_id: int):
     viewer = principal()
     anomaly = findings.get_anomaly(db(), anomaly_id)
@@ -145,14 +145,14 @@ def get_anomaly(anomaly_id: int):
     return anomaly_json(anomaly)
 
 
-@bp.post("/anomalies/<int:anomaly_id>/decision")
+@bp.post("/anomalies/<id:anomaly_id>/decision")
 @unit_of_work
 def decide(anomaly_id: int):
     body = parse_body(DecisionIn)
     return anomaly_json(decisions.decide(db(), principal(), anomaly_id, body.decision, body.reason))
 
 
-@bp.post("/anomalies/<int:anomaly_id>/appeal")
+@bp.post("/anomalies/<id:anomaly_id>/appeal")
 @unit_of_work
 def appeal(anomaly_id: int):
     body = parse_body(AppealIn)
@@ -160,7 +160,7 @@ def appeal(anomaly_id: int):
     return {"id": found.id, "anomaly_id": anomaly_id, "status": found.status}, 201
 
 
-@bp.post("/appeals/<int:appeal_id>/decision")
+@bp.post("/appeals/<id:appeal_id>/decision")
 @unit_of_work
 def decide_appeal(appeal_id: int):
     body = parse_body(DecisionIn)

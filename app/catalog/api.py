@@ -20,7 +20,7 @@ def create_product():
     return serialize.product(product), 201
 
 
-@bp.get("/products/<int:product_id>")
+@bp.get("/products/<id:product_id>")
 def get_product(product_id: int):
     return serialize.product(operations.get_product(db(), product_id))
 
@@ -45,6 +45,6 @@ def create_batch():
     return serialize.batch(batch), 201
 
 
-@bp.get("/batches/<int:batch_id>")
+@bp.get("/batches/<id:batch_id>")
 def get_batch(batch_id: int):
     return serialize.batch(operations.get_batch(db(), batch_id))

@@ -46,7 +46,7 @@ def code_answer(code: TraceCode) -> dict:
     return answer
 
 
-@bp.post("/batches/<int:batch_id>/codes")
+@bp.post("/batches/<id:batch_id>/codes")
 @unit_of_work
 def issue_codes(batch_id: int):
     """Issue codes; JSON by default, ``Accept: text/csv`` streams ``serial,uri`` lines."""
@@ -149,7 +149,7 @@ def _page_args(maximum: int) -> tuple[int, int]:
     return offset, limit
 
 
-@bp.get("/batches/<int:batch_id>/labels.pdf")
+@bp.get("/batches/<id:batch_id>/labels.pdf")
 def labels_pdf(batch_id: int):
     """A printable A4 sheet of the batch's labels (``?offset=&limit=`` for large batches).
     Only the batch's merchant and authorities: the sheet lists every serial of the batch."""

@@ -63,7 +63,7 @@ def account_json(acc: operations.Account, *, with_records: bool = True) -> dict:
     return out
 
 
-@bp.get("/credit/<party_type>/<int:party_id>")
+@bp.get("/credit/<party_type>/<id:party_id>")
 def credit_account(party_type: str, party_id: int):
     """Public: score, grade, list status, commitment and the records behind them."""
     return account_json(
@@ -71,7 +71,7 @@ def credit_account(party_type: str, party_id: int):
     )
 
 
-@bp.post("/credit/<party_type>/<int:party_id>/records")
+@bp.post("/credit/<party_type>/<id:party_id>/records")
 @unit_of_work
 def add_record(party_type: str, party_id: int):
     """A regulator's sanction or commendation."""
@@ -93,7 +93,7 @@ def commitment_text():
     return {"version": operations.COMMITMENT_VERSION, "text": operations.COMMITMENT_TEXT}
 
 
-@bp.post("/credit/<party_type>/<int:party_id>/commitment")
+@bp.post("/credit/<party_type>/<id:party_id>/commitment")
 @unit_of_work
 def sign_commitment(party_type: str, party_id: int):
     signed = operations.sign_commitment(
@@ -130,7 +130,7 @@ def credit_notices():
     }
 
 
-@bp.post("/batches/<int:batch_id>/recall")
+@bp.post("/batches/<id:batch_id>/recall")
 @unit_of_work
 def recall(batch_id: int):
     """A regulator recalls a batch: from now on its sales raise recalled_sale."""
@@ -144,7 +144,7 @@ def recall(batch_id: int):
     }
 
 
-@bp.put("/couriers/<int:courier_id>/service-area")
+@bp.put("/couriers/<id:courier_id>/service-area")
 @unit_of_work
 def set_service_area(courier_id: int):
     """The courier's service area, a GeoJSON Polygon or MultiPolygon (WGS 84)."""

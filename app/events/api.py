@@ -85,7 +85,7 @@ def parcel_history(waybill: str):
     return answer
 
 
-@bp.get("/batches/<int:batch_id>/trace")
+@bp.get("/batches/<id:batch_id>/trace")
 def batch_trace(batch_id: int):
     limit = request.args.get("limit", "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:

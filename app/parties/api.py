@@ -22,7 +22,7 @@ def create_merchant():
     return serialize.merchant(merchant), 201
 
 
-@bp.get("/merchants/<int:merchant_id>")
+@bp.get("/merchants/<id:merchant_id>")
 def get_merchant(merchant_id: int):
     """Public: a merchant's licence data is meant to be shown (亮照亮标)."""
     return serialize.merchant(operations.get_party(db(), Merchant, merchant_id))
@@ -36,7 +36,7 @@ def create_logistics_company():
     return serialize.logistics_company(company), 201
 
 
-@bp.get("/logistics-companies/<int:company_id>")
+@bp.get("/logistics-companies/<id:company_id>")
 def get_logistics_company(company_id: int):
     return serialize.logistics_company(operations.get_party(db(), LogisticsCompany, company_id))
 
@@ -51,7 +51,7 @@ def create_courier():
     return serialize.courier(courier, full_name=True), 201
 
 
-@bp.get("/couriers/<int:courier_id>")
+@bp.get("/couriers/<id:courier_id>")
 def get_courier(courier_id: int):
     """Authorities and the courier's own company only; the name in full only for them."""
     actor = principal()

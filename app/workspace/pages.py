@@ -324,7 +324,7 @@ def _back(default: str) -> str:
     return target if target.startswith("/workspace") and not target.startswith("//") else default
 
 
-@bp.post("/anomalies/<int:anomaly_id>/decision")
+@bp.post("/anomalies/<id:anomaly_id>/decision")
 @unit_of_work
 def decide(anomaly_id: int):
     decisions.decide(
@@ -338,7 +338,7 @@ def decide(anomaly_id: int):
     return redirect(_back(url_for("workspace.anomalies")), 303)
 
 
-@bp.post("/appeals/<int:appeal_id>/decision")
+@bp.post("/appeals/<id:appeal_id>/decision")
 @unit_of_work
 def decide_appeal(appeal_id: int):
     decisions.decide_appeal(
@@ -377,7 +377,7 @@ def _trace_rows(batch_id: int, after: str = "", limit: int = 100) -> dict:
     return found
 
 
-@bp.get("/batches/<int:batch_id>")
+@bp.get("/batches/<id:batch_id>")
 @unit_of_work
 def batch_page(batch_id: int):
     batch = get_batch(db(), batch_id)
@@ -387,7 +387,7 @@ def batch_page(batch_id: int):
     return render_template("workspace/batch.html", batch=batch, trace=found)
 
 
-@bp.post("/batches/<int:batch_id>/recall")
+@bp.post("/batches/<id:batch_id>/recall")
 @unit_of_work
 def recall(batch_id: int):
     credit_ops.recall_batch(db(), viewer(), batch_id, request.form.get("reason", ""))
@@ -395,7 +395,7 @@ def recall(batch_id: int):
     return redirect(url_for("workspace.batch_page", batch_id=batch_id), 303)
 
 
-@bp.get("/batches/<int:batch_id>/trace.csv")
+@bp.get("/batches/<id:batch_id>/trace.csv")
 @unit_of_work
 def batch_trace_csv(batch_id: int):
     """Where every unit of the batch is now, as CSV, streamed a page at a time."""
@@ -443,7 +443,7 @@ def batch_trace_csv(batch_id: int):
 # -- credit -------------------------------------------------------------------------------------
 
 
-@bp.get("/parties/<party_type>/<int:party_id>")
+@bp.get("/parties/<party_type>/<id:party_id>")
 @unit_of_work
 def party_page(party_type: str, party_id: int):
     if party_type not in credit_ops.PARTY_MODELS:
@@ -469,7 +469,7 @@ def party_page(party_type: str, party_id: int):
     )
 
 
-@bp.post("/parties/<party_type>/<int:party_id>/records")
+@bp.post("/parties/<party_type>/<id:party_id>/records")
 @unit_of_work
 def add_record(party_type: str, party_id: int):
     credit_ops.add_record(

@@ -1,5 +1,7 @@
 """Bad requests of every kind get one JSON error shape, a 4xx, and write nothing."""
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -109,6 +111,25 @@ def test_openapi_lists_every_api_route(app, client):
         if rule.rule.startswith("/api/v1/") and rule.rule != "/api/v1/openapi.json":
             path = rule.rule.removeprefix("/api/v1")
             for arg in rule.arguments:
-                path = path.replace(f"<int:{arg}>", f"{{{arg}}}").replace(f"<{arg}>", f"{{{arg}}}")
+                path = re.sub(rf"<(\w+:)?{arg}>", f"{{{arg}}}", path)
             served.add(path)
     assert served <= documented, served - documented
+
+
+@pytest.mark.parametrize("number", ["0", str(2**31), str(2**63), "99999999999999999999999"])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/api/v1/merchants/{}"),
+        ("GET", "/api/v1/couriers/{}"),
+        ("GET", "/api/v1/batches/{}/trace"),
+        ("GET", "/api/v1/batches/{}/labels.pdf"),
+        ("GET", "/api/v1/anomalies/{}"),
+        ("POST", "/api/v1/appeals/{}/decision"),
+        ("GET", "/api/v1/credit/merchant/{}"),
+    ],
+)
+def test_an_id_out_of_the_databases_range_is_404_not_500(client, make, method, path, number):
+    """A path id the integer key cannot hold (or 0) is no such resource, on both databases."""
+    resp = client.open(path.format(number), method=method, headers=make.auth("admin"), json={})
+    assert_error(resp, 404, "not_found")
