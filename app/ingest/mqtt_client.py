@@ -7,7 +7,7 @@ bounds the worker's memory, and keeps the connection alive while the inbox is fu
 :class:`Client` adds paho's read path made faster (``SPEEDUPS=on``): several packets read
 per loop, a QoS 1 PUBLISH decoded without its properties, no topic matching. Both touch
 paho's internals, pinned in pyproject.toml and constraints.txt and checked against paho's
-own behaviour in tests/devices/test_worker_failures.py (docs/speedups.md lists them).
+own behaviour in tests/devices/test_worker_failures.py (docs/performance.md lists them).
 """
 
 from __future__ import annotations
