@@ -77,9 +77,10 @@ class Config:
     PUBLIC_RATE_LIMIT: str = "600 per minute"
     #: Sign-in attempts per client address.
     SIGN_IN_RATE_LIMIT: str = "10 per minute"
-    #: on | off: the speed-ups that override library internals or defaults (the ingest
-    #: worker's MQTT read path, the collector's settings in the web and ingest workers;
-    #: docs/performance.md). off runs the libraries' own: the behaviour is the same, only slower.
+    #: on | off: the speed-ups that override library internals or defaults (app/wrappers.py,
+    #: the public rate limit's check and storage, the ingest worker's MQTT read path, the
+    #: collector's settings; docs/performance.md). off runs the libraries' own: the behaviour
+    #: is the same, only slower.
     SPEEDUPS: str = "on"
     #: A workspace session ends after this many minutes without a request.
     SESSION_IDLE_MINUTES: int = 30
