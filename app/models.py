@@ -1,6 +1,7 @@
 """Every model, imported in one place so the metadata is complete (Alembic, tests)."""
 
-from app.auth.models import AccessEntry, ApiToken, User
+from app.accesslog.models import AccessEntry
+from app.auth.models import ApiToken, User
 from app.catalog.models import (
     Batch,
     BatchStatus,

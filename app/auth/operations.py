@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.auth.models import AccessEntry, ApiToken, User
+from app.auth.models import ApiToken, User
 from app.parties.models import LogisticsCompany, Merchant
 from app.parties.operations import get_party
 from tracecore.access import Principal, Role, parse_jurisdiction
@@ -147,35 +146,3 @@ def user_principal(session: Session, user_id: int) -> Principal | None:
         user_id=user.id,
         jurisdiction=parse_jurisdiction(user.jurisdiction),
     )
-
-
-def log_access(
-    session: Session,
-    actor: Principal | None,
-    action: str,
-    target_type: str,
-    target_id,
-    *,
-    personal_data: bool = False,
-    detail: str = "",
-) -> None:
-    """One line in the access log: who looked at, exported or changed what. Inserted at once
-    with Core, in the caller's transaction: the ORM's unit of work cost a read of a history
-    more CPU than the line itself (0.5 ms of 4)."""
-    session.connection().execute(
-        _LOG_LINE,
-        {
-            "at": datetime.now(UTC),
-            "actor_role": actor.role.value if actor else "anonymous",
-            "actor_user_id": actor.user_id if actor else None,
-            "actor_token_id": actor.token_id if actor else None,
-            "action": action,
-            "target_type": target_type,
-            "target_id": str(target_id)[:64],
-            "personal_data": personal_data,
-            "detail": detail[:300],
-        },
-    )
-
-
-_LOG_LINE = sa.insert(AccessEntry.__table__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, request
 
-from app.auth.operations import log_access
+from app.accesslog.operations import log_access
 from app.codes import operations as codes
 from app.codes.api import code_answer
 from app.db import commit_without_flush_wait
@@ -86,19 +86,35 @@ def parcel_history(waybill: str):
 
 
 @bp.get("/batches/<id:batch_id>/trace")
+@unit_of_work
 def batch_trace(batch_id: int):
     limit = request.args.get("limit", "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         raise ApiError(422, "validation_failed", "limit must be 1–1000", field="limit")
-    return history.batch_trace(
-        db(), principal(), batch_id, after=request.args.get("after", ""), limit=int(limit)
+    viewer = principal()
+    answer = history.batch_trace(
+        db(), viewer, batch_id, after=request.args.get("after", ""), limit=int(limit)
     )
+    # As for a unit's history: authorities see exact delivery points, and that is logged.
+    log_access(db(), viewer, "view", "batch", batch_id, personal_data=viewer.is_authority)
+    return answer
 
 
 @bp.get("/rejected-events")
+@unit_of_work
 def rejected_events():
-    """What devices sent that was not stored, and why (authorities only), newest first."""
-    principal().require(Role.ADMIN, Role.REGULATOR)
+    """What devices sent that was not stored, and why (authorities only), newest first. The
+    payloads are as sent, personal data included: the read is logged."""
+    viewer = principal()
+    viewer.require(Role.ADMIN, Role.REGULATOR)
+    log_access(
+        db(),
+        viewer,
+        "view",
+        "rejected_events",
+        request.args.get("device_id", "*"),
+        personal_data=True,
+    )
     query = sa.select(RejectedEvent).order_by(RejectedEvent.id.desc()).limit(200)
     if request.args.get("device_id"):
         query = query.where(RejectedEvent.device_id == request.args["device_id"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from app import serialize
+from app.accesslog.operations import log_access
 from app.parties import operations
 from app.parties.models import Courier, LogisticsCompany, Merchant
 from app.schemas import CourierIn, LogisticsCompanyIn, MerchantIn
@@ -52,10 +53,13 @@ def create_courier():
 
 
 @bp.get("/couriers/<id:courier_id>")
+@unit_of_work
 def get_courier(courier_id: int):
-    """Authorities and the courier's own company only; the name in full only for them."""
+    """Authorities and the courier's own company only; the name in full only for them (a
+    read of personal data: logged)."""
     actor = principal()
     actor.require(Role.ADMIN, Role.REGULATOR, Role.LOGISTICS)
     courier = operations.get_party(db(), Courier, courier_id)
     actor.require_company(courier.company_id)
+    log_access(db(), actor, "view", "courier", courier_id, personal_data=True)
     return serialize.courier(courier, full_name=True)

@@ -18,9 +18,10 @@ from flask import (
     url_for,
 )
 
+from app.accesslog.models import AccessEntry
+from app.accesslog.operations import log_access
 from app.anomalies import decisions, findings
-from app.auth.models import AccessEntry
-from app.auth.operations import check_password, log_access
+from app.auth.operations import check_password
 from app.catalog.operations import get_batch
 from app.codes import operations as codes
 from app.codes.api import code_answer

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from app.accesslog.models import AccessEntry
 from app.anomalies.findings import record_findings
-from app.auth.models import AccessEntry, User
+from app.auth.models import User
 from app.credit.models import Anomaly, AuditEntry
 from tests.app.test_events_api import ship
 from tracecore.anomalies import Finding
