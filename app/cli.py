@@ -22,7 +22,8 @@ from flask.cli import AppGroup
 from sqlalchemy.orm import Session
 
 from app import migrate
-from app.auth.operations import create_token, create_user
+from app.auth.models import User
+from app.auth.operations import create_token, create_user, end_sessions
 from app.catalog import operations as catalog
 from app.catalog.models import ProductCategory
 from app.codes import operations as codes
@@ -149,6 +150,18 @@ def user_create(
             display_name=display_name,
         )
     click.echo(f"created {role} user #{user.id} {user.username}", err=True)
+
+
+@user_cli.command("sign-out")
+@click.argument("username")
+def user_sign_out(username: str) -> None:
+    """End every workspace session of a user now (a lost laptop, a copied cookie)."""
+    with unit() as session:
+        user = session.scalar(sa.select(User).where(User.username == username.strip().lower()))
+        if user is None:
+            raise click.ClickException(f"no user {username!r}")
+        end_sessions(session, user.id)
+    click.echo(f"ended every session of {user.username}", err=True)
 
 
 @trace_cli.command("merchant")

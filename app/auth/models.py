@@ -48,3 +48,6 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: A workspace session is valid only while it carries this number: signing out (or a
+    #: password change, or an admin's revocation) adds one, ending every session of the user.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -135,14 +135,25 @@ def check_password(session: Session, username: str, password: str) -> User | Non
     return user
 
 
-def user_principal(session: Session, user_id: int) -> Principal | None:
-    """The principal of an active user (sessions carry only the user's id)."""
+def user_principal(session: Session, user_id: int, generation: int | None) -> Principal | None:
+    """The principal of an active user whose session carries the user's current session
+    generation (sessions carry only the user's id and that number)."""
     user = session.get(User, user_id)
-    if user is None or user.disabled_at is not None:
+    if user is None or user.disabled_at is not None or generation != user.session_generation:
         return None
     return Principal(
         user.role,
         user.party_id,
         user_id=user.id,
         jurisdiction=parse_jurisdiction(user.jurisdiction),
+    )
+
+
+def end_sessions(session: Session, user_id: int) -> None:
+    """End every workspace session of this user, on the server: a session cookie signed
+    before now, copied or not, no longer signs anyone in."""
+    session.execute(
+        sa.update(User)
+        .where(User.id == user_id)
+        .values(session_generation=User.session_generation + 1)
     )

@@ -21,7 +21,7 @@ from flask import (
 from app.accesslog.models import AccessEntry
 from app.accesslog.operations import log_access
 from app.anomalies import decisions, findings
-from app.auth.operations import check_password
+from app.auth.operations import check_password, end_sessions
 from app.catalog.operations import get_batch
 from app.codes import operations as codes
 from app.codes.api import code_answer
@@ -65,7 +65,7 @@ def sign_in():
             error = "用户名或密码错误 · Wrong username or password"
         else:
             user.last_login_at = datetime.now(UTC)
-            start_session(user.id)
+            start_session(user.id, user.session_generation)
             session["username"] = user.display_name or user.username
             log_access(
                 db(), None, "sign_in", "user", user.id, detail=f"{user.role.value} {user.username}"
@@ -82,7 +82,9 @@ def sign_in():
 @bp.post("/sign-out")
 @unit_of_work
 def sign_out():
+    """Ends this session and every other of the same user, on the server."""
     _log("sign_out", "user", viewer().user_id)
+    end_sessions(db(), viewer().user_id)
     session.clear()
     return redirect(url_for("workspace.sign_in"))
 

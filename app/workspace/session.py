@@ -22,12 +22,15 @@ WORKSPACE_ROLES = (Role.ADMIN, Role.REGULATOR)
 OPEN_VIEWS = {"workspace.sign_in"}
 
 
-def start_session(user_id: int) -> None:
-    """A fresh session for a user who just proved who they are (never reuse the old one)."""
+def start_session(user_id: int, generation: int) -> None:
+    """A fresh session for a user who just proved who they are (never reuse the old one),
+    valid while the user's session generation stays ``generation``."""
     session.clear()
     session.permanent = True
     now = int(time.time())
-    session.update(uid=user_id, signed_in_at=now, seen_at=now, csrf=secrets.token_urlsafe(32))
+    session.update(
+        uid=user_id, gen=generation, signed_in_at=now, seen_at=now, csrf=secrets.token_urlsafe(32)
+    )
 
 
 def viewer() -> Principal:
@@ -54,7 +57,7 @@ def require_sign_in():
         or now - session.get("signed_in_at", 0) > cfg.SESSION_MAX_HOURS * 3600
         or now - session.get("seen_at", 0) > cfg.SESSION_IDLE_MINUTES * 60
     )
-    found = None if expired else user_principal(db(), uid)
+    found = None if expired else user_principal(db(), uid, session.get("gen"))
     if found is None:
         session.clear()
         if request.method == "GET":

@@ -347,3 +347,38 @@ def test_no_page_needs_inline_styles_or_scripts(regulator, world, client):
     for html in pages:
         assert ' style="' not in html and "<style" not in html
         assert not re.search(r"<script(?![^>]*\bsrc=)", html)
+
+
+def _copy_cookie(source, target):
+    """A second browser with the first one's session cookie (a copied or stolen cookie)."""
+    cookie = source.get_cookie("trace_session")
+    target.set_cookie("trace_session", cookie.value)
+    return target
+
+
+def test_a_session_cookie_copied_before_sign_out_opens_nothing_after(app, client, make):
+    """Does signing out end the session on the server, so that a copy of its cookie replayed
+    afterwards is sent to the sign-in page and cannot post a form?"""
+    sign_in(client, *make.user("regulator", "3204"))
+    copy = _copy_cookie(client, app.test_client())
+    token = csrf(copy)
+    assert copy.get("/workspace/", headers=HTML).status_code == 200  # the copy works, for now
+    resp = client.post("/workspace/sign-out", data={"csrf_token": csrf(client)})
+    assert resp.status_code == 302
+    resp = copy.get("/workspace/", headers=HTML)
+    assert resp.status_code == 302 and "/workspace/sign-in" in resp.headers["Location"]
+    resp = copy.post("/workspace/anomalies/1/decision", data={"csrf_token": token})
+    assert resp.status_code == 401
+
+
+def test_an_admin_ends_every_session_of_a_user(app, client, make, runner):
+    """Does `flask trace user sign-out NAME` end the user's sessions at once?"""
+    username, password = make.user("regulator", "3204")
+    sign_in(client, username, password)
+    assert client.get("/workspace/", headers=HTML).status_code == 200
+    result = runner.invoke(args=["trace", "user", "sign-out", username])
+    assert result.exit_code == 0, result.output
+    resp = client.get("/workspace/", headers=HTML)
+    assert resp.status_code == 302 and "/workspace/sign-in" in resp.headers["Location"]
+    sign_in(client, username, password)  # a new sign-in works again
+    assert client.get("/workspace/", headers=HTML).status_code == 200
