@@ -70,6 +70,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     flask_app.extensions["trace"] = Extension(config, engine, make_sessionmaker(engine))
 
     errors.register(flask_app)
+    flask_app.before_request(web.refuse_nul_in_query)
     flask_app.teardown_appcontext(web.close_session)
     limiter = Limiter(web.client_address, app=flask_app)
     # The public pages and answers: PUBLIC_RATE_LIMIT per client and endpoint. A static

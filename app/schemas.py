@@ -6,10 +6,11 @@ CLI and the API give the same answers.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.catalog.models import InspectionResult, ProductCategory
 from app.events.models import DeviceKind
@@ -22,8 +23,34 @@ Uscc = Annotated[str, Field(min_length=1, max_length=32)]
 RegionCode = Annotated[str, Field(min_length=1, max_length=12)]
 
 
+def _no_control_characters(value):
+    """Text anywhere in a body (nested lists and objects too) holds no NUL or other C0
+    control character but tab and newline: PostgreSQL refuses NUL in text, and none is
+    meaningful in a name, a review or a reason."""
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise ValueError("text may not contain control characters (NUL and the like)")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _no_control_characters(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_control_characters(key)
+            _no_control_characters(item)
+    return value
+
+
+#: C0 control characters but tab, newline and carriage return, and DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_text(cls, value):
+        return _no_control_characters(value)
 
 
 class MerchantIn(Body):

@@ -135,3 +135,10 @@ class IdConverter(IntegerConverter):
 
     def __init__(self, url_map, min: int = 1, max: int = 2**31 - 1) -> None:
         super().__init__(url_map, min=min, max=max)
+
+
+def refuse_nul_in_query() -> None:
+    """A query string with a NUL character (``%00``) is refused before any view reads it:
+    no filter or search means one, and PostgreSQL refuses it in text (a 500 otherwise)."""
+    if b"%00" in request.query_string:
+        raise ApiError(422, "validation_failed", "the query may not contain NUL characters")

@@ -133,3 +133,31 @@ def test_an_id_out_of_the_databases_range_is_404_not_500(client, make, method, p
     """A path id the integer key cannot hold (or 0) is no such resource, on both databases."""
     resp = client.open(path.format(number), method=method, headers=make.auth("admin"), json={})
     assert_error(resp, 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/api/v1/merchants", {**merchant_body(), "name": "商\x00店"}),
+        ("/api/v1/merchants", {**merchant_body(), "name": "bell\x07"}),
+    ],
+)
+def test_control_characters_in_a_body_are_422(client, make, session, path, body):
+    """Is text with NUL (which PostgreSQL refuses) or another control character refused
+    with the field named, and nothing written?"""
+    resp = client.post(path, json=body, headers=make.auth("admin"))
+    assert_error(resp, 422, "validation_failed")
+    assert session.scalar(sa.text("SELECT count(*) FROM merchants")) == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/anomalies?type=a%00b",
+        "/workspace/search?q=%00",
+        "/api/v1/rejected-events?reason=%00",
+    ],
+)
+def test_a_nul_in_the_query_is_422(client, make, path):
+    resp = client.get(path, headers={**make.auth("admin"), "Accept": "application/json"})
+    assert_error(resp, 422, "validation_failed")
