@@ -84,7 +84,9 @@ def _pydantic(exc: pydantic.ValidationError) -> Response:
 
 def _http(exc: HTTPException) -> Response:
     code = (exc.name or "error").lower().replace(" ", "_")
-    return error_response(exc.code or 500, code, exc.description or exc.name)
+    # The exception's own headers (a 405's Allow, a 429's Retry-After), not its HTML type.
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    return error_response(exc.code or 500, code, exc.description or exc.name, headers=headers)
 
 
 def _database_gone(exc: sqlalchemy.exc.DBAPIError) -> Response:

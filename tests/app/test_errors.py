@@ -78,8 +78,11 @@ def test_unknown_route_is_json_404(client):
 
 
 def test_wrong_method_is_405(client):
-    """Does an unsupported method answer in the same error shape?"""
-    assert_error(client.delete("/api/v1/merchants"), 405, "method_not_allowed")
+    """Does an unsupported method answer in the same error shape, with the methods the URL
+    does allow (RFC 9110: a 405 carries Allow)?"""
+    resp = client.delete("/api/v1/merchants")
+    assert_error(resp, 405, "method_not_allowed")
+    assert "POST" in resp.headers["Allow"].split(", ")
 
 
 def test_unexpected_failure_is_a_bare_500(app, client, make, monkeypatch):
