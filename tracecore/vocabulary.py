@@ -25,13 +25,6 @@ class EventType(StrEnum):
     RETURNED = "returned"
 
 
-class Level(StrEnum):
-    """What an event names: one unit (a trace code) or a parcel (a waybill, all its units)."""
-
-    UNIT = "unit"
-    PARCEL = "parcel"
-
-
 #: Events that name one unit by its code.
 UNIT_EVENTS = frozenset({EventType.SHELVED, EventType.SOLD})
 #: Events that name a parcel by its waybill (and so every unit packed in it).

@@ -30,6 +30,7 @@ from app.credit import operations as credit_ops
 from app.credit.models import Anomaly, Appeal, AuditEntry
 from app.events import history
 from app.feedback.models import Complaint
+from app.parties.models import PARTY_MODELS
 from app.web import db, settings, unit_of_work
 from app.workspace import search as finder
 from app.workspace.maps import MapQuery, map_view
@@ -449,7 +450,7 @@ def batch_trace_csv(batch_id: int):
 @bp.get("/parties/<party_type>/<id:party_id>")
 @unit_of_work
 def party_page(party_type: str, party_id: int):
-    if party_type not in credit_ops.PARTY_MODELS:
+    if party_type not in PARTY_MODELS:
         raise ValidationError("party types: merchant, logistics_company, courier")
     party = credit_ops.get_party(db(), party_type, party_id)
     viewer().require_region(party.region_code, "this party")
