@@ -27,9 +27,11 @@ def confirmed_at(app, anomaly_id: int, when: datetime, decision: str = "confirm"
     cfg = app.extensions["trace"].config
     return in_session(
         app,
-        lambda s: decisions.decide(
-            s, REGULATOR, anomaly_id, decision, "核实无误", cfg.response_period, now=when
-        ).id,
+        lambda s: (
+            decisions.decide(
+                s, REGULATOR, anomaly_id, decision, "核实无误", cfg.response_period, now=when
+            ).id
+        ),
     )
 
 
