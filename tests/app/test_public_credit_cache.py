@@ -13,9 +13,7 @@ JSON = {"Accept": "application/json"}
 
 
 @pytest.mark.committed  # a second app, with its own engine and threads, reads the data
-def test_signing_the_commitment_never_breaks_the_merchants_public_scans(
-    database_url, make, world
-):
+def test_signing_the_commitment_never_breaks_the_merchants_public_scans(database_url, make, world):
     """After the merchant signs its credit commitment, do scans of its units from several
     threads, with the public credit kept per process, all answer 200 with the commitment?"""
     caching = create_app(
