@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tracecore.anomalies import Thresholds
 from tracecore.credit import Policy
+from tracecore.workdays import Calendar, ResponsePeriod, parse_days
 
 ROOT = Path(__file__).resolve().parent
 INSTANCE = ROOT / "instance"
@@ -60,6 +61,14 @@ class Config:
     #: JSON object overriding credit point values and list thresholds (defaults:
     #: tracecore.credit.Policy), e.g. {"fade_days": 730, "black_below": 400}.
     CREDIT_POLICY: str = ""
+    #: Working days a party has to respond (appeal) after a regulator confirms a finding
+    #: against it or sanctions it; only then does the record count publicly.
+    CREDIT_RESPONSE_WORKING_DAYS: int = 7
+    #: Public holidays that are no working days, comma-separated ISO dates
+    #: (e.g. 2027-01-01,2027-02-06), as the State Council publishes them each year.
+    PUBLIC_HOLIDAYS: str = ""
+    #: Weekend days worked in their place (调休), comma-separated ISO dates.
+    WORKING_WEEKEND_DAYS: str = ""
     #: How long a parcel event waits for its waybill's packing before it is rejected, hours.
     PARKED_EVENT_HOURS: int = 24
     #: Public reviews and complaints accepted per client per hour.
@@ -98,6 +107,22 @@ class Config:
     @cached_property
     def policy(self) -> Policy:
         return _overridden(Policy(), "CREDIT_POLICY", self.CREDIT_POLICY)
+
+    @cached_property
+    def calendar(self) -> Calendar:
+        """The working-day calendar of response periods."""
+        days = {}
+        for name in ("PUBLIC_HOLIDAYS", "WORKING_WEEKEND_DAYS"):
+            try:
+                days[name] = parse_days(getattr(self, name))
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+        return Calendar(days["PUBLIC_HOLIDAYS"], days["WORKING_WEEKEND_DAYS"])
+
+    @property
+    def response_period(self) -> ResponsePeriod:
+        """How long a party may respond before a decision against it counts publicly."""
+        return ResponsePeriod(self.CREDIT_RESPONSE_WORKING_DAYS, self.calendar)
 
 
 def _overridden(defaults, name: str, raw: str):
@@ -160,7 +185,7 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
         raise ConfigError("ANOMALY_RULES must be on or off")
     if config.SPEEDUPS not in ("on", "off"):
         raise ConfigError("SPEEDUPS must be on or off")
-    config.thresholds, config.policy  # noqa: B018 - validated now, not at the first event
+    config.thresholds, config.policy, config.calendar  # noqa: B018 - validated now, not at the first event
     if config.RESOLVER_SCHEME not in ("https", "http"):
         raise ConfigError("RESOLVER_SCHEME must be https or http")
     if config.TRACE_ENV == "production" and config.RESOLVER_SCHEME != "https":

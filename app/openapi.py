@@ -70,6 +70,7 @@ def document() -> dict:
         schemas.IssueCodesIn,
         schemas.DeviceIn,
         schemas.DecisionIn,
+        schemas.BulkDecisionIn,
         schemas.AppealIn,
         schemas.RecordIn,
         schemas.RecallIn,
@@ -276,6 +277,33 @@ def document() -> dict:
                 "parameters": [_id("anomaly_id")],
             }
         },
+        "/anomalies/decisions": {
+            "post": {
+                **_op(
+                    "Confirm or dismiss many findings with one reason (regulator): `ids`, or a "
+                    "`filter` of the queue's (type, severity, party, region, detected since/"
+                    "until) over the open findings of your jurisdiction. At most 5,000 a "
+                    "request: a filter selecting more decides the oldest 5,000 and answers "
+                    "`remaining`; send it again. `preview` decides nothing. Each finding is "
+                    "audited on its own; an id outside your jurisdiction refuses the request. "
+                    "Answers {selected, decided, skipped, remaining, cap}",
+                    body=schemas.BulkDecisionIn,
+                    errors=(404,),
+                ),
+            }
+        },
+        "/credit/records/{record_id}/appeal": {
+            "post": {
+                **_op(
+                    "Appeal a sanction (the party sanctioned); within the response period it "
+                    "holds the sanction until decided",
+                    body=schemas.AppealIn,
+                    ok=201,
+                    errors=(404, 409),
+                ),
+                "parameters": [_id("record_id")],
+            }
+        },
         "/anomalies/{anomaly_id}/appeal": {
             "post": {
                 **_op("Appeal (the party named)", body=schemas.AppealIn, ok=201, errors=(404, 409)),
@@ -295,7 +323,10 @@ def document() -> dict:
         "/credit/{party_type}/{party_id}": {
             "get": {
                 **_op(
-                    "Credit account: score, grade, list, commitment, records",
+                    "Credit account: score, grade, list, commitment and the final records "
+                    "(public); with the party's or a regulator's token also the risk "
+                    "indicator, the decisions not final yet with their final dates, the "
+                    "outlook and every record",
                     secure=False,
                     errors=(404,),
                 ),
@@ -322,7 +353,11 @@ def document() -> dict:
         "/credit/commitment-text": {"get": _op("The standard commitment text", secure=False)},
         "/credit/lists/{which}": {
             "get": {
-                **_op("The red or black list", secure=False, errors=(404,)),
+                **_op(
+                    "The red or black list, each party with since when and why",
+                    secure=False,
+                    errors=(404,),
+                ),
                 "parameters": [
                     {
                         "name": "which",
@@ -333,7 +368,9 @@ def document() -> dict:
                 ],
             }
         },
-        "/credit/notices": {"get": _op("Public risk notices", secure=False)},
+        "/credit/notices": {
+            "get": _op("Public risk notices, each dated when it became public", secure=False)
+        },
         "/batches/{batch_id}/recall": {
             "post": {
                 **_op("Recall a batch (regulator)", body=schemas.RecallIn, errors=(404,)),

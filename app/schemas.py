@@ -10,7 +10,7 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from app.catalog.models import InspectionResult, ProductCategory
 from app.events.models import DeviceKind
@@ -127,6 +127,36 @@ class DecisionIn(Body):
     #: confirm | dismiss for anomalies; uphold | reject for appeals
     decision: Literal["confirm", "dismiss", "uphold", "reject"]
     reason: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class AnomalySelection(Body):
+    """The anomaly queue's filters, for a bulk decision (only open findings are taken)."""
+
+    type: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    severity: Literal["minor", "major", "serious"] | None = None
+    party_type: Literal["merchant", "logistics_company", "courier"] | None = None
+    party_id: RowId | None = None
+    #: A region-code prefix of the responsible party: 2, 4 or 6 digits.
+    region_code: Annotated[str, Field(pattern=r"^(\d{2}|\d{4}|\d{6})$")] | None = None
+    #: Detected at or after (RFC 3339 with an offset).
+    since: AwareDatetime | None = None
+    #: Detected before.
+    until: AwareDatetime | None = None
+
+
+class BulkDecisionIn(Body):
+    """Confirm or dismiss many findings with one reason: ``ids`` or ``filter``, not both."""
+
+    decision: Literal["confirm", "dismiss"]
+    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+    #: At most app.anomalies.decisions.BULK_CAP (5,000), which the use case checks.
+    ids: Annotated[list[RowId], Field(min_length=1)] | None = None
+    filter: AnomalySelection | None = None
+    #: Decide nothing; answer how many would be decided.
+    preview: bool = False
 
 
 class AppealIn(Body):

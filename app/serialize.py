@@ -128,13 +128,13 @@ def code(c: TraceCode, uri: str) -> dict:
     }
 
 
-def public_credit(account) -> dict:
+def public_credit(found) -> dict:
     """A party's credit as every public answer about a product shows it (an
-    :class:`app.credit.operations.Account`)."""
-    signed = account.commitment.signed_at if account.commitment else None
+    :class:`app.credit.operations.PublicCredit`: final records only)."""
+    signed = found.commitment_signed_at
     return {
-        "score": account.standing.score,
-        "grade": account.standing.grade,
-        "list": account.standing.list,
+        "score": found.score,
+        "grade": found.grade,
+        "list": found.list,
         "commitment_signed_at": signed.isoformat().replace("+00:00", "Z") if signed else None,
     }

@@ -29,6 +29,9 @@ def test_rule_thresholds_and_credit_policy_come_from_the_environment():
         ("ANOMALY_RULES", "maybe", "on or off"),
         ("MAX_CODES_PER_REQUEST", "-5", "must be positive"),
         ("RESOLVER_SCHEME", "ftp", "https or http"),
+        ("PUBLIC_HOLIDAYS", "2027-01-01,2027-02-30", "PUBLIC_HOLIDAYS: '2027-02-30' is not a"),
+        ("WORKING_WEEKEND_DAYS", "Saturday", "WORKING_WEEKEND_DAYS: 'Saturday' is not a"),
+        ("CREDIT_RESPONSE_WORKING_DAYS", "0", "must be positive"),
     ],
 )
 def test_bad_settings_stop_the_start_with_the_variable_named(name, value, words):
@@ -41,3 +44,17 @@ def test_production_needs_a_secret_key_from_the_environment():
     """Does production refuse to start without SECRET_KEY?"""
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         load_config(environ={"TRACE_ENV": "production"})
+
+
+def test_the_response_period_comes_from_the_environment():
+    """Do the working days and holidays of the response period come from the settings?"""
+    config = load_config(
+        environ={
+            "CREDIT_RESPONSE_WORKING_DAYS": "3",
+            "PUBLIC_HOLIDAYS": "2027-01-01, 2027-01-04",
+            "SECRET_KEY": "k",
+        }
+    )
+    period = config.response_period
+    assert period.working_days == 3
+    assert {str(d) for d in period.calendar.holidays} == {"2027-01-01", "2027-01-04"}

@@ -1,5 +1,12 @@
 """Credit scoring of parties (信用评价): records in, score, grade and list status out.
 
+Due process: only decided, final records count publicly. A record carries ``public_from``,
+the moment it starts to count in public answers (the grade and score, the red and black
+lists, and the consequences that follow from them), or None while it does not: an automatic
+finding not yet decided is a risk signal (:func:`risk`), never part of the public standing; a
+confirmed finding or a sanction counts once the party's response period has passed
+(:func:`public_from`).
+
 A party's credit account is an append-only list of records (anomalies, complaints, sanctions,
 commendations, credit commitments, passed inspections, delivery ratings), each with its
 points and time. The score starts at 800 and adds each record's points, scaled down linearly
@@ -49,6 +56,8 @@ class Record:
     #: For anomalies: severity and whether a regulator confirmed it.
     severity: str | None = None
     confirmed: bool = False
+    #: When the record starts to count publicly; None: not (yet) public.
+    public_from: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,68 @@ def standing(records: list[Record], now: datetime, policy: Policy = Policy()) ->
     if letter == "A" and committed and not any(r.at >= recent for r in serious):
         return Standing(value, letter, RED)
     return Standing(value, letter, None)
+
+
+def public(records: Iterable[Record], now: datetime) -> list[Record]:
+    """The records that count publicly at ``now``."""
+    return [r for r in records if r.public_from is not None and r.public_from <= now]
+
+
+def public_standing(
+    records: Iterable[Record], now: datetime, policy: Policy = Policy()
+) -> Standing:
+    """The standing every public answer shows: from the records final at ``now`` only."""
+    return standing(public(records, now), now, policy)
+
+
+@dataclass(frozen=True)
+class Appeal:
+    """A party's response to a decision, as finality needs it."""
+
+    filed_at: datetime
+    status: str  #: pending | upheld | rejected
+    decided_at: datetime | None = None
+
+
+def public_from(final_at: datetime | None, appeals: Iterable[Appeal] = ()) -> datetime | None:
+    """When a decided record starts to count publicly: at ``final_at`` (the end of the
+    party's response period), unless the party appealed before then. An appeal filed in
+    the period holds the record while it is pending (None: not public); once rejected, the
+    record counts from the later of the period's end and the rejection; an upheld appeal
+    means the record never counts. An appeal filed after ``final_at`` holds nothing: the
+    record stays public until the appeal is upheld."""
+    if final_at is None:
+        return None
+    appeals = list(appeals)
+    if any(a.status == "upheld" for a in appeals):
+        return None
+    moment = final_at
+    for a in appeals:
+        if a.filed_at < final_at:
+            if a.status == "pending" or a.decided_at is None:
+                return None
+            moment = max(moment, a.decided_at)
+    return moment
+
+
+@dataclass(frozen=True)
+class Risk:
+    """The risk indicator (风险预警) of a party's undecided findings: how many, by severity,
+    and the points they would cost if every one were confirmed. Shown to the party and to
+    regulators, never in a public answer."""
+
+    open: int
+    points: int
+    by_severity: dict
+
+
+def risk(severities: Iterable[str], policy: Policy = Policy()) -> Risk:
+    """The risk indicator of open findings of these severities."""
+    counts = {"minor": 0, "major": 0, "serious": 0}
+    for s in severities:
+        counts[s] = counts.get(s, 0) + 1
+    points = sum(policy.anomaly_points.get(s, 0) * n for s, n in counts.items())
+    return Risk(sum(counts.values()), points, counts)
 
 
 def rating_points(stars: int, policy: Policy = Policy()) -> int:

@@ -1,5 +1,6 @@
 """/api/v1 endpoints of the anomaly side: the findings (filtered, paged), a regulator's
-decision, a party's appeal and its decision."""
+decision (one, or many in bulk), a party's appeal (of a finding or a sanction) and its
+decision."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from app.credit.api import rfc3339
 from app.credit.models import Anomaly
 from app.credit.operations import acts_for
 from app.errors import ApiError
-from app.schemas import AppealIn, DecisionIn
-from app.web import db, parse_body, principal, unit_of_work
+from app.schemas import AppealIn, BulkDecisionIn, DecisionIn
+from app.web import db, parse_body, principal, settings, unit_of_work
 from tracecore.errors import NotFound
 
 bp = Blueprint("anomalies", __name__)
@@ -49,6 +50,7 @@ def anomaly_json(a: Anomaly) -> dict:
         "evidence": a.evidence,
         "detected_at": rfc3339(a.detected_at),
         "decided_at": rfc3339(a.decided_at),
+        "final_at": rfc3339(a.final_at),
     }
 
 
@@ -149,7 +151,50 @@ def get_anomaly(anomaly_id: int):
 @unit_of_work
 def decide(anomaly_id: int):
     body = parse_body(DecisionIn)
-    return anomaly_json(decisions.decide(db(), principal(), anomaly_id, body.decision, body.reason))
+    return anomaly_json(
+        decisions.decide(
+            db(), principal(), anomaly_id, body.decision, body.reason, settings().response_period
+        )
+    )
+
+
+@bp.post("/anomalies/decisions")
+@unit_of_work
+def decide_many():
+    """Confirm or dismiss many findings with one reason: a list of ids, or the open findings
+    a queue filter selects (at most 5,000 a request; ``remaining`` says how many more)."""
+    body = parse_body(BulkDecisionIn)
+    where = None
+    if body.filter is not None:
+        f = body.filter
+        where = findings.AnomalyFilter(
+            type=f.type,
+            severity=f.severity,
+            party_type=f.party_type,
+            party_id=f.party_id,
+            region_code=f.region_code,
+            since=None if f.since is None else f.since.astimezone(UTC),
+            until=None if f.until is None else f.until.astimezone(UTC),
+        )
+    result = decisions.decide_many(
+        db(),
+        principal(),
+        body.decision,
+        body.reason,
+        ids=body.ids,
+        where=where,
+        period=settings().response_period,
+        preview=body.preview,
+    )
+    return {
+        "decision": body.decision,
+        "preview": body.preview,
+        "selected": result.selected,
+        "decided": result.decided,
+        "skipped": result.skipped,
+        "remaining": result.remaining,
+        "cap": decisions.BULK_CAP,
+    }
 
 
 @bp.post("/anomalies/<id:anomaly_id>/appeal")
@@ -164,5 +209,21 @@ def appeal(anomaly_id: int):
 @unit_of_work
 def decide_appeal(appeal_id: int):
     body = parse_body(DecisionIn)
-    found = decisions.decide_appeal(db(), principal(), appeal_id, body.decision, body.reason)
-    return {"id": found.id, "anomaly_id": found.anomaly_id, "status": found.status}
+    found = decisions.decide_appeal(
+        db(), principal(), appeal_id, body.decision, body.reason, settings().policy
+    )
+    return {
+        "id": found.id,
+        "anomaly_id": found.anomaly_id,
+        "record_id": found.record_id,
+        "status": found.status,
+    }
+
+
+@bp.post("/credit/records/<id:record_id>/appeal")
+@unit_of_work
+def appeal_sanction(record_id: int):
+    """The party sanctioned appeals the sanction (a credit record of kind sanction)."""
+    body = parse_body(AppealIn)
+    found = decisions.appeal_sanction(db(), principal(), record_id, body.statement)
+    return {"id": found.id, "record_id": record_id, "status": found.status}, 201

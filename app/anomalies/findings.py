@@ -171,6 +171,11 @@ def find_anomalies(
     session: Session, viewer: Principal, f: AnomalyFilter, limit: int = 50
 ) -> list[Anomaly]:
     """One page of the anomaly queue, newest first."""
+    return list(session.scalars(filtered(viewer, f).limit(limit)))
+
+
+def filtered(viewer: Principal, f: AnomalyFilter) -> sa.Select:
+    """The anomalies ``viewer`` may see that ``f`` selects, newest first (a query)."""
     query = visible_anomalies(viewer)
     for name in ("type", "status", "severity", "party_type", "party_id"):
         value = getattr(f, name)
@@ -189,7 +194,7 @@ def find_anomalies(
         )
     if f.before is not None:
         query = query.where(Anomaly.id < f.before)
-    return list(session.scalars(query.limit(limit)))
+    return query
 
 
 def get_anomaly(session: Session, anomaly_id: int) -> Anomaly:

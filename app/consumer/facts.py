@@ -88,7 +88,7 @@ def scan_facts(
         s = session()
         part = part or batch_part(s, unit.batch_id, config)
         account = account or public_account(
-            s, party, config.policy, config.PUBLIC_CREDIT_MAX_AGE_S, credit_version
+            s, party, config.policy, config.PUBLIC_CREDIT_MAX_AGE_S, credit_version, now
         )
     if checks.districts:
         checks = replace(checks, districts=())

@@ -8,14 +8,14 @@ from datetime import datetime
 
 from flask import Blueprint, request
 
-from app.credit import operations
+from app.credit import lists, operations
 from app.errors import ApiError
 from app.parties.models import Courier
 from app.schemas import (
     RecallIn,
     RecordIn,
 )
-from app.web import db, parse_body, principal, settings, unit_of_work
+from app.web import current_principal, db, parse_body, principal, settings, unit_of_work
 from tracecore import credit
 from tracecore.access import Role
 from tracecore.errors import NotFound, ValidationError
@@ -35,7 +35,10 @@ def _party_type(value: str) -> str:
     return value
 
 
-def account_json(acc: operations.Account, *, with_records: bool = True) -> dict:
+def account_json(acc: operations.Account, *, whole: bool = False) -> dict:
+    """The account as the public sees it (final records only), or ``whole`` as the party
+    and regulators do: with the risk indicator of undecided findings, the decisions not
+    final yet (the party's notice: what, and until when it may respond) and every record."""
     out = {
         "party": {"type": acc.party_type, "id": acc.party_id},
         "score": acc.standing.score,
@@ -47,9 +50,7 @@ def account_json(acc: operations.Account, *, with_records: bool = True) -> dict:
             "text_version": acc.commitment.text_version,
             "signed_at": rfc3339(acc.commitment.signed_at),
         },
-    }
-    if with_records:
-        out["records"] = [
+        "records": [
             {
                 "id": r.id,
                 "kind": r.kind,
@@ -57,18 +58,51 @@ def account_json(acc: operations.Account, *, with_records: bool = True) -> dict:
                 "reason": r.reason,
                 "anomaly_id": r.anomaly_id,
                 "effective_at": rfc3339(r.effective_at),
+                "public_from": rfc3339(r.public_from),
+                **({"standing": r.standing} if whole else {}),
             }
             for r in acc.records
+            if whole or r.standing == "public"
+        ],
+    }
+    if whole:
+        out["risk"] = {
+            "open_findings": acc.risk.open,
+            "points": acc.risk.points,
+            "by_severity": acc.risk.by_severity,
+        }
+        out["pending_decisions"] = [
+            {
+                "kind": p.kind,
+                "anomaly_id": p.anomaly_id,
+                "record_id": p.record_id,
+                "points": p.points,
+                "reason": p.reason,
+                "decided_at": rfc3339(p.decided_at),
+                "final_at": rfc3339(p.final_at),
+                "held_by_appeal": p.held,
+            }
+            for p in acc.pending
         ]
+        out["outlook"] = {
+            "score": acc.outlook.score,
+            "grade": acc.outlook.grade,
+            "list": acc.outlook.list,
+        }
     return out
 
 
 @bp.get("/credit/<party_type>/<id:party_id>")
 def credit_account(party_type: str, party_id: int):
-    """Public: score, grade, list status, commitment and the records behind them."""
-    return account_json(
-        operations.account(db(), _party_type(party_type), party_id, settings().policy)
+    """Public: score, grade, list status, commitment and the final records behind them. The
+    party itself and regulators of its region (with a bearer token) see the whole account."""
+    party_type = _party_type(party_type)
+    party = operations.get_party(db(), party_type, party_id)
+    acc = operations.account(db(), party_type, party_id, settings().policy)
+    whole = operations.may_see_account(
+        db(), current_principal(), party_type, party_id, party.region_code
     )
+    return account_json(acc, whole=whole)
 
 
 @bp.post("/credit/<party_type>/<id:party_id>/records")
@@ -84,8 +118,14 @@ def add_record(party_type: str, party_id: int):
         body.kind,
         body.reason,
         settings().policy,
+        settings().response_period,
     )
-    return {"id": record.id, "kind": record.kind, "points": record.points}, 201
+    return {
+        "id": record.id,
+        "kind": record.kind,
+        "points": record.points,
+        "public_from": rfc3339(record.public_from),
+    }, 201
 
 
 @bp.get("/credit/commitment-text")
@@ -104,29 +144,29 @@ def sign_commitment(party_type: str, party_id: int):
 
 @bp.get("/credit/lists/<which>")
 def credit_list(which: str):
-    """The public red (守信红名单) and black (失信黑名单) lists."""
+    """The public red (守信红名单) and black (失信黑名单) lists, each party since when."""
     if which not in (credit.RED, credit.BLACK):
         raise NotFound("the lists are red and black")
     return {
         "list": which,
         "items": [
             {
-                **operations.public_party(db(), a.party_type, a.party_id),
-                "score": a.standing.score,
-                "grade": a.standing.grade,
+                **operations.public_party(db(), x.account.party_type, x.account.party_id),
+                "score": x.account.standing.score,
+                "grade": x.account.standing.grade,
+                "since": rfc3339(x.since),
+                "because": x.because,
             }
-            for a in operations.listed(db(), which, settings().policy)
+            for x in lists.listed(db(), which, settings().policy)
         ],
     }
 
 
 @bp.get("/credit/notices")
 def credit_notices():
-    """Public risk notices (风险提示), published as soon as they are decided."""
+    """Public risk notices (风险提示), each dated when its decision became final."""
     return {
-        "items": [
-            {**n, "at": rfc3339(n["at"])} for n in operations.notices(db(), settings().policy)
-        ]
+        "items": [{**n, "at": rfc3339(n["at"])} for n in lists.notices(db(), settings().policy)]
     }
 
 

@@ -33,6 +33,11 @@ class CreditRecord(Base):
     #: When the record takes effect; its weight fades from here (credit repair).
     effective_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When the record starts to count publicly: a sanction at the end of the party's
+    #: response period (an appeal filed within it holds it longer), other regulators' and
+    #: parties' records at once. Null for an anomaly's record (its anomaly's ``final_at``
+    #: and appeals decide) and for a reversal (never scored).
+    public_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditEntry(Base):
@@ -101,18 +106,54 @@ class Anomaly(Base):
     evidence: Mapped[dict] = mapped_column(sa.JSON)
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: For a confirmed anomaly: the end of the party's response period, from which its
+    #: credit record counts publicly (an appeal filed before then holds it until decided).
+    final_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Appeal(Base):
-    """The responsible party's appeal of an anomaly, with its statement; a regulator
-    upholds it (the anomaly is dismissed) or rejects it."""
+    """The responsible party's appeal of an anomaly or of a sanction, with its statement; a
+    regulator upholds it (the anomaly is dismissed, the sanction reversed) or rejects it."""
 
     __tablename__ = "appeals"
+    __table_args__ = (
+        sa.CheckConstraint("(anomaly_id IS NULL) <> (record_id IS NULL)", name="anomaly_or_record"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    anomaly_id: Mapped[int] = mapped_column(sa.ForeignKey("anomalies.id"), index=True)
+    anomaly_id: Mapped[int | None] = mapped_column(sa.ForeignKey("anomalies.id"), index=True)
+    #: A sanction appealed (a credit record), when the appeal is not of an anomaly.
+    record_id: Mapped[int | None] = mapped_column(sa.ForeignKey("credit_records.id"), index=True)
     statement: Mapped[str] = mapped_column(sa.String(2000))
     #: pending | upheld | rejected
     status: Mapped[str] = mapped_column(sa.String(10), default="pending")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ListEntry(Base):
+    """A party's time on the red or black list (守信红名单, 失信黑名单): entered at a dated
+    moment because of a decision (the record that became final, when one did), left at
+    another. Kept up to date when a decision becomes final and by the periodic sweep; the
+    public lists and notices are read from here."""
+
+    __tablename__ = "list_entries"
+    __table_args__ = (
+        sa.Index("ix_list_entries_party", "party_type", "party_id"),
+        sa.Index("ix_list_entries_list_left_at", "list", "left_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    party_type: Mapped[str] = mapped_column(sa.String(20))
+    party_id: Mapped[int]
+    #: red | black
+    list: Mapped[str] = mapped_column(sa.String(5))
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Why: the decision whose record made the change final, in words.
+    entered_because: Mapped[str] = mapped_column(sa.String(300))
+    #: The decided anomaly or the credit record (a sanction, commendation...) behind entering.
+    anomaly_id: Mapped[int | None] = mapped_column(sa.ForeignKey("anomalies.id"))
+    record_id: Mapped[int | None] = mapped_column(sa.ForeignKey("credit_records.id"))
+    #: Null while the party is on the list.
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    left_because: Mapped[str | None] = mapped_column(sa.String(300))

@@ -4,25 +4,32 @@ commendations, credit commitments, and the red and black lists that follow from 
 Anomalies are written into these records by :mod:`app.anomalies` (their findings, decisions
 and appeals). Every decision leaves an :class:`AuditEntry`; credit records are only ever
 appended (the database refuses anything else).
+
+Due process (docs/anomalies-and-credit.md): public answers (the grade and score, the lists,
+notices, and the consequences) count only decided, final records. An undecided finding is a
+risk signal shown to the party and regulators; a confirmed finding or a sanction counts once
+the party's response period has passed without an appeal pending. The dated list entries and
+notices are :mod:`app.credit.lists`.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.catalog.models import Batch, BatchStatus
-from app.credit.models import Anomaly, AuditEntry, Commitment, CreditRecord
+from app.credit.models import Anomaly, Appeal, AuditEntry, Commitment, CreditRecord, ListEntry
 from app.parties.models import PARTY_MODELS, Courier, LogisticsCompany
 from tracecore import credit
 from tracecore.access import Principal, Role
 from tracecore.errors import Forbidden, NotFound, ValidationError
 from tracecore.identity import mask_name
+from tracecore.workdays import ResponsePeriod
 
 COMMITMENT_VERSION = "2026-1"
 COMMITMENT_TEXT = (
@@ -88,8 +95,12 @@ def add_record(
     kind: str,
     reason: str,
     policy: credit.Policy,
+    period: ResponsePeriod,
+    now: datetime | None = None,
 ) -> CreditRecord:
-    """A regulator's sanction or commendation."""
+    """A regulator's sanction or commendation. A sanction counts publicly once the party's
+    response period has passed (an appeal filed within it holds it until decided); a
+    commendation at once."""
     actor.require(Role.ADMIN, Role.REGULATOR)
     actor.require_region(get_party(session, party_type, party_id).region_code, "this party")
     if kind not in ("sanction", "commendation"):
@@ -97,7 +108,7 @@ def add_record(
     if not reason.strip():
         raise ValidationError("give the reason", field="reason")
     points = policy.sanction_points if kind == "sanction" else policy.commendation_points
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     record = CreditRecord(
         party_type=party_type,
         party_id=party_id,
@@ -106,10 +117,13 @@ def add_record(
         reason=reason.strip()[:300],
         effective_at=now,
         created_at=now,
+        public_from=period.ends(now) if kind == "sanction" else now,
     )
     session.add(record)
     audit(session, actor, f"credit.{kind}", party_type, party_id, reason)
     session.flush()
+    if kind == "commendation":  # final at once: it may enter or leave a list now
+        sync_lists(session, policy, now, {(party_type, party_id)})
     return record
 
 
@@ -160,41 +174,188 @@ def sign_commitment(
             reason="credit commitment signed",
             effective_at=now,
             created_at=now,
+            public_from=now,
         )
     )
     audit(session, actor, "commitment.sign", party_type, party_id, COMMITMENT_VERSION)
     session.flush()
+    sync_lists(session, policy, now, {(party_type, party_id)})
     return signed
 
 
-# -- reading accounts, lists and notices ----------------------------------------------------
+# -- reading accounts ---------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
+class CommitmentView:
+    text_version: str
+    signed_at: datetime
+
+
+@dataclass(frozen=True)
+class RecordView:
+    """One credit record as its account shows it, with where it stands in due process."""
+
+    id: int
+    kind: str
+    points: int
+    reason: str
+    anomaly_id: int | None
+    severity: str | None
+    effective_at: datetime
+    #: When it counts (counted) publicly; None: not (yet).
+    public_from: datetime | None
+    #: public (counts in public answers) | pending (decided, response period running or an
+    #: appeal pending) | signal (an undecided finding: risk indicator only) | void (dismissed,
+    #: reversed, or a reversal)
+    standing: str
+
+
+@dataclass(frozen=True)
+class PendingDecision:
+    """A decision against the party that is not final yet: what the party is told."""
+
+    kind: str  #: anomaly | sanction
+    anomaly_id: int | None
+    record_id: int
+    points: int
+    reason: str
+    decided_at: datetime
+    #: The end of the response period: the last moment to appeal and hold it.
+    final_at: datetime | None
+    #: An appeal filed within the period is pending: the record waits for its decision.
+    held: bool
+
+
+@dataclass(frozen=True)
+class PublicCredit:
+    """A party's credit as every public answer shows it: plain values, safe to keep across
+    requests and threads (no ORM object)."""
+
+    score: int
+    grade: str
+    list: str | None
+    commitment_signed_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Account:
+    """A party's credit account, plain values. ``standing`` is the public one (final
+    records only); ``risk``, ``pending`` and ``outlook`` are for the party and regulators."""
+
     party_type: str
     party_id: int
     standing: credit.Standing
-    commitment: Commitment | None
-    records: list[CreditRecord]
+    commitment: CommitmentView | None
+    records: tuple[RecordView, ...]
+    #: The undecided findings (risk signals), never public.
+    risk: credit.Risk
+    #: Decisions against the party not final yet, with their final dates.
+    pending: tuple[PendingDecision, ...]
+    #: The standing once every pending decision is final (and nothing else changes).
+    outlook: credit.Standing
+
+    @property
+    def public(self) -> PublicCredit:
+        signed = self.commitment.signed_at if self.commitment else None
+        return PublicCredit(self.standing.score, self.standing.grade, self.standing.list, signed)
 
 
-def _scoring_records(rows: list[tuple[CreditRecord, str | None]]) -> list[credit.Record]:
-    """Records as the score sees them: a dismissed anomaly and its reversal cancel out."""
-    out = []
-    for record, status in rows:
-        if record.kind == "reversal" or (record.kind == "anomaly" and status == "dismissed"):
+#: Kinds that are decisions against a party: they count publicly only when final.
+_ACCUSATIONS = ("anomaly", "sanction")
+
+
+def _account(
+    party: tuple[str, int],
+    rows: list[tuple],
+    appeals: dict[tuple[str, int], list[credit.Appeal]],
+    commitment: Commitment | None,
+    policy: credit.Policy,
+    now: datetime,
+) -> Account:
+    """One party's account from its records (each with its anomaly's status, decision and
+    final date) and the appeals of its anomalies (``("anomaly", id)``) and sanctions
+    (``("record", id)``)."""
+    views, scored, pending, open_severities = [], [], [], []
+    for record, status, decided_at, final_at in rows:
+        held_by = appeals.get(
+            ("anomaly", record.anomaly_id) if record.kind == "anomaly" else ("record", record.id),
+            [],
+        )
+        upheld = any(a.status == "upheld" for a in held_by)
+        if record.kind == "reversal" or status == "dismissed" or upheld:
+            views.append(_view(record, None, "void"))
             continue
-        out.append(
+        if record.kind == "anomaly" and status != "confirmed":
+            # Undecided (open): a risk signal. (Other statuses an undecided finding may take
+            # are no decision either.)
+            if status == "open":
+                open_severities.append(record.severity)
+            views.append(_view(record, None, "signal" if status == "open" else "void"))
+            continue
+        if record.kind == "anomaly":
+            final, since = final_at, credit.public_from(final_at, held_by)
+        elif record.kind == "sanction":
+            final = record.public_from
+            since = credit.public_from(record.public_from, held_by)
+            decided_at = record.created_at
+        else:  # commendations, commitments, inspections, ratings: not accusations
+            final = since = record.public_from or record.effective_at
+        public = since is not None and since <= now
+        views.append(_view(record, since, "public" if public else "pending"))
+        scored.append(
             credit.Record(
                 record.kind,
                 record.points,
                 record.effective_at,
                 record.severity,
-                confirmed=status == "confirmed",
+                confirmed=record.kind == "anomaly",
+                public_from=since,
             )
         )
-    return out
+        if not public and record.kind in _ACCUSATIONS:
+            pending.append(
+                PendingDecision(
+                    record.kind,
+                    record.anomaly_id,
+                    record.id,
+                    record.points,
+                    record.reason,
+                    decided_at,
+                    final,
+                    held=since is None,
+                )
+            )
+    as_if_final = [
+        r if r.public_from is not None and r.public_from <= now else replace(r, public_from=now)
+        for r in scored
+    ]
+    return Account(
+        party[0],
+        party[1],
+        credit.public_standing(scored, now, policy),
+        None
+        if commitment is None
+        else CommitmentView(commitment.text_version, commitment.signed_at),
+        tuple(views),
+        credit.risk(open_severities, policy),
+        tuple(pending),
+        credit.public_standing(as_if_final, now, policy),
+    )
+
+
+def _view(record: CreditRecord, since: datetime | None, standing: str) -> RecordView:
+    return RecordView(
+        record.id,
+        record.kind,
+        record.points,
+        record.reason,
+        record.anomaly_id,
+        record.severity,
+        record.effective_at,
+        since,
+        standing,
+    )
 
 
 def _of_parties(model, types: set[str], ids: set[int]) -> tuple:
@@ -215,47 +376,56 @@ def accounts(
     policy: credit.Policy,
     now: datetime | None = None,
 ) -> dict[tuple[str, int], Account]:
-    """The credit accounts of several parties, in two queries."""
+    """The credit accounts of several parties at ``now``, in three queries."""
     now = now or datetime.now(UTC)
     if not parties:
         return {}
     types = {p[0] for p in parties}
     ids = {p[1] for p in parties}
     rows = session.execute(
-        sa.select(CreditRecord, Anomaly.status)
+        sa.select(CreditRecord, Anomaly.status, Anomaly.decided_at, Anomaly.final_at)
         .outerjoin(Anomaly, CreditRecord.anomaly_id == Anomaly.id)
         .where(*_of_parties(CreditRecord, types, ids))
         .order_by(CreditRecord.id)
     ).all()
     by_party = defaultdict(list)
-    for record, status in rows:
-        by_party[(record.party_type, record.party_id)].append((record, status))
+    for row in rows:
+        by_party[(row[0].party_type, row[0].party_id)].append(tuple(row))
+    appealed = {r[0].id for r in rows if r[0].kind == "sanction"} | {
+        r[0].anomaly_id for r in rows if r[0].kind == "anomaly" and r[1] == "confirmed"
+    }
+    appeals: dict[tuple[str, int], list[credit.Appeal]] = defaultdict(list)
+    if appealed:
+        for a in session.execute(
+            sa.select(
+                Appeal.anomaly_id,
+                Appeal.record_id,
+                Appeal.created_at,
+                Appeal.status,
+                Appeal.decided_at,
+            ).where(sa.or_(Appeal.anomaly_id.in_(appealed), Appeal.record_id.in_(appealed)))
+        ):
+            key = ("anomaly", a.anomaly_id) if a.anomaly_id is not None else ("record", a.record_id)
+            appeals[key].append(credit.Appeal(a.created_at, a.status, a.decided_at))
     commitments = {
         (c.party_type, c.party_id): c
         for c in session.scalars(sa.select(Commitment).where(*_of_parties(Commitment, types, ids)))
     }
-    return {
-        p: Account(
-            p[0],
-            p[1],
-            credit.standing(_scoring_records(by_party[p]), now, policy),
-            commitments.get(p),
-            [r for r, _ in by_party[p]],
-        )
-        for p in parties
-    }
+    return {p: _account(p, by_party[p], appeals, commitments.get(p), policy, now) for p in parties}
 
 
-#: (party, policy) -> (valid until, monotonic clock; records version; account): public
-#: answers only.
-_PUBLIC_ACCOUNTS: dict[tuple, tuple[float, tuple | None, Account]] = {}
+#: (party, policy) -> (valid until, monotonic clock; records version; public credit):
+#: public answers only. Plain values: an ORM object kept here would be expired by the next
+#: commit of the session that loaded it, and every later scan would fail.
+_PUBLIC_ACCOUNTS: dict[tuple, tuple[float, tuple | None, PublicCredit]] = {}
 
 
 def credit_version(session: Session, party: tuple[str, int]) -> tuple:
     """What changes whenever a party's standing can change other than by time passing: its
     last credit record (records are only appended: a new anomaly, sanction, reversal or
     commitment adds one) and its anomalies' last decision (a confirmation adds none).
-    ``app.consumer.scan_pg`` reads the same two values inside its one scan statement."""
+    ``app.consumer.scan_pg`` reads the same two values inside its one scan statement.
+    (Decisions becoming final as time passes show when the kept answer expires.)"""
     party_type, party_id = party
     last_record = (
         sa.select(sa.func.max(CreditRecord.id))
@@ -276,30 +446,31 @@ def public_account(
     policy: credit.Policy,
     max_age_s: float,
     version: tuple | None = None,
-) -> Account:
-    """A party's account for public answers, reused for up to ``max_age_s`` seconds within
-    this process: a product page is asked for far more often than a party's records change,
-    and scoring a long record on every scan would cost more than the rest of the page.
+    now: datetime | None = None,
+) -> PublicCredit:
+    """A party's public credit, reused for up to ``max_age_s`` seconds within this process:
+    a product page is asked for far more often than a party's records change, and scoring
+    a long record on every scan would cost more than the rest of the page.
 
-    With ``version`` (:func:`credit_version`, read at the request), a kept account is only
+    With ``version`` (:func:`credit_version`, read at the request), a kept answer is only
     reused while its party's records and decisions are unchanged: the score, grade and
-    lists are then those of the records at the request, only their fading with time may be
-    up to ``max_age_s`` late."""
+    lists are then those of the records at the request, only their fading with time (and
+    decisions becoming final) may be up to ``max_age_s`` late."""
     kept = kept_public_account(party, policy, version)
     if kept is not None:
         return kept
-    now = time.monotonic()
-    found = accounts(session, {party}, policy)[party]
+    valid_until = time.monotonic() + max_age_s
+    found = accounts(session, {party}, policy, now)[party].public
     if len(_PUBLIC_ACCOUNTS) > 10_000:
         _PUBLIC_ACCOUNTS.clear()
-    _PUBLIC_ACCOUNTS[(party, id(policy))] = (now + max_age_s, version, found)
+    _PUBLIC_ACCOUNTS[(party, id(policy))] = (valid_until, version, found)
     return found
 
 
 def kept_public_account(
     party: tuple[str, int], policy: credit.Policy, version: tuple | None = None
-) -> Account | None:
-    """The party's public account when this process still keeps it (and, with ``version``,
+) -> PublicCredit | None:
+    """The party's public credit when this process still keeps it (and, with ``version``,
     when it was scored from records of that version), else None."""
     cached = _PUBLIC_ACCOUNTS.get((party, id(policy)))
     if (
@@ -315,24 +486,24 @@ def forget_public_accounts() -> None:
     _PUBLIC_ACCOUNTS.clear()
 
 
-def account(session: Session, party_type: str, party_id: int, policy: credit.Policy) -> Account:
+def account(
+    session: Session, party_type: str, party_id: int, policy: credit.Policy, now=None
+) -> Account:
     get_party(session, party_type, party_id)
-    return accounts(session, {(party_type, party_id)}, policy)[(party_type, party_id)]
+    return accounts(session, {(party_type, party_id)}, policy, now)[(party_type, party_id)]
 
 
-def listed(session: Session, which: str, policy: credit.Policy) -> list[Account]:
-    """The parties on the red or black list now (only parties with records can be on one)."""
-    parties = {
-        tuple(p)
-        for p in session.execute(
-            sa.select(CreditRecord.party_type, CreditRecord.party_id).distinct()
-        )
-    }
-    found = accounts(session, parties, policy)
-    return sorted(
-        (a for a in found.values() if a.standing.list == which),
-        key=lambda a: (a.party_type, a.party_id),
-    )
+def may_see_account(
+    session: Session, viewer: Principal | None, party_type: str, party_id: int, region_code: str
+) -> bool:
+    """Whether ``viewer`` may see a party's whole account (its risk indicator, pending
+    decisions and undecided findings): the party itself (a company for its couriers), or an
+    authority whose jurisdiction covers it."""
+    if viewer is None:
+        return False
+    if viewer.is_authority:
+        return viewer.covers(region_code)
+    return acts_for(session, viewer, party_type, party_id)
 
 
 def public_party(session: Session, party_type: str, party_id: int) -> dict:
@@ -349,45 +520,83 @@ def public_party(session: Session, party_type: str, party_id: int) -> dict:
     return {"type": party_type, "id": party_id, "name": found.name, "uscc": found.uscc}
 
 
-def notices(session: Session, policy: credit.Policy, limit: int = 100) -> list[dict]:
-    """Public risk notices (风险提示), published the moment they are decided: confirmed
-    serious anomalies, sanctions, and black-listings."""
-    out = []
-    for a in session.scalars(
-        sa.select(Anomaly)
-        .where(Anomaly.status == "confirmed", Anomaly.severity == "serious")
-        .order_by(Anomaly.decided_at.desc())
-        .limit(limit)
-    ):
-        out.append(
-            {
-                "kind": "confirmed_anomaly",
-                "type": a.type,
-                "at": a.decided_at,
-                "party": public_party(session, a.party_type, a.party_id),
-            }
+# -- the red and black lists as dated events ----------------------------------------------
+
+
+def sync_lists(
+    session: Session,
+    policy: credit.Policy,
+    now: datetime | None = None,
+    parties: set[tuple[str, int]] | None = None,
+) -> tuple[int, int]:
+    """Bring the list entries of ``parties`` (all parties with records when None) up to
+    their public standing at ``now``: a party whose list changed leaves its open entry and
+    enters the new one. An entry is dated when the decision that caused it became final
+    (the latest record to count publicly, when it is newer than the party's last change),
+    else ``now``: the sweep that noticed time passing. Returns (entered, left). Flushes."""
+    now = now or datetime.now(UTC)
+    entries = sa.select(ListEntry).where(ListEntry.left_at.is_(None))
+    if parties is None:
+        parties = {
+            tuple(p)
+            for p in session.execute(
+                sa.select(CreditRecord.party_type, CreditRecord.party_id).distinct()
+            )
+        }
+        open_entries = list(session.scalars(entries))
+        parties |= {(e.party_type, e.party_id) for e in open_entries}
+    else:
+        open_entries = [
+            e
+            for e in session.scalars(
+                entries.where(
+                    *_of_parties(ListEntry, {p[0] for p in parties}, {p[1] for p in parties})
+                )
+            )
+            if (e.party_type, e.party_id) in parties
+        ]
+    if not parties:
+        return 0, 0
+    current = {(e.party_type, e.party_id): e for e in open_entries}
+    entered = left = 0
+    for party, acc in accounts(session, parties, policy, now).items():
+        was = current.get(party)
+        if (was.list if was else None) == acc.standing.list:
+            continue
+        cause = max(
+            (r for r in acc.records if r.standing == "public" and r.public_from is not None),
+            key=lambda r: (r.public_from, r.id),
+            default=None,
         )
-    for r in session.scalars(
-        sa.select(CreditRecord)
-        .where(CreditRecord.kind == "sanction")
-        .order_by(CreditRecord.id.desc())
-        .limit(limit)
-    ):
-        out.append(
-            {
-                "kind": "sanction",
-                "reason": r.reason,
-                "at": r.created_at,
-                "party": public_party(session, r.party_type, r.party_id),
-            }
-        )
-    for acc in listed(session, credit.BLACK, policy):
-        out.append(
-            {
-                "kind": "black_list",
-                "score": acc.standing.score,
-                "at": None,
-                "party": public_party(session, acc.party_type, acc.party_id),
-            }
-        )
-    return out
+        last_change = was.entered_at if was else None
+        recent = cause is not None and (last_change is None or cause.public_from > last_change)
+        at = cause.public_from if recent else now
+        because = _cause_text(cause) if recent else "记录随时间淡出 · records faded with time"
+        if was is not None:
+            was.left_at, was.left_because = at, because[:300]
+            left += 1
+        if acc.standing.list is not None:
+            session.add(
+                ListEntry(
+                    party_type=party[0],
+                    party_id=party[1],
+                    list=acc.standing.list,
+                    entered_at=at,
+                    entered_because=because[:300],
+                    anomaly_id=cause.anomaly_id if recent else None,
+                    record_id=cause.id if recent else None,
+                )
+            )
+            entered += 1
+    session.flush()
+    return entered, left
+
+
+def _cause_text(record: RecordView) -> str:
+    words = {
+        "anomaly": "认定异常 · confirmed finding",
+        "sanction": "惩戒 · sanction",
+        "commendation": "表彰 · commendation",
+        "commitment": "信用承诺 · credit commitment",
+    }
+    return f"{words.get(record.kind, record.kind)}: {record.reason}"

@@ -194,8 +194,8 @@ def parcel_page(waybill: str):
 # -- the anomaly queue --------------------------------------------------------------------------
 
 
-def _time(name: str) -> datetime | None:
-    raw = request.args.get(name, "")
+def _time(name: str, args=None) -> datetime | None:
+    raw = (request.args if args is None else args).get(name, "")
     if not raw:
         return None
     try:
@@ -207,8 +207,9 @@ def _time(name: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _queue_filter() -> findings.AnomalyFilter:
-    args = request.args
+def _queue_filter(args=None) -> findings.AnomalyFilter:
+    """The queue's filter from the query (or, for a bulk decision, the form)."""
+    args = request.args if args is None else args
     region = args.get("region_code", "").strip()
     if region and (not region.isdigit() or len(region) not in (2, 4, 6)):
         raise ValidationError("region: 2, 4 or 6 digits of a region code", field="region_code")
@@ -218,8 +219,8 @@ def _queue_filter() -> findings.AnomalyFilter:
         status=args.get("status") or None,
         severity=args.get("severity") or None,
         region_code=region or None,
-        since=_time("since"),
-        until=_time("until"),
+        since=_time("since", args),
+        until=_time("until", args),
         within_wkt=MapQuery.from_args(args).area_wkt(),
         before=int(before) if before.isdigit() else None,
     )
@@ -252,6 +253,7 @@ def anomalies():
         args=request.args,
         next_url=url_for("workspace.anomalies", before=items[-1].id, **args) if more else None,
         csv_url=url_for("workspace.anomalies_csv", **args),
+        bulk_filters=BULK_FILTERS,
         place_of_region=place_of_region,
     )
 
@@ -337,9 +339,47 @@ def decide(anomaly_id: int):
         anomaly_id,
         request.form.get("decision", ""),
         request.form.get("reason", "")[:1000],
+        settings().response_period,
     )
     _log("change", "anomaly", anomaly_id, detail=request.form.get("decision", ""))
     return redirect(_back(url_for("workspace.anomalies")), 303)
+
+
+#: The queue's filters a bulk decision carries over from the page.
+BULK_FILTERS = ("type", "severity", "region_code", "district", "since", "until")
+
+
+@bp.post("/anomalies/decisions")
+@unit_of_work
+def decide_many():
+    """Confirm or dismiss every open finding the queue's filter selects, with one reason: a
+    first post shows how many will be decided and asks again; the second decides."""
+    form = request.form
+    carried = {k: form.get(k, "")[:64] for k in BULK_FILTERS if form.get(k)}
+    where = _queue_filter(carried)
+    decision, reason = form.get("decision", ""), form.get("reason", "")[:1000]
+    confirmed = form.get("confirmed") == "yes"
+    result = decisions.decide_many(
+        db(),
+        viewer(),
+        decision,
+        reason,
+        where=where,
+        period=settings().response_period,
+        preview=not confirmed,
+    )
+    if not confirmed:
+        _log("view", "anomalies", "bulk preview", detail=str(carried)[:300])
+        return render_template(
+            "workspace/bulk_confirm.html",
+            result=result,
+            decision=decision,
+            reason=reason,
+            carried=carried,
+            cap=decisions.BULK_CAP,
+        )
+    _log("change", "anomalies", "bulk", detail=f"{decision} {result.decided} {carried}"[:300])
+    return redirect(url_for("workspace.anomalies", decided=result.decided, **carried), 303)
 
 
 @bp.post("/appeals/<id:appeal_id>/decision")
@@ -351,6 +391,7 @@ def decide_appeal(appeal_id: int):
         appeal_id,
         request.form.get("decision", ""),
         request.form.get("reason", "")[:1000],
+        settings().policy,
     )
     _log("change", "appeal", appeal_id, detail=request.form.get("decision", ""))
     return redirect(_back(url_for("workspace.anomalies")), 303)
@@ -484,6 +525,7 @@ def add_record(party_type: str, party_id: int):
         request.form.get("kind", ""),
         request.form.get("reason", "")[:300],
         settings().policy,
+        settings().response_period,
     )
     _log("change", party_type, party_id, detail=request.form.get("kind", ""))
     return redirect(url_for("workspace.party_page", party_type=party_type, party_id=party_id), 303)

@@ -123,14 +123,9 @@ def test_a_unit_sold_twice_says_so(client, world):
 
 
 def test_a_black_listed_merchant_is_named_on_every_unit(client, make, world):
-    auth = make.auth("regulator")
-    for n in range(3):
-        resp = client.post(
-            f"/api/v1/credit/merchant/{world['merchant']}/records",
-            json={"kind": "sanction", "reason": f"sanction {n}"},
-            headers=auth,
-        )
-        assert resp.status_code == 201
+    from tests.app.test_credit_api import sanctioned
+
+    sanctioned(client.application, "merchant", world["merchant"], n=3)  # final a while ago
     body = answer(client, world["serials"][0])
     assert body["merchant"]["credit"]["list"] == "black"
     assert warnings(body) == ["merchant_black_listed"]
@@ -693,9 +688,10 @@ def test_a_dropped_database_connection_costs_no_scan(app, client, world):
 
 @pytest.mark.committed  # a second app, with an engine of its own, reads the data
 def test_a_kept_grade_never_hides_a_new_record_or_decision(database_url, make, world, session):
-    """With the merchant's credit kept for ten minutes, a sanction that black-lists it and a
-    regulator's confirmation of a serious anomaly both show on the very next scan."""
-    from datetime import UTC, datetime
+    """With the merchant's credit kept for ten minutes, a regulator's confirmation of a
+    serious anomaly (made long enough ago to be final) and a commendation (final at once)
+    both show on the very next scan."""
+    from datetime import UTC, datetime, timedelta
 
     from app import create_app
     from app.anomalies.findings import record_findings
@@ -721,12 +717,9 @@ def test_a_kept_grade_never_hides_a_new_record_or_decision(database_url, make, w
         session.commit()
         body = answer(client, serial)
         assert body["merchant"]["credit"]["list"] is None and warnings(body) == []
-        resp = client.post(
-            f"/api/v1/anomalies/{anomaly.id}/decision",
-            json={"decision": "confirm", "reason": "checked on site"},
-            headers=auth,
-        )
-        assert resp.status_code == 200, resp.get_json()
+        from tests.app.test_credit_api import confirmed_at
+
+        confirmed_at(caching, anomaly.id, datetime.now(UTC) - timedelta(days=30))
         body = answer(client, serial)
         assert body["merchant"]["credit"]["list"] == "black"
         assert warnings(body) == ["merchant_black_listed"]
@@ -736,11 +729,11 @@ def test_a_kept_grade_never_hides_a_new_record_or_decision(database_url, make, w
         score = answer(client, other)["merchant"]["credit"]["score"]
         resp = client.post(
             f"/api/v1/credit/merchant/{merchant}/records",
-            json={"kind": "sanction", "reason": "one more"},
+            json={"kind": "commendation", "reason": "one more"},
             headers=auth,
         )
         assert resp.status_code == 201
-        assert answer(client, other)["merchant"]["credit"]["score"] < score
+        assert answer(client, other)["merchant"]["credit"]["score"] > score
     finally:
         forget_public_parts()
         caching.extensions["trace"].engine.dispose()

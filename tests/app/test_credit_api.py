@@ -1,11 +1,61 @@
 """Anomalies found from ingested events, written into credit records, and what follows."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from app.anomalies import decisions
+from app.credit import operations as credit_ops
 from tests.app.test_events_api import pack
+from tracecore.access import Principal, Role
+
+REGULATOR = Principal(Role.REGULATOR)
+
+
+def in_session(app, fn):
+    """Run ``fn(session)`` in a session of the app's and commit (the test's transaction)."""
+    with app.extensions["trace"].sessionmaker() as s:
+        result = fn(s)
+        s.commit()
+        return result
+
+
+def confirmed_at(app, anomaly_id: int, when: datetime, decision: str = "confirm"):
+    """A regulator's decision on the anomaly as if made at ``when`` (time driven through
+    the use case's ``now``): made long enough ago, its response period is over."""
+    cfg = app.extensions["trace"].config
+    return in_session(
+        app,
+        lambda s: (
+            decisions.decide(
+                s, REGULATOR, anomaly_id, decision, "核实无误", cfg.response_period, now=when
+            ).id
+        ),
+    )
+
+
+def sanctioned(app, party_type: str, party_id: int, *, n: int = 1, days_ago: int = 30):
+    """``n`` sanctions imposed ``days_ago`` days ago: final now, their period long over."""
+    cfg = app.extensions["trace"].config
+    when = datetime.now(UTC) - timedelta(days=days_ago)
+    return in_session(
+        app,
+        lambda s: [
+            credit_ops.add_record(
+                s,
+                REGULATOR,
+                party_type,
+                party_id,
+                "sanction",
+                "严重失信",
+                cfg.policy,
+                cfg.response_period,
+                now=when,
+            ).id
+            for _ in range(n)
+        ],
+    )
 
 
 def anomalies(client, make, **filters):
@@ -132,14 +182,23 @@ def test_bad_service_areas_are_refused(client, make, world, shape):
 
 
 def test_decisions_change_credit_and_leave_an_audit_trail(client, make, world, session):
-    """Does confirming a serious anomaly black-list the merchant and publish a notice, and
-    does dismissing another take its points back?"""
+    """Does a serious finding stay out of the public standing (a risk signal the merchant
+    sees), does confirming it tell the merchant until when it may respond without changing
+    any public answer yet, and is the decision audited and final?"""
     pos, serial = world["pos"], world["serials"][0]
     pos.post(pos.event("sold", 0, code=serial, data={"order_id": "A"}))
     pos.post(pos.event("sold", 30, code=serial, data={"order_id": "B"}))
     (dup,) = anomalies(client, make, type="duplicate_sale")
-    before = client.get(f"/api/v1/credit/merchant/{world['merchant']}").json
-    assert before["score"] < 800 and before["list"] is None
+    url = f"/api/v1/credit/merchant/{world['merchant']}"
+    before = client.get(url).json
+    assert (before["score"], before["list"], before["records"]) == (800, None, [])
+    own = client.get(url, headers=make.auth("merchant", world["merchant"])).json
+    assert own["risk"] == {
+        "open_findings": 1,
+        "points": -120,
+        "by_severity": {"minor": 0, "major": 0, "serious": 1},
+    }
+    assert own["score"] == 800 and own["pending_decisions"] == []
     regulator = make.auth("regulator")
     bad = client.post(
         f"/api/v1/anomalies/{dup['id']}/decision",
@@ -153,12 +212,15 @@ def test_decisions_change_credit_and_leave_an_audit_trail(client, make, world, s
         headers=regulator,
     )
     assert resp.status_code == 200 and resp.json["status"] == "confirmed"
-    after = client.get(f"/api/v1/credit/merchant/{world['merchant']}").json
-    assert after["list"] == "black"
-    black = client.get("/api/v1/credit/lists/black").json["items"]
-    assert [(p["type"], p["id"]) for p in black] == [("merchant", world["merchant"])]
-    notices = client.get("/api/v1/credit/notices").json["items"]
-    assert {n["kind"] for n in notices} == {"confirmed_anomaly", "black_list"}
+    assert resp.json["final_at"] > resp.json["decided_at"]
+    after = client.get(url).json
+    assert (after["score"], after["list"]) == (800, None)
+    assert client.get("/api/v1/credit/lists/black").json["items"] == []
+    assert client.get("/api/v1/credit/notices").json["items"] == []
+    told = client.get(url, headers=make.auth("merchant", world["merchant"])).json
+    (pending,) = told["pending_decisions"]
+    assert pending["anomaly_id"] == dup["id"] and pending["final_at"] == resp.json["final_at"]
+    assert told["outlook"]["list"] == "black" and told["risk"]["open_findings"] == 0
     again = client.post(
         f"/api/v1/anomalies/{dup['id']}/decision",
         json={"decision": "dismiss", "reason": "x"},
@@ -170,7 +232,8 @@ def test_decisions_change_credit_and_leave_an_audit_trail(client, make, world, s
 
 
 def test_an_upheld_appeal_restores_the_score(client, make, world):
-    """Can the named party appeal (once), others not, and does upholding restore the points?"""
+    """Can the named party appeal (once), others not, and does upholding clear the risk
+    signal and void the record?"""
     shelf = world["shelf"]
     shelf.post(shelf.event("shelved", code="ZZZZZZZZZZZZZZZZ"))
     (found,) = anomalies(client, make, type="unknown_code")
@@ -185,16 +248,20 @@ def test_an_upheld_appeal_restores_the_score(client, make, world):
     first = client.post(url, json={"statement": "扫描枪误读了外箱条码"}, headers=merchant)
     assert first.status_code == 201
     assert client.post(url, json={"statement": "again"}, headers=merchant).status_code == 409
-    assert client.get(f"/api/v1/credit/merchant/{world['merchant']}").json["score"] < 800
+    account_url = f"/api/v1/credit/merchant/{world['merchant']}"
+    assert client.get(account_url, headers=merchant).json["risk"]["open_findings"] == 1
     decided = client.post(
         f"/api/v1/appeals/{first.json['id']}/decision",
         json={"decision": "uphold", "reason": "误读属实"},
         headers=make.auth("regulator"),
     )
     assert decided.status_code == 200 and decided.json["status"] == "upheld"
-    account = client.get(f"/api/v1/credit/merchant/{world['merchant']}").json
-    assert account["score"] == 800
-    assert [r["kind"] for r in account["records"]] == ["anomaly", "reversal"]
+    account = client.get(account_url, headers=merchant).json
+    assert account["score"] == 800 and account["risk"]["open_findings"] == 0
+    assert [(r["kind"], r["standing"]) for r in account["records"]] == [
+        ("anomaly", "void"),
+        ("reversal", "void"),
+    ]
     assert anomalies(client, make, type="unknown_code")[0]["status"] == "dismissed"
 
 
@@ -261,14 +328,9 @@ def test_red_list_needs_grade_a_and_a_signed_commitment(client, make, world):
 
 def test_public_lists_mask_couriers(client, make, world):
     """Does a black-listed courier appear with a masked name and no personal identifiers?"""
-    regulator = make.auth("regulator")
-    for _ in range(3):
-        client.post(
-            f"/api/v1/credit/courier/{world['courier']}/records",
-            json={"kind": "sanction", "reason": "多次虚假签收"},
-            headers=regulator,
-        )
+    sanctioned(client.application, "courier", world["courier"], n=3)
     (entry,) = client.get("/api/v1/credit/lists/black").json["items"]
+    assert entry["since"]
     assert entry["name"].endswith("*") and "uscc" not in entry
     assert entry["company"]["id"] == world["company"]
 
@@ -387,13 +449,9 @@ def test_a_complaint_names_the_party_through_custody(client, make, world, sessio
 
 
 def blacklist(client, make, party_type, party_id):
-    for _ in range(3):
-        resp = client.post(
-            f"/api/v1/credit/{party_type}/{party_id}/records",
-            json={"kind": "sanction", "reason": "严重失信"},
-            headers=make.auth("regulator"),
-        )
-        assert resp.status_code == 201
+    """Three sanctions decided a month ago: their response period over, the party is on
+    the black list now."""
+    sanctioned(client.application, party_type, party_id, n=3)
     assert client.get(f"/api/v1/credit/{party_type}/{party_id}").json["list"] == "black"
 
 

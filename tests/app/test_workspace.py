@@ -253,7 +253,9 @@ def test_a_recall_from_the_button_reaches_the_consumer_page(client, regulator, w
     assert rows.count("\n") == 1 + 3 and "signed" in rows
 
 
-def test_a_sanction_lowers_the_score_on_the_party_page(regulator, make):
+def test_a_sanction_waits_for_its_response_period_on_the_party_page(regulator, make):
+    """Does the party page show a new sanction as a decision not final yet: the public score
+    unchanged, the outlook lowered, the final date given?"""
     m = make.merchant()
     before = regulator.get(f"/workspace/parties/merchant/{m}", headers=HTML).text
     assert "800" in before
@@ -263,7 +265,62 @@ def test_a_sanction_lowers_the_score_on_the_party_page(regulator, make):
     )
     assert resp.status_code == 303
     after = regulator.get(f"/workspace/parties/merchant/{m}", headers=HTML).text
-    assert "虚假宣传" in after and "650" in after
+    credit = re.search(r'<dd id="credit">(.*?)</dd>', after).group(1)
+    outlook = re.search(r'<dd id="outlook">(.*?)</dd>', after).group(1)
+    assert "800" in credit and "650" in outlook
+    assert 'id="pending"' in after and "虚假宣传" in after
+
+
+def test_the_party_page_shows_the_risk_indicator(app, regulator, make):
+    """Are a party's open findings its risk indicator on the page, apart from its credit?"""
+    m = make.merchant()
+    findings(
+        app,
+        ("expired_sale", "major", ("code", "S1"), ("merchant", m), 31.8, 119.9),
+        ("unknown_code", "serious", ("code", "S2"), ("merchant", m), 31.8, 119.9),
+    )
+    page = regulator.get(f"/workspace/parties/merchant/{m}", headers=HTML).text
+    assert "800" in re.search(r'<dd id="credit">(.*?)</dd>', page).group(1)
+    risk = re.search(r'<dd id="risk">(.*?)</dd>', page).group(1)
+    assert risk.startswith("2 ") and "-160" in risk
+
+
+def test_bulk_decision_from_the_queue_asks_how_many_then_decides(app, regulator, make, session):
+    """From the queue filtered to one type, does the bulk form show how many open findings
+    it takes, decide nothing until confirmed, then dismiss exactly those, each audited?"""
+    m = make.merchant(region_code="320411")
+    ids = findings(
+        app,
+        *[
+            ("late_delivery", "minor", ("waybill", f"SF{n}"), ("merchant", m), 31.8, 119.9)
+            for n in range(3)
+        ],
+        ("expired_sale", "major", ("code", "S1"), ("merchant", m), 31.8, 119.9),
+    )
+    queue = regulator.get(
+        "/workspace/anomalies", query_string={"type": "late_delivery"}, headers=HTML
+    ).text
+    assert 'id="bulk-decision"' in queue and 'name="type" value="late_delivery"' in queue
+    form = {"type": "late_delivery", "reason": "设备离线补传", "csrf_token": csrf(regulator)}
+    asked = regulator.post("/workspace/anomalies/decisions", data={**form, "decision": "dismiss"})
+    assert asked.status_code == 200
+    assert "<strong>3</strong>" in re.search(r'<p id="bulk-count">(.*?)</p>', asked.text).group(1)
+    assert {session.get(Anomaly, a).status for a in ids} == {"open"}
+    done = regulator.post(
+        "/workspace/anomalies/decisions",
+        data={**form, "decision": "dismiss", "confirmed": "yes"},
+    )
+    assert done.status_code == 303 and "decided=3" in done.headers["Location"]
+    session.expire_all()
+    assert [session.get(Anomaly, a).status for a in ids] == ["dismissed"] * 3 + ["open"]
+    audited = session.scalars(
+        sa.select(AuditEntry.target_id).where(AuditEntry.action == "anomaly.dismiss")
+    ).all()
+    assert sorted(audited) == sorted(str(a) for a in ids[:3])
+    without_token = regulator.post(
+        "/workspace/anomalies/decisions", data={"type": "late_delivery", "decision": "dismiss"}
+    )
+    assert without_token.status_code in (400, 403)
 
 
 # -- search, histories, personal data and the access log ----------------------------------------

@@ -5,7 +5,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tracecore.credit import BLACK, RED, Policy, Record, grade, rating_points, score, standing
+from tracecore.credit import (
+    BLACK,
+    RED,
+    Policy,
+    Record,
+    grade,
+    public_from,
+    public_standing,
+    rating_points,
+    risk,
+    score,
+    standing,
+)
+from tracecore.credit import Appeal as CreditAppeal
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 P = Policy()
@@ -83,3 +96,45 @@ def test_red_list_needs_grade_a_a_commitment_and_a_clean_year():
         Record("anomaly", -120, days_ago(300), "serious"),
     ]
     assert standing(tainted, NOW).grade == "A" and standing(tainted, NOW).list is None
+
+
+# -- due process: public standing, risk signals, finality -----------------------------------
+
+
+def test_an_undecided_serious_finding_is_a_risk_signal_not_public_standing():
+    """Does an open serious finding leave the public standing as it was, and show in the
+    risk indicator only?"""
+    finding = Record("anomaly", -120, days_ago(1), "serious", public_from=None)
+    assert astuple(public_standing([finding], NOW)) == (800, "B", None)
+    assert astuple(standing([finding], NOW))[0] == 680  # all records: what it would cost
+    found = risk(["serious", "minor", "minor"])
+    assert (found.open, found.points, found.by_severity["minor"]) == (3, -140, 2)
+
+
+def test_a_confirmed_serious_finding_counts_publicly_only_from_its_final_date():
+    """Is a confirmed serious finding off the public standing before its final date and
+    black-listing after it?"""
+    final = days_ago(-2)  # two days from now
+    confirmed = Record("anomaly", -120, days_ago(5), "serious", confirmed=True, public_from=final)
+    assert public_standing([confirmed], NOW).list is None
+    assert public_standing([confirmed], NOW + timedelta(days=3)).list == BLACK
+
+
+def test_an_appeal_in_the_period_holds_the_record_until_it_is_decided():
+    """Does an appeal filed before the final date keep the record private while pending,
+    and make it public from its rejection when that is later than the final date?"""
+    final = days_ago(0)
+    filed = days_ago(3)
+    assert public_from(final, [CreditAppeal(filed, "pending")]) is None
+    rejected = CreditAppeal(filed, "rejected", days_ago(-4))
+    assert public_from(final, [rejected]) == days_ago(-4)
+    early = CreditAppeal(filed, "rejected", days_ago(2))
+    assert public_from(final, [early]) == final
+    assert public_from(final, [CreditAppeal(filed, "upheld", days_ago(1))]) is None
+
+
+def test_an_appeal_after_the_period_holds_nothing():
+    """Does an appeal filed after the final date leave the record public meanwhile?"""
+    final = days_ago(10)
+    assert public_from(final, [CreditAppeal(days_ago(2), "pending")]) == final
+    assert public_from(None, []) is None
