@@ -17,7 +17,7 @@ from app.consumer.models import Verification
 from app.credit.models import Anomaly, CreditRecord
 from app.events.models import Event, Parcel
 from app.feedback import operations as feedback
-from app.feedback.models import Complaint, DeliveryRating
+from app.feedback.models import Complaint, DeliveryRating, Review
 from tests.app.test_events_api import T0, Handset, pack, ship
 
 JSON = {"Accept": "application/json"}
@@ -186,36 +186,33 @@ def test_complaints_from_different_networks_are_findings_of_their_own(client, wo
     assert len(found) == 2 and not any("cluster" in a.evidence for a in found)
 
 
-def test_the_page_forms_limit_by_address_not_by_cookie(client, world, session):
-    """The page's complaint form, each time from a fresh client (a new cookie and token)
-    at one address: the limit still holds."""
-    serial = world["serials"][0]
-    per_hour = client.application.extensions["trace"].config.COMPLAINTS_PER_HOUR
-    statuses = []
-    for n in range(per_hour + 2):
-        other = browser(client, "203.0.113.7", f"browser {n}")
-        html = other.get(f"/t/{serial}", headers=HTML).get_data(as_text=True)
-        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)
-        resp = other.post(
-            f"/t/{serial}/complaint",
-            data={"category": "quality", "text": "假货", "csrf_token": token},
-        )
-        statuses.append(resp.status_code)
-    assert statuses == [302] * per_hour + [429, 429]
-    assert session.scalar(sa.select(sa.func.count()).select_from(Complaint)) == per_hour
-    session.commit()
+def send_form(client, serial: str, kind: str, data: dict, address: str, user_agent: str):
+    """A fresh client (a new cookie, so a new form token) at ``address`` sends a page form."""
+    other = browser(client, address, user_agent)
+    html = other.get(f"/t/{serial}", headers=HTML).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)
+    return other.post(f"/t/{serial}/{kind}", data={**data, "csrf_token": token})
 
 
-def test_a_review_flood_with_rotating_cookies_is_limited(client, world):
-    serial = world["serials"][0]
-    per_hour = client.application.extensions["trace"].config.REVIEWS_PER_HOUR
+@pytest.mark.parametrize(
+    "kind,data,limit",
+    [
+        ("complaint", {"category": "quality", "text": "假货"}, "COMPLAINTS_PER_HOUR"),
+        ("review", {"rating": "1", "text": "差"}, "REVIEWS_PER_HOUR"),
+    ],
+)
+def test_the_page_forms_limit_by_address_not_by_cookie(client, world, session, kind, data, limit):
+    """The page's complaint and review forms, each time from a fresh client (a new cookie
+    and token, a new browser string) at one address: the limit still holds."""
+    per_hour = getattr(client.application.extensions["trace"].config, limit)
     statuses = [
-        browser(client, "203.0.113.7", f"browser {n}")
-        .post(f"/api/v1/codes/{serial}/reviews", json={"rating": 1, "text": "差"})
-        .status_code
-        for n in range(per_hour + 3)
+        send_form(client, world["serials"][0], kind, data, "203.0.113.7", f"b{n}").status_code
+        for n in range(per_hour + 2)
     ]
-    assert statuses == [201] * per_hour + [429] * 3
+    assert statuses == [302] * per_hour + [429, 429]
+    model = Complaint if kind == "complaint" else Review
+    assert session.scalar(sa.select(sa.func.count()).select_from(model)) == per_hour
+    session.commit()
 
 
 # -- ratings by whoever is not the consignee ---------------------------------------------------
