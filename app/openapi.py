@@ -389,11 +389,12 @@ def document() -> dict:
         "/codes/{serial}/delivery-rating": {
             "post": {
                 **_op(
-                    "The consignee rates courier and company, by the unit's code",
+                    "The consignee rates courier and company, by the unit's code in hand "
+                    "(the unit still signed for, within 30 days; else 403)",
                     secure=False,
                     body=schemas.DeliveryRatingIn,
                     ok=201,
-                    errors=(404, 409),
+                    errors=(403, 404, 409),
                 ),
                 "parameters": [SERIAL],
             }

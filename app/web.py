@@ -17,6 +17,8 @@ from werkzeug.routing import IntegerConverter
 from app.auth.operations import authenticate
 from app.errors import ApiError
 from tracecore.access import Principal
+from tracecore.identity import keyed_hash
+from tracecore.sources import address_of, network_of
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -98,6 +100,17 @@ def client_address() -> str:
     """The client's address, as the rate limits know it (behind a proxy, configure the
     proxy's X-Forwarded-For handling in the WSGI server, not here)."""
     return request.remote_addr or "unknown"
+
+
+def client_source(purpose: str) -> tuple[str, str]:
+    """Keyed hashes of the client's address and of its network (:mod:`tracecore.sources`),
+    for ``purpose`` (each purpose hashes apart): what an anonymous client's input is counted
+    by, never its cookie or browser string, which it chooses."""
+    secret, address = settings().SECRET_KEY, client_address()
+    return (
+        keyed_hash(secret, f"{purpose}:address:{address_of(address)}"),
+        keyed_hash(secret, f"{purpose}:network:{network_of(address)}"),
+    )
 
 
 def settings():

@@ -381,6 +381,14 @@ def _check_by_type(out: DeviceEvent, event: dict, event_id: str | None) -> None:
             if not isinstance(promised, str):
                 raise Rejected("invalid_field", "'data.promised_by' must be RFC 3339", event_id)
             _time(promised, "data.promised_by", event_id)
+    elif out.type == EventType.IN_TRANSIT and "handover_to" in out.data:
+        # A hand-over to another logistics company (中转交接): its couriers may report on
+        # the parcel from now on (tracecore.lifecycle.unentrusted).
+        company = out.data["handover_to"]
+        if isinstance(company, bool) or not isinstance(company, int) or company < 1:
+            raise Rejected(
+                "invalid_field", "'data.handover_to' must be a logistics company id", event_id
+            )
     elif out.type == EventType.SIGNED and out.data.get("signer") not in ("self", "proxy", "locker"):
         raise Rejected("missing_field", "'data.signer' must be self, proxy or locker", event_id)
 

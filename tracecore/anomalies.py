@@ -70,10 +70,13 @@ class Thresholds:
     #: excepted), within ``brushing_point_m`` of each other.
     brushing_same_point: int = 5
     brushing_point_m: float = 50.0
-    #: copied_code: consumers' checks of one code by at least this many distinct clients...
+    #: copied_code: consumers' checks of one code by at least this many distinct clients
+    #: (a client counted by its network, never by its cookie: docs/consumer.md)...
     copied_code_clients: int = 5
-    #: ... in at least this many distinct county-level districts.
+    #: ... in at least this many distinct county-level districts (one place per network).
     copied_code_districts: int = 3
+    #: copied_code: a network's shared places count for at most this many codes a day.
+    copied_code_places_per_day: int = 10
 
 
 #: The default ``data`` of a scan: empty and read-only (one object shared by every scan).

@@ -11,7 +11,7 @@ offline for a day and delivers its scans late is placed where they happened.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -108,3 +108,47 @@ def custody(lawful: list[Step], first_holder: Any, consignee: Any = None) -> lis
             holder, since = new, step.time
     periods.append(Custody(holder, since, None))
     return periods
+
+
+# -- which companies' couriers may report on a parcel ------------------------------------------
+
+#: The start of the violation mark of a courier's event on a parcel its company was not
+#: entrusted with. Unlike the lifecycle's marks, it is decided when the event is stored (it
+#: depends on who the courier works for, which the replay does not read) and kept by the
+#: replay, which leaves such events out: custody does not move.
+NOT_ENTRUSTED = "not entrusted"
+
+
+class Report(NamedTuple):
+    """A courier's event on a parcel, as :func:`unentrusted` judges it."""
+
+    event_id: str
+    time: datetime
+    #: Arrival order, to break ties between events with the same time.
+    order: int
+    #: The logistics company of the reporting courier.
+    company: int | None
+    #: For a hand-over (an ``in_transit`` with ``data.handover_to``): the receiving company.
+    handover_to: int | None = None
+
+
+def unentrusted(parcel_company: int, reports: Iterable[Report]) -> Mapping[str, str]:
+    """The couriers' events on one parcel made by a company not entrusted with it at the
+    time, event_id -> violation mark.
+
+    The parcel's company is entrusted from the start; a hand-over recorded by a courier of
+    an entrusted company (an ``in_transit`` naming ``handover_to``) entrusts the receiving
+    company from its time on. A hand-over by a company not entrusted entrusts nobody. Trust
+    only grows: the first company may still report after a hand-over (a late scan of its
+    own, a return)."""
+    trusted = {parcel_company}
+    out = {}
+    for r in sorted(reports, key=lambda r: (r.time, r.order)):
+        if r.company not in trusted:
+            out[r.event_id] = (
+                f"{NOT_ENTRUSTED}: a courier of company {r.company} on a parcel of company "
+                f"{parcel_company}, with no hand-over to it"
+            )
+        elif r.handover_to is not None:
+            trusted.add(r.handover_to)
+    return out

@@ -24,6 +24,7 @@ from app.parties.models import Courier
 from tracecore import anomalies as rules
 from tracecore.anomalies import NO_DATA, Finding, Order, Scan, Thresholds
 from tracecore.credit import Policy
+from tracecore.lifecycle import NOT_ENTRUSTED
 from tracecore.vocabulary import WITH_COURIER, EventType
 
 #: The events that tell brushing: orders packed, and parcels signed for.
@@ -177,6 +178,9 @@ def _subject_rules(
             continue
         merchant_id, consignee = parcel
         findings += rules.lifecycle_violations(("waybill", waybill), scans)
+        # A courier's scan on a parcel its company was not entrusted with is that courier's
+        # violation alone: the parcel's own rules judge the others' scans.
+        scans = [s for s in scans if not (s.violation or "").startswith(NOT_ENTRUSTED)]
         findings += rules.impossible_travel(("waybill", waybill), scans, t)
         findings += rules.empty_parcel(waybill, merchant_id, scans, t)
         findings += rules.remote_sign(waybill, scans, consignee, t)

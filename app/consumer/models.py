@@ -14,10 +14,11 @@ from app.db import Base, Point, UTCDateTime, utcnow
 class Verification(Base):
     """A consumer's check of a code on the scan page (a ``verified`` scan).
 
-    The client is known only by a keyed hash of a random cookie (or, without cookies, of its
-    address and browser); the place only to about a kilometre, and only when the consumer
-    chose to share it. Many clients checking one code in many districts is how a copied code
-    shows itself.
+    The client is known only by a keyed hash of its network (an IPv4 /24, an IPv6 /48: its
+    *source*; never its cookie or browser string, which a client chooses); the place only to
+    about a kilometre, only when the consumer chose to share it, and once per source and
+    code. Many sources checking one code in many districts is how a copied code shows
+    itself.
     """
 
     __tablename__ = "verifications"
@@ -33,17 +34,27 @@ class Verification(Base):
             postgresql_where=sa.text("new_client"),
             sqlite_where=sa.text("new_client"),
         ),
+        # The checks a source placed, by source: a place counts once per source and code,
+        # and for a bounded number of codes a day (app.consumer.checks.share_place).
+        sa.Index(
+            "ix_verifications_placed_by_source",
+            "client_hash",
+            "verified_at",
+            postgresql_where=sa.text("district_code IS NOT NULL"),
+            sqlite_where=sa.text("district_code IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     serial: Mapped[str] = mapped_column(sa.String(16), sa.ForeignKey("trace_codes.serial"))
+    #: Keyed hash of the client's network (its source: ``app.consumer.pages``).
     client_hash: Mapped[str] = mapped_column(sa.String(64))
     verified_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: The county-level district of the shared place, when there is one.
     district_code: Mapped[str | None] = mapped_column(sa.String(6))
     #: Rounded to two decimals (about a kilometre) before it is stored.
     location = mapped_column(Point(), nullable=True)
-    #: This client's first check of this code: the distinct clients are these checks.
+    #: This source's first check of this code: the distinct clients are these checks.
     new_client: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 

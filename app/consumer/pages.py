@@ -34,10 +34,11 @@ from app.consumer.units import find_unit
 from app.errors import ApiError
 from app.feedback import operations as feedback
 from app.schemas import ComplaintIn, DeliveryRatingIn, ReviewIn
-from app.web import db, settings, unit_of_work
+from app.web import client_source, db, settings, unit_of_work
 from app.wrappers import set_client_cookie
 from tracecore.errors import DomainError, NotFound, ValidationError
 from tracecore.identity import keyed_hash
+from tracecore.sources import network_of
 
 bp = Blueprint("consumer", __name__)
 
@@ -65,8 +66,11 @@ def _client_value() -> str:
     return value
 
 
-def _client_hash() -> str:
-    return keyed_hash(settings().SECRET_KEY, "check:" + _client_value())
+def _check_source() -> str:
+    """Who a check (and a shared place) counts as: the keyed hash of the client's network
+    (:func:`tracecore.sources.network_of`), never its cookie or browser string, which the
+    client chooses: one person with five cookies is one source, and so is one office."""
+    return keyed_hash(settings().SECRET_KEY, "check:" + network_of(request.remote_addr))
 
 
 def _form_token(serial: str) -> str:
@@ -149,7 +153,7 @@ def _check(*, serial: str | None = None, link: str | None = None):
     :func:`unit_of_work` commits it (on PostgreSQL its own statement has; the request's
     session is then opened only when the scan needs it)."""
     engine = current_app.extensions["trace"].engine
-    return scan.check(engine, db, _client_hash(), settings(), serial=serial, link=link)
+    return scan.check(engine, db, _check_source(), settings(), serial=serial, link=link)
 
 
 def _answer(
@@ -234,6 +238,9 @@ def _int(raw: str | None):
     return int(raw) if raw and raw.isdigit() else raw
 
 
+_STATUS_OF = {"conflict": 409, "forbidden": 403, "not_found": 404}
+
+
 @bp.post("/t/<serial>/<kind>")
 @unit_of_work
 def send_form(serial: str, kind: str):
@@ -249,7 +256,12 @@ def send_form(serial: str, kind: str):
         body = _form_model(kind)
         if kind == "review":
             feedback.add_review(
-                db(), code.serial, body.rating, body.text, _client_hash(), cfg.REVIEWS_PER_HOUR
+                db(),
+                code.serial,
+                body.rating,
+                body.text,
+                feedback.Source(*client_source("feedback")),
+                cfg.REVIEWS_PER_HOUR,
             )
         elif kind == "complaint":
             feedback.file_complaint(
@@ -258,7 +270,7 @@ def send_form(serial: str, kind: str):
                 body.category,
                 body.text,
                 body.contact,
-                _client_hash(),
+                feedback.Source(*client_source("feedback")),
                 cfg.COMPLAINTS_PER_HOUR,
                 cfg.policy,
             )
@@ -275,7 +287,7 @@ def send_form(serial: str, kind: str):
         )
     except DomainError as exc:
         db().rollback()
-        status = getattr(exc, "status", None) or (409 if exc.code == "conflict" else 422)
+        status = getattr(exc, "status", None) or _STATUS_OF.get(exc.code, 422)
         return _answer(*_check(serial=code.serial), status=status, errors={kind: exc.message})
     return redirect(url_for("consumer.by_serial", serial=code.serial, sent=kind, lang=_lang()))
 
@@ -290,5 +302,5 @@ def share_place(serial: str):
         lat, lon = float(request.form["lat"]), float(request.form["lon"])
     except (KeyError, ValueError):
         raise ValidationError("send lat and lon as numbers", field="lat") from None
-    place = checks.share_place(db(), code.serial, _client_hash(), lat, lon, settings())
+    place = checks.share_place(db(), code.serial, _check_source(), lat, lon, settings())
     return {"place": place}

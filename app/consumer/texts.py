@@ -29,9 +29,9 @@ WARNINGS = {
         "This batch was recalled on {recalled_at}: stop using it. Reason: {reason}",
     ),
     "copied_code": (
-        "此码已被查验 {checks} 次，来自 {clients} 个不同客户端、{district_count} 个地区"
+        "此码已被查验 {checks} 次，来自 {clients} 个不同网络、{district_count} 个地区"
         "（首次查验：{first_check_at}，{first_check_place}），很可能是被复制的码。",
-        "This code has been checked {checks} times by {clients} different clients in "
+        "This code has been checked {checks} times from {clients} different networks in "
         "{district_count} districts (first check: {first_check_at}, {first_check_place}): "
         "it is most likely a copied code.",
     ),

@@ -63,7 +63,14 @@ def replay_subjects(
     steps_of_unit: dict[str, list[lifecycle.Step]] = defaultdict(list)
     parcel_event_ids = set()
     Step = lifecycle.Step
+    # A courier's event on a parcel its company is not entrusted with keeps its mark (set at
+    # ingest: app.events.entrusted) and is left out: it moves neither state nor custody.
+    violations: dict[str, str] = {}
+    not_entrusted = lifecycle.NOT_ENTRUSTED
     for event in events:
+        if event.violation and event.violation.startswith(not_entrusted):
+            violations[event.event_id] = event.violation
+            continue
         step = Step(event.event_id, event.type, event.occurred_at, event.id)
         if event.waybill:
             parcel_event_ids.add(event.event_id)
@@ -73,7 +80,6 @@ def replay_subjects(
         else:
             steps_of_unit[event.serial].append(step)
 
-    violations: dict[str, str] = {}
     parcel_states = {}
     for waybill, steps in steps_of_parcel.items():
         result = lifecycle.replay(steps)

@@ -3,19 +3,18 @@ review and complaint (the public ones rate-limited per client)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from app.feedback import operations as feedback
 from app.schemas import ComplaintIn, DeliveryRatingIn, ReviewIn
-from app.web import db, parse_body, principal, settings, unit_of_work
-from tracecore.identity import keyed_hash
+from app.web import client_source, db, parse_body, principal, settings, unit_of_work
 
 bp = Blueprint("feedback", __name__)
 
 
-def _client_hash() -> str:
-    """The client, known only by a keyed hash of its address (for rate limits)."""
-    return keyed_hash(settings().SECRET_KEY, request.remote_addr or "unknown")
+def _source() -> feedback.Source:
+    """The client, known only by keyed hashes of its address and network (rate limits)."""
+    return feedback.Source(*client_source("feedback"))
 
 
 def rating_json(r) -> dict:
@@ -62,7 +61,7 @@ def add_review(serial: str):
     """A consumer's review of the unit (public, rate-limited per client)."""
     body = parse_body(ReviewIn)
     review = feedback.add_review(
-        db(), serial, body.rating, body.text, _client_hash(), settings().REVIEWS_PER_HOUR
+        db(), serial, body.rating, body.text, _source(), settings().REVIEWS_PER_HOUR
     )
     return {"id": review.id, "serial": serial, "rating": review.rating, "text": review.text}, 201
 
@@ -79,7 +78,7 @@ def file_complaint(serial: str):
         body.category,
         body.text,
         body.contact,
-        _client_hash(),
+        _source(),
         settings().COMPLAINTS_PER_HOUR,
         settings().policy,
     )

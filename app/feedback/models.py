@@ -40,8 +40,11 @@ class Review(Base):
     serial: Mapped[str] = mapped_column(sa.ForeignKey("trace_codes.serial"), index=True)
     rating: Mapped[int]
     text: Mapped[str] = mapped_column(sa.String(1000), default="")
-    #: Keyed hash of the client (IP), for rate limiting; never the address itself.
+    #: Keyed hash of the client's address (IPv4, IPv6 /64), for rate limiting; never the
+    #: address itself, nor the client's cookie (``app.web.client_source``).
     client_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    #: Keyed hash of the client's network (IPv4 /24, IPv6 /48); NULL before revision 0010.
+    network: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -60,5 +63,7 @@ class Complaint(Base):
     party_type: Mapped[str] = mapped_column(sa.String(20))
     party_id: Mapped[int]
     anomaly_id: Mapped[int | None] = mapped_column(sa.ForeignKey("anomalies.id"))
+    #: Keyed hashes of the client's address and network, as for reviews.
     client_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    network: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,13 +1,17 @@
 """What consumers and merchants say: delivery ratings, product reviews, complaints.
 
-Public entry points are rate-limited per client by counting the client's recent rows in the
-database (so the limit holds across every instance of the service); the client is known only
-by a keyed hash of its address. Texts are stored as given and always escaped when shown.
+Public entry points are rate-limited per source by counting the source's recent rows in the
+database (so the limit holds across every instance of the service). A source is the client's
+address and its network (keyed hashes, :func:`app.web.client_source`), never its cookie or
+browser string: rotating those does not lift a limit. Texts are stored as given and always
+escaped when shown. What consumers send is evidence of its own weight: a flood of complaints
+from one network about one party is one finding, with the flood as its evidence.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -22,10 +26,24 @@ from tracecore import credit
 from tracecore.access import Principal, Role
 from tracecore.anomalies import MINOR, Finding
 from tracecore.errors import Conflict, Forbidden, NotFound, ValidationError
-from tracecore.vocabulary import EventType, ParcelState
+from tracecore.vocabulary import EventType, ParcelState, UnitState
 
 RATING_TAGS = frozenset({"late", "damaged", "rude", "not_to_door", "careful", "on_time"})
 COMPLAINT_CATEGORIES = ("counterfeit", "quality", "delivery", "privacy", "other")
+#: A network may send this many times an address's hourly limit (several households, or a
+#: mobile carrier's shared addresses, sit behind one network).
+NETWORK_SHARE = 4
+#: Complaints from one network about one party within this window are one finding.
+COMPLAINT_CLUSTER_WINDOW = timedelta(hours=24)
+#: A consignee rates a delivery within this long of its signature.
+RATING_DAYS = 30
+
+
+class Source(NamedTuple):
+    """Where a public entry comes from: keyed hashes of the client's address and network."""
+
+    address: str
+    network: str
 
 
 class TooMany(Conflict):
@@ -35,15 +53,16 @@ class TooMany(Conflict):
     status = 429
 
 
-def check_rate(session: Session, model, client_hash: str, per_hour: int) -> None:
+def check_rate(session: Session, model, source: Source, per_hour: int) -> None:
+    """At most ``per_hour`` entries an hour from one address, and ``NETWORK_SHARE`` times as
+    many from one network (TooMany otherwise)."""
     since = datetime.now(UTC) - timedelta(hours=1)
-    count = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(model)
-        .where(model.client_hash == client_hash, model.created_at >= since)
-    )
-    if count >= per_hour:
-        raise TooMany(f"at most {per_hour} per hour from one client; try again later")
+    recent = sa.select(sa.func.count()).select_from(model).where(model.created_at >= since)
+    if session.scalar(recent.where(model.client_hash == source.address)) >= per_hour:
+        raise TooMany(f"at most {per_hour} per hour from one address; try again later")
+    network_limit = NETWORK_SHARE * per_hour
+    if session.scalar(recent.where(model.network == source.network)) >= network_limit:
+        raise TooMany(f"at most {network_limit} per hour from one network; try again later")
 
 
 def _code(session: Session, serial: str) -> TraceCode:
@@ -54,11 +73,18 @@ def _code(session: Session, serial: str) -> TraceCode:
 
 
 def add_review(
-    session: Session, serial: str, rating: int, text: str, client_hash: str, per_hour: int
+    session: Session, serial: str, rating: int, text: str, source: Source, per_hour: int
 ) -> Review:
+    """A consumer's review of a unit, rate-limited per address and network."""
     _code(session, serial)
-    check_rate(session, Review, client_hash, per_hour)
-    review = Review(serial=serial, rating=rating, text=text, client_hash=client_hash)
+    check_rate(session, Review, source, per_hour)
+    review = Review(
+        serial=serial,
+        rating=rating,
+        text=text,
+        client_hash=source.address,
+        network=source.network,
+    )
     session.add(review)
     session.flush()
     return review
@@ -154,9 +180,20 @@ def rate_as_consignee(
     company_stars: int,
     tags: list[str],
     policy: credit.Policy,
+    now: datetime | None = None,
 ) -> DeliveryRating:
-    """The consignee rates by the code on the unit received: its signed parcel is rated."""
-    _code(session, serial)
+    """The consignee rates the delivery of the parcel a unit came in; the unit's code in
+    hand is the proof (the protocol offers no other): the unit must be where the signature
+    left it (its state ``signed``: not returned, re-shelved or sold on since, when someone
+    else may hold it), and the signature at most :data:`RATING_DAYS` old. One rating per
+    parcel, whichever of its units names it. Anyone else is refused (Forbidden, 403)."""
+    now = now or datetime.now(UTC)
+    code = _code(session, serial)
+    if code.state != UnitState.SIGNED:
+        raise Forbidden(
+            "only the consignee rates a delivery, by a unit of the signed parcel still in "
+            f"hand; this unit is {code.state}, not signed for"
+        )
     waybill = session.scalar(
         sa.select(ParcelItem.waybill)
         .join(Parcel, Parcel.waybill == ParcelItem.waybill)
@@ -165,7 +202,14 @@ def rate_as_consignee(
         .limit(1)
     )
     if waybill is None:
-        raise Conflict("this unit has no signed parcel to rate")
+        raise Forbidden("this unit has no signed parcel to rate")
+    signed_at = session.scalar(
+        sa.select(sa.func.max(Event.occurred_at)).where(
+            Event.waybill == waybill, Event.type == EventType.SIGNED, Event.violation.is_(None)
+        )
+    )
+    if signed_at is None or now - signed_at > timedelta(days=RATING_DAYS):
+        raise Forbidden(f"a delivery is rated within {RATING_DAYS} days of its signature")
     return rate_delivery(session, waybill, "consignee", courier_stars, company_stars, tags, policy)
 
 
@@ -228,14 +272,19 @@ def file_complaint(
     category: str,
     text: str,
     contact: str | None,
-    client_hash: str,
+    source: Source,
     per_hour: int,
     policy: credit.Policy,
 ) -> Complaint:
     """A consumer's complaint: kept (its contact shown to regulators only) and raised as a
-    consumer_complaint anomaly against the responsible party, pending a regulator's review."""
+    consumer_complaint anomaly against the responsible party, pending a regulator's review.
+
+    Rate-limited per address and network. A complaint from a network that has complained
+    about the same party within :data:`COMPLAINT_CLUSTER_WINDOW` joins that complaint's
+    anomaly instead of raising one more: a flood from one network is one finding, and its
+    evidence (``cluster``) shows regulators the flood for what it is."""
     _code(session, serial)
-    check_rate(session, Complaint, client_hash, per_hour)
+    check_rate(session, Complaint, source, per_hour)
     party = responsible_party(session, serial, category)
     complaint = Complaint(
         serial=serial,
@@ -244,10 +293,15 @@ def file_complaint(
         contact=contact,
         party_type=party[0],
         party_id=party[1],
-        client_hash=client_hash,
+        client_hash=source.address,
+        network=source.network,
     )
     session.add(complaint)
     session.flush()
+    cluster = _cluster_of(session, complaint)
+    if cluster is not None:
+        _join_cluster(session, cluster, complaint)
+        return complaint
     finding = Finding(
         "consumer_complaint",
         MINOR,
@@ -268,3 +322,46 @@ def file_complaint(
     )
     session.flush()
     return complaint
+
+
+def _cluster_of(session: Session, complaint: Complaint) -> Anomaly | None:
+    """The anomaly of this network's first complaint about the same party within the
+    cluster window, if there is one."""
+    if complaint.network is None:
+        return None
+    return session.scalar(
+        sa.select(Anomaly)
+        .join(Complaint, Complaint.anomaly_id == Anomaly.id)
+        .where(
+            Complaint.network == complaint.network,
+            Complaint.party_type == complaint.party_type,
+            Complaint.party_id == complaint.party_id,
+            Complaint.created_at >= complaint.created_at - COMPLAINT_CLUSTER_WINDOW,
+            Complaint.id != complaint.id,
+        )
+        .order_by(Complaint.id)
+        .limit(1)
+    )
+
+
+def _join_cluster(session: Session, anomaly: Anomaly, complaint: Complaint) -> None:
+    """The complaint joins the anomaly of its network's flood; the anomaly's evidence says
+    how many complaints, about which codes, came from that one network."""
+    complaint.anomaly_id = anomaly.id
+    session.flush()
+    rows = session.execute(
+        sa.select(Complaint.id, Complaint.serial)
+        .where(Complaint.anomaly_id == anomaly.id, Complaint.network == complaint.network)
+        .order_by(Complaint.id)
+    ).all()
+    anomaly.evidence = {
+        **anomaly.evidence,
+        "cluster": {
+            "why": "complaints from one network about one party",
+            "complaints": len(rows),
+            "complaint_ids": [r.id for r in rows][:50],
+            "codes": sorted({r.serial for r in rows})[:50],
+            "window_hours": COMPLAINT_CLUSTER_WINDOW.total_seconds() / 3600,
+        },
+    }
+    session.flush()

@@ -28,6 +28,7 @@ from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.credit.operations import accounts as credit_accounts
 from app.db import among, point
+from app.events.entrusted import judge_reports
 from app.events.models import (
     PAYLOAD_KEEP,
     Device,
@@ -345,6 +346,7 @@ class _Batch:
             rows.append(self._event_row(c))
             self.acks[c.message][c.position] = Ack(event.event_id, "accepted")
         if rows:
+            judge_reports(self.session, rows, parcels)  # couriers of another company
             insert_events(self.session, rows)
         if items:
             self.session.execute(sa.insert(ParcelItem), items)
@@ -536,6 +538,7 @@ def _link_matches(claimed: tuple[str, str | None] | None, actual: tuple[str, str
 STORED_DATA_KEYS = {
     EventType.SOLD: ("order_id", "price", "channel"),
     EventType.PACKED: ("consignee_region_code", "promised_by", "logistics_company_id"),
+    EventType.IN_TRANSIT: ("handover_to",),
     EventType.DELIVERY_FAILED: ("reason",),
     EventType.SIGNED: ("signer",),
 }

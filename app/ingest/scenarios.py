@@ -569,7 +569,15 @@ def run(
     with ext.sessionmaker() as session:
         for serial in injector.complaints if injector else []:
             feedback.file_complaint(
-                session, serial, "quality", "口感异常", None, f"scenario-{serial}", 100, Policy()
+                session,
+                serial,
+                "quality",
+                "口感异常",
+                None,
+                # each complaint from its own consumer's network
+                feedback.Source(f"scenario-{serial}", f"scenario-{serial}"),
+                100,
+                Policy(),
             )
         detect.sweep(session, Thresholds(), Policy(), now=end + timedelta(days=3))
         session.commit()

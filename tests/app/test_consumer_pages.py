@@ -131,11 +131,19 @@ def test_a_black_listed_merchant_is_named_on_every_unit(client, make, world):
     assert warnings(body) == ["merchant_black_listed"]
 
 
+def phone(client, address: str):
+    """Another client of the app, at ``address`` (its own network unless told otherwise)."""
+    other = client.application.test_client()
+    other.environ_base["REMOTE_ADDR"] = address
+    return other
+
+
 def copy_code(client, serial: str) -> None:
-    """Five more clients check ``serial``, each sharing a place, in five districts."""
+    """Five more clients, each in a network of its own, check ``serial``, each sharing a
+    place, in five districts."""
     places = [(31.78, 119.98), (31.83, 119.97), (23.05, 112.47), (23.16, 112.56), (31.70, 119.94)]
     for n, (lat, lon) in enumerate(places):
-        other = client.application.test_client()
+        other = phone(client, f"198.51.{100 + n}.7")
         html = other.get(f"/t/{serial}", headers={**HTML, "User-Agent": f"phone {n}"}).get_data(
             as_text=True
         )
@@ -254,8 +262,8 @@ def test_a_much_checked_code_is_rolled_up_and_its_totals_stay_exact(app, client,
     if app.extensions["trace"].engine.dialect.name != "postgresql":
         pytest.skip("the roll-up serves PostgreSQL's one-statement scan")
     serial = world["serials"][2]
-    phone_b = client.application.test_client()
-    phone_c = client.application.test_client()
+    phone_b = phone(client, "198.51.100.7")
+    phone_c = phone(client, "198.51.101.7")
     returning = {**JSON, "User-Agent": "phone b"}
     assert phone_b.get(f"/t/{serial}", headers=returning).status_code == 200
     html = phone_c.get(f"/t/{serial}", headers={**HTML, "User-Agent": "phone c"})
@@ -561,11 +569,14 @@ def test_the_answer_counts_the_check_being_made(client, world, session):
     assert first["count"] == 1 and first["clients"] == 1 and first["first_at"]
     again = answer(client, serial)["checks"]
     assert again["count"] == 2 and again["clients"] == 1
-    other = client.application.test_client()
+    same_network = phone(client, "127.0.0.9")  # another browser on the same network
+    resp = same_network.get(f"/t/{serial}", headers={**JSON, "User-Agent": "another phone"})
+    assert resp.get_json()["checks"]["count"] == 3 and resp.get_json()["checks"]["clients"] == 1
+    other = phone(client, "198.51.100.7")
     resp = other.get(f"/t/{serial}", headers={**JSON, "User-Agent": "another phone"})
-    assert resp.get_json()["checks"]["count"] == 3 and resp.get_json()["checks"]["clients"] == 2
+    assert resp.get_json()["checks"]["count"] == 4 and resp.get_json()["checks"]["clients"] == 2
     flags = session.scalars(sa.select(Verification.new_client).order_by(Verification.id)).all()
-    assert flags == [True, False, True]  # each client's first check of the code
+    assert flags == [True, False, False, True]  # each source's first check of the code
 
 
 def test_the_scan_never_plans_a_sequential_scan_of_a_table_that_grows(app, client, world):

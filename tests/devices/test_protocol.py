@@ -120,6 +120,9 @@ def test_sig_must_be_hex():
         (event(type="packed", codes=[]), "invalid_field"),
         (event(type="packed", codes=["A"], data={"consignee": {"lat": 31}}), "missing_field"),
         (event(type="shelved", waybill=None), "missing_field"),
+        (event(type="in_transit", data={"handover_to": "SF"}), "invalid_field"),
+        (event(type="in_transit", data={"handover_to": 0}), "invalid_field"),
+        (event(type="in_transit", data={"handover_to": True}), "invalid_field"),
     ],
 )
 def test_type_specific_rules(body, expected):

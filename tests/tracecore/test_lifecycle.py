@@ -4,7 +4,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tracecore.lifecycle import ALLOWED_AFTER, Step, custody, replay
+from tracecore.lifecycle import (
+    ALLOWED_AFTER,
+    NOT_ENTRUSTED,
+    Report,
+    Step,
+    custody,
+    replay,
+    unentrusted,
+)
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 MERCHANT, COURIER, OTHER_COURIER, CONSIGNEE = ("m", 1), ("c", 7), ("c", 8), ("consignee", 0)
@@ -97,3 +105,36 @@ def test_a_hand_over_between_couriers_changes_custody():
     ]
     periods = custody(replay(journey).lawful, MERCHANT, CONSIGNEE)
     assert [p.party for p in periods] == [MERCHANT, COURIER, OTHER_COURIER]
+
+
+# -- which companies' couriers may report on a parcel ----------------------------------------
+
+A, B, C = 1, 2, 3  # logistics companies; the parcel is A's
+
+
+def report(n: int, company: int, handover_to: int | None = None) -> Report:
+    return Report(f"r{n}", T0 + timedelta(hours=n), n, company, handover_to)
+
+
+def test_the_parcels_own_company_is_entrusted_and_no_other():
+    """Are A's couriers' scans lawful and B's, with no hand-over, marked?"""
+    found = unentrusted(A, [report(0, A), report(1, B), report(2, A)])
+    assert list(found) == ["r1"] and found["r1"].startswith(NOT_ENTRUSTED)
+    assert "company 2 on a parcel of company 1" in found["r1"]
+
+
+def test_a_hand_over_entrusts_the_receiving_company_from_its_time():
+    """B is entrusted from A's hand-over on, not before it; A still may scan after it."""
+    reports = [report(0, A), report(1, B), report(2, A, handover_to=B), report(3, B), report(4, A)]
+    assert list(unentrusted(A, reports)) == ["r1"]
+
+
+def test_hand_overs_chain_and_order_of_arrival_does_not_matter():
+    """A → B → C: C is entrusted, whatever order the reports come in."""
+    reports = [report(3, C), report(2, B, handover_to=C), report(1, A, handover_to=B)]
+    assert unentrusted(A, reports) == {}
+
+
+def test_a_hand_over_by_a_company_not_entrusted_entrusts_nobody():
+    found = unentrusted(A, [report(0, B, handover_to=C), report(1, C)])
+    assert sorted(found) == ["r0", "r1"]
