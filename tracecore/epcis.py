@@ -94,6 +94,8 @@ class Epc:
     waybill: str | None = None
     party_type: str | None = None
     party_id: int | None = None
+    #: a unit's parcels (their waybills), when the query has read them
+    waybills: tuple[str, ...] = ()
 
 
 _PLACE_RE = re.compile(r"/id/place/(merchant|logistics_company)/([1-9][0-9]{0,9})")

@@ -205,6 +205,8 @@ def epc_events(epc: str):
         _may_see_parcel(viewer, target.waybill)
     else:
         raise ValidationError("epc must name a unit, a batch (GTIN and lot) or a parcel")
+    if target.kind == "unit":
+        (target,) = q.resolve_units(db(), (target,))
     log_access(db(), viewer, "view", target.kind, target.serial or target.waybill or target.lot)
     return _page(viewer, u, read_filters(u, related=target))
 

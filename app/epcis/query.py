@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from app.catalog.models import Batch, BatchStatus, Product
 from app.codes.models import Issuance, TraceCode
@@ -209,7 +209,7 @@ def _lot_source_excluded(f: Filters, biz_step: str | None, disposition: str) -> 
 def _issuances(f: Filters, viewer: Principal, after: int, limit: int):
     if _lot_source_excluded(f, "commissioning", "active"):
         return None
-    merchant = aliased(Merchant)
+    merchant = Merchant.__table__.alias("owner")
     query = (
         sa.select(
             Issuance.id,
@@ -224,8 +224,8 @@ def _issuances(f: Filters, viewer: Principal, after: int, limit: int):
         )
         .join(Batch, Issuance.batch_id == Batch.id)
         .join(Product, Batch.product_id == Product.id)
-        .join(merchant, merchant.id == Product.merchant_id)
-        .where(Issuance.id > after, _lot_visibility(viewer, Product, merchant))
+        .join(merchant, merchant.c.id == Product.merchant_id)
+        .where(Issuance.id > after, _lot_visibility(viewer, Product, merchant.c))
     )
     query = _times(query, Issuance.issued_at, Issuance.issued_at, f)
     if (classes := _classes(f)) is not None:
@@ -246,16 +246,16 @@ def _recalls(f: Filters, viewer: Principal, after: int, limit: int):
         or f.read_points is not None
     ):
         return None
-    merchant = aliased(Merchant)
+    merchant = Merchant.__table__.alias("owner")
     query = (
         sa.select(Batch.id, Batch.recalled_at, Product.gtin, Batch.lot)
         .join(Product, Batch.product_id == Product.id)
-        .join(merchant, merchant.id == Product.merchant_id)
+        .join(merchant, merchant.c.id == Product.merchant_id)
         .where(
             Batch.id > after,
             Batch.status == BatchStatus.RECALLED,
             Batch.recalled_at.is_not(None),
-            _lot_visibility(viewer, Product, merchant),
+            _lot_visibility(viewer, Product, merchant.c),
         )
     )
     query = _times(query, Batch.recalled_at, Batch.recalled_at, f)
@@ -266,11 +266,12 @@ def _recalls(f: Filters, viewer: Principal, after: int, limit: int):
     return query.order_by(Batch.id).limit(limit)
 
 
-def _units_packed(serial: str):
-    return sa.and_(
-        Event.type == EventType.PACKED,
-        Event.waybill.in_(sa.select(ParcelItem.waybill).where(ParcelItem.serial == serial)),
-    )
+def _units_packed(epc: Epc):
+    """The packings that name this unit: by the waybills read ahead (an index lookup each; a
+    subquery here made PostgreSQL scan the events in key order)."""
+    if not epc.waybills:
+        return sa.false()
+    return sa.and_(Event.waybill.in_(epc.waybills), Event.type == EventType.PACKED)
 
 
 def _epc_condition(epcs: tuple[Epc, ...], any_epc: bool):
@@ -279,7 +280,7 @@ def _epc_condition(epcs: tuple[Epc, ...], any_epc: bool):
     parts = []
     for epc in epcs:
         if epc.kind == "unit" and epc.serial is not None:
-            parts += [Event.serial == epc.serial, _units_packed(epc.serial)]
+            parts += [Event.serial == epc.serial, _units_packed(epc)]
         elif epc.kind == "parcel":
             if any_epc:
                 parts.append(Event.waybill == epc.waybill)
@@ -303,9 +304,9 @@ def _place_condition(places: tuple[Epc, ...], courier, at_merchant_only: bool):
 def _events(f: Filters, viewer: Principal, uris: Uris, after: int, limit: int):
     if f.match_epc_class is not None or (f.related is not None and f.related.kind == "lot"):
         return None  # device events name instances, never a class
-    unit = aliased(TraceCode)
-    batch, product, courier = aliased(Batch), aliased(Product), aliased(Courier)
-    parcel, owner, shipper = aliased(Parcel), aliased(Merchant), aliased(Merchant)
+    # Entities, not ORM aliases: adapting an aliased entity cost more than the query itself.
+    unit, batch, product, courier, parcel = TraceCode, Batch, Product, Courier, Parcel
+    owner, shipper = Merchant.__table__.alias("owner"), Merchant.__table__.alias("shipper")
     query = (
         sa.select(
             Event.id,
@@ -332,13 +333,13 @@ def _events(f: Filters, viewer: Principal, uris: Uris, after: int, limit: int):
     if not (viewer.role is Role.ADMIN or (viewer.is_authority and not viewer.jurisdiction)):
         query = query.outerjoin(parcel, parcel.waybill == Event.waybill)
         if viewer.is_authority:
-            query = query.outerjoin(owner, owner.id == product.merchant_id).outerjoin(
-                shipper, shipper.id == parcel.merchant_id
+            query = query.outerjoin(owner, owner.c.id == product.merchant_id).outerjoin(
+                shipper, shipper.c.id == parcel.merchant_id
             )
         query = query.where(
             sa.or_(
-                sa.and_(Event.serial.is_not(None), _lot_visibility(viewer, product, owner)),
-                sa.and_(Event.waybill.is_not(None), _parcel_visibility(viewer, parcel, shipper)),
+                sa.and_(Event.serial.is_not(None), _lot_visibility(viewer, product, owner.c)),
+                sa.and_(Event.waybill.is_not(None), _parcel_visibility(viewer, parcel, shipper.c)),
             )
         )
     query = _times(query, Event.occurred_at, Event.received_at, f)
@@ -371,7 +372,8 @@ def _events(f: Filters, viewer: Principal, uris: Uris, after: int, limit: int):
 
 def resolve_units(session: Session, epcs: tuple[Epc, ...] | None) -> tuple[Epc, ...] | None:
     """Units named by Digital Link, each kept with its serial only if that serial is a code of
-    that GTIN (and lot, when given); otherwise it names nothing here (serial None)."""
+    that GTIN (and lot, when given), and with the waybills of the parcels it was packed in;
+    otherwise it names nothing here (serial None)."""
     if not epcs:
         return epcs
     out = []
@@ -385,7 +387,11 @@ def resolve_units(session: Session, epcs: tuple[Epc, ...] | None) -> tuple[Epc, 
             )
             if epc.lot is not None:
                 query = query.where(Batch.lot == epc.lot)
-            epc = replace(epc, serial=session.scalar(query))
+            serial = session.scalar(query)
+            waybills = session.scalars(
+                sa.select(ParcelItem.waybill).where(ParcelItem.serial == serial)
+            )
+            epc = replace(epc, serial=serial, waybills=tuple(waybills) if serial else ())
         out.append(epc)
     return tuple(out)
 
