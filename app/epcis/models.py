@@ -1,8 +1,7 @@
 """Where each EPCIS event ID we gave out comes from, so ``GET /epcis/events/{eventID}`` finds it.
 
 An event ID is a hash of the event's content (CBV 2.0): it cannot be read back, so every ID
-the service emits is recorded here as it goes out (and ``flask --app wsgi epcis index`` records
-them all ahead of time)."""
+the service emits is recorded here as it goes out. An ID never emitted is not found."""
 
 from __future__ import annotations
 
