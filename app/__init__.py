@@ -37,6 +37,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     from app.consumer.pages import bp as consumer_bp
     from app.credit.api import bp as credit_bp
     from app.db import create_engine, make_sessionmaker
+    from app.epcis.api import bp as epcis_bp
     from app.events.api import bp as events_bp
     from app.feedback.api import bp as feedback_bp
     from app.ingest.api import bp as ingest_bp
@@ -84,6 +85,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
         if bp in (codes_bp, anomalies_bp, credit_bp, feedback_bp):
             public.apply(flask_app, bp)
         flask_app.register_blueprint(bp, url_prefix="/api/v1")
+    flask_app.register_blueprint(epcis_bp, url_prefix="/epcis")
     public.apply(flask_app, consumer_bp)
     public.take_over(flask_app)
     flask_app.register_blueprint(consumer_bp)

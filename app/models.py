@@ -13,6 +13,7 @@ from app.catalog.models import (
 from app.codes.models import CodeState, Issuance, TraceCode
 from app.consumer.models import CheckRollup, Verification
 from app.credit.models import Anomaly, Appeal, AuditEntry, Commitment, CreditRecord
+from app.epcis.models import EpcisEventId
 from app.events.models import (
     Device,
     DeviceKind,
@@ -45,6 +46,7 @@ __all__ = [
     "DeliveryRating",
     "Device",
     "DeviceKind",
+    "EpcisEventId",
     "Event",
     "InspectionResult",
     "Issuance",

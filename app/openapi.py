@@ -8,6 +8,7 @@ from functools import cache
 from flask import Blueprint
 
 from app import schemas
+from app.epcis import openapi as epcis_openapi
 
 bp = Blueprint("openapi", __name__)
 
@@ -451,6 +452,7 @@ def document() -> dict:
             }
         },
     }
+    paths.update(epcis_openapi.paths())  # under /epcis, with its own error shape
     return {
         "openapi": "3.1.0",
         "info": {"title": "Trace: product traceability and logistics tracking", "version": "1"},

