@@ -18,6 +18,7 @@ from flask import (
     url_for,
 )
 
+from app import authz
 from app.accesslog.models import AccessEntry
 from app.accesslog.operations import log_access
 from app.anomalies import decisions, findings
@@ -136,7 +137,7 @@ def _rejected_mentioning(text: str) -> list:
     return list(
         db().scalars(
             sa.select(RejectedEvent)
-            .where(RejectedEvent.payload.contains(text))
+            .where(RejectedEvent.payload.contains(text), authz.rejected_events_visible(viewer()))
             .order_by(RejectedEvent.id.desc())
             .limit(50)
         )
