@@ -123,7 +123,8 @@ def home():
 def search():
     q = request.args.get("q", "").strip()[:300]
     results = finder.search(db(), viewer(), q) if q else []
-    _log("view", "search", q[:64])
+    # A courier's result shows the full name (the ID and phone masked).
+    _log("view", "search", q[:64], personal=any(r.kind == "courier" for r in results))
     return render_template("workspace/search.html", q=q, results=results)
 
 
@@ -165,8 +166,8 @@ def code_page(serial: str):
             sa.select(Complaint).where(Complaint.serial == code.serial).order_by(Complaint.id)
         )
     )
-    contacts = any(c.contact for c in complaints)
-    _log("view", "code", code.serial, personal=contacts, detail="history, complaints")
+    # Exact delivery points, complaint contacts, raw rejected payloads: personal data.
+    _log("view", "code", code.serial, personal=True, detail="history, complaints")
     return render_template(
         "workspace/code.html",
         code=answer,
