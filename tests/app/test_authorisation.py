@@ -563,3 +563,95 @@ def test_each_role_gets_what_the_table_says(two_regions, route, role):
     assert resp.status_code == route.statuses[role], body
     if route.shows is not None and resp.status_code == 200:
         assert route.shows(resp, two_regions) == (role in route.sees)
+
+
+# -- the rules the table does not show ---------------------------------------------------------
+
+
+def _rejected(session, device_id: str, payload: str) -> int:
+    from datetime import UTC, datetime
+
+    from app.events.models import RejectedEvent
+
+    row = RejectedEvent(
+        device_id=device_id,
+        event_id=None,
+        reason="unknown_device",
+        message="no such device",
+        payload=payload,
+        received_at=datetime.now(UTC),
+    )
+    session.add(row)
+    session.commit()
+    return row.id
+
+
+def test_rejected_events_of_unknown_devices_are_for_those_without_a_jurisdiction(
+    two_regions, make, session
+):
+    """Who reads what a device nobody registered sent? Admins and national regulators; a
+    regulator with a jurisdiction does not (nobody's device is in it)."""
+    unknown = _rejected(session, "FFFFFFFFFFFFFFFF", '{"seq": 1}')
+    national = {"Authorization": f"Bearer {make.token('regulator')}"}
+    seen = {}
+    for who, caller_headers in [
+        ("admin", two_regions.callers["admin"].headers),
+        ("national", national),
+        ("reg_in", two_regions.callers["reg_in"].headers),
+    ]:
+        resp = two_regions.callers["anon"].client.get(
+            "/api/v1/rejected-events", headers=caller_headers
+        )
+        assert resp.status_code == 200
+        seen[who] = unknown in {r["id"] for r in resp.get_json()["items"]}
+    assert seen == {"admin": True, "national": True, "reg_in": False}
+
+
+def test_the_code_page_lists_only_rejected_events_of_the_jurisdictions_devices(
+    two_regions, make, session
+):
+    """On a Changzhou unit's page, a Changzhou regulator sees the rejected events of
+    Changzhou devices that mention it, not those of a Zhaoqing device."""
+    serial = two_regions.serials[0]
+    zhaoqing_device, _ = make.device("shelf_scanner", two_regions.merchant_b)
+    theirs = _rejected(session, zhaoqing_device, f'{{"code": "{serial}", "n": "zhaoqing"}}')
+    ours = _rejected(session, two_regions.shelf.device_id, f'{{"code": "{serial}", "n": "ours"}}')
+    caller = two_regions.callers["reg_in"]
+    caller.reset()
+    html = caller.get(f"/workspace/codes/{serial}", headers=HTML).get_data(as_text=True)
+    assert ("ours" in html, "zhaoqing" in html) == (True, False), (ours, theirs)
+
+
+@pytest.mark.parametrize(
+    "role,status", [("reg_in", 201), ("l_own", 201), ("reg_out", 403), ("l_other", 403)]
+)
+def test_a_handhelds_secret_goes_only_to_its_couriers_company_or_an_authority_over_it(
+    two_regions, role, status
+):
+    caller = two_regions.callers[role]
+    resp = caller.post(
+        "/api/v1/devices",
+        json={
+            "kind": "courier_handheld",
+            "owner_type": "courier",
+            "owner_id": two_regions.courier_a,
+        },
+    )
+    assert resp.status_code == status
+    assert ("secret" in resp.get_json()) == (status == 201)
+
+
+def test_a_regulator_registers_a_courier_only_for_a_company_of_its_jurisdiction(two_regions):
+    """A courier working in Changzhou for a Zhaoqing company is not the Changzhou regulator's
+    to register: it binds the company too."""
+    resp = two_regions.callers["reg_in"].post(
+        "/api/v1/couriers",
+        json={
+            "name": "王五",
+            "id_number": resident_id(900005),
+            "phone": "13800138001",
+            "company_id": two_regions.company_b,
+            "region_code": "320411",
+        },
+    )
+    assert resp.status_code == 403, resp.get_json()
