@@ -44,28 +44,14 @@ class Principal:
 
     @property
     def is_authority(self) -> bool:
-        """Admins and regulators act on behalf of any party."""
+        """Admins and regulators: they act on any party inside their jurisdiction (which
+        party a resource belongs to, and who else may act on it: ``app/authz.py``)."""
         return self.role in (Role.ADMIN, Role.REGULATOR)
 
     def require(self, *roles: Role) -> None:
         if self.role not in roles:
             allowed = ", ".join(r.value for r in roles)
             raise Forbidden(f"this action needs one of the roles: {allowed}")
-
-    def require_merchant(self, merchant_id: int) -> None:
-        """Authorities act for any merchant; a merchant only for itself."""
-        if self.is_authority:
-            return
-        if self.role is Role.MERCHANT and self.party_id == merchant_id:
-            return
-        raise Forbidden("you may act only for your own merchant")
-
-    def require_company(self, company_id: int) -> None:
-        if self.is_authority:
-            return
-        if self.role is Role.LOGISTICS and self.party_id == company_id:
-            return
-        raise Forbidden("you may act only for your own logistics company")
 
 
 #: The command line runs as the operator of the installation.

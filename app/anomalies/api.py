@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, request, url_for
 
+from app import authz
 from app.anomalies import decisions, findings
 from app.credit.api import rfc3339
 from app.credit.models import Anomaly
-from app.credit.operations import acts_for
 from app.errors import ApiError
 from app.schemas import AppealIn, BulkDecisionIn, DecisionIn
 from app.web import db, parse_body, principal, settings, unit_of_work
@@ -139,10 +139,7 @@ def list_anomalies():
 def get_anomaly(anomaly_id: int):
     viewer = principal()
     anomaly = findings.get_anomaly(db(), anomaly_id)
-    if not (
-        (viewer.is_authority and viewer.covers(anomaly.region_code))
-        or acts_for(db(), viewer, anomaly.party_type, anomaly.party_id)
-    ):
+    if not authz.allowed(db(), viewer, anomaly):
         raise NotFound(f"no anomaly with id {anomaly_id}")
     return anomaly_json(anomaly)
 

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.anomalies.findings import AnomalyFilter, filtered, get_anomaly
+from app.authz import acts_for
 from app.credit.models import Anomaly, Appeal, CreditRecord
-from app.credit.operations import acts_for, audit, get_party, sync_lists
+from app.credit.operations import audit, get_party, sync_lists
 from tracecore import credit
 from tracecore.access import Principal, Role
 from tracecore.errors import Conflict, Forbidden, NotFound, ValidationError

@@ -10,6 +10,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app import authz
 from app.catalog.models import Batch, Certificate, InspectionResult, Product, ProductCategory
 from app.db import point
 from app.parties.models import Merchant
@@ -37,11 +38,12 @@ def register_product(
     category: ProductCategory,
     merchant_id: int,
 ) -> Product:
-    """A product of ``merchant_id``; a merchant registers only its own."""
+    """A product of ``merchant_id``: by that merchant or an authority over it."""
     actor.require(Role.ADMIN, Role.REGULATOR, Role.MERCHANT)
-    if session.get(Merchant, merchant_id) is None:
+    merchant = session.get(Merchant, merchant_id)
+    if merchant is None:
         raise NotFound(f"no merchant with id {merchant_id}", field="merchant_id")
-    actor.require_merchant(merchant_id)
+    authz.require(session, actor, merchant, "this merchant")
     gtin14 = normalize_gtin(gtin)
     if session.scalar(sa.select(Product.id).where(Product.gtin == gtin14)) is not None:
         raise Conflict(f"GTIN {gtin14} is already registered", field="gtin")
@@ -70,7 +72,7 @@ def register_batch(
     product = session.get(Product, product_id)
     if product is None:
         raise NotFound(f"no product with id {product_id}", field="product_id")
-    actor.require_merchant(product.merchant_id)
+    authz.require(session, actor, product, "this product")
     lot = validate_lot(lot)
     if expires_on < produced_on:
         raise ValidationError("expires_on is before produced_on", field="expires_on")

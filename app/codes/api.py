@@ -6,7 +6,7 @@ import io
 
 from flask import Blueprint, Response, request
 
-from app import labels, serialize
+from app import authz, labels, serialize
 from app.catalog.operations import get_batch
 from app.codes import operations
 from app.codes.models import TraceCode
@@ -155,7 +155,7 @@ def labels_pdf(batch_id: int):
     Only the batch's merchant and authorities: the sheet lists every serial of the batch."""
     actor = principal()
     batch = get_batch(db(), batch_id)
-    actor.require_merchant(batch.product.merchant_id)
+    authz.require(db(), actor, batch, "this batch")
     offset, limit = _page_args(settings().MAX_LABELS_PER_SHEET)
     serials = operations.codes_of_batch(db(), batch_id, offset, limit)
     prefix = uri_prefix(batch.product.gtin, batch.lot)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 
+from app import authz
 from app.catalog.models import Batch, BatchStatus, Product
 from app.codes.models import CodeState, Issuance, TraceCode
 from app.credit.operations import accounts as credit_accounts
@@ -60,7 +61,7 @@ def issue_codes(
     batch = session.get(Batch, batch_id, options=[joinedload(Batch.product)])
     if batch is None:
         raise NotFound(f"no batch with id {batch_id}")
-    actor.require_merchant(batch.product.merchant_id)
+    authz.require(session, actor, batch, "this batch")
     if count <= 0:
         raise ValidationError("count must be at least 1", field="count")
     if count > max_count:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from flask import Blueprint, request
 
+from app import authz
 from app.credit import lists, operations
 from app.errors import ApiError
 from app.parties.models import Courier
@@ -193,7 +194,7 @@ def set_service_area(courier_id: int):
     courier = db().get(Courier, courier_id)
     if courier is None:
         raise NotFound(f"no courier with id {courier_id}")
-    actor.require_company(courier.company_id)
+    authz.require(db(), actor, courier, "this courier")
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send GeoJSON as application/json")
     shape = request.get_json(silent=True)

@@ -22,12 +22,14 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app import authz
+from app.authz import acts_for
 from app.catalog.models import Batch, BatchStatus
 from app.credit.models import Anomaly, Appeal, AuditEntry, Commitment, CreditRecord, ListEntry
-from app.parties.models import PARTY_MODELS, Courier, LogisticsCompany
+from app.parties.models import PARTY_MODELS, LogisticsCompany
 from tracecore import credit
 from tracecore.access import Principal, Role
-from tracecore.errors import Forbidden, NotFound, ValidationError
+from tracecore.errors import NotFound, ValidationError
 from tracecore.identity import mask_name
 from tracecore.workdays import ResponsePeriod
 
@@ -68,22 +70,6 @@ def get_party(session: Session, party_type: str, party_id: int):
     return found
 
 
-# -- who speaks for a party -----------------------------------------------------------------
-
-
-def acts_for(session: Session, actor: Principal, party_type: str, party_id: int) -> bool:
-    """Whether the caller speaks for the party (a company speaks for its couriers)."""
-    if actor.role is Role.MERCHANT:
-        return party_type == "merchant" and actor.party_id == party_id
-    if actor.role is Role.LOGISTICS:
-        if party_type == "logistics_company":
-            return actor.party_id == party_id
-        if party_type == "courier":
-            courier = session.get(Courier, party_id)
-            return courier is not None and courier.company_id == actor.party_id
-    return False
-
-
 # -- the regulator's own records and the parties' commitments -------------------------------
 
 
@@ -102,7 +88,7 @@ def add_record(
     response period has passed (an appeal filed within it holds it until decided); a
     commendation at once."""
     actor.require(Role.ADMIN, Role.REGULATOR)
-    actor.require_region(get_party(session, party_type, party_id).region_code, "this party")
+    authz.require(session, actor, get_party(session, party_type, party_id), "this party")
     if kind not in ("sanction", "commendation"):
         raise ValidationError("kind must be sanction or commendation", field="kind")
     if not reason.strip():
@@ -134,7 +120,7 @@ def recall_batch(session: Session, actor: Principal, batch_id: int, reason: str)
     batch = session.get(Batch, batch_id)
     if batch is None:
         raise NotFound(f"no batch with id {batch_id}")
-    actor.require_region(batch.product.merchant.region_code, "this batch")
+    authz.require(session, actor, batch, "this batch", parties=False)
     if not reason.strip():
         raise ValidationError("give the reason for the recall", field="reason")
     if batch.status is not BatchStatus.RECALLED:
@@ -149,10 +135,9 @@ def recall_batch(session: Session, actor: Principal, batch_id: int, reason: str)
 def sign_commitment(
     session: Session, actor: Principal, party_type: str, party_id: int, policy: credit.Policy
 ) -> Commitment:
-    """The party signs the standard credit commitment (once); it is shown publicly."""
-    get_party(session, party_type, party_id)
-    if not (actor.is_authority or acts_for(session, actor, party_type, party_id)):
-        raise Forbidden("a party signs its own commitment")
+    """The party signs the standard credit commitment (once), or an authority over it
+    records its signature; it is shown publicly."""
+    authz.require(session, actor, get_party(session, party_type, party_id), "this party")
     existing = session.scalar(
         sa.select(Commitment).where(
             Commitment.party_type == party_type, Commitment.party_id == party_id

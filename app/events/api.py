@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, request
 
+from app import authz
 from app.accesslog.operations import log_access
 from app.codes import operations as codes
 from app.codes.api import code_answer
@@ -103,8 +104,9 @@ def batch_trace(batch_id: int):
 @bp.get("/rejected-events")
 @unit_of_work
 def rejected_events():
-    """What devices sent that was not stored, and why (authorities only), newest first. The
-    payloads are as sent, personal data included: the read is logged."""
+    """What devices sent that was not stored, and why (authorities only, each those of its
+    jurisdiction: :func:`app.authz.rejected_events_visible`), newest first. The payloads are
+    as sent, personal data included: the read is logged."""
     viewer = principal()
     viewer.require(Role.ADMIN, Role.REGULATOR)
     log_access(
@@ -115,7 +117,12 @@ def rejected_events():
         request.args.get("device_id", "*"),
         personal_data=True,
     )
-    query = sa.select(RejectedEvent).order_by(RejectedEvent.id.desc()).limit(200)
+    query = (
+        sa.select(RejectedEvent)
+        .where(authz.rejected_events_visible(viewer))
+        .order_by(RejectedEvent.id.desc())
+        .limit(200)
+    )
     if request.args.get("device_id"):
         query = query.where(RejectedEvent.device_id == request.args["device_id"])
     if request.args.get("reason"):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app import authz
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.db import lat_lon
@@ -22,8 +23,8 @@ from app.events.models import Parcel, ParcelItem
 from app.events.unit_events import UnitEvent, parcel_events, unit_events, units_events
 from app.parties.models import Courier, LogisticsCompany, Merchant
 from tracecore import lifecycle
-from tracecore.access import Principal, Role
-from tracecore.errors import Forbidden, NotFound
+from tracecore.access import Principal
+from tracecore.errors import NotFound
 from tracecore.identity import mask_name
 from tracecore.vocabulary import NEAR_CONSUMER
 
@@ -161,21 +162,16 @@ def _custody_json(periods: list[lifecycle.Custody], parties: _Parties) -> list[d
     ]
 
 
-def _may_see_unit(viewer: Principal, merchant_id: int, region_code: str) -> None:
-    """Authorities inside their jurisdiction (the merchant's region), and the merchant."""
-    if viewer.is_authority:
-        viewer.require_region(region_code, "this product's merchant")
-        return
-    if viewer.role is Role.MERCHANT and viewer.party_id == merchant_id:
-        return
-    raise Forbidden("only authorities and the product's merchant may read its history")
+def _may_see_unit(session: Session, viewer: Principal, merchant_id: int, region: str) -> None:
+    """The unit's merchant, and authorities over it (:mod:`app.authz`)."""
+    authz.require(session, viewer, authz.Owner("merchant", merchant_id, region), "this unit")
 
 
 def code_history(session: Session, viewer: Principal, serial: str, code_json: dict) -> dict:
     """A unit's complete history: origin, every event in time order, custody over time.
     Its events, with their parties' names, are one statement."""
     merchant = code_json["merchant"]
-    _may_see_unit(viewer, merchant["id"], merchant["region_code"])
+    _may_see_unit(session, viewer, merchant["id"], merchant["region_code"])
     timeline = _timeline(unit_events(session, serial, names=True), ("merchant", merchant["id"]))
     parties = _Parties(
         session,
@@ -205,18 +201,7 @@ def parcel_history(session: Session, viewer: Principal, waybill: str) -> dict:
     parcel = session.get(Parcel, waybill.strip().upper())
     if parcel is None:
         raise NotFound(f"no parcel with waybill {waybill}")
-    allowed = (
-        viewer.is_authority
-        or (viewer.role is Role.MERCHANT and viewer.party_id == parcel.merchant_id)
-        or (viewer.role is Role.LOGISTICS and viewer.party_id == parcel.logistics_company_id)
-    )
-    if not allowed:
-        raise Forbidden("only authorities, the shipper and the carrier may read this parcel")
-    if viewer.is_authority and not (
-        viewer.covers(parcel.consignee_region_code)
-        or viewer.covers(session.get(Merchant, parcel.merchant_id).region_code)
-    ):
-        raise Forbidden("this parcel is outside your jurisdiction")
+    authz.require_parcel(session, viewer, parcel)
     units = list(
         session.scalars(
             sa.select(ParcelItem.serial)
@@ -252,7 +237,7 @@ def batch_trace(
     batch = session.get(Batch, batch_id)
     if batch is None:
         raise NotFound(f"no batch with id {batch_id}")
-    _may_see_unit(viewer, batch.product.merchant_id, batch.product.merchant.region_code)
+    _may_see_unit(session, viewer, batch.product.merchant_id, batch.product.merchant.region_code)
     serials = list(
         session.scalars(
             sa.select(TraceCode.serial)

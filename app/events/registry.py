@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from app import authz
 from app.events.models import Device, DeviceKind
 from app.parties.models import Courier, Merchant
 from devices import protocol
-from tracecore.access import Principal, Role
+from tracecore.access import Principal
 from tracecore.errors import NotFound, ValidationError
 from tracecore.vocabulary import OWNER_OF_KIND
 
@@ -33,23 +34,17 @@ def register_device(
     """Register a device; returns it and its secret (to be shown once).
 
     Scanners belong to a merchant, handhelds to a courier. A merchant registers its own
-    scanners; a logistics company the handhelds of its own couriers; authorities any.
+    scanners; a logistics company the handhelds of its own couriers; an authority those of
+    the parties of its jurisdiction. Nobody else is ever shown the secret.
     """
     if OWNER_OF_KIND[kind] != owner_type:
         raise ValidationError(
             f"a {kind.value} belongs to a {OWNER_OF_KIND[kind]}", field="owner_type"
         )
-    if owner_type == "merchant":
-        if session.get(Merchant, owner_id) is None:
-            raise NotFound(f"no merchant with id {owner_id}", field="owner_id")
-        actor.require(Role.ADMIN, Role.REGULATOR, Role.MERCHANT)
-        actor.require_merchant(owner_id)
-    else:
-        courier = session.get(Courier, owner_id)
-        if courier is None:
-            raise NotFound(f"no courier with id {owner_id}", field="owner_id")
-        actor.require(Role.ADMIN, Role.REGULATOR, Role.LOGISTICS)
-        actor.require_company(courier.company_id)
+    party = session.get(Merchant if owner_type == "merchant" else Courier, owner_id)
+    if party is None:
+        raise NotFound(f"no {owner_type} with id {owner_id}", field="owner_id")
+    authz.require(session, actor, party, f"this {owner_type}")
     device = Device(id=new_device_id(session), kind=kind, owner_type=owner_type, owner_id=owner_id)
     session.add(device)
     session.flush()
@@ -65,14 +60,11 @@ def new_device_id(session: Session) -> str:
 
 
 def get_device(session: Session, actor: Principal, device_id: str) -> Device:
-    """A device, for its owner (or the owner's company) and authorities."""
+    """A device, for its owner (or the owner's company) and authorities over the owner."""
     device = session.get(Device, device_id)
     if device is None:
         raise NotFound(f"no device {device_id}")
-    if device.owner_type == "merchant":
-        actor.require_merchant(device.owner_id)
-    else:
-        actor.require_company(session.get(Courier, device.owner_id).company_id)
+    authz.require(session, actor, device, "this device")
     return device
 
 

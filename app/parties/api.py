@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from app import serialize
+from app import authz, serialize
 from app.accesslog.operations import log_access
 from app.parties import operations
 from app.parties.models import Courier, LogisticsCompany, Merchant
@@ -60,6 +60,6 @@ def get_courier(courier_id: int):
     actor = principal()
     actor.require(Role.ADMIN, Role.REGULATOR, Role.LOGISTICS)
     courier = operations.get_party(db(), Courier, courier_id)
-    actor.require_company(courier.company_id)
+    authz.require(db(), actor, courier, "this courier")
     log_access(db(), actor, "view", "courier", courier_id, personal_data=True)
     return serialize.courier(courier, full_name=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app import authz
 from app.db import point
 from app.parties.models import Courier, LogisticsCompany, Merchant, MerchantKind
 from tracecore import identity
@@ -32,13 +33,15 @@ def register_merchant(
     lat: float | None = None,
     lon: float | None = None,
 ) -> Merchant:
-    """A merchant (platform, shop, individual seller or producer), by an authority."""
-    actor.require(Role.ADMIN, Role.REGULATOR)
+    """A merchant (platform, shop, individual seller or producer), by an authority whose
+    jurisdiction covers its region."""
+    region_code = validate_region_code(region_code)
+    authz.require_new_party(actor, region_code, "the merchant")
     merchant = Merchant(
         name=name,
         uscc=_unique_uscc(session, Merchant, uscc),
         kind=kind,
-        region_code=validate_region_code(region_code),
+        region_code=region_code,
         location=point(lat, lon),
     )
     session.add(merchant)
@@ -56,11 +59,13 @@ def register_logistics_company(
     lat: float | None = None,
     lon: float | None = None,
 ) -> LogisticsCompany:
-    actor.require(Role.ADMIN, Role.REGULATOR)
+    """A logistics company, by an authority whose jurisdiction covers its region."""
+    region_code = validate_region_code(region_code)
+    authz.require_new_party(actor, region_code, "the logistics company")
     company = LogisticsCompany(
         name=name,
         uscc=_unique_uscc(session, LogisticsCompany, uscc),
-        region_code=validate_region_code(region_code),
+        region_code=region_code,
         location=point(lat, lon),
     )
     session.add(company)
@@ -81,11 +86,16 @@ def register_courier(
     lat: float | None = None,
     lon: float | None = None,
 ) -> Courier:
-    """A courier under the real name, bound to a company; an authority or that company."""
+    """A courier under the real name, bound to a company: by that company, or by an
+    authority whose jurisdiction covers both the company's region and the courier's."""
     actor.require(Role.ADMIN, Role.REGULATOR, Role.LOGISTICS)
-    if session.get(LogisticsCompany, company_id) is None:
+    company = session.get(LogisticsCompany, company_id)
+    if company is None:
         raise NotFound(f"no logistics company with id {company_id}", field="company_id")
-    actor.require_company(company_id)
+    authz.require(session, actor, company, "this logistics company")
+    region_code = validate_region_code(region_code)
+    if actor.is_authority:
+        authz.require_new_party(actor, region_code, "the courier")
     id_number = identity.validate_resident_id(id_number)
     phone = identity.validate_mobile(phone)
     id_hash = identity.keyed_hash(secret, id_number)
@@ -98,7 +108,7 @@ def register_courier(
         phone_hash=identity.keyed_hash(secret, phone),
         phone_masked=identity.mask_phone(phone),
         company_id=company_id,
-        region_code=validate_region_code(region_code),
+        region_code=region_code,
         location=point(lat, lon),
     )
     session.add(courier)

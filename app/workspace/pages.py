@@ -18,6 +18,7 @@ from flask import (
     url_for,
 )
 
+from app import authz
 from app.accesslog.models import AccessEntry
 from app.accesslog.operations import log_access
 from app.anomalies import decisions, findings
@@ -122,7 +123,8 @@ def home():
 def search():
     q = request.args.get("q", "").strip()[:300]
     results = finder.search(db(), viewer(), q) if q else []
-    _log("view", "search", q[:64])
+    # A courier's result shows the full name (the ID and phone masked).
+    _log("view", "search", q[:64], personal=any(r.kind == "courier" for r in results))
     return render_template("workspace/search.html", q=q, results=results)
 
 
@@ -136,7 +138,7 @@ def _rejected_mentioning(text: str) -> list:
     return list(
         db().scalars(
             sa.select(RejectedEvent)
-            .where(RejectedEvent.payload.contains(text))
+            .where(RejectedEvent.payload.contains(text), authz.rejected_events_visible(viewer()))
             .order_by(RejectedEvent.id.desc())
             .limit(50)
         )
@@ -164,8 +166,8 @@ def code_page(serial: str):
             sa.select(Complaint).where(Complaint.serial == code.serial).order_by(Complaint.id)
         )
     )
-    contacts = any(c.contact for c in complaints)
-    _log("view", "code", code.serial, personal=contacts, detail="history, complaints")
+    # Exact delivery points, complaint contacts, raw rejected payloads: personal data.
+    _log("view", "code", code.serial, personal=True, detail="history, complaints")
     return render_template(
         "workspace/code.html",
         code=answer,
