@@ -26,6 +26,7 @@ from app.anomalies.decisions import appeal
 from app.anomalies.findings import record_findings
 from app.auth.models import User
 from app.auth.operations import create_token
+from app.credit.models import CreditRecord
 from app.events.models import RejectedEvent
 from tests.app.test_events_api import T0, Handset, _fixed_now, ship
 from tests.conftest import Make, empty_tables
@@ -100,6 +101,7 @@ class World:
     appealed: int  #: open, merchant A's, with a pending appeal
     appeal: int
     rejected: int  #: a rejected event of merchant A's scanner
+    sanction: int  #: a credit record of kind sanction against merchant A
     callers: dict[str, Caller]
     usernames: dict[str, str]
 
@@ -173,8 +175,18 @@ def build_world(app) -> World:
             received_at=datetime.now(UTC),
         )
         s.add(rejected)
+        sanction = CreditRecord(
+            party_type="merchant",
+            party_id=merchant_a,
+            kind="sanction",
+            points=Policy().sanction_points,
+            reason="虚假宣传",
+            effective_at=datetime.now(UTC),
+            created_at=datetime.now(UTC),
+        )
+        s.add(sanction)
         s.commit()
-        appeal_id, rejected_id = filed.id, rejected.id
+        appeal_id, rejected_id, sanction_id = filed.id, rejected.id, sanction.id
     parties = {
         "admin": ("admin", None, ""),
         "reg_in": ("regulator", None, "3204"),
@@ -212,6 +224,7 @@ def build_world(app) -> World:
         appealed,
         appeal_id,
         rejected_id,
+        sanction_id,
         callers,
         {role: name for role, (_, name) in users.items()},
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -294,6 +294,23 @@ TABLE = [
         ),
         expect(200, AUTHORITIES),
     ),
+    Route(
+        "POST",
+        "/api/v1/anomalies/decisions",
+        lambda c, w: c.post(
+            "/api/v1/anomalies/decisions",
+            json={"ids": [w.anomaly], "decision": "confirm", "reason": "核实"},
+        ),
+        expect(200, AUTHORITIES),
+    ),
+    Route(
+        "POST",
+        "/api/v1/credit/records/<id:record_id>/appeal",
+        lambda c, w: c.post(
+            f"/api/v1/credit/records/{w.sanction}/appeal", json={"statement": "已整改"}
+        ),
+        expect(201, frozenset({"m_own"})),
+    ),
     # -- credit ----------------------------------------------------------------------------
     Route(
         "GET",
@@ -478,6 +495,15 @@ TABLE = [
     ),
     Route(
         "POST",
+        "/workspace/anomalies/decisions",
+        lambda c, w: c.form(
+            "/workspace/anomalies/decisions",
+            {"type": "brushing", "decision": "confirm", "reason": "核实", "confirmed": "yes"},
+        ),
+        expect(303, WORKSPACE),
+    ),
+    Route(
+        "POST",
         "/workspace/appeals/<id:appeal_id>/decision",
         lambda c, w: c.form(
             f"/workspace/appeals/{w.appeal}/decision", {"decision": "reject", "reason": "证据不足"}
@@ -563,6 +589,43 @@ def test_each_role_gets_what_the_table_says(two_regions, route, role):
     assert resp.status_code == route.statuses[role], body
     if route.shows is not None and resp.status_code == 200:
         assert route.shows(resp, two_regions) == (role in route.sees)
+
+
+EPCIS = [
+    Route(
+        "GET",
+        "/epcis/events",
+        lambda c, w: c.get("/epcis/events"),
+        expect(200, SIGNED_IN),
+        # the carrier sees the packing, which names the units it carries
+        shows=lambda resp, w: w.uri in resp.get_data(as_text=True),
+        sees=OWN_MERCHANT | {"l_own"},
+    ),
+    Route(
+        "GET",
+        "/epcis/events/<path:event_id>",
+        lambda c, w: c.get(f"/epcis/events/{_event_id(w)}"),
+        expect(200, OWN_MERCHANT),
+    ),
+    Route(
+        "GET",
+        "/epcis/epcs/<path:epc>/events",
+        lambda c, w: c.get(f"/epcis/epcs/{quote(w.uri, safe='')}/events"),
+        expect(200, OWN_MERCHANT),
+    ),
+]
+
+
+def _event_id(w) -> str:
+    """The ID of the first EPCIS event about A's units, as an admin reads it."""
+    admin = w.callers["admin"]
+    body = admin.get(f"/epcis/epcs/{quote(w.uri, safe='')}/events").get_json()
+    return quote(
+        body["epcisBody"]["queryResults"]["resultsBody"]["eventList"][0]["eventID"], safe=""
+    )
+
+
+TABLE += EPCIS
 
 
 # -- the rules the table does not show ---------------------------------------------------------
