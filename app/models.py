@@ -21,6 +21,7 @@ from app.events.models import (
     ParcelItem,
     ParkedEvent,
     RejectedEvent,
+    RejectionTally,
     SequenceGap,
 )
 from app.feedback.models import Complaint, DeliveryRating, Review
@@ -58,6 +59,7 @@ __all__ = [
     "Product",
     "ProductCategory",
     "RejectedEvent",
+    "RejectionTally",
     "Review",
     "Role",
     "SequenceGap",

@@ -31,6 +31,17 @@ MAX_CODES_PER_PARCEL = 500
 MAX_DATA_BYTES = 4096
 
 
+#: The keys of ``data`` that are stored, per event type (PROTOCOL.md). Anything else a device
+#: sends (a consignee's name or phone, say) is dropped: histories must never carry personal
+#: data, and neither must what is kept of a rejected event (devices/redaction.py).
+STORED_DATA_KEYS = {
+    EventType.SOLD: ("order_id", "price", "channel"),
+    EventType.PACKED: ("consignee_region_code", "promised_by", "logistics_company_id"),
+    EventType.DELIVERY_FAILED: ("reason",),
+    EventType.SIGNED: ("signer",),
+}
+
+
 _WAYBILL = re.compile(r"[A-Z0-9]{8,32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _REGION = re.compile(r"\d{6}")
