@@ -247,3 +247,36 @@ def test_requests_that_authenticate_nothing_are_limited_per_address(database_url
         assert post(device_id, [bad_signature], address="192.0.2.8").status_code == 429
     finally:
         limited.extensions["trace"].engine.dispose()
+
+
+def test_a_lone_surrogate_or_nul_anywhere_is_a_rejection_not_a_500(client, world, session):
+    """JSON can escape a lone surrogate, which UTF-8 cannot encode, and a NUL, which
+    PostgreSQL refuses in text: in an event id, a type or any field, from a registered or an
+    unknown device, is each event rejected with a reason, its neighbour still stored, and
+    the rejection kept?"""
+    shelf = world["shelf"]
+    good = shelf.event("shelved", code=world["serials"][0])
+    signed = shelf.event("shelved", code=world["serials"][1])
+    typed = {"event_id": good["event_id"][:-1] + "0", "seq": 2, "type": "TYPE", "sig": "0" * 64}
+    odd = [
+        '{"event_id": "\\ud800\\u0000", "seq": 1, "type": "shelved"}',
+        json.dumps(typed | {"time": good["time"]}).replace('"TYPE"', '"\\udfff\\u0000"'),
+        json.dumps(signed)[:-1] + ', "note": "\\ud800"}',  # its signature cannot be checked
+    ]
+    body = ('{"events": [' + ", ".join([*odd, json.dumps(good)]) + "]}").encode()
+    for device_id, expected in (
+        (shelf.device_id, ["invalid_field", "invalid_field", "malformed", None]),
+        ("0123456789ABCDEF", ["unknown_device"] * 3 + ["unknown_device"]),
+    ):
+        resp = client.post(
+            "/api/v1/events",
+            data=body,
+            content_type="application/json",
+            headers={"X-Device-Id": device_id},
+        )
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        assert [a.get("reason") for a in resp.json["acks"]] == expected
+        assert resp.json["acks"][0]["event_id"] == "\\ud800\x00"
+    assert _count(session, "rejected_events") == 3
+    assert _count(session, "events") == 1
+    assert sum(t.count for t in _tallies(session)) == 4

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devices import protocol, redaction
-from devices.protocol import DeviceEvent, Rejected
+from devices.protocol import Ack, DeviceEvent, Rejected
 
 #: The reasons PROTOCOL.md documents for what the parser itself decides.
 REASONS = {
@@ -138,6 +138,9 @@ def _checked(raw) -> DeviceEvent | None:
     except Rejected as exc:
         assert exc.reason in REASONS, exc.reason
         assert isinstance(exc.message, str) and exc.message
+        # its ack can be sent, as UTF-8 JSON (HTTP and MQTT alike)
+        ack = Ack(exc.event_id, "rejected", exc.reason, exc.message).to_json()
+        json.dumps(ack, ensure_ascii=False).encode("utf-8")
         return None
 
 
