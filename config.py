@@ -86,6 +86,10 @@ class Config:
     PUBLIC_RATE_LIMIT: str = "600 per minute"
     #: Sign-in attempts per client address.
     SIGN_IN_RATE_LIMIT: str = "10 per minute"
+    #: Requests to POST /api/v1/events per client address that authenticate no event (an
+    #: unknown device, a bad signature, an unreadable body); a device's signed events are
+    #: never counted. Over it: 429 with Retry-After.
+    UNAUTHENTICATED_EVENTS_RATE_LIMIT: str = "120 per minute"
     #: on | off: the speed-ups that override library internals or defaults (app/wrappers.py,
     #: the public rate limit's check and storage, the ingest worker's MQTT read path, the
     #: collector's settings; docs/performance.md). off runs the libraries' own: the behaviour

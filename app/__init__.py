@@ -40,6 +40,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     from app.epcis.api import bp as epcis_bp
     from app.events.api import bp as events_bp
     from app.feedback.api import bp as feedback_bp
+    from app.ingest import api as ingest_api
     from app.ingest.api import bp as ingest_bp
     from app.openapi import bp as openapi_bp
     from app.parties.api import bp as parties_bp
@@ -88,6 +89,11 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     flask_app.register_blueprint(epcis_bp, url_prefix="/epcis")
     public.apply(flask_app, consumer_bp)
     public.take_over(flask_app)
+    # Events over HTTP: the requests that authenticate no event, per client address. The
+    # limited view must be the one served (as for sign-in, app/workspace/__init__.py).
+    flask_app.view_functions["ingest.post_events"] = limiter.limit(
+        config.UNAUTHENTICATED_EVENTS_RATE_LIMIT, deduct_when=ingest_api.unauthenticated
+    )(ingest_api.post_events)
     flask_app.register_blueprint(consumer_bp)
     workspace.register(flask_app, limiter.limit(config.SIGN_IN_RATE_LIMIT))
     cli.register(flask_app)

@@ -135,10 +135,13 @@ def _in_jurisdiction(column, actor: Principal):
     return sa.or_(*(column.startswith(prefix) for prefix in actor.jurisdiction))
 
 
-def rejected_events_visible(actor: Principal) -> sa.ColumnElement[bool]:
-    """The rejected events ``actor`` may read, as a WHERE term: authorities without a
-    jurisdiction every one; a regulator those whose device belongs to a party of its
-    jurisdiction (a device nobody registered belongs to no one's). Parties none."""
+def rejected_events_visible(
+    actor: Principal, device_id: sa.ColumnElement | None = None
+) -> sa.ColumnElement[bool]:
+    """The rejected events (or, with ``device_id`` their tallies' column, the tallies)
+    ``actor`` may read, as a WHERE term: authorities without a jurisdiction every one; a
+    regulator those whose device belongs to a party of its jurisdiction (a device nobody
+    registered belongs to no one's). Parties none."""
     if not actor.is_authority:
         return sa.false()
     if not actor.jurisdiction:
@@ -153,4 +156,5 @@ def rejected_events_visible(actor: Principal) -> sa.ColumnElement[bool]:
         .join(Courier, Courier.id == Device.owner_id)
         .where(Device.owner_type == "courier", _in_jurisdiction(Courier.region_code, actor))
     )
-    return RejectedEvent.device_id.in_(sa.union_all(merchants, couriers))
+    column = RejectedEvent.device_id if device_id is None else device_id
+    return column.in_(sa.union_all(merchants, couriers))

@@ -22,6 +22,7 @@ from app.events.models import (
     ParcelItem,
     ParkedEvent,
     RejectedEvent,
+    RejectionTally,
     SequenceGap,
 )
 from app.feedback.models import Complaint, DeliveryRating, Review
@@ -60,6 +61,7 @@ __all__ = [
     "Product",
     "ProductCategory",
     "RejectedEvent",
+    "RejectionTally",
     "Review",
     "Role",
     "SequenceGap",

@@ -209,9 +209,10 @@ def document() -> dict:
         "/events": {
             "post": {
                 **_op(
-                    "Device events over HTTP (see devices/PROTOCOL.md); answers acks",
+                    "Device events over HTTP (see devices/PROTOCOL.md); answers acks. "
+                    "Requests that authenticate no event are rate-limited per client",
                     secure=False,
-                    errors=(415, 422),
+                    errors=(413, 415, 422, 429),
                 ),
                 "parameters": [
                     {
@@ -444,10 +445,22 @@ def document() -> dict:
         },
         "/rejected-events": {
             "get": {
-                **_op("Rejected device events, newest first (authorities)"),
+                **_op("Registered devices' rejected events, newest first (authorities)"),
                 "parameters": [
-                    {"name": "device_id", "in": "query", "schema": {"type": "string"}},
-                    {"name": "reason", "in": "query", "schema": {"type": "string"}},
+                    {"name": name, "in": "query", "schema": {"type": "string"}}
+                    for name in ("device_id", "reason", "serial", "waybill")
+                ],
+            }
+        },
+        "/rejected-events/tallies": {
+            "get": {
+                **_op(
+                    "Rejections counted per hour, sender and reason (unregistered senders; "
+                    "registered devices beyond their hourly rows), latest first (authorities)"
+                ),
+                "parameters": [
+                    {"name": name, "in": "query", "schema": {"type": "string"}}
+                    for name in ("device_id", "reason", "address")
                 ],
             }
         },

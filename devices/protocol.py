@@ -31,6 +31,18 @@ MAX_CODES_PER_PARCEL = 500
 MAX_DATA_BYTES = 4096
 
 
+#: The keys of ``data`` that are stored, per event type (PROTOCOL.md). Anything else a device
+#: sends (a consignee's name or phone, say) is dropped: histories must never carry personal
+#: data, and neither must what is kept of a rejected event (devices/redaction.py).
+STORED_DATA_KEYS = {
+    EventType.SOLD: ("order_id", "price", "channel"),
+    EventType.PACKED: ("consignee_region_code", "promised_by", "logistics_company_id"),
+    EventType.IN_TRANSIT: ("handover_to",),
+    EventType.DELIVERY_FAILED: ("reason",),
+    EventType.SIGNED: ("signer",),
+}
+
+
 _WAYBILL = re.compile(r"[A-Z0-9]{8,32}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _REGION = re.compile(r"\d{6}")
@@ -57,11 +69,28 @@ class Ack:
     message: str | None = None
 
     def to_json(self) -> dict:
-        out: dict[str, Any] = {"event_id": self.event_id, "status": self.status}
+        # The event id as claimed, and a message quoting the event, may hold a lone surrogate
+        # (JSON can escape one): written out, so that the answer can be sent as UTF-8.
+        event_id = self.event_id
+        if event_id is not None and not event_id.isascii():
+            event_id = unicode_text(event_id)
+        out: dict[str, Any] = {"event_id": event_id, "status": self.status}
         if self.reason:
             out["reason"] = self.reason
-            out["message"] = self.message
+            out["message"] = unicode_text(self.message) if self.message else self.message
         return out
+
+
+def unicode_text(text: str) -> str:
+    """``text`` with any lone surrogate (``\\ud800``…, which JSON can escape but UTF-8
+    cannot encode) written out as its escape."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 @dataclass
@@ -137,7 +166,15 @@ def sign(event: dict, secret: str | hmac.HMAC) -> str:
 
 
 def verify(event: DeviceEvent, secret: str | hmac.HMAC) -> None:
-    if not hmac.compare_digest(sign(event.raw, secret), event.sig):
+    try:
+        expected = sign(event.raw, secret)
+    except UnicodeEncodeError:  # a lone surrogate: its canonical form has no UTF-8 bytes
+        raise Rejected(
+            "malformed",
+            "the event holds text that is not Unicode (a lone surrogate)",
+            event.event_id,
+        ) from None
+    if not hmac.compare_digest(expected, event.sig):
         raise Rejected("bad_signature", "the signature does not match the event", event.event_id)
 
 
@@ -276,7 +313,7 @@ def check_event(
     if type(kind) is not str:
         kind = _require(event, "type", str, event_id)
     if kind not in EVENT_TYPES:
-        raise Rejected("invalid_field", f"unknown event type '{kind[:32]}'", event_id)
+        raise Rejected("invalid_field", f"unknown event type {kind[:32]!r}", event_id)
     sig = event.get("sig")
     if type(sig) is not str:
         sig = _require(event, "sig", str, event_id)

@@ -13,7 +13,7 @@ from app.codes.api import code_answer
 from app.db import commit_without_flush_wait
 from app.errors import ApiError
 from app.events import history, registry
-from app.events.models import RejectedEvent
+from app.events.models import RejectedEvent, RejectionTally
 from app.schemas import DeviceIn
 from app.web import db, parse_body, principal, settings, unit_of_work
 from devices import protocol
@@ -105,8 +105,10 @@ def batch_trace(batch_id: int):
 @unit_of_work
 def rejected_events():
     """What devices sent that was not stored, and why (authorities only, each those of its
-    jurisdiction: :func:`app.authz.rejected_events_visible`), newest first. The payloads are
-    as sent, personal data included: the read is logged."""
+    jurisdiction: :func:`app.authz.rejected_events_visible`), newest first; filtered by
+    device, reason, or the serial or waybill an event names (indexed). The payloads are kept
+    without personal data (devices/redaction.py), but exact points remain: the read is
+    logged."""
     viewer = principal()
     viewer.require(Role.ADMIN, Role.REGULATOR)
     log_access(
@@ -123,10 +125,9 @@ def rejected_events():
         .order_by(RejectedEvent.id.desc())
         .limit(200)
     )
-    if request.args.get("device_id"):
-        query = query.where(RejectedEvent.device_id == request.args["device_id"])
-    if request.args.get("reason"):
-        query = query.where(RejectedEvent.reason == request.args["reason"])
+    for name in ("device_id", "reason", "serial", "waybill"):
+        if request.args.get(name):
+            query = query.where(getattr(RejectedEvent, name) == request.args[name])
     return {
         "items": [
             {
@@ -135,9 +136,58 @@ def rejected_events():
                 "event_id": r.event_id,
                 "reason": r.reason,
                 "message": r.message,
+                "serial": r.serial,
+                "waybill": r.waybill,
                 "payload": r.payload,
-                "received_at": r.received_at.isoformat().replace("+00:00", "Z"),
+                "received_at": _time(r.received_at),
             }
             for r in db().scalars(query)
         ]
     }
+
+
+@bp.get("/rejected-events/tallies")
+@unit_of_work
+def rejection_tallies():
+    """What unregistered senders sent (and registered devices beyond their hourly cap of
+    rows), counted per hour, client address, claimed device id and reason; the most recently
+    seen first (authorities only). Client addresses may identify a person: the read is
+    logged."""
+    viewer = principal()
+    viewer.require(Role.ADMIN, Role.REGULATOR)
+    log_access(
+        db(),
+        viewer,
+        "view",
+        "rejection_tallies",
+        request.args.get("device_id", "*"),
+        personal_data=True,
+    )
+    query = (
+        sa.select(RejectionTally)
+        .where(authz.rejected_events_visible(viewer, RejectionTally.device_id))
+        .order_by(RejectionTally.last_seen_at.desc())
+        .limit(200)
+    )
+    for name in ("device_id", "reason", "address"):
+        if request.args.get(name):
+            query = query.where(getattr(RejectionTally, name) == request.args[name])
+    return {"items": [tally_json(t) for t in db().scalars(query)]}
+
+
+def tally_json(t: RejectionTally) -> dict:
+    return {
+        "window_start": _time(t.window_start),
+        "address": t.address,
+        "device_id": t.device_id,
+        "reason": t.reason,
+        "count": t.count,
+        "first_seen_at": _time(t.first_seen_at),
+        "last_seen_at": _time(t.last_seen_at),
+        "message": t.message,
+        "sample": t.sample,
+    }
+
+
+def _time(moment) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

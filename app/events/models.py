@@ -19,6 +19,7 @@ __all__ = [
     "ParcelItem",
     "ParkedEvent",
     "RejectedEvent",
+    "RejectionTally",
     "SequenceGap",
 ]
 
@@ -125,21 +126,64 @@ class ParkedEvent(Base):
 
 
 class RejectedEvent(Base):
-    """Something a device sent that was not stored as a fact, and why (a regulator reads it)."""
+    """Something a registered device sent that was not stored as a fact, and why (a regulator
+    reads it). What unknown senders send is counted in :class:`RejectionTally` instead."""
 
     __tablename__ = "rejected_events"
+    __table_args__ = (
+        sa.Index("ix_rejected_events_device_id_received_at", "device_id", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(
         sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
     )
-    #: As claimed by the sender; may be unknown or forged.
-    device_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    #: As claimed by the sender (a registered device's id, or an internal error's claim).
+    device_id: Mapped[str | None] = mapped_column(sa.String(64))
     event_id: Mapped[str | None] = mapped_column(sa.String(64))
     reason: Mapped[str] = mapped_column(sa.String(32))
     message: Mapped[str] = mapped_column(sa.String(300))
-    #: The offending event (or message), cut to 4 KiB.
+    #: The offending event (or message) as devices/redaction.py keeps it: the protocol's
+    #: fields, no personal data, cut to 4 KiB.
     payload: Mapped[str] = mapped_column(sa.Text)
+    #: The unit and the parcel the event names (valid ones only), for the pages' lookups.
+    serial: Mapped[str | None] = mapped_column(sa.String(20), index=True)
+    waybill: Mapped[str | None] = mapped_column(sa.String(32), index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class RejectionTally(Base):
+    """Rejections counted, not kept one row each: what unregistered senders send (anyone can
+    send it, unauthenticated), and what a registered device sends beyond its rows' cap, per
+    hour, sender and reason, with the first one kept as a sample (app/events/rejections.py)."""
+
+    __tablename__ = "rejection_tallies"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "window_start",
+            "address",
+            "device_id",
+            "reason",
+            name="uq_rejection_tallies_window_start",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    #: The hour counted (UTC).
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The client's address over HTTP; empty over MQTT (the broker authenticated the client);
+    #: ``*`` for the senders beyond an hour's cap of tallies.
+    address: Mapped[str] = mapped_column(sa.String(64))
+    #: The device id as claimed (``*`` beyond the cap).
+    device_id: Mapped[str] = mapped_column(sa.String(64))
+    reason: Mapped[str] = mapped_column(sa.String(32))
+    count: Mapped[int] = mapped_column(sa.BigInteger)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    #: The first rejection's message and what is kept of it (cut to 1 KiB).
+    message: Mapped[str] = mapped_column(sa.String(300))
+    sample: Mapped[str] = mapped_column(sa.Text)
 
 
 class SequenceGap(Base):

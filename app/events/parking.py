@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.events.models import PAYLOAD_KEEP, ParkedEvent, RejectedEvent
+from app.events.models import ParkedEvent, RejectedEvent
+from app.events.rejections import Rejection, rejected_row
 
 
 def parked_row(event_id: str, device_id: str, waybill: str, raw: dict, received_at) -> dict:
@@ -49,7 +50,9 @@ def take_parked(session: Session, waybills: set[str]) -> list[tuple[str, bytes, 
 
 def expire_parked(session: Session, now: datetime, max_age: timedelta) -> int:
     """Parked events whose waybill was never packed within ``max_age`` are rejected
-    (``unknown_waybill``), where regulators read them; returns how many."""
+    (``unknown_waybill``), where regulators read them (kept as devices/redaction.py keeps a
+    rejected event: a parked event was signed by a registered device, so it is a row, and
+    they are as few as the parked events); returns how many."""
     stale = list(
         session.scalars(sa.select(ParkedEvent).where(ParkedEvent.received_at < now - max_age))
     )
@@ -58,15 +61,17 @@ def expire_parked(session: Session, now: datetime, max_age: timedelta) -> int:
     session.execute(
         sa.insert(RejectedEvent),
         [
-            {
-                "device_id": p.device_id,
-                "event_id": p.event_id,
-                "reason": "unknown_waybill",
-                "message": f"no parcel with waybill {p.waybill} was packed within "
-                f"{max_age.total_seconds() / 3600:.0f} h",
-                "payload": p.payload[:PAYLOAD_KEEP],
-                "received_at": p.received_at,
-            }
+            rejected_row(
+                Rejection(
+                    p.device_id,
+                    p.event_id,
+                    "unknown_waybill",
+                    f"no parcel with waybill {p.waybill} was packed within "
+                    f"{max_age.total_seconds() / 3600:.0f} h",
+                    json.loads(p.payload),
+                    p.received_at,
+                )
+            )
             for p in stale
         ],
     )

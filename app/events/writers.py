@@ -14,12 +14,13 @@ from collections.abc import Iterable
 import orjson
 import psycopg
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from app.db import Keys, among, is_postgresql, point
-from app.events.models import Device, Event
+from app.events.models import Device, Event, RejectionTally
 
 # -- events: binary COPY --------------------------------------------------------------------
 
@@ -248,3 +249,33 @@ def lock(session: Session, table: str, keys: Iterable[str]) -> None:
     keys = sorted(keys)
     if keys and is_postgresql(session):
         session.execute(_LOCK[table], {"keys": Keys(keys)})
+
+
+# -- rejection tallies: one upsert ------------------------------------------------------------
+
+
+def add_to_tallies(session: Session, rows: list[dict]) -> None:
+    """Add each row's count to its tally (window, address, device id, reason), opening the
+    tally if it is new: one ``INSERT ... ON CONFLICT DO UPDATE`` on both databases. Two
+    workers adding to the same tallies lock them in the same (key) order: ``rows`` come
+    sorted by key, and no key twice."""
+    if not rows:
+        return
+    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    statement = insert(RejectionTally).values(rows)
+    new, tally = statement.excluded, RejectionTally
+    statement = statement.on_conflict_do_update(
+        index_elements=["window_start", "address", "device_id", "reason"],
+        set_={
+            "count": tally.count + new["count"],
+            "first_seen_at": sa.case(
+                (new.first_seen_at < tally.first_seen_at, new.first_seen_at),
+                else_=tally.first_seen_at,
+            ),
+            "last_seen_at": sa.case(
+                (new.last_seen_at > tally.last_seen_at, new.last_seen_at),
+                else_=tally.last_seen_at,
+            ),
+        },
+    )
+    session.execute(statement)

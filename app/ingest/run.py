@@ -14,11 +14,10 @@ numbers (:mod:`app.events.sequences`). The bulk writes are in :mod:`app.events.w
 from __future__ import annotations
 
 import hmac
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -28,6 +27,7 @@ from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.credit.operations import accounts as credit_accounts
 from app.db import among, point
+from app.events import rejections
 from app.events.entrusted import judge_reports
 from app.events.models import (
     PAYLOAD_KEEP,
@@ -36,15 +36,15 @@ from app.events.models import (
     Parcel,
     ParcelItem,
     ParkedEvent,
-    RejectedEvent,
 )
 from app.events.parking import parked_row, take_parked
+from app.events.rejections import Caps, Rejection
 from app.events.replay import Replayed, replay_subjects
 from app.events.sequences import track_sequences
 from app.events.writers import insert_events
 from app.parties.models import LogisticsCompany
 from devices import protocol
-from devices.protocol import Ack, DeviceEvent, Rejected
+from devices.protocol import STORED_DATA_KEYS, Ack, DeviceEvent, Rejected
 from tracecore import lifecycle
 from tracecore.anomalies import Thresholds
 from tracecore.credit import Policy
@@ -61,6 +61,8 @@ class Inbound(NamedTuple):
     device_id: str
     payload: bytes
     received_at: datetime
+    #: The client's address over HTTP (its rejections are tallied by it); empty over MQTT.
+    address: str = ""
 
 
 @dataclass
@@ -72,6 +74,8 @@ class IngestResult:
     #: (device_id, command) to publish on the device's commands topic.
     commands: list[tuple[str, dict]] = field(default_factory=list)
     accepted: int = 0
+    #: Per inbound message: did any of its events pass a registered device's signature?
+    authenticated: list[bool] = field(default_factory=list)
 
 
 class _Sender(NamedTuple):
@@ -107,6 +111,8 @@ class Limits:
     rules: bool = True
     thresholds: Thresholds = field(default_factory=Thresholds)
     policy: Policy = field(default_factory=Policy)
+    #: How many rows rejections may open (app/events/rejections.py).
+    caps: Caps = field(default_factory=Caps)
 
 
 def ingest(
@@ -140,7 +146,10 @@ class _Batch:
         #: Unparked events: the outer batch replays them and runs the rules on them.
         self.nested = nested
         self.acks: list[list[Ack | None]] = [[] for _ in inbound]
-        self.rejected_rows: list[dict] = []
+        self.rejections: list[Rejection] = []
+        #: The registered devices among the senders (their rejections are kept as rows).
+        self.registered: set[str] = set()
+        self.authenticated = [False] * len(inbound)
         #: device id -> sequence numbers that passed the signature check
         self.seen_seqs: dict[str, list[int]] = defaultdict(list)
         self.flagged_devices: set[str] = set()
@@ -161,14 +170,13 @@ class _Batch:
             replayed = self._replay(accepted, scans=self.limits.rules)
             if self.limits.rules:
                 self._judge(accepted, replayed)
-        if self.rejected_rows:
-            self.session.execute(sa.insert(RejectedEvent), self.rejected_rows)
+        rejections.record(self.session, self.rejections, self.registered, self.limits.caps)
         # Last: it locks the batch's devices until the commit (see track_sequences). An
         # unparked batch's sequence numbers are tracked by the batch that unparked them.
         commands = [] if self.nested else self._track_sequences()
         self.session.flush()
         acks = [[a for a in message if a is not None] for message in self.acks]
-        return IngestResult(acks, commands, len(accepted))
+        return IngestResult(acks, commands, len(accepted), self.authenticated)
 
     # step 1: parse, check shape, device, signature, permission
     def _verified(self) -> list[_Candidate]:
@@ -185,18 +193,21 @@ class _Batch:
                 ).where(among(self.session, Device.id, {m.device_id for m in self.inbound}))
             )
         }
+        self.registered = set(devices)
         senders: dict[str, _Sender] = {}
         out = []
         for i, message in enumerate(self.inbound):
             try:
                 raw_events = protocol.parse_payload(message.payload)
             except Rejected as exc:
-                self._reject(i, message, exc, message.payload.decode("utf-8", "replace"))
+                self._reject(i, message, exc, message.payload)
                 continue
             device = devices.get(message.device_id)
             for position, raw in enumerate(raw_events):
                 self.acks[i].append(None)
                 try:
+                    if device is None:  # first: nothing of what it sent is checked
+                        raise Rejected("unknown_device", "this device is not registered")
                     event = protocol.check_event(
                         raw,
                         self.now,
@@ -204,14 +215,13 @@ class _Batch:
                         max_age=self.limits.max_age,
                         source_bytes=len(message.payload),
                     )
-                    if device is None:
-                        raise Rejected("unknown_device", "this device is not registered")
                     sender = senders.get(message.device_id)
                     if sender is None:
                         if device.disabled_at is not None:
                             raise Rejected("disabled_device", "this device is disabled")
                         sender = senders[device.id] = self._sender(device)
                     protocol.verify(event, sender.key)
+                    self.authenticated[i] = True
                     self.seen_seqs[message.device_id].append(event.seq)
                     if event.type not in sender.allowed:
                         raise Rejected(
@@ -479,24 +489,27 @@ class _Batch:
         message_index: int,
         message: Inbound,
         exc: Rejected,
-        payload,
+        payload: Any,
         position: int | None = None,
     ) -> None:
+        """Answer ``rejected``; the rejection is recorded at the end of the batch, as a row
+        or in a tally (app/events/rejections.py). ``payload``: the event, or the bytes of a
+        message rejected whole."""
         ack = Ack(exc.event_id, "rejected", exc.reason, exc.message)
         if position is None:
             self.acks[message_index].append(ack)
         else:
             self.acks[message_index][position] = ack
-        text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-        self.rejected_rows.append(
-            {
-                "device_id": message.device_id[:64],
-                "event_id": (exc.event_id or None),
-                "reason": exc.reason,
-                "message": exc.message[:300],
-                "payload": text[:PAYLOAD_KEEP],
-                "received_at": message.received_at,
-            }
+        self.rejections.append(
+            Rejection(
+                message.device_id,
+                exc.event_id or None,
+                exc.reason,
+                exc.message,
+                payload,
+                message.received_at,
+                message.address,
+            )
         )
 
     def _reject_candidate(self, c: _Candidate, exc: Rejected) -> None:
@@ -531,17 +544,6 @@ def _link_matches(claimed: tuple[str, str | None] | None, actual: tuple[str, str
         return True
     gtin, lot = claimed
     return gtin == actual[0] and (lot is None or lot == actual[1])
-
-
-#: The keys of ``data`` that are stored, per event type. Anything else a device sends (a
-#: consignee's name or phone, say) is dropped: histories must never carry personal data.
-STORED_DATA_KEYS = {
-    EventType.SOLD: ("order_id", "price", "channel"),
-    EventType.PACKED: ("consignee_region_code", "promised_by", "logistics_company_id"),
-    EventType.IN_TRANSIT: ("handover_to",),
-    EventType.DELIVERY_FAILED: ("reason",),
-    EventType.SIGNED: ("signer",),
-}
 
 
 def _stored_data(event: DeviceEvent) -> dict:

@@ -65,7 +65,8 @@ from paho.mqtt.properties import Properties
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from app.events.models import PAYLOAD_KEEP, RejectedEvent
+from app.events.models import RejectedEvent
+from app.events.rejections import Rejection, rejected_row
 from app.ingest.mqtt_client import BrokerAddress, Inbox, Received, client_class, confirmed
 from app.ingest.run import Inbound, IngestResult, Limits, ingest
 from devices import protocol
@@ -486,14 +487,16 @@ class Worker:
             claimed = [_claimed_id(e) for e in protocol.parse_payload(message.payload)]
         except Rejected:
             claimed = [None]
-        row = {
-            "device_id": message.device_id[:64] or None,
-            "event_id": None,
-            "reason": "internal_error",
-            "message": f"internal error ({type(exc).__name__}), see the ingest worker's log",
-            "payload": message.payload.decode("utf-8", "replace")[:PAYLOAD_KEEP],
-            "received_at": message.received_at,
-        }
+        row = rejected_row(
+            Rejection(
+                message.device_id,
+                None,
+                "internal_error",
+                f"internal error ({type(exc).__name__}), see the ingest worker's log",
+                message.payload,
+                message.received_at,
+            )
+        )
         while True:
             try:
                 with self.sessionmaker() as session:

@@ -30,6 +30,7 @@ from app.consumer.places import place_of_point, place_of_region
 from app.credit import operations as credit_ops
 from app.credit.models import Anomaly, Appeal, AuditEntry
 from app.events import history
+from app.events.models import RejectedEvent, RejectionTally
 from app.feedback.models import Complaint
 from app.parties.models import PARTY_MODELS
 from app.web import db, settings, unit_of_work
@@ -131,14 +132,13 @@ def search():
 # -- histories ----------------------------------------------------------------------------------
 
 
-def _rejected_mentioning(text: str) -> list:
-    """Raw rejected events that mention a serial or waybill (a regulator reads them)."""
-    from app.events.models import RejectedEvent
-
+def _rejected_naming(column, subject: str) -> list[RejectedEvent]:
+    """Rejected events that name this serial or waybill (``RejectedEvent.serial`` or
+    ``.waybill``, indexed: never a search through payloads)."""
     return list(
         db().scalars(
             sa.select(RejectedEvent)
-            .where(RejectedEvent.payload.contains(text), authz.rejected_events_visible(viewer()))
+            .where(column == subject, authz.rejected_events_visible(viewer()))
             .order_by(RejectedEvent.id.desc())
             .limit(50)
         )
@@ -174,7 +174,7 @@ def code_page(serial: str):
         history=found,
         anomalies=_anomalies_on("code", code.serial),
         complaints=complaints,
-        rejected=_rejected_mentioning(code.serial),
+        rejected=_rejected_naming(RejectedEvent.serial, code.serial),
         place_of_point=place_of_point,
     )
 
@@ -188,7 +188,7 @@ def parcel_page(waybill: str):
         "workspace/parcel.html",
         parcel=found,
         anomalies=_anomalies_on("waybill", found["waybill"]),
-        rejected=_rejected_mentioning(found["waybill"]),
+        rejected=_rejected_naming(RejectedEvent.waybill, found["waybill"]),
         place_of_point=place_of_point,
     )
 
@@ -546,3 +546,24 @@ def audit_log():
     decisions = list(db().scalars(sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(200)))
     _log("view", "access_log", "latest")
     return render_template("workspace/audit.html", accesses=accesses, decisions=decisions)
+
+
+# -- rejected traffic ---------------------------------------------------------------------------
+
+
+@bp.get("/rejected")
+@unit_of_work
+def rejected_traffic():
+    """What unregistered senders sent (and registered devices beyond their hourly cap of
+    rows), counted per hour, client address, claimed device id and reason: the latest 200
+    tallies. Client addresses may identify a person: the view is logged as such."""
+    tallies = list(
+        db().scalars(
+            sa.select(RejectionTally)
+            .where(authz.rejected_events_visible(viewer(), RejectionTally.device_id))
+            .order_by(RejectionTally.last_seen_at.desc())
+            .limit(200)
+        )
+    )
+    _log("view", "rejection_tallies", "latest", personal=True)
+    return render_template("workspace/rejected.html", tallies=tallies)

@@ -12,6 +12,7 @@ from app.accesslog.models import AccessEntry
         ("/api/v1/couriers/{courier}", ("courier", "{courier}")),
         ("/api/v1/batches/{batch}/trace", ("batch", "{batch}")),
         ("/api/v1/rejected-events", ("rejected_events", "*")),
+        ("/api/v1/rejected-events/tallies", ("rejection_tallies", "*")),
         ("/api/v1/codes/{serial}/history", ("code", "{serial}")),
     ],
 )

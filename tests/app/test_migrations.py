@@ -1,5 +1,6 @@
 """The migrations build the same schema on both databases and revert it completely."""
 
+import json
 import os
 import uuid
 
@@ -144,3 +145,51 @@ def test_each_clients_first_check_of_a_code_is_marked_on_upgrade(empty_database_
         flags = conn.scalars(sa.text("SELECT new_client FROM verifications ORDER BY id")).all()
     engine.dispose()
     assert [bool(f) for f in flags] == [True, False, True, True, False]
+
+
+def test_existing_rejected_payloads_are_masked_and_their_subjects_filled_on_upgrade(
+    empty_database_url,
+):
+    """Rejected events stored before issue 18 kept payloads verbatim: does the upgrade keep
+    only what the service keeps now (no consignee name or phone, the point to two decimals,
+    unreadable text masked), fill the serial and waybill, and does the downgrade run?"""
+    migrate.upgrade(empty_database_url, "0007")
+    engine = create_engine(empty_database_url)
+    packing = {
+        "event_id": "0b6f8c2e-8d0a-4b7e-9c59-2f1f0f8f6a11",
+        "type": "packed",
+        "waybill": "sf7700000001",
+        "codes": ["AAAAAAAAAAAAAAAA"],
+        "data": {
+            "consignee": {"name": "王小明", "phone": "13912345678", "lat": 31.781234, "lon": 1.0},
+            "consignee_region_code": "320411",
+        },
+    }
+    scan = {"type": "shelved", "code": "https://id.example.cn/01/09506000134352/21/Q7X", "n": 1}
+    payloads = [json.dumps(packing, ensure_ascii=False), json.dumps(scan), '{"phone": "139123']
+    with engine.begin() as conn:
+        for payload in payloads:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO rejected_events (device_id, reason, message, payload, "
+                    "received_at) VALUES ('D', 'invalid_field', 'm', :p, "
+                    "'2026-11-22T00:00:00+00:00')"
+                ),
+                {"p": payload},
+            )
+    engine.dispose()
+    migrate.upgrade(empty_database_url)
+    engine = create_engine(empty_database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT payload, serial, waybill FROM rejected_events ORDER BY id")
+        ).all()
+    engine.dispose()
+    kept = json.loads(rows[0].payload)
+    assert "王小明" not in rows[0].payload and "13912345678" not in rows[0].payload
+    assert kept["data"]["consignee"] == {"lat": 31.78, "lon": 1.0}
+    assert (rows[0].serial, rows[0].waybill) == (None, "SF7700000001")
+    assert json.loads(rows[1].payload) == {"type": "shelved", "code": scan["code"]}
+    assert (rows[1].serial, rows[1].waybill) == ("Q7X", None)
+    assert rows[2].payload == '{"phone": "######' and rows[2].serial is None
+    migrate.downgrade(empty_database_url, "0007")

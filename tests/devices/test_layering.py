@@ -20,6 +20,7 @@ TRACECORE = ROOT / "tracecore"
 DEVICE_MODULES = (
     "devices",
     "devices.protocol",
+    "devices.redaction",
     "devices.broker",
     "devices.simulator",
     "devices.simulator.geography",

@@ -210,9 +210,54 @@ def test_every_bad_input_is_rejected_with_its_reason(
     assert shelf.wait_acks([after["event_id"]])[after["event_id"]] == ["accepted"]
     assert worker.alive()
     expected = ["malformed", "too_large", "too_many"] + [r for _, r in mixed if r != "accepted"]
-    expected += ["unknown_device", "disabled_device"]
+    expected += ["disabled_device"]
     assert sorted(r for (r,) in rows("SELECT reason FROM rejected_events")) == sorted(expected)
+    # an unregistered device's events are counted, not kept one row each
+    tallies = rows("SELECT address, device_id, reason, count FROM rejection_tallies")
+    assert [tuple(t) for t in tallies] == [("", "FFFFFFFFFFFFFFFF", "unknown_device", 1)]
     assert scalar("SELECT count(*) FROM events") == 3
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01"])
+def test_a_time_without_a_utc_moment_costs_its_neighbours_nothing_over_mqtt(
+    client, make, world, start_worker, scalar, rows, when
+):
+    """Over the real broker and worker: is an event whose time parses but has no UTC moment
+    (signed, or not signed at all) rejected alone with its reason, the valid signed events of
+    the same message stored exactly once, and no batch retried message by message?"""
+    worker = start_worker()
+    shelf, (a, b, c) = world["shelf"], world["serials"]
+    t = now() - timedelta(minutes=30)
+    first = shelf.event("shelved", t, code=a)
+    poisoned = resigned(shelf.event("shelved", t, code=b), shelf.secret, time=when)
+    unsigned = dict(poisoned, sig="0" * 64)
+    last = shelf.event("shelved", t + timedelta(minutes=1), code=c)
+    message = [first, poisoned, unsigned, last]
+    shelf.publish(*message)
+    wait_for(lambda: len(shelf.ack_stream) == 4, 30, "the message's acks")
+    answered = [(a["event_id"], a["status"], a.get("reason")) for a in shelf.ack_stream]
+    assert answered == [
+        (first["event_id"], "accepted", None),
+        (poisoned["event_id"], "rejected", "invalid_field"),  # (the unsigned copy's id too)
+        (poisoned["event_id"], "rejected", "invalid_field"),
+        (last["event_id"], "accepted", None),
+    ]
+    # the same message again (a device that got no ack resends): nothing stored twice
+    shelf.publish(*message)
+    wait_for(lambda: len(shelf.ack_stream) == 8, 30, "the resent message's acks")
+    assert [a["status"] for a in shelf.ack_stream[4:]] == [
+        "duplicate",
+        "rejected",
+        "rejected",
+        "duplicate",
+    ]
+    stored = rows("SELECT event_id FROM events ORDER BY event_id")
+    assert sorted(e for (e,) in stored) == sorted([first["event_id"], last["event_id"]])
+    rejected = rows("SELECT event_id, reason, message FROM rejected_events")
+    assert {(r.event_id, r.reason) for r in rejected} == {(poisoned["event_id"], "invalid_field")}
+    assert all("'time' is out of range" in r.message for r in rejected) and len(rejected) == 4
+    assert worker.alive()
+    assert "one at a time" not in worker.output() and "fails alone" not in worker.output()
 
 
 def test_a_sequence_gap_is_detected_and_closed(make, world, devices, start_worker, rows):
