@@ -15,7 +15,7 @@ The rewrite is frozen here as devices/redaction.py had it on 2026-12-06: a migra
 tomorrow what it did today, whatever that module becomes.
 
 Revision ID: 0013
-Revises: 0007
+Revises: 0010
 Create Date: 2026-12-06 10:00:00
 """
 
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0007"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 from, so an event can be fetched by its ID (GET /epcis/events/{eventID}).
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0013
 Create Date: 2026-12-06 00:00:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0010"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -27,7 +27,7 @@ from app.anomalies.findings import record_findings
 from app.auth.models import User
 from app.auth.operations import create_token
 from app.credit.models import CreditRecord
-from app.events.models import RejectedEvent
+from app.events.models import RejectedEvent, RejectionTally
 from tests.app.test_events_api import T0, Handset, _fixed_now, ship
 from tests.conftest import Make, empty_tables
 from tracecore.access import Principal, Role
@@ -102,6 +102,7 @@ class World:
     appeal: int
     rejected: int  #: a rejected event of merchant A's scanner
     sanction: int  #: a credit record of kind sanction against merchant A
+    tally: str  #: the claimed device id of a rejection tally of merchant A's scanner
     callers: dict[str, Caller]
     usernames: dict[str, str]
 
@@ -185,6 +186,20 @@ def build_world(app) -> World:
             created_at=datetime.now(UTC),
         )
         s.add(sanction)
+        now = datetime.now(UTC)
+        s.add(
+            RejectionTally(
+                window_start=now.replace(minute=0, second=0, microsecond=0),
+                address="198.51.100.7",
+                device_id=shop["shelf"].device_id,
+                reason="bad_signature",
+                count=101,
+                first_seen_at=now,
+                last_seen_at=now,
+                message="the signature does not match",
+                sample='{"seq": 7}',
+            )
+        )
         s.commit()
         appeal_id, rejected_id, sanction_id = filed.id, rejected.id, sanction.id
     parties = {
@@ -225,6 +240,7 @@ def build_world(app) -> World:
         appeal_id,
         rejected_id,
         sanction_id,
+        shop["shelf"].device_id,
         callers,
         {role: name for role, (_, name) in users.items()},
     )

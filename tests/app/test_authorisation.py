@@ -255,6 +255,14 @@ TABLE = [
         shows=lambda resp, w: w.rejected in {r["id"] for r in resp.get_json()["items"]},
         sees=AUTHORITIES,
     ),
+    Route(
+        "GET",
+        "/api/v1/rejected-events/tallies",
+        lambda c, w: c.get("/api/v1/rejected-events/tallies"),
+        expect(200, WORKSPACE),
+        shows=lambda resp, w: w.tally in {t["device_id"] for t in resp.get_json()["items"]},
+        sees=AUTHORITIES,
+    ),
     # -- anomalies and appeals -------------------------------------------------------------
     Route(
         "GET",
@@ -494,6 +502,14 @@ TABLE = [
         expect(303, AUTHORITIES),
     ),
     Route(
+        "GET",
+        "/workspace/rejected",
+        lambda c, w: c.get("/workspace/rejected", headers=HTML),
+        page(200, WORKSPACE),
+        shows=lambda resp, w: w.tally in resp.get_data(as_text=True),
+        sees=AUTHORITIES,
+    ),
+    Route(
         "POST",
         "/workspace/anomalies/decisions",
         lambda c, w: c.form(
@@ -631,7 +647,7 @@ TABLE += EPCIS
 # -- the rules the table does not show ---------------------------------------------------------
 
 
-def _rejected(session, device_id: str, payload: str) -> int:
+def _rejected(session, device_id: str, payload: str, serial: str | None = None) -> int:
     from datetime import UTC, datetime
 
     from app.events.models import RejectedEvent
@@ -642,6 +658,7 @@ def _rejected(session, device_id: str, payload: str) -> int:
         reason="unknown_device",
         message="no such device",
         payload=payload,
+        serial=serial,
         received_at=datetime.now(UTC),
     )
     session.add(row)
@@ -677,8 +694,10 @@ def test_the_code_page_lists_only_rejected_events_of_the_jurisdictions_devices(
     Changzhou devices that mention it, not those of a Zhaoqing device."""
     serial = two_regions.serials[0]
     zhaoqing_device, _ = make.device("shelf_scanner", two_regions.merchant_b)
-    theirs = _rejected(session, zhaoqing_device, f'{{"code": "{serial}", "n": "zhaoqing"}}')
-    ours = _rejected(session, two_regions.shelf.device_id, f'{{"code": "{serial}", "n": "ours"}}')
+    theirs = _rejected(session, zhaoqing_device, f'{{"code": "{serial}", "n": "zhaoqing"}}', serial)
+    ours = _rejected(
+        session, two_regions.shelf.device_id, f'{{"code": "{serial}", "n": "ours"}}', serial
+    )
     caller = two_regions.callers["reg_in"]
     caller.reset()
     html = caller.get(f"/workspace/codes/{serial}", headers=HTML).get_data(as_text=True)

@@ -37,6 +37,14 @@ PERSONAL = {
         lambda c, w: c.get("/api/v1/rejected-events"),
         lambda w: ("rejected_events", "*"),
     ),
+    ("GET", "/api/v1/rejected-events/tallies"): (
+        lambda c, w: c.get("/api/v1/rejected-events/tallies"),
+        lambda w: ("rejection_tallies", "*"),
+    ),
+    ("GET", "/workspace/rejected"): (
+        lambda c, w: c.get("/workspace/rejected", headers=HTML),
+        lambda w: ("rejection_tallies", "latest"),
+    ),
     ("GET", "/workspace/codes/<serial>"): (
         lambda c, w: c.get(f"/workspace/codes/{w.serials[0]}", headers=HTML),
         lambda w: ("code", w.serials[0]),
