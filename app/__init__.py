@@ -84,6 +84,11 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     flask_app.before_request(web.refuse_nul_in_query)
     flask_app.teardown_appcontext(web.close_session)
     limiter = Limiter(web.client_address, app=flask_app)
+    if config.RATE_LIMIT_STORAGE.startswith(("redis://", "rediss://")):
+        import redis
+
+        for unavailable in (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            flask_app.register_error_handler(unavailable, ratelimit.storage_unavailable)
     limits = flask_app.extensions["trace_limits"] = ratelimit.NamedLimits(limiter)
     limits.define("sign_in_address", config.SIGN_IN_RATE_LIMIT)
     limits.define("sign_in_account", config.SIGN_IN_ACCOUNT_LIMIT)

@@ -142,6 +142,21 @@ def check(name: str, key: str, message: str = "too many requests; try again late
         raise TooManyRequests(f"{message} (in {wait} s)", retry_after=wait)
 
 
+def storage_unavailable(exc: Exception):
+    """The rate-limit storage (Redis) did not answer: a limit could not be counted, so the
+    request was not served; nothing was saved. 503 with ``Retry-After`` in the one error
+    shape (not a 500): the client may simply try again once Redis is back."""
+    from app.errors import error_response
+
+    current_app.logger.warning("rate-limit storage unavailable: %s", exc)
+    return error_response(
+        503,
+        "rate_limit_storage_unavailable",
+        "The rate-limit storage does not answer; nothing was saved. Try again.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def account_key(account: str) -> str:
     """A fixed-length key for an account name (a username as typed): never reveals it in
     the storage, never clashes with the separators of a composite key."""

@@ -71,7 +71,11 @@ def test_production_refuses_in_process_limits_with_several_workers(environ, monk
 )
 def test_one_worker_or_shared_storage_may_start(environ):
     """One process counting in its memory, or shared counters, count what they say."""
-    assert load_config(environ={"SECRET_KEY": "k", **environ}).TRACE_ENV == environ["TRACE_ENV"]
+    config = load_config(environ={"SECRET_KEY": "k", **environ})
+    assert (
+        environ["TRACE_ENV"],
+        environ.get("RATE_LIMIT_STORAGE", "memory://"),
+    ) == (config.TRACE_ENV, config.RATE_LIMIT_STORAGE)
 
 
 @pytest.mark.parametrize(

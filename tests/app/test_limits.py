@@ -6,6 +6,7 @@ answer about one unit."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -267,3 +268,72 @@ def test_two_gunicorn_workers_share_the_sign_in_limits(make, database_url, redis
     assert statuses == [401] * 3 + [429] * 2 + [401] * 3 + [429] * 4
     posts = [line.split() for line in access_log.read_text().splitlines() if " POST " in line]
     assert len(posts) == 12 and len({pid for pid, _, _ in posts}) == 2  # both workers served
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A private redis-server on a free port (nothing on disk), to stop and start again."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("no redis-server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    running = []
+
+    def start():
+        options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), *options, "--dir", str(tmp_path)],
+            stdout=subprocess.DEVNULL,
+        )
+        running.append(proc)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail("redis-server did not start")
+
+    def stop():
+        proc = running.pop()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+    start()
+    yield port, start, stop
+    while running:
+        stop()
+
+
+@pytest.mark.parametrize("speedups", ["on", "off"])
+def test_while_redis_is_down_limited_requests_answer_503_and_recover(
+    database_url, own_redis, speedups
+):
+    """Redis stops: a public page and a sign-in cannot be counted, and answer 503 with
+    Retry-After in the one error shape (not a 500); Redis starts again: they are served."""
+    port, start, stop = own_redis
+    limited = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "TRACE_ENV": "testing",
+            "SECRET_KEY": "test-secret",
+            "RATE_LIMIT_STORAGE": f"redis://127.0.0.1:{port}/0",
+            "SPEEDUPS": speedups,
+        }
+    )
+    try:
+        client = limited.test_client()
+        assert client.get(UNIT_URLS[0], headers=JSON).status_code == 404
+        stop()
+        for resp in (
+            client.get(UNIT_URLS[0], headers=JSON),
+            attempt(client, "a", "b", headers=JSON),
+        ):
+            assert resp.status_code == 503 and resp.headers["Retry-After"] == "1"
+            assert resp.get_json()["error"]["code"] == "rate_limit_storage_unavailable"
+        start()
+        assert client.get(UNIT_URLS[0], headers=JSON).status_code == 404
+        assert attempt(client, "a", "b").status_code == 401
+    finally:
+        limited.extensions["trace"].engine.dispose()
