@@ -29,6 +29,15 @@ def _default_database_url() -> str:
     return f"sqlite:///{INSTANCE / 'trace.db'}"
 
 
+def _default_web_workers() -> int:
+    """gunicorn.conf.py's default: one process per core."""
+    return os.cpu_count() or 2
+
+
+#: What production is told to use instead of in-process rate-limit counters.
+SHARED_RATE_LIMIT_STORAGE = "redis://127.0.0.1:6379/0"
+
+
 @dataclass(frozen=True)
 class Config:
     #: SQLAlchemy URL. ``sqlite:///...`` (SpatiaLite, the embedded default) or
@@ -76,9 +85,13 @@ class Config:
     COMPLAINTS_PER_HOUR: int = 3
     #: How old an event may be when it arrives (a handheld offline for days), in days.
     EVENT_MAX_AGE_DAYS: int = 30
-    #: Where rate-limit counters live: memory:// (one process) or redis://host:6379 so that
-    #: every web worker and instance shares them.
+    #: Where rate-limit counters live: memory:// (one process) or redis://host:6379/0 so that
+    #: every web worker and instance shares them. Production refuses memory:// with more
+    #: than one web worker.
     RATE_LIMIT_STORAGE: str = "memory://"
+    #: Web worker processes (gunicorn.conf.py reads it too; its default is one per core, and
+    #: it exports the count it runs with, gunicorn's ``--workers`` included).
+    WEB_WORKERS: int = field(default_factory=_default_web_workers)
     #: Public answers may show a merchant's credit grade this many seconds old (each web
     #: process keeps it that long instead of scoring the records on every scan).
     PUBLIC_CREDIT_MAX_AGE_S: int = 10
@@ -90,6 +103,10 @@ class Config:
     #: unknown device, a bad signature, an unreadable body); a device's signed events are
     #: never counted. Over it: 429 with Retry-After.
     UNAUTHENTICATED_EVENTS_RATE_LIMIT: str = "120 per minute"
+    #: Failed sign-ins per account (from addresses that have not signed in to it lately; from
+    #: one that has, per account and that address). Over it, the account's sign-in waits for
+    #: the window to end; a successful sign-in clears the count it was counted on.
+    SIGN_IN_ACCOUNT_LIMIT: str = "5 per 15 minutes"
     #: on | off: the speed-ups that override library internals or defaults (app/wrappers.py,
     #: the public rate limit's check and storage, the ingest worker's MQTT read path, the
     #: collector's settings; docs/performance.md). off runs the libraries' own: the behaviour
@@ -174,6 +191,28 @@ def _instance_secret() -> str:
     return path.read_text().strip()
 
 
+def _check_limits(config: Config) -> None:
+    """Every limit string parses; production does not count limits per process when
+    several processes serve it (each would allow the whole limit: N workers, N times)."""
+    from limits import parse_many
+
+    for name in ("PUBLIC_RATE_LIMIT", "SIGN_IN_RATE_LIMIT", "SIGN_IN_ACCOUNT_LIMIT"):
+        try:
+            parse_many(getattr(config, name))
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be a limit such as '10 per minute', got {getattr(config, name)!r}"
+            ) from None
+    in_process = config.RATE_LIMIT_STORAGE.startswith("memory://")
+    if config.TRACE_ENV == "production" and in_process and config.WEB_WORKERS > 1:
+        raise ConfigError(
+            f"RATE_LIMIT_STORAGE=memory:// counts limits in each of the {config.WEB_WORKERS} web "
+            "workers (WEB_WORKERS, gunicorn's worker count) apart, multiplying every limit: "
+            f"in production set RATE_LIMIT_STORAGE={SHARED_RATE_LIMIT_STORAGE} (the machine's "
+            "Redis), or WEB_WORKERS=1"
+        )
+
+
 def load_config(overrides: dict | None = None, environ: dict | None = None) -> Config:
     """Build the configuration from the environment, then ``overrides`` (used by tests)."""
     env = os.environ if environ is None else environ
@@ -200,4 +239,5 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
         if config.TRACE_ENV == "production":
             raise ConfigError("SECRET_KEY must be set in the environment in production")
         config = Config(**{**values, "SECRET_KEY": _instance_secret()})
+    _check_limits(config)
     return config

@@ -35,6 +35,17 @@ backlog = 2048
 http_parser = "fast"
 
 
+def on_starting(server):
+    """Before any worker starts: the workers' app learns the worker count gunicorn runs with
+    (``WEB_WORKERS``, or ``--workers`` on the command line), and the settings are checked
+    once here, so that a refused start (such as production counting its rate limits in
+    each worker's memory) stops gunicorn with the message instead of failing every worker."""
+    from config import load_config
+
+    os.environ["WEB_WORKERS"] = str(server.cfg.workers)
+    load_config()
+
+
 def post_worker_init(worker):
     """The application is loaded: its objects (modules, routes, templates, metadata) live as
     long as the worker, so the collector stops scanning them (``gc.freeze``). A full

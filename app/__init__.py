@@ -18,6 +18,17 @@ CONTENT_SECURITY_POLICY = (
     "object-src 'none'"
 )
 
+#: The public endpoints that answer about one unit, by its code: its page (``/t/``, the
+#: Digital Link ``/01/…``, and the page's forms, which answer with the page), the API's
+#: answer, lookup by URI and label images, and the public feedback on it. A client has one
+#: ``PUBLIC_RATE_LIMIT`` budget for all of them together, whichever URL it asks.
+UNIT_ANSWERS = (
+    "consumer.*",
+    *("codes.get_code", "codes.lookup_code", "codes.label_png", "codes.label_svg"),
+    *("codes.barcode_png", "codes.barcode_svg"),
+    *("feedback.rate_as_consignee", "feedback.add_review", "feedback.file_complaint"),
+)
+
 
 @dataclass
 class Extension:
@@ -75,9 +86,23 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     flask_app.before_request(web.refuse_nul_in_query)
     flask_app.teardown_appcontext(web.close_session)
     limiter = Limiter(web.client_address, app=flask_app)
-    # The public pages and answers: PUBLIC_RATE_LIMIT per client and endpoint. A static
-    # string: a callable would be called and parsed on every request.
-    public = ratelimit.public_limit(limiter, config.PUBLIC_RATE_LIMIT, web.client_address, speedups)
+    if config.RATE_LIMIT_STORAGE.startswith(("redis://", "rediss://")):
+        import redis
+
+        for unavailable in (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            flask_app.register_error_handler(unavailable, ratelimit.storage_unavailable)
+    limits = flask_app.extensions["trace_limits"] = ratelimit.NamedLimits(limiter)
+    limits.define("sign_in_address", config.SIGN_IN_RATE_LIMIT)
+    limits.define("sign_in_account", config.SIGN_IN_ACCOUNT_LIMIT)
+    # The public pages and answers: PUBLIC_RATE_LIMIT per client and group of endpoints
+    # (the others: per endpoint). A static string: a callable would be parsed every request.
+    public = ratelimit.public_limit(
+        limiter,
+        config.PUBLIC_RATE_LIMIT,
+        web.client_address,
+        speedups,
+        ratelimit.public_scope({"unit": UNIT_ANSWERS}),
+    )
     api = (
         *(parties_bp, catalog_bp, codes_bp, ingest_bp, events_bp),
         *(anomalies_bp, credit_bp, feedback_bp),
@@ -95,7 +120,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
         config.UNAUTHENTICATED_EVENTS_RATE_LIMIT, deduct_when=ingest_api.unauthenticated
     )(ingest_api.post_events)
     flask_app.register_blueprint(consumer_bp)
-    workspace.register(flask_app, limiter.limit(config.SIGN_IN_RATE_LIMIT))
+    workspace.register(flask_app)
     cli.register(flask_app)
     from app.anomalies.cli import sweep_command
 

@@ -1,7 +1,23 @@
-"""The public rate limit, and its speed-ups (``SPEEDUPS=on``; see docs/performance.md).
+"""The rate limits: named limits a view checks for a key of its choosing (sign-in), and the
+public limit with its speed-ups (``SPEEDUPS=on``; see docs/performance.md).
 
-With ``SPEEDUPS=off`` the public pages and answers are limited by Flask-Limiter's documented
-blueprint limit on limits' own storage (:class:`DocumentedLimit`). With the speed-ups,
+Every limit counts in Flask-Limiter's storage (``RATE_LIMIT_STORAGE``): with Redis, every
+worker and instance shares the counters; ``memory://`` counts in one process only, which is
+why production refuses it with more than one worker (config.py).
+
+Named limits (:class:`NamedLimits`, reached with :func:`named_limits`): ``create_app``
+defines each by name and limit string; a view then calls :func:`check` (count one, answer
+429 with ``Retry-After`` when over), or ``hit``/``test``/``clear`` for finer control, for a
+key it chooses: a client's address, an account, both. ::
+
+    named_limits(app).define("sign_in_address", "10 per minute")   # in create_app
+    check("sign_in_address", client_address())                      # in a view
+
+The public limit: one counter per client for each group of endpoints that serve the same
+answer (:func:`public_scope`: a unit's page by ``/t/`` or ``/01/``, its API answer, lookup
+and label images share one), one per endpoint for the others. With ``SPEEDUPS=off`` it is
+Flask-Limiter's documented shared blueprint limit, with that scope, on limits' own storage
+(:class:`DocumentedLimit`). With the speed-ups,
 measured to carry the scan's goal (about a quarter of a JSON scan's app CPU), the same limit
 is checked by :class:`PublicLimit` and counted in :class:`InlineExpiryMemoryStorage`: both
 use Flask-Limiter's and limits' private names, pinned (pyproject.toml) and tested against
@@ -19,15 +35,20 @@ This storage does the same cleaning in the request's thread, at most once a seco
 from __future__ import annotations
 
 import functools
+import hashlib
+import math
 import threading
 import time
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import ClassVar
 
-from flask import g, request
+from flask import Flask, current_app, g, request
 from flask.globals import request_ctx
+from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
+from werkzeug.exceptions import TooManyRequests
 
 #: The scheme :func:`app.create_app` gives Flask-Limiter for ``memory://``.
 SCHEME = "trace-memory://"
@@ -55,23 +76,143 @@ class InlineExpiryMemoryStorage(MemoryStorage):
             self._cleaning.release()
 
 
+# -- named limits, checked by the views themselves ---------------------------------------------
+
+
+class NamedLimits:
+    """Limits defined by name and checked for a key (``create_app`` keeps one per app, made
+    on Flask-Limiter's limiter: its storage and strategy, so its sharing between workers).
+    Counters are keyed ``trace/<name>/<key>``; a key may be anything printable."""
+
+    def __init__(self, limiter) -> None:
+        self._limiter = limiter
+        self._items: dict[str, list] = {}
+
+    def define(self, name: str, limit: str) -> None:
+        """``limit`` in Flask-Limiter's syntax, e.g. ``"10 per minute; 100 per hour"``."""
+        self._items[name] = sorted(parse_many(limit))
+
+    def hit(self, name: str, key: str) -> int:
+        """Count one for ``key``: 0 when it is within every window of ``name``, else the
+        seconds until the fullest window it broke resets (a ``Retry-After``)."""
+        strategy = self._limiter.limiter
+        wait = 0
+        for item in self._items[name]:
+            if not strategy.hit(item, "trace", name, key):
+                wait = max(wait, self._reset_in(item, name, key))
+        return wait
+
+    def test(self, name: str, key: str) -> int:
+        """What :meth:`hit` would answer for one more, without counting it."""
+        strategy = self._limiter.limiter
+        wait = 0
+        for item in self._items[name]:
+            if not strategy.test(item, "trace", name, key):
+                wait = max(wait, self._reset_in(item, name, key))
+        return wait
+
+    def clear(self, name: str, key: str) -> None:
+        """Forget what ``key`` has counted under ``name``."""
+        for item in self._items[name]:
+            self._limiter.limiter.clear(item, "trace", name, key)
+
+    def remember(self, name: str, key: str, seconds: int) -> None:
+        """Keep a mark (``name``, ``key``) for ``seconds`` in the same storage."""
+        self._limiter.limiter.storage.incr(f"trace/{name}/{key}", seconds)
+
+    def remembers(self, name: str, key: str) -> bool:
+        """Is the mark (``name``, ``key``) kept and not yet expired?"""
+        return self._limiter.limiter.storage.get(f"trace/{name}/{key}") > 0
+
+    def _reset_in(self, item, name: str, key: str) -> int:
+        reset_at, _ = self._limiter.limiter.get_window_stats(item, "trace", name, key)
+        return max(1, math.ceil(reset_at - time.time()))
+
+
+def named_limits(app: Flask | None = None) -> NamedLimits:
+    """The app's named limits (the current app's by default)."""
+    return (app or current_app).extensions["trace_limits"]
+
+
+def check(name: str, key: str, message: str = "too many requests; try again later") -> None:
+    """Count one request of ``key`` against the limit ``name``; over it, a 429 in the one
+    error shape with ``Retry-After`` (werkzeug's ``TooManyRequests``)."""
+    wait = named_limits().hit(name, key)
+    if wait:
+        raise TooManyRequests(f"{message} (in {wait} s)", retry_after=wait)
+
+
+def storage_unavailable(exc: Exception):
+    """The rate-limit storage (Redis) did not answer: a limit could not be counted, so the
+    request was not served; nothing was saved. 503 with ``Retry-After`` in the one error
+    shape (not a 500): the client may simply try again once Redis is back."""
+    from app.errors import error_response
+
+    current_app.logger.warning("rate-limit storage unavailable: %s", exc)
+    return error_response(
+        503,
+        "rate_limit_storage_unavailable",
+        "The rate-limit storage does not answer; nothing was saved. Try again.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def account_key(account: str) -> str:
+    """A fixed-length key for an account name (a username as typed): never reveals it in
+    the storage, never clashes with the separators of a composite key."""
+    return hashlib.blake2b(account.encode(), digest_size=16).hexdigest()
+
+
+# -- the public limit ----------------------------------------------------------------------------
+
+
+def public_scope(groups: dict[str, Iterable[str]]) -> Callable[[str], str]:
+    """The public limit's scope of an endpoint: the name of its group when ``groups`` lists
+    it (an endpoint, or ``"blueprint.*"`` for every endpoint of a blueprint), else the
+    endpoint itself (a counter of its own, as Flask-Limiter's blueprint limit keeps)."""
+    members: dict[str, str] = {}
+    blueprints: dict[str, str] = {}
+    for group, names in groups.items():
+        for name in names:
+            if name.endswith(".*"):
+                blueprints[name[:-2]] = group
+            else:
+                members[name] = group
+    found: dict[str, str] = {}
+
+    def scope_of(endpoint: str) -> str:
+        scope = found.get(endpoint)
+        if scope is None:
+            blueprint = endpoint.rpartition(".")[0]
+            scope = members.get(endpoint) or blueprints.get(blueprint) or endpoint
+            found[endpoint] = scope
+        return scope
+
+    return scope_of
+
+
 def storage_uri(configured: str, speedups: bool) -> str:
     """What Flask-Limiter is given as its storage: the inline-expiry storage in place of
     ``memory://`` with the speed-ups, else the setting as it is."""
     return SCHEME if speedups and configured.startswith("memory://") else configured
 
 
-def public_limit(limiter, limit: str, key_func, speedups: bool):
+def public_limit(limiter, limit: str, key_func, speedups: bool, scope_of=None):
     """The public limit: :class:`PublicLimit` with the speed-ups, else :class:`DocumentedLimit`.
-    Both are used alike: ``apply(app, bp)`` per blueprint, then ``take_over(app)`` once."""
-    return PublicLimit(limiter, limit, key_func) if speedups else DocumentedLimit(limiter, limit)
+    Both are used alike: ``apply(app, bp)`` per blueprint, then ``take_over(app)`` once.
+    ``scope_of`` (:func:`public_scope`) names each endpoint's counter; none: the endpoint."""
+    scope_of = scope_of or public_scope({})
+    if speedups:
+        return PublicLimit(limiter, limit, key_func, scope_of)
+    return DocumentedLimit(limiter, limit, scope_of)
 
 
 class DocumentedLimit:
-    """Flask-Limiter's documented blueprint limit (``limiter.limit(limit)(bp)``)."""
+    """Flask-Limiter's documented shared blueprint limit, scoped per endpoint group
+    (``limiter.shared_limit(limit, scope=scope_of)(bp)``)."""
 
-    def __init__(self, limiter, limit: str) -> None:
-        self._decorate = limiter.limit(limit)
+    def __init__(self, limiter, limit: str, scope_of) -> None:
+        self._decorate = limiter.shared_limit(limit, scope=scope_of)
 
     def apply(self, app, bp) -> None:
         self._decorate(bp)
@@ -81,21 +222,21 @@ class DocumentedLimit:
 
 
 class PublicLimit:
-    """The public pages' limit (``PUBLIC_RATE_LIMIT``) per client and endpoint, checked by the
-    blueprints' own hooks instead of Flask-Limiter's general resolution (blueprint limits,
-    exemption scopes and ancestors worked out again on every request: about a tenth of a
-    consumer scan's CPU). The same counters as Flask-Limiter's blueprint limit (its storage,
-    strategy, keys ``LIMITER/{address}/{endpoint}/…``), the same ``X-RateLimit-*`` headers,
+    """The public pages' limit (``PUBLIC_RATE_LIMIT``) per client and endpoint group, checked
+    by the blueprints' own hooks instead of Flask-Limiter's general resolution (blueprint
+    limits, exemption scopes and ancestors worked out again on every request: about a tenth
+    of a consumer scan's CPU). The same counters as Flask-Limiter's shared blueprint limit (its
+    storage, strategy, keys ``LIMITER/{address}/{scope}/…``), the same ``X-RateLimit-*`` headers,
     and the same 429 (Flask-Limiter's ``RateLimitExceeded``); Flask-Limiter skips these
     blueprints (:meth:`take_over`) and keeps every other limit."""
 
-    def __init__(self, limiter, limit_string: str, key_func) -> None:
+    def __init__(self, limiter, limit_string: str, key_func, scope_of=None) -> None:
         from flask_limiter import RateLimitExceeded
         from flask_limiter._limits import RuntimeLimit
-        from limits import parse_many
 
         self._limiter = limiter
         self._key_func = key_func
+        self._scope_of = scope_of or public_scope({})
         self._exceeded = RateLimitExceeded
         self._items = sorted(parse_many(limit_string))
         self._runtime = {item: RuntimeLimit(item, key_func, None) for item in self._items}
@@ -180,7 +321,7 @@ class PublicLimit:
         if not (limiter.enabled and limiter.initialized) or not endpoint:
             return
         args = [*([limiter._key_prefix] if limiter._key_prefix else ()), self._key_func()]
-        args.append(endpoint)
+        args.append(self._scope_of(endpoint))
         strategy = limiter.limiter
         # The fixed window (the default strategy) counts straight in the storage: the count
         # the hit returns is what the headers tell, and the key is made once, not thrice.

@@ -135,6 +135,9 @@ def start_gunicorn(
         # One load generator is one client address: lift the per-client limit (the limiter
         # still counts every request, so its cost stays in the figures).
         "PUBLIC_RATE_LIMIT": "100000000 per minute",
+        # Production refuses in-process limit counters with more than one worker (config.py):
+        # the machine's Redis, as production uses it.
+        "RATE_LIMIT_STORAGE": os.environ.get("RATE_LIMIT_STORAGE", "redis://127.0.0.1:6379/0"),
     }
     cmd = [
         str(Path(sys.executable).with_name("gunicorn")),

@@ -16,6 +16,15 @@ port="${PORT:-5000}"
 # The demo resolves its own Digital Link URIs; production uses https and a real host.
 export RESOLVER_HOST="${RESOLVER_HOST:-127.0.0.1:$port}"
 export RESOLVER_SCHEME="${RESOLVER_SCHEME:-http}"
+# Rate-limit counters: the machine's Redis when it answers (as production uses it), else this
+# process's memory, which holds here: `flask run` below is one process.
+if [ -z "${RATE_LIMIT_STORAGE:-}" ]; then
+    if .venv/bin/python -c 'import redis; redis.Redis(socket_timeout=1).ping()' 2>/dev/null; then
+        export RATE_LIMIT_STORAGE=redis://127.0.0.1:6379/0
+    else
+        export RATE_LIMIT_STORAGE=memory://
+    fi
+fi
 flask=".venv/bin/flask --app wsgi"
 logs=instance/logs
 mkdir -p "$logs"
@@ -87,6 +96,7 @@ Trace service on http://127.0.0.1:$port
                    on the first run; more with $flask trace user create)
   scan page (QR)   $($flask trace code "$serial" | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["uri"])')
   new API token    $flask trace token create --role admin
+  rate limits      counted in $RATE_LIMIT_STORAGE
 
 Devices
   MQTT broker      $broker

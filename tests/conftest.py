@@ -53,6 +53,7 @@ def app(database_url):
             "PUBLIC_RATE_LIMIT": "100000 per minute",
             "SIGN_IN_RATE_LIMIT": "100000 per minute",
             "UNAUTHENTICATED_EVENTS_RATE_LIMIT": "100000 per minute",
+            "SIGN_IN_ACCOUNT_LIMIT": "100000 per minute",
             # Identifiers restart with every test: a grade kept from the last one would lie.
             "PUBLIC_CREDIT_MAX_AGE_S": 0,
         }

@@ -58,3 +58,46 @@ def test_the_response_period_comes_from_the_environment():
     period = config.response_period
     assert period.working_days == 3
     assert {str(d) for d in period.calendar.holidays} == {"2027-01-01", "2027-01-04"}
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"WEB_WORKERS": "2"},
+        {"WEB_WORKERS": "8", "RATE_LIMIT_STORAGE": "memory://"},
+        {},  # gunicorn.conf.py's default: one worker per core (four here)
+    ],
+    ids=["two workers", "eight workers", "one per core"],
+)
+def test_production_refuses_in_process_limits_with_several_workers(environ, monkeypatch):
+    """Each worker would count the limits apart, multiplying them: does production refuse
+    to start, and say which storage to use instead?"""
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    with pytest.raises(ConfigError, match=r"RATE_LIMIT_STORAGE=redis://127\.0\.0\.1:6379/0"):
+        load_config(environ={"TRACE_ENV": "production", "SECRET_KEY": "k", **environ})
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"TRACE_ENV": "production", "WEB_WORKERS": "1"},
+        {"TRACE_ENV": "production", "RATE_LIMIT_STORAGE": "redis://127.0.0.1:6379/0"},
+        {"TRACE_ENV": "development", "WEB_WORKERS": "4"},
+    ],
+    ids=["one worker", "shared storage", "development"],
+)
+def test_one_worker_or_shared_storage_may_start(environ):
+    """One process counting in its memory, or shared counters, count what they say."""
+    config = load_config(environ={"SECRET_KEY": "k", **environ})
+    assert (
+        environ["TRACE_ENV"],
+        environ.get("RATE_LIMIT_STORAGE", "memory://"),
+    ) == (config.TRACE_ENV, config.RATE_LIMIT_STORAGE)
+
+
+@pytest.mark.parametrize(
+    "name", ["PUBLIC_RATE_LIMIT", "SIGN_IN_RATE_LIMIT", "SIGN_IN_ACCOUNT_LIMIT"]
+)
+def test_a_limit_that_does_not_parse_stops_the_start(name):
+    with pytest.raises(ConfigError, match=name):
+        load_config(environ={name: "often", "SECRET_KEY": "k"})

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from flask import Flask, redirect, url_for
 
-from app.workspace import pages
+from app.workspace import pages  # noqa: F401 - its views are the blueprint's
 from app.workspace.session import bp
 
 
-def register(app: Flask, sign_in_limit) -> None:
-    """Add the workspace to the app; ``sign_in_limit`` rate-limits the sign-in form."""
+def register(app: Flask) -> None:
+    """Add the workspace to the app (the sign-in form checks its own limits)."""
     app.register_blueprint(bp)
-    # The limited view must be the one served: Flask-Limiter checks a decorated limit in the
-    # wrapper it returns (its before_request hook leaves decorated limits to the wrapper).
-    app.view_functions["workspace.sign_in"] = sign_in_limit(pages.sign_in)
 
     @app.get("/")
     def home():

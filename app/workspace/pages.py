@@ -33,8 +33,9 @@ from app.events import history
 from app.events.models import RejectedEvent, RejectionTally
 from app.feedback.models import Complaint
 from app.parties.models import PARTY_MODELS
-from app.web import db, settings, unit_of_work
+from app.web import client_address, db, settings, unit_of_work
 from app.workspace import search as finder
+from app.workspace import throttle
 from app.workspace.maps import MapQuery, map_view
 from app.workspace.session import WORKSPACE_ROLES, bp, start_session, viewer
 from tracecore.access import Role
@@ -58,15 +59,23 @@ def _log(action: str, target_type: str, target_id, *, personal: bool = False, de
 @bp.route("/sign-in", methods=["GET", "POST"])
 @unit_of_work
 def sign_in():
-    """Username and password; a failed attempt says nothing about which one was wrong."""
+    """Username and password; a failed attempt says nothing about which one was wrong.
+
+    Limited per address and per account (app/workspace/throttle.py)."""
     error = None
     if request.method == "POST":
         username = request.form.get("username", "")[:64]
+        attempt = throttle.Attempt.start(username, client_address())
+        if attempt.refused_by == "account":
+            log_access(db(), None, "sign_in_failed", "user", attempt.account, detail="throttled")
+        if attempt.wait:
+            return throttle.too_many(attempt.wait)
         user = check_password(db(), username, request.form.get("password", "")[:200])
         if user is None or user.role not in WORKSPACE_ROLES:
-            log_access(db(), None, "sign_in_failed", "user", username.strip().lower())
+            log_access(db(), None, "sign_in_failed", "user", attempt.account)
             error = "用户名或密码错误 · Wrong username or password"
         else:
+            attempt.succeeded()
             user.last_login_at = datetime.now(UTC)
             start_session(user.id, user.session_generation)
             session["username"] = user.display_name or user.username
