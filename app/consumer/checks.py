@@ -25,12 +25,6 @@ from tracecore import districts
 from tracecore.anomalies import CheckSummary, Thresholds, copied_code
 from tracecore.errors import NotFound, ValidationError
 
-_INSERT_CHECK = sa.insert(Verification)
-_FIRST_CHECK = sa.select(Verification.id).where(
-    Verification.serial == sa.bindparam("serial"),
-    Verification.client_hash == sa.bindparam("client_hash"),
-    Verification.new_client,
-)
 _CHECK_TOTALS = sa.select(
     sa.func.count(),
     sa.func.count(sa.distinct(Verification.client_hash)),
@@ -51,9 +45,12 @@ def record_check(session: Session, serial: str, client_hash: str, now: datetime)
     costs nothing, and the wait would be most of the page's time."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
-    params = {"serial": serial, "client_hash": client_hash}
-    new_client = session.execute(_FIRST_CHECK, params).first() is None
-    session.execute(_INSERT_CHECK, {**params, "verified_at": now, "new_client": new_client})
+    writers.insert_first_or_later(
+        session,
+        Verification.__table__,
+        {"serial": serial, "client_hash": client_hash, "verified_at": now},
+        ["serial", "client_hash"],
+    )
 
 
 def share_place(

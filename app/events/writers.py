@@ -279,3 +279,23 @@ def add_to_tallies(session: Session, rows: list[dict]) -> None:
         },
     )
     session.execute(statement)
+
+
+# -- a consumer's check: first of its client, or a later one ---------------------------------
+
+
+def insert_first_or_later(session: Session, table: sa.Table, values: dict, key: list[str]) -> bool:
+    """Insert ``values`` as the first of its ``key`` (``new_client`` true) unless the partial
+    unique index on ``key`` where ``new_client`` already holds one, else as a later one; returns
+    whether it was the first. One statement decides, so two concurrent first checks of one
+    client cannot both be first (reading before inserting let the second fail the index)."""
+    dialect = postgresql if is_postgresql(session) else sqlite
+    first = (
+        dialect.insert(table)
+        .values(**values, new_client=True)
+        .on_conflict_do_nothing(index_elements=key, index_where=sa.text("new_client"))
+    )
+    if session.execute(first).rowcount:
+        return True
+    session.execute(sa.insert(table).values(**values, new_client=False))
+    return False
