@@ -4,7 +4,6 @@ decision, a party's appeal and its decision."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from flask import Blueprint, request, url_for
 
@@ -14,7 +13,7 @@ from app.credit.models import Anomaly
 from app.credit.operations import acts_for
 from app.errors import ApiError
 from app.schemas import AppealIn, DecisionIn
-from app.web import db, parse_body, principal, unit_of_work
+from app.web import db, parse_body, principal, query_int, query_time, unit_of_work
 from tracecore.errors import NotFound
 
 bp = Blueprint("anomalies", __name__)
@@ -31,6 +30,8 @@ ANOMALY_FILTERS = (
     "before",
     "limit",
 )
+#: The most anomalies one page holds (``limit``; 50 by default).
+MAX_PAGE = 500
 
 
 def anomaly_json(a: Anomaly) -> dict:
@@ -50,21 +51,6 @@ def anomaly_json(a: Anomaly) -> dict:
         "detected_at": rfc3339(a.detected_at),
         "decided_at": rfc3339(a.decided_at),
     }
-
-
-def _time_arg(name: str) -> datetime | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(
-            422, "validation_failed", f"{name} must be an RFC 3339 time", field=name
-        ) from None
-    if moment.tzinfo is None:
-        raise ApiError(422, "validation_failed", f"{name} needs a UTC offset", field=name)
-    return moment.astimezone(UTC)
 
 
 def _within_arg() -> str | None:
@@ -88,15 +74,6 @@ def _within_arg() -> str | None:
     return geometry.wkt
 
 
-def _number_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    if not raw.isdigit():
-        raise ApiError(422, "validation_failed", f"{name} must be a number", field=name)
-    return int(raw)
-
-
 @bp.get("/anomalies")
 def list_anomalies():
     """Newest first. Authorities see those of their jurisdiction; a merchant or company only
@@ -110,18 +87,18 @@ def list_anomalies():
             f"unknown filter: {sorted(unknown)[0]}",
             field=sorted(unknown)[0],
         )
-    limit = min(_number_arg("limit") or 50, 500)
+    limit = query_int("limit", 50, maximum=MAX_PAGE)
     found = findings.AnomalyFilter(
         type=request.args.get("type") or None,
         status=request.args.get("status") or None,
         severity=request.args.get("severity") or None,
         party_type=request.args.get("party_type") or None,
-        party_id=_number_arg("party_id"),
-        since=_time_arg("since"),
-        until=_time_arg("until"),
+        party_id=query_int("party_id"),
+        since=query_time("since"),
+        until=query_time("until"),
         region_code=request.args.get("region_code") or None,
         within_wkt=_within_arg(),
-        before=_number_arg("before"),
+        before=query_int("before"),
     )
     items = findings.find_anomalies(db(), viewer, found, limit + 1)
     more = len(items) > limit

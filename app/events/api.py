@@ -4,21 +4,24 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, request
+from flask import Blueprint
 
 from app.accesslog.operations import log_access
 from app.codes import operations as codes
 from app.codes.api import code_answer
 from app.db import commit_without_flush_wait
-from app.errors import ApiError
 from app.events import history, registry
 from app.events.models import RejectedEvent
 from app.schemas import DeviceIn
-from app.web import db, parse_body, principal, settings, unit_of_work
+from app.web import db, parse_body, principal, query_int, query_text, settings, unit_of_work
 from devices import protocol
 from tracecore.access import Role
 
 bp = Blueprint("events", __name__)
+#: The most units one page of a batch's forward trace holds (``limit``; 100 by default).
+MAX_TRACE_PAGE = 1000
+#: The most rejected events one answer holds.
+MAX_REJECTED = 200
 
 
 def device_json(device, secret: str | None = None) -> dict:
@@ -88,13 +91,10 @@ def parcel_history(waybill: str):
 @bp.get("/batches/<id:batch_id>/trace")
 @unit_of_work
 def batch_trace(batch_id: int):
-    limit = request.args.get("limit", "100")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-        raise ApiError(422, "validation_failed", "limit must be 1–1000", field="limit")
+    limit = query_int("limit", 100, maximum=MAX_TRACE_PAGE)
+    after = query_text("after", 16)
     viewer = principal()
-    answer = history.batch_trace(
-        db(), viewer, batch_id, after=request.args.get("after", ""), limit=int(limit)
-    )
+    answer = history.batch_trace(db(), viewer, batch_id, after=after, limit=limit)
     # As for a unit's history: authorities see exact delivery points, and that is logged.
     log_access(db(), viewer, "view", "batch", batch_id, personal_data=viewer.is_authority)
     return answer
@@ -107,19 +107,13 @@ def rejected_events():
     payloads are as sent, personal data included: the read is logged."""
     viewer = principal()
     viewer.require(Role.ADMIN, Role.REGULATOR)
-    log_access(
-        db(),
-        viewer,
-        "view",
-        "rejected_events",
-        request.args.get("device_id", "*"),
-        personal_data=True,
-    )
-    query = sa.select(RejectedEvent).order_by(RejectedEvent.id.desc()).limit(200)
-    if request.args.get("device_id"):
-        query = query.where(RejectedEvent.device_id == request.args["device_id"])
-    if request.args.get("reason"):
-        query = query.where(RejectedEvent.reason == request.args["reason"])
+    device_id, reason = query_text("device_id", 64), query_text("reason", 32)
+    log_access(db(), viewer, "view", "rejected_events", device_id or "*", personal_data=True)
+    query = sa.select(RejectedEvent).order_by(RejectedEvent.id.desc()).limit(MAX_REJECTED)
+    if device_id:
+        query = query.where(RejectedEvent.device_id == device_id)
+    if reason:
+        query = query.where(RejectedEvent.reason == reason)
     return {
         "items": [
             {
