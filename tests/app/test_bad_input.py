@@ -172,6 +172,7 @@ def test_the_map_takes_a_superscript_day_count_as_the_default(client, make):
     assert client.get("/workspace/map?days=²", headers=HTML).status_code == 200
 
 
+@pytest.mark.committed("postgresql")  # the scan page reads through its own connection there
 def test_a_review_form_with_a_superscript_rating_is_refused(client, world, session):
     from app.feedback.models import Review
     from tests.app.test_consumer_pages import page, token_of
