@@ -51,7 +51,8 @@ class Config:
     SECRET_KEY: str = ""
     #: development | production | testing. Production refuses to start without SECRET_KEY.
     TRACE_ENV: str = "development"
-    #: Largest number of trace codes one issuance request may ask for.
+    #: Largest number of trace codes one issuance request may ask for (the API's own bound,
+    #: app.schemas.MAX_CODES, is 1,000,000: a larger setting allows no more over the API).
     MAX_CODES_PER_REQUEST: int = 1_000_000
     #: Largest request body accepted, in bytes.
     MAX_CONTENT_LENGTH: int = 1 * 1024 * 1024

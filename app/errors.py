@@ -77,8 +77,12 @@ def _pydantic(exc: pydantic.ValidationError) -> Response:
         for err in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
     first = fields[0]
+    # details.field names the (first) field at fault, as a use case's own 422 does.
     return error_response(
-        422, "validation_failed", f"{first['field']}: {first['message']}", {"fields": fields}
+        422,
+        "validation_failed",
+        f"{first['field']}: {first['message']}",
+        {"field": first["field"], "fields": fields},
     )
 
 

@@ -1,366 +1,539 @@
 """``GET /api/v1/openapi.json``: the API contract, with request schemas taken from the same
-pydantic models that validate the requests (so the document cannot drift from the code)."""
+pydantic models that validate the requests (so the document cannot drift from the code).
+
+Every operation is made by :func:`operation`, which adds the answers every operation of its
+kind can give (:func:`standard_errors`): 401 and 403 for a token's operations, 400, 413, 415
+and 422 for a JSON body, 404 for a path parameter, 422 for query and header parameters, 429
+where a rate limit applies, 503 when the database is lost. A test walks the URL map and
+this document (tests/app/test_contract.py), and the fuzzing run checks every answer against
+it (tests/app/test_contract_fuzz.py): a new route is covered once it is added here.
+"""
 
 from __future__ import annotations
 
 from functools import cache
+from typing import Literal
 
 from flask import Blueprint
 
 from app import schemas
+from app.anomalies.api import MAX_PAGE
 from app.epcis import openapi as epcis_openapi
+from app.events.api import MAX_TRACE_PAGE
+from app.web import MAX_ID, settings
 
 bp = Blueprint("openapi", __name__)
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 BEARER = [{"bearer": []}]
 
+#: Who may call an operation: anyone; the holder of an API token (``Authorization: Bearer``);
+#: a device, whose events are signed (devices/PROTOCOL.md) and which sends no token.
+Auth = Literal["public", "token", "device"]
 
-def _op(
+REASONS = {
+    400: "The body is not valid JSON",
+    401: "No token, or an unknown or revoked one",
+    403: "Not yours, or outside your jurisdiction",
+    404: "No such resource (or not one you may see)",
+    409: "A duplicate, or a state that does not allow it",
+    413: "The body is larger than MAX_CONTENT_LENGTH",
+    415: "The body is not application/json",
+    422: "A parameter or field is invalid; details.field names it",
+    429: "Over a rate limit; Retry-After says when to try again",
+    503: "The database connection was lost; nothing was saved; Retry-After: 1",
+}
+
+
+def standard_errors(
+    auth: Auth,
+    *,
+    body: bool = False,
+    parameters: list[dict] = (),
+    limited: bool = False,
+) -> set[int]:
+    """The error statuses any operation of this kind can answer (see the module's text)."""
+    found = {503}
+    if auth == "token":
+        found |= {401, 403}
+    if body:
+        found |= {400, 413, 415, 422}
+    if any(p["in"] == "path" for p in parameters):
+        found.add(404)
+    if any(p["in"] in ("query", "header") for p in parameters):
+        found.add(422)
+    if limited:
+        found.add(429)
+    return found
+
+
+def operation(
     summary: str,
     *,
-    body: type | None = None,
+    auth: Auth,
     ok: int = 200,
-    secure: bool = True,
-    produces: str = "application/json",
+    produces: tuple[str, ...] = ("application/json",),
+    body: type | dict | None = None,
+    parameters: list[dict] = (),
     errors: tuple[int, ...] = (),
+    limited: bool = False,
 ) -> dict:
-    op: dict = {
-        "summary": summary,
-        "responses": {str(ok): {"description": "OK", "content": {produces: {}}}},
-    }
-    for status in (*errors, *((401, 403) if secure else ()), *((415, 422) if body else ())):
-        op["responses"][str(status)] = {
-            "description": "Error",
+    """One operation of the contract: its success answer ``ok`` (of the media types
+    ``produces``), its :func:`standard_errors` and the ``errors`` of its own (a 404 for an
+    id in the body, a 409...). ``body`` is a pydantic model (its schema is a component) or a
+    JSON schema; ``limited``: a rate limit applies (the public one, or the operation's own)."""
+    statuses = standard_errors(auth, body=body is not None, parameters=parameters, limited=limited)
+    responses = {str(ok): {"description": "OK", "content": {t: {} for t in produces}}}
+    for status in sorted(statuses | set(errors)):
+        responses[str(status)] = {
+            "description": REASONS[status],
             "content": {"application/json": {"schema": ERROR}},
         }
+    op: dict = {"summary": summary, "responses": responses}
+    if parameters:
+        op["parameters"] = list(parameters)
     if body is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{body.__name__}"}}
-            },
-        }
-    if secure:
+        schema = (
+            body if isinstance(body, dict) else {"$ref": f"#/components/schemas/{body.__name__}"}
+        )
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+    if auth == "token":
         op["security"] = BEARER
     return op
 
 
-def _id(name: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+# -- parameters ---------------------------------------------------------------------------------
 
 
-DEVICE = {"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}
+def path_id(name: str) -> dict:
+    """A row id in the path (``<id:name>``: app.web.IdConverter)."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    }
+
+
+def path_text(name: str, max_length: int = 64, **schema) -> dict:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": max_length, **schema},
+    }
+
+
+def query_int(name: str, minimum: int = 1, maximum: int = MAX_ID, **schema) -> dict:
+    """An integer in the query (app.web.query_int, with the same bounds)."""
+    return {
+        "name": name,
+        "in": "query",
+        "schema": {"type": "integer", "minimum": minimum, "maximum": maximum, **schema},
+    }
+
+
+def query_text(name: str, max_length: int | None = None, **schema) -> dict:
+    out = {"name": name, "in": "query", "schema": {"type": "string", **schema}}
+    if max_length is not None:
+        out["schema"]["maxLength"] = max_length
+    return out
+
+
+#: A trace code's serial (GS1 AI 21: 1 to 20 characters of GS1's character set 82; an
+#: ill-formed one is a 422).
+SERIAL = path_text("serial", 20)
+WAYBILL = path_text("waybill")
+DEVICE = path_text("device_id")
 PARTY_TYPE = {
     "name": "party_type",
     "in": "path",
     "required": True,
     "schema": {"enum": ["merchant", "logistics_company", "courier"]},
 }
-SERIAL = {"name": "serial", "in": "path", "required": True, "schema": {"type": "string"}}
+#: An RFC 3339 time with its offset; empty, as every empty filter, means none.
+TIME = {"type": "string", "anyOf": [{"format": "date-time"}, {"maxLength": 0}]}
 
 
-@cache
-def document() -> dict:
-    models = [
-        schemas.MerchantIn,
-        schemas.LogisticsCompanyIn,
-        schemas.CourierIn,
-        schemas.ProductIn,
-        schemas.BatchIn,
-        schemas.IssueCodesIn,
-        schemas.DeviceIn,
-        schemas.DecisionIn,
-        schemas.BulkDecisionIn,
-        schemas.AppealIn,
-        schemas.RecordIn,
-        schemas.RecallIn,
-        schemas.DeliveryRatingIn,
-        schemas.ReviewIn,
-        schemas.ComplaintIn,
-    ]
-    components = {}
-    for model in models:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(schema.pop("$defs", {}))
-        components[model.__name__] = schema
-    components["Error"] = {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "properties": {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "details": {"type": "object"},
-                },
-            }
-        },
-    }
-    label = {
-        "get": {
-            **_op("Label image", secure=False, produces="image/*", errors=(404,)),
-            "parameters": [SERIAL],
+# -- the operations ---------------------------------------------------------------------------
+
+
+def _paths(max_codes: int, max_labels: int) -> dict:
+    """Every operation of /api/v1. ``max_codes`` and ``max_labels``: this service's maxima
+    (MAX_CODES_PER_REQUEST, MAX_LABELS_PER_SHEET), stated as the bounds."""
+
+    def image(media_type: str) -> dict:
+        return {
+            "get": operation(
+                "Label image (QR code or GS1-128 barcode)",
+                auth="public",
+                produces=(media_type,),
+                parameters=[SERIAL],
+                errors=(422,),
+                limited=True,
+            )
         }
-    }
-    paths = {
+
+    def public_read(summary: str, parameter: dict, limited: bool = False) -> dict:
+        return {"get": operation(summary, auth="public", parameters=[parameter], limited=limited)}
+
+    return {
         "/merchants": {
-            "post": _op("Register a merchant", body=schemas.MerchantIn, ok=201, errors=(409,))
+            "post": operation(
+                "Register a merchant", auth="token", body=schemas.MerchantIn, ok=201, errors=(409,)
+            )
         },
-        "/merchants/{merchant_id}": {
-            "get": {
-                **_op("A merchant", secure=False, errors=(404,)),
-                "parameters": [_id("merchant_id")],
-            }
-        },
+        "/merchants/{merchant_id}": public_read("A merchant", path_id("merchant_id")),
         "/logistics-companies": {
-            "post": _op(
+            "post": operation(
                 "Register a logistics company",
-                ok=201,
+                auth="token",
                 body=schemas.LogisticsCompanyIn,
+                ok=201,
                 errors=(409,),
             )
         },
-        "/logistics-companies/{company_id}": {
-            "get": {
-                **_op("A logistics company", secure=False, errors=(404,)),
-                "parameters": [_id("company_id")],
-            }
+        "/logistics-companies/{company_id}": public_read(
+            "A logistics company", path_id("company_id")
+        ),
+        "/couriers": {
+            "post": operation(
+                "Register a courier (real name)",
+                auth="token",
+                body=schemas.CourierIn,
+                ok=201,
+                errors=(404, 409),
+            )
         },
         "/couriers/{courier_id}": {
-            "get": {
-                **_op("A courier (authorities and the courier's company)", errors=(404,)),
-                "parameters": [_id("courier_id")],
-            }
+            "get": operation(
+                "A courier (authorities and the courier's company)",
+                auth="token",
+                parameters=[path_id("courier_id")],
+            )
         },
-        "/couriers": {
-            "post": _op(
-                "Register a courier (real name)", body=schemas.CourierIn, ok=201, errors=(404, 409)
+        "/couriers/{courier_id}/service-area": {
+            "put": operation(
+                "Set the courier's service area (GeoJSON Polygon/MultiPolygon, WGS 84)",
+                auth="token",
+                body={"type": "object", "description": "A GeoJSON Polygon or MultiPolygon"},
+                parameters=[path_id("courier_id")],
+                limited=True,
             )
         },
         "/products": {
-            "post": _op("Register a product", body=schemas.ProductIn, ok=201, errors=(404, 409))
+            "post": operation(
+                "Register a product",
+                auth="token",
+                body=schemas.ProductIn,
+                ok=201,
+                errors=(404, 409),
+            )
         },
-        "/products/{product_id}": {
-            "get": {
-                **_op("A product", secure=False, errors=(404,)),
-                "parameters": [_id("product_id")],
-            }
-        },
+        "/products/{product_id}": public_read("A product", path_id("product_id")),
         "/batches": {
-            "post": _op("Register a batch", body=schemas.BatchIn, ok=201, errors=(404, 409))
+            "post": operation(
+                "Register a batch", auth="token", body=schemas.BatchIn, ok=201, errors=(404, 409)
+            )
         },
-        "/batches/{batch_id}": {
-            "get": {**_op("A batch", secure=False, errors=(404,)), "parameters": [_id("batch_id")]}
-        },
+        "/batches/{batch_id}": public_read("A batch", path_id("batch_id")),
         "/batches/{batch_id}/codes": {
-            "post": {
-                **_op(
-                    "Issue trace codes (JSON, or text/csv when accepted)",
-                    ok=201,
-                    body=schemas.IssueCodesIn,
-                    errors=(404, 409),
-                ),
-                "parameters": [_id("batch_id")],
-            }
+            "post": operation(
+                f"Issue trace codes (at most {max_codes} a request; JSON, or text/csv when "
+                "accepted)",
+                auth="token",
+                body=_issue_codes_body(max_codes),
+                ok=201,
+                produces=("application/json", "text/csv"),
+                parameters=[path_id("batch_id")],
+                errors=(409,),
+                limited=True,
+            )
         },
         "/batches/{batch_id}/labels.pdf": {
-            "get": {
-                **_op("Printable A4 label sheet", produces="application/pdf", errors=(404,)),
-                "parameters": [
-                    _id("batch_id"),
-                    {"name": "offset", "in": "query", "schema": {"type": "integer"}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+            "get": operation(
+                "Printable A4 label sheet (the batch's merchant and authorities)",
+                auth="token",
+                produces=("application/pdf",),
+                parameters=[
+                    path_id("batch_id"),
+                    query_int("offset", 0, MAX_ID, default=0),
+                    query_int("limit", 1, max_labels, default=max_labels),
                 ],
-            }
+                limited=True,
+            )
+        },
+        "/batches/{batch_id}/trace": {
+            "get": operation(
+                "Forward trace: where every unit of the batch is",
+                auth="token",
+                parameters=[
+                    path_id("batch_id"),
+                    query_text("after", 16, description="the last serial of the page before"),
+                    query_int("limit", 1, MAX_TRACE_PAGE, default=100),
+                ],
+            )
+        },
+        "/batches/{batch_id}/recall": {
+            "post": operation(
+                "Recall a batch (regulator)",
+                auth="token",
+                body=schemas.RecallIn,
+                parameters=[path_id("batch_id")],
+                limited=True,
+            )
         },
         "/codes": {
-            "get": {
-                **_op("Look a code up by Digital Link URI", secure=False, errors=(404, 422)),
-                "parameters": [
-                    {"name": "uri", "in": "query", "required": True, "schema": {"type": "string"}}
-                ],
-            }
+            "get": operation(
+                "Look a code up by its Digital Link URI",
+                auth="public",
+                parameters=[{**query_text("uri", 2000, minLength=1), "required": True}],
+                limited=True,
+            )
         },
         "/codes/{serial}": {
-            "get": {**_op("A trace code", secure=False, errors=(404,)), "parameters": [SERIAL]}
+            "get": operation(
+                "A trace code", auth="public", parameters=[SERIAL], errors=(422,), limited=True
+            )
         },
-        "/codes/{serial}/label.png": label,
-        "/codes/{serial}/label.svg": label,
-        "/codes/{serial}/barcode.png": label,
-        "/codes/{serial}/barcode.svg": label,
+        "/codes/{serial}/label.png": image("image/png"),
+        "/codes/{serial}/label.svg": image("image/svg+xml"),
+        "/codes/{serial}/barcode.png": image("image/png"),
+        "/codes/{serial}/barcode.svg": image("image/svg+xml"),
+        "/codes/{serial}/history": {
+            "get": operation(
+                "A unit's history: events in time order, custody",
+                auth="token",
+                parameters=[SERIAL],
+                errors=(422,),
+            )
+        },
+        "/codes/{serial}/delivery-rating": {
+            "post": operation(
+                "The consignee rates courier and company, by the unit's code in hand (the unit "
+                "still signed for, within 30 days; else 403)",
+                auth="public",
+                body=schemas.DeliveryRatingIn,
+                ok=201,
+                parameters=[SERIAL],
+                errors=(403, 409),
+                limited=True,
+            )
+        },
+        "/codes/{serial}/reviews": {
+            "post": operation(
+                "A consumer's review (also limited per client and hour)",
+                auth="public",
+                body=schemas.ReviewIn,
+                ok=201,
+                parameters=[SERIAL],
+                limited=True,
+            )
+        },
+        "/codes/{serial}/complaints": {
+            "post": operation(
+                "A consumer's complaint (also limited per client and hour)",
+                auth="public",
+                body=schemas.ComplaintIn,
+                ok=201,
+                parameters=[SERIAL],
+                limited=True,
+            )
+        },
+        "/parcels/{waybill}/history": {
+            "get": operation("A parcel's history", auth="token", parameters=[WAYBILL])
+        },
+        "/parcels/{waybill}/rating": {
+            "post": operation(
+                "The shipping merchant rates courier and company",
+                auth="token",
+                body=schemas.DeliveryRatingIn,
+                ok=201,
+                parameters=[WAYBILL],
+                errors=(409,),
+                limited=True,
+            )
+        },
         "/devices": {
-            "post": _op(
+            "post": operation(
                 "Register a device (the secret is in this answer only)",
+                auth="token",
                 body=schemas.DeviceIn,
                 ok=201,
                 errors=(404,),
             )
         },
-        "/devices/{device_id}": {"get": {**_op("A device", errors=(404,)), "parameters": [DEVICE]}},
+        "/devices/{device_id}": {"get": operation("A device", auth="token", parameters=[DEVICE])},
         "/devices/{device_id}/disable": {
-            "post": {
-                **_op("Refuse the device's events from now on", errors=(404,)),
-                "parameters": [DEVICE],
-            }
+            "post": operation(
+                "Refuse the device's events from now on", auth="token", parameters=[DEVICE]
+            )
         },
         "/events": {
-            "post": {
-                **_op(
-                    "Device events over HTTP (see devices/PROTOCOL.md); answers acks. "
-                    "Requests that authenticate no event are rate-limited per client",
-                    secure=False,
-                    errors=(413, 415, 422, 429),
-                ),
-                "parameters": [
+            "post": operation(
+                "Device events over HTTP (devices/PROTOCOL.md): answers an ack per event, a "
+                "refused event's with its reason. Requests that authenticate no event are "
+                "rate-limited per client address",
+                auth="device",
+                body={"description": "a message of signed events, as over MQTT"},
+                parameters=[
                     {
                         "name": "X-Device-Id",
                         "in": "header",
-                        "required": True,
+                        "description": "the device (else device_id in the body)",
                         "schema": {"type": "string"},
                     }
                 ],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-            }
+                errors=(413,),
+                limited=True,
+            )
         },
-        "/codes/{serial}/history": {
-            "get": {
-                **_op("A unit's history: events in time order, custody", errors=(404,)),
-                "parameters": [SERIAL],
-            }
-        },
-        "/parcels/{waybill}/history": {
-            "get": {
-                **_op("A parcel's history", errors=(404,)),
-                "parameters": [
-                    {
-                        "name": "waybill",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
+        "/rejected-events": {
+            "get": operation(
+                "Registered devices' rejected events, newest first (authorities, each those "
+                "of its jurisdiction's devices)",
+                auth="token",
+                parameters=[
+                    query_text("device_id", 64),
+                    query_text("reason", 32),
+                    query_text("serial", 20),
+                    query_text("waybill", 32),
                 ],
-            }
+            )
         },
-        "/batches/{batch_id}/trace": {
-            "get": {
-                **_op("Forward trace: where every unit of the batch is", errors=(404,)),
-                "parameters": [
-                    _id("batch_id"),
-                    {"name": "after", "in": "query", "schema": {"type": "string"}},
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "schema": {"type": "integer", "maximum": 1000},
-                    },
+        "/rejected-events/tallies": {
+            "get": operation(
+                "Rejections counted per hour, sender and reason (unregistered senders; "
+                "registered devices beyond their hourly rows), latest first (authorities)",
+                auth="token",
+                parameters=[
+                    query_text("device_id", 64),
+                    query_text("reason", 32),
+                    query_text("address", 64),
                 ],
-            }
+            )
         },
         "/anomalies": {
-            "get": {
-                **_op(
-                    "Anomalies, newest first; ?type, status, party_type, party_id, since, until, "
-                    "region_code, within (GeoJSON), before, limit",
-                    errors=(422,),
-                ),
-            }
+            "get": operation(
+                "Anomalies, newest first, a page at a time ({items, next})",
+                auth="token",
+                parameters=[
+                    query_text("type"),
+                    query_text("status"),
+                    query_text("severity"),
+                    query_text("party_type"),
+                    query_int("party_id"),
+                    {**query_text("since"), "schema": TIME},
+                    {**query_text("until"), "schema": TIME},
+                    query_text("region_code", description="a region-code prefix"),
+                    query_text("within", description="a GeoJSON Polygon or MultiPolygon"),
+                    query_int("before", description="the last id of the page before"),
+                    query_int("limit", 1, MAX_PAGE, default=50),
+                ],
+                limited=True,
+            )
         },
         "/anomalies/{anomaly_id}": {
-            "get": {**_op("An anomaly", errors=(404,)), "parameters": [_id("anomaly_id")]}
+            "get": operation(
+                "An anomaly", auth="token", parameters=[path_id("anomaly_id")], limited=True
+            )
         },
         "/anomalies/{anomaly_id}/decision": {
-            "post": {
-                **_op("Confirm or dismiss (regulator)", body=schemas.DecisionIn, errors=(404, 409)),
-                "parameters": [_id("anomaly_id")],
-            }
+            "post": operation(
+                "Confirm or dismiss (regulator)",
+                auth="token",
+                body=schemas.DecisionIn,
+                parameters=[path_id("anomaly_id")],
+                errors=(409,),
+                limited=True,
+            )
         },
         "/anomalies/decisions": {
-            "post": {
-                **_op(
-                    "Confirm or dismiss many findings with one reason (regulator): `ids`, or a "
-                    "`filter` of the queue's (type, severity, party, region, detected since/"
-                    "until) over the open findings of your jurisdiction. At most 5,000 a "
-                    "request: a filter selecting more decides the oldest 5,000 and answers "
-                    "`remaining`; send it again. `preview` decides nothing. Each finding is "
-                    "audited on its own; an id outside your jurisdiction refuses the request. "
-                    "Answers {selected, decided, skipped, remaining, cap}",
-                    body=schemas.BulkDecisionIn,
-                    errors=(404,),
-                ),
-            }
+            "post": operation(
+                "Confirm or dismiss many findings with one reason (regulator): `ids`, or a "
+                "`filter` of the queue's (type, severity, party, region, detected since/until) "
+                "over the open findings of your jurisdiction. At most 5,000 a request: a filter "
+                "selecting more decides the oldest 5,000 and answers `remaining`; send it "
+                "again. `preview` decides nothing. Each finding is audited on its own; an id "
+                "outside your jurisdiction refuses the request. Answers {selected, decided, "
+                "skipped, remaining, cap}",
+                auth="token",
+                body=schemas.BulkDecisionIn,
+                errors=(404,),
+                limited=True,
+            )
         },
         "/credit/records/{record_id}/appeal": {
-            "post": {
-                **_op(
-                    "Appeal a sanction (the party sanctioned); within the response period it "
-                    "holds the sanction until decided",
-                    body=schemas.AppealIn,
-                    ok=201,
-                    errors=(404, 409),
-                ),
-                "parameters": [_id("record_id")],
-            }
+            "post": operation(
+                "Appeal a sanction (the party sanctioned); within the response period it holds "
+                "the sanction until decided",
+                auth="token",
+                body=schemas.AppealIn,
+                ok=201,
+                parameters=[path_id("record_id")],
+                errors=(409,),
+                limited=True,
+            )
         },
         "/anomalies/{anomaly_id}/appeal": {
-            "post": {
-                **_op("Appeal (the party named)", body=schemas.AppealIn, ok=201, errors=(404, 409)),
-                "parameters": [_id("anomaly_id")],
-            }
+            "post": operation(
+                "Appeal (the party named)",
+                auth="token",
+                body=schemas.AppealIn,
+                ok=201,
+                parameters=[path_id("anomaly_id")],
+                errors=(409,),
+                limited=True,
+            )
         },
         "/appeals/{appeal_id}/decision": {
-            "post": {
-                **_op(
-                    "Uphold or reject an appeal (regulator)",
-                    body=schemas.DecisionIn,
-                    errors=(404, 409),
-                ),
-                "parameters": [_id("appeal_id")],
-            }
+            "post": operation(
+                "Uphold or reject an appeal (regulator)",
+                auth="token",
+                body=schemas.DecisionIn,
+                parameters=[path_id("appeal_id")],
+                errors=(409,),
+                limited=True,
+            )
         },
         "/credit/{party_type}/{party_id}": {
-            "get": {
-                **_op(
-                    "Credit account: score, grade, list, commitment and the final records "
-                    "(public); with the party's or a regulator's token also the risk "
-                    "indicator, the decisions not final yet with their final dates, the "
-                    "outlook and every record",
-                    secure=False,
-                    errors=(404,),
-                ),
-                "parameters": [PARTY_TYPE, _id("party_id")],
-            }
+            "get": operation(
+                "Credit account: score, grade, list, commitment and the final records "
+                "(public); with the party's or a regulator's token also the risk indicator, "
+                "the decisions not final yet with their final dates, the outlook and every "
+                "record",
+                auth="public",
+                parameters=[PARTY_TYPE, path_id("party_id")],
+                limited=True,
+            )
         },
         "/credit/{party_type}/{party_id}/records": {
-            "post": {
-                **_op(
-                    "Sanction or commendation (regulator)",
-                    body=schemas.RecordIn,
-                    ok=201,
-                    errors=(404,),
-                ),
-                "parameters": [PARTY_TYPE, _id("party_id")],
-            }
+            "post": operation(
+                "Sanction or commendation (regulator)",
+                auth="token",
+                body=schemas.RecordIn,
+                ok=201,
+                parameters=[PARTY_TYPE, path_id("party_id")],
+                limited=True,
+            )
         },
         "/credit/{party_type}/{party_id}/commitment": {
-            "post": {
-                **_op("Sign the credit commitment", ok=201, errors=(404,)),
-                "parameters": [PARTY_TYPE, _id("party_id")],
-            }
+            "post": operation(
+                "Sign the credit commitment (the party)",
+                auth="token",
+                ok=201,
+                parameters=[PARTY_TYPE, path_id("party_id")],
+                limited=True,
+            )
         },
-        "/credit/commitment-text": {"get": _op("The standard commitment text", secure=False)},
+        "/credit/commitment-text": {
+            "get": operation("The standard commitment text", auth="public", limited=True)
+        },
         "/credit/lists/{which}": {
-            "get": {
-                **_op(
-                    "The red or black list, each party with since when and why",
-                    secure=False,
-                    errors=(404,),
-                ),
-                "parameters": [
+            "get": operation(
+                "The red or black list, each party with since when and why",
+                auth="public",
+                parameters=[
                     {
                         "name": "which",
                         "in": "path",
@@ -368,109 +541,76 @@ def document() -> dict:
                         "schema": {"enum": ["red", "black"]},
                     }
                 ],
-            }
+                limited=True,
+            )
         },
         "/credit/notices": {
-            "get": _op("Public risk notices, each dated when it became public", secure=False)
-        },
-        "/batches/{batch_id}/recall": {
-            "post": {
-                **_op("Recall a batch (regulator)", body=schemas.RecallIn, errors=(404,)),
-                "parameters": [_id("batch_id")],
-            }
-        },
-        "/couriers/{courier_id}/service-area": {
-            "put": {
-                **_op(
-                    "Set the courier's service area (GeoJSON Polygon/MultiPolygon)",
-                    errors=(404, 415, 422),
-                ),
-                "parameters": [_id("courier_id")],
-            }
-        },
-        "/codes/{serial}/delivery-rating": {
-            "post": {
-                **_op(
-                    "The consignee rates courier and company, by the unit's code in hand "
-                    "(the unit still signed for, within 30 days; else 403)",
-                    secure=False,
-                    body=schemas.DeliveryRatingIn,
-                    ok=201,
-                    errors=(403, 404, 409),
-                ),
-                "parameters": [SERIAL],
-            }
-        },
-        "/parcels/{waybill}/rating": {
-            "post": {
-                **_op(
-                    "The shipping merchant rates courier and company",
-                    ok=201,
-                    body=schemas.DeliveryRatingIn,
-                    errors=(404, 409),
-                ),
-                "parameters": [
-                    {
-                        "name": "waybill",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-            }
-        },
-        "/codes/{serial}/reviews": {
-            "post": {
-                **_op(
-                    "A consumer's review (rate-limited)",
-                    secure=False,
-                    body=schemas.ReviewIn,
-                    ok=201,
-                    errors=(404, 429),
-                ),
-                "parameters": [SERIAL],
-            }
-        },
-        "/codes/{serial}/complaints": {
-            "post": {
-                **_op(
-                    "A consumer's complaint (rate-limited)",
-                    secure=False,
-                    body=schemas.ComplaintIn,
-                    ok=201,
-                    errors=(404, 429),
-                ),
-                "parameters": [SERIAL],
-            }
-        },
-        "/rejected-events": {
-            "get": {
-                **_op("Registered devices' rejected events, newest first (authorities)"),
-                "parameters": [
-                    {"name": name, "in": "query", "schema": {"type": "string"}}
-                    for name in ("device_id", "reason", "serial", "waybill")
-                ],
-            }
-        },
-        "/rejected-events/tallies": {
-            "get": {
-                **_op(
-                    "Rejections counted per hour, sender and reason (unregistered senders; "
-                    "registered devices beyond their hourly rows), latest first (authorities)"
-                ),
-                "parameters": [
-                    {"name": name, "in": "query", "schema": {"type": "string"}}
-                    for name in ("device_id", "reason", "address")
-                ],
-            }
+            "get": operation(
+                "Public risk notices, each dated when it became public", auth="public", limited=True
+            )
         },
     }
-    paths.update(epcis_openapi.paths())  # under /epcis, with its own error shape
+
+
+def _issue_codes_body(max_codes: int) -> dict:
+    """IssueCodesIn, with ``count`` bounded by this service's MAX_CODES_PER_REQUEST."""
+    schema = schemas.IssueCodesIn.model_json_schema()
+    count = schema["properties"]["count"]
+    count["maximum"] = min(count["maximum"], max_codes)
+    return schema
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
+
+#: The models whose schemas are components (the request bodies).
+BODIES = (
+    schemas.MerchantIn,
+    schemas.LogisticsCompanyIn,
+    schemas.CourierIn,
+    schemas.ProductIn,
+    schemas.BatchIn,
+    schemas.DeviceIn,
+    schemas.DecisionIn,
+    schemas.BulkDecisionIn,
+    schemas.AppealIn,
+    schemas.RecordIn,
+    schemas.RecallIn,
+    schemas.DeliveryRatingIn,
+    schemas.ReviewIn,
+    schemas.ComplaintIn,
+)
+
+
+@cache
+def document(max_codes: int = schemas.MAX_CODES, max_labels: int = 100_000) -> dict:
+    """The contract, for a service whose MAX_CODES_PER_REQUEST is ``max_codes`` and whose
+    MAX_LABELS_PER_SHEET is ``max_labels``."""
+    components: dict = {}
+    for model in BODIES:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+    components["Error"] = ERROR_SCHEMA
     return {
         "openapi": "3.1.0",
         "info": {"title": "Trace: product traceability and logistics tracking", "version": "1"},
         "servers": [{"url": "/api/v1"}],
-        "paths": paths,
+        # /epcis answers in its own standard's problem shape, under its own server
+        "paths": _paths(max_codes, max_labels) | epcis_openapi.paths(),
         "components": {
             "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -480,4 +620,5 @@ def document() -> dict:
 
 @bp.get("/openapi.json")
 def openapi_json():
-    return document()
+    cfg = settings()
+    return document(cfg.MAX_CODES_PER_REQUEST, cfg.MAX_LABELS_PER_SHEET)

@@ -21,6 +21,11 @@ Lat = Annotated[float, Field(ge=-90, le=90)]
 Lon = Annotated[float, Field(ge=-180, le=180)]
 Uscc = Annotated[str, Field(min_length=1, max_length=32)]
 RegionCode = Annotated[str, Field(min_length=1, max_length=12)]
+#: A row's id: 1 to 2**31 - 1, the databases' integer key (app.web.MAX_ID).
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+#: The most codes one request may issue; the service may allow fewer (MAX_CODES_PER_REQUEST,
+#: which the contract states: app.openapi).
+MAX_CODES = 1_000_000
 
 
 def _no_control_characters(value):
@@ -74,7 +79,7 @@ class CourierIn(Body):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     id_number: Annotated[str, Field(min_length=1, max_length=32)]
     phone: Annotated[str, Field(min_length=1, max_length=32)]
-    company_id: int
+    company_id: Id
     region_code: RegionCode
     lat: Lat | None = None
     lon: Lon | None = None
@@ -84,7 +89,7 @@ class ProductIn(Body):
     gtin: Annotated[str, Field(min_length=1, max_length=32)]
     name: Name
     category: ProductCategory
-    merchant_id: int
+    merchant_id: Id
 
 
 class OriginIn(Body):
@@ -102,7 +107,7 @@ class CertificateIn(Body):
 
 
 class BatchIn(Body):
-    product_id: int
+    product_id: Id
     lot: Annotated[str, Field(min_length=1, max_length=64)]
     produced_on: date
     expires_on: date
@@ -112,7 +117,7 @@ class BatchIn(Body):
 
 
 class IssueCodesIn(Body):
-    count: int
+    count: Annotated[int, Field(ge=1, le=MAX_CODES)]
     #: Issue even when the batch's issued total would pass its quantity.
     allow_over_quantity: bool = False
 
@@ -120,7 +125,7 @@ class IssueCodesIn(Body):
 class DeviceIn(Body):
     kind: DeviceKind
     owner_type: Literal["merchant", "courier"]
-    owner_id: int
+    owner_id: Id
 
 
 class DecisionIn(Body):

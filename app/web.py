@@ -6,7 +6,9 @@ writes with :func:`unit_of_work`; use cases only flush.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import TypeVar
 
 import pydantic
@@ -21,6 +23,9 @@ from tracecore.identity import keyed_hash
 from tracecore.sources import address_of, network_of
 
 M = TypeVar("M", bound=pydantic.BaseModel)
+
+#: The largest row id: the databases' integer key (ids in paths, bodies and queries).
+MAX_ID = 2**31 - 1
 
 
 def db() -> Session:
@@ -143,10 +148,10 @@ class SecurityHeaders:
 
 
 class IdConverter(IntegerConverter):
-    """``<id:name>`` in a route: a row id, 1 to 2**31 - 1 (the database's integer key).
+    """``<id:name>`` in a route: a row id, 1 to :data:`MAX_ID` (the database's integer key).
     Anything else is no such page (404), never a number the database refuses (a 500)."""
 
-    def __init__(self, url_map, min: int = 1, max: int = 2**31 - 1) -> None:
+    def __init__(self, url_map, min: int = 1, max: int = MAX_ID) -> None:
         super().__init__(url_map, min=min, max=max)
 
 
@@ -155,3 +160,92 @@ def refuse_nul_in_query() -> None:
     no filter or search means one, and PostgreSQL refuses it in text (a 500 otherwise)."""
     if b"%00" in request.query_string:
         raise ApiError(422, "validation_failed", "the query may not contain NUL characters")
+
+
+#: A whole number as a query may carry one: ASCII digits (``str.isdigit`` also takes "²",
+#: which ``int`` refuses), and no more of them than the largest bound needs.
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def query_int(
+    name: str,
+    default: int | None = None,
+    *,
+    minimum: int = 1,
+    maximum: int = MAX_ID,
+    args: Mapping[str, str] | None = None,
+) -> int | None:
+    """The query parameter ``name`` as a whole number from ``minimum`` to ``maximum`` (by
+    default a row id), or ``default`` when it is absent or empty; anything else is a 422
+    naming the parameter. Every integer a view reads from the query comes through here, so
+    none reaches the database out of its range (a 500) and the contract can state the bounds
+    (:mod:`app.openapi`)."""
+    raw = (request.args if args is None else args).get(name, "")
+    if raw == "":
+        return default
+    value = int(raw) if _DIGITS.fullmatch(raw) else None
+    if value is None or not minimum <= value <= maximum:
+        raise ApiError(
+            422,
+            "validation_failed",
+            f"{name} must be a whole number from {minimum} to {maximum}",
+            field=name,
+        )
+    return value
+
+
+def query_text(name: str, max_length: int, default: str = "") -> str:
+    """The query parameter ``name`` as text of at most ``max_length`` characters, or
+    ``default``; longer is a 422 naming the parameter (NUL was refused before the view)."""
+    raw = request.args.get(name, default)
+    if len(raw) > max_length:
+        raise ApiError(
+            422,
+            "validation_failed",
+            f"{name} may be at most {max_length} characters",
+            field=name,
+        )
+    return raw
+
+
+def query_time(
+    name: str, naive: tzinfo | None = None, args: Mapping[str, str] | None = None
+) -> datetime | None:
+    """The query parameter ``name`` as an RFC 3339 time, in UTC, or None when absent. A time
+    without an offset is read in ``naive`` (the workspace's forms: China Standard Time) or,
+    when None, refused; so is one that UTC cannot hold (``0001-01-01T00:00:00+00:01``): a
+    422 naming the parameter either way. ``args``: a form's fields instead of the query."""
+    raw = (request.args if args is None else args).get(name, "")
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None and naive is not None:
+            moment = moment.replace(tzinfo=naive)
+        if moment.tzinfo is None:
+            raise ApiError(422, "validation_failed", f"{name} needs a UTC offset", field=name)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ApiError(
+            422, "validation_failed", f"{name} must be an RFC 3339 time", field=name
+        ) from None
+
+
+#: What a redirect target of this site may hold: a path and query of printable ASCII (a
+#: browser's own links are percent-encoded), no backslash (some browsers read it as "/").
+_LOCAL_TARGET = re.compile(r"/[!#-\[\]-~]*")
+
+
+def local_target(raw: str, prefix: str, default: str) -> str:
+    """``raw`` when it is a path of this site under ``prefix`` (a sign-in's ``next=``, a
+    form's ``back``), else ``default``: never another site (``//host``, a scheme, a
+    backslash), never a header break (CR, LF, or any other control character), which would
+    otherwise reach the ``Location`` header (an open redirect, or a 500)."""
+    if (
+        _LOCAL_TARGET.fullmatch(raw)
+        and raw.startswith(prefix)
+        and not raw.startswith("//")
+        and raw[len(prefix) : len(prefix) + 1] in ("", "/", "?", "#")
+    ):
+        return raw
+    return default

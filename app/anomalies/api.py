@@ -5,7 +5,7 @@ decision."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC
 
 from flask import Blueprint, request, url_for
 
@@ -15,7 +15,7 @@ from app.credit.api import rfc3339
 from app.credit.models import Anomaly
 from app.errors import ApiError
 from app.schemas import AppealIn, BulkDecisionIn, DecisionIn
-from app.web import db, parse_body, principal, settings, unit_of_work
+from app.web import db, parse_body, principal, query_int, query_time, settings, unit_of_work
 from tracecore.errors import NotFound
 
 bp = Blueprint("anomalies", __name__)
@@ -32,6 +32,8 @@ ANOMALY_FILTERS = (
     "before",
     "limit",
 )
+#: The most anomalies one page holds (``limit``; 50 by default).
+MAX_PAGE = 500
 
 
 def anomaly_json(a: Anomaly) -> dict:
@@ -52,21 +54,6 @@ def anomaly_json(a: Anomaly) -> dict:
         "decided_at": rfc3339(a.decided_at),
         "final_at": rfc3339(a.final_at),
     }
-
-
-def _time_arg(name: str) -> datetime | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(
-            422, "validation_failed", f"{name} must be an RFC 3339 time", field=name
-        ) from None
-    if moment.tzinfo is None:
-        raise ApiError(422, "validation_failed", f"{name} needs a UTC offset", field=name)
-    return moment.astimezone(UTC)
 
 
 def _within_arg() -> str | None:
@@ -90,15 +77,6 @@ def _within_arg() -> str | None:
     return geometry.wkt
 
 
-def _number_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    if not raw.isdigit():
-        raise ApiError(422, "validation_failed", f"{name} must be a number", field=name)
-    return int(raw)
-
-
 @bp.get("/anomalies")
 def list_anomalies():
     """Newest first. Authorities see those of their jurisdiction; a merchant or company only
@@ -112,18 +90,18 @@ def list_anomalies():
             f"unknown filter: {sorted(unknown)[0]}",
             field=sorted(unknown)[0],
         )
-    limit = min(_number_arg("limit") or 50, 500)
+    limit = query_int("limit", 50, maximum=MAX_PAGE)
     found = findings.AnomalyFilter(
         type=request.args.get("type") or None,
         status=request.args.get("status") or None,
         severity=request.args.get("severity") or None,
         party_type=request.args.get("party_type") or None,
-        party_id=_number_arg("party_id"),
-        since=_time_arg("since"),
-        until=_time_arg("until"),
+        party_id=query_int("party_id"),
+        since=query_time("since"),
+        until=query_time("until"),
         region_code=request.args.get("region_code") or None,
         within_wkt=_within_arg(),
-        before=_number_arg("before"),
+        before=query_int("before"),
     )
     items = findings.find_anomalies(db(), viewer, found, limit + 1)
     more = len(items) > limit

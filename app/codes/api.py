@@ -13,7 +13,7 @@ from app.codes.models import TraceCode
 from app.credit.operations import public_account
 from app.errors import ApiError
 from app.schemas import IssueCodesIn
-from app.web import db, parse_body, principal, settings, unit_of_work
+from app.web import MAX_ID, db, parse_body, principal, query_int, settings, unit_of_work
 from tracecore.gs1 import digital_link_uri, element_string
 
 bp = Blueprint("codes", __name__)
@@ -133,22 +133,6 @@ def barcode_svg(serial: str):
     return Response(labels.gs1_128_svg(elements), mimetype="image/svg+xml", headers=IMMUTABLE)
 
 
-def _page_args(maximum: int) -> tuple[int, int]:
-    try:
-        offset = int(request.args.get("offset", 0))
-        limit = int(request.args.get("limit", maximum))
-    except ValueError:
-        raise ApiError(422, "validation_failed", "offset and limit must be integers") from None
-    if offset < 0 or not 1 <= limit <= maximum:
-        raise ApiError(
-            422,
-            "validation_failed",
-            f"offset must be ≥ 0 and limit between 1 and {maximum}",
-            field="limit",
-        )
-    return offset, limit
-
-
 @bp.get("/batches/<id:batch_id>/labels.pdf")
 def labels_pdf(batch_id: int):
     """A printable A4 sheet of the batch's labels (``?offset=&limit=`` for large batches).
@@ -156,7 +140,11 @@ def labels_pdf(batch_id: int):
     actor = principal()
     batch = get_batch(db(), batch_id)
     authz.require(db(), actor, batch, "this batch")
-    offset, limit = _page_args(settings().MAX_LABELS_PER_SHEET)
+    # A code's place in the batch (no batch holds more codes than there are ids).
+    offset = query_int("offset", 0, minimum=0, maximum=MAX_ID)
+    limit = query_int(
+        "limit", settings().MAX_LABELS_PER_SHEET, maximum=settings().MAX_LABELS_PER_SHEET
+    )
     serials = operations.codes_of_batch(db(), batch_id, offset, limit)
     prefix = uri_prefix(batch.product.gtin, batch.lot)
     sheet = io.BytesIO()

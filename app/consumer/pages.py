@@ -235,7 +235,9 @@ def _form_model(kind: str):
 
 
 def _int(raw: str | None):
-    return int(raw) if raw and raw.isdigit() else raw
+    """A form's number (stars) as an int, or as sent for the schema to refuse: ASCII digits
+    only (``str.isdigit`` also takes "²", which ``int`` refuses), a few of them."""
+    return int(raw) if raw and len(raw) <= 9 and raw.isascii() and raw.isdigit() else raw
 
 
 _STATUS_OF = {"conflict": 409, "forbidden": 403, "not_found": 404}

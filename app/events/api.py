@@ -4,22 +4,25 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, request
+from flask import Blueprint
 
 from app import authz
 from app.accesslog.operations import log_access
 from app.codes import operations as codes
 from app.codes.api import code_answer
 from app.db import commit_without_flush_wait
-from app.errors import ApiError
 from app.events import history, registry
 from app.events.models import RejectedEvent, RejectionTally
 from app.schemas import DeviceIn
-from app.web import db, parse_body, principal, settings, unit_of_work
+from app.web import db, parse_body, principal, query_int, query_text, settings, unit_of_work
 from devices import protocol
 from tracecore.access import Role
 
 bp = Blueprint("events", __name__)
+#: The most units one page of a batch's forward trace holds (``limit``; 100 by default).
+MAX_TRACE_PAGE = 1000
+#: The most rejected events one answer holds.
+MAX_REJECTED = 200
 
 
 def device_json(device, secret: str | None = None) -> dict:
@@ -89,13 +92,10 @@ def parcel_history(waybill: str):
 @bp.get("/batches/<id:batch_id>/trace")
 @unit_of_work
 def batch_trace(batch_id: int):
-    limit = request.args.get("limit", "100")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-        raise ApiError(422, "validation_failed", "limit must be 1–1000", field="limit")
+    limit = query_int("limit", 100, maximum=MAX_TRACE_PAGE)
+    after = query_text("after", 16)
     viewer = principal()
-    answer = history.batch_trace(
-        db(), viewer, batch_id, after=request.args.get("after", ""), limit=int(limit)
-    )
+    answer = history.batch_trace(db(), viewer, batch_id, after=after, limit=limit)
     # As for a unit's history: authorities see exact delivery points, and that is logged.
     log_access(db(), viewer, "view", "batch", batch_id, personal_data=viewer.is_authority)
     return answer
@@ -111,23 +111,22 @@ def rejected_events():
     logged."""
     viewer = principal()
     viewer.require(Role.ADMIN, Role.REGULATOR)
-    log_access(
-        db(),
-        viewer,
-        "view",
-        "rejected_events",
-        request.args.get("device_id", "*"),
-        personal_data=True,
-    )
+    device_id, reason = query_text("device_id", 64), query_text("reason", 32)
+    log_access(db(), viewer, "view", "rejected_events", device_id or "*", personal_data=True)
     query = (
         sa.select(RejectedEvent)
         .where(authz.rejected_events_visible(viewer))
         .order_by(RejectedEvent.id.desc())
-        .limit(200)
+        .limit(MAX_REJECTED)
     )
-    for name in ("device_id", "reason", "serial", "waybill"):
-        if request.args.get(name):
-            query = query.where(getattr(RejectedEvent, name) == request.args[name])
+    if device_id:
+        query = query.where(RejectedEvent.device_id == device_id)
+    if reason:
+        query = query.where(RejectedEvent.reason == reason)
+    for name, length in (("serial", 20), ("waybill", 32)):
+        value = query_text(name, length)
+        if value:
+            query = query.where(getattr(RejectedEvent, name) == value)
     return {
         "items": [
             {
@@ -160,7 +159,7 @@ def rejection_tallies():
         viewer,
         "view",
         "rejection_tallies",
-        request.args.get("device_id", "*"),
+        query_text("device_id", 64) or "*",
         personal_data=True,
     )
     query = (
@@ -169,9 +168,10 @@ def rejection_tallies():
         .order_by(RejectionTally.last_seen_at.desc())
         .limit(200)
     )
-    for name in ("device_id", "reason", "address"):
-        if request.args.get(name):
-            query = query.where(getattr(RejectionTally, name) == request.args[name])
+    for name, length in (("device_id", 64), ("reason", 32), ("address", 64)):
+        value = query_text(name, length)
+        if value:
+            query = query.where(getattr(RejectionTally, name) == value)
     return {"items": [tally_json(t) for t in db().scalars(query)]}
 
 

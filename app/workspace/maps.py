@@ -21,6 +21,8 @@ from tracecore.errors import ValidationError
 
 MAX_ANOMALIES = 500
 MAX_EVENTS = 2000
+#: What ``days`` may be: 1 to 90 (anything else shows the default week).
+_DAYS = frozenset(str(n) for n in range(1, 91))
 
 
 def _float(args, name: str) -> float | None:
@@ -68,7 +70,7 @@ class MapQuery:
             city=city or (district[:4] if district else ""),
             district=district,
             box=box,
-            days=int(days) if days.isdigit() and 0 < int(days) <= 90 else 7,
+            days=int(days) if days in _DAYS else 7,
         )
 
     def area_wkt(self) -> str | None:

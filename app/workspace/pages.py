@@ -33,7 +33,7 @@ from app.events import history
 from app.events.models import RejectedEvent, RejectionTally
 from app.feedback.models import Complaint
 from app.parties.models import PARTY_MODELS
-from app.web import client_address, db, settings, unit_of_work
+from app.web import client_address, db, local_target, query_int, query_time, settings, unit_of_work
 from app.workspace import search as finder
 from app.workspace import throttle
 from app.workspace.maps import MapQuery, map_view
@@ -82,11 +82,9 @@ def sign_in():
             log_access(
                 db(), None, "sign_in", "user", user.id, detail=f"{user.role.value} {user.username}"
             )
-            target = request.args.get("next", "")
-            # Only a path of this site: never an open redirect.
-            if not target.startswith("/workspace") or target.startswith("//"):
-                target = url_for("workspace.home")
-            return redirect(target)
+            # Only a path of this site: never an open redirect, never a header break.
+            home = url_for("workspace.home")
+            return redirect(local_target(request.args.get("next", ""), "/workspace", home))
     status = 401 if error else 200
     return render_template("workspace/sign_in.html", error=error), status
 
@@ -205,35 +203,21 @@ def parcel_page(waybill: str):
 # -- the anomaly queue --------------------------------------------------------------------------
 
 
-def _time(name: str, args=None) -> datetime | None:
-    raw = (request.args if args is None else args).get(name, "")
-    if not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValidationError(f"{name}: give a date like 2026-11-22", field=name) from None
-    if moment.tzinfo is None:  # a date from the form: China Standard Time
-        moment = moment.replace(tzinfo=CST)
-    return moment.astimezone(UTC)
-
-
 def _queue_filter(args=None) -> findings.AnomalyFilter:
     """The queue's filter from the query (or, for a bulk decision, the form)."""
     args = request.args if args is None else args
     region = args.get("region_code", "").strip()
     if region and (not region.isdigit() or len(region) not in (2, 4, 6)):
         raise ValidationError("region: 2, 4 or 6 digits of a region code", field="region_code")
-    before = args.get("before", "")
     return findings.AnomalyFilter(
         type=args.get("type") or None,
         status=args.get("status") or None,
         severity=args.get("severity") or None,
         region_code=region or None,
-        since=_time("since", args),
-        until=_time("until", args),
+        since=query_time("since", naive=CST, args=args),
+        until=query_time("until", naive=CST, args=args),
         within_wkt=MapQuery.from_args(args).area_wkt(),
-        before=int(before) if before.isdigit() else None,
+        before=query_int("before", args=args),
     )
 
 
@@ -337,8 +321,7 @@ def _cell(value: str) -> str:
 
 
 def _back(default: str) -> str:
-    target = request.form.get("back", "")
-    return target if target.startswith("/workspace") and not target.startswith("//") else default
+    return local_target(request.form.get("back", ""), "/workspace", default)
 
 
 @bp.post("/anomalies/<id:anomaly_id>/decision")

@@ -1,7 +1,5 @@
 """Bad requests of every kind get one JSON error shape, a 4xx, and write nothing."""
 
-import re
-
 import pytest
 import sqlalchemy as sa
 
@@ -103,20 +101,6 @@ def test_security_headers_are_set(client):
     resp = client.get("/api/v1/openapi.json")
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert resp.headers["X-Frame-Options"] == "DENY"
-
-
-def test_openapi_lists_every_api_route(app, client):
-    """Does the published contract name every /api/v1 route the app serves?"""
-    doc = client.get("/api/v1/openapi.json").get_json()
-    documented = {path for path in doc["paths"]}
-    served = set()
-    for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/api/v1/") and rule.rule != "/api/v1/openapi.json":
-            path = rule.rule.removeprefix("/api/v1")
-            for arg in rule.arguments:
-                path = re.sub(rf"<(\w+:)?{arg}>", f"{{{arg}}}", path)
-            served.add(path)
-    assert served <= documented, served - documented
 
 
 @pytest.mark.parametrize("number", ["0", str(2**31), str(2**63), "99999999999999999999999"])
