@@ -18,7 +18,6 @@ from flask import Blueprint
 
 from app import schemas
 from app.anomalies.api import MAX_PAGE
-from app.epcis import openapi as epcis_openapi
 from app.events.api import MAX_TRACE_PAGE
 from app.web import MAX_ID, settings
 
@@ -609,8 +608,7 @@ def document(max_codes: int = schemas.MAX_CODES, max_labels: int = 100_000) -> d
         "openapi": "3.1.0",
         "info": {"title": "Trace: product traceability and logistics tracking", "version": "1"},
         "servers": [{"url": "/api/v1"}],
-        # /epcis answers in its own standard's problem shape, under its own server
-        "paths": _paths(max_codes, max_labels) | epcis_openapi.paths(),
+        "paths": _paths(max_codes, max_labels),
         "components": {
             "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 from app.accesslog.operations import log_access
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
+from app.epcis import openapi as epcis_openapi
 from app.epcis import query as q
 from app.events.models import Parcel
 from app.parties.models import Merchant
@@ -166,6 +167,12 @@ def _page(viewer: Principal, u: epcis.Uris, filters: q.Filters) -> Response:
 
 
 # -- the endpoints ------------------------------------------------------------------------------
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    """This interface's contract (the EPCIS paths, with the standard's problem answers)."""
+    return epcis_openapi.document()
 
 
 @bp.get("/events")

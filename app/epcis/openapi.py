@@ -58,7 +58,11 @@ QUERY = [
     _query("MATCH_epcClass", "a batch's Digital Link (GTIN + lot), or a GTIN's"),
     _query("EQ_bizLocation", "a party's place URI"),
     _query("EQ_readPoint", "a party's place URI"),
-    _query("eventCountLimit", "at most this many events in all", {"type": "integer", "minimum": 1}),
+    _query(
+        "eventCountLimit",
+        "at most this many events in all",
+        {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    ),
     _query(
         "perPage",
         "events per page (default 30)",
@@ -74,7 +78,6 @@ def _get(summary: str, parameters: list, *, paged: bool, not_found: bool) -> dic
     if not_found:
         responses["404"] = PROBLEM
     return {
-        "servers": [{"url": "/"}],
         "get": {
             "summary": summary,
             "tags": ["EPCIS"],
@@ -104,4 +107,16 @@ def paths() -> dict:
             paged=True,
             not_found=True,
         ),
+    }
+
+
+def document() -> dict:
+    """The EPCIS query interface's own contract (served at /epcis/openapi.json): its errors
+    are the standard's problem documents, not the /api/v1 error shape."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Trace: EPCIS 2.0 query interface", "version": "2.0"},
+        "servers": [{"url": "/"}],
+        "paths": paths(),
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

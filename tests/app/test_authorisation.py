@@ -610,6 +610,12 @@ def test_each_role_gets_what_the_table_says(two_regions, route, role):
 EPCIS = [
     Route(
         "GET",
+        "/epcis/openapi.json",
+        lambda c, w: c.get("/epcis/openapi.json"),
+        expect(200, EVERYONE),
+    ),
+    Route(
+        "GET",
         "/epcis/events",
         lambda c, w: c.get("/epcis/events"),
         expect(200, SIGNED_IN),

@@ -78,6 +78,7 @@ NOT_PERSONAL = {
     "/healthz": "no data",
     "/static/<path:filename>": "files of the app",
     "/api/v1/openapi.json": "the contract",
+    "/epcis/openapi.json": "the EPCIS contract",
     "/epcis/events": "EPCIS events carry no point, consignee or courier (docs/epcis.md)",
     "/epcis/events/<path:event_id>": "as /epcis/events",
     "/epcis/epcs/<path:epc>/events": "as /epcis/events",
