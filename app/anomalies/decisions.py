@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.anomalies.findings import get_anomaly
-from app.credit.models import Anomaly, Appeal, CreditRecord
+from app.anomalies.findings import get_anomaly, reverse_points
+from app.credit.models import Anomaly, Appeal
 from app.credit.operations import acts_for, audit
 from tracecore.access import Principal, Role
 from tracecore.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -43,24 +43,7 @@ def decide(
 
 def _dismiss(session: Session, anomaly: Anomaly) -> None:
     anomaly.status = "dismissed"
-    for record in session.scalars(
-        sa.select(CreditRecord).where(
-            CreditRecord.anomaly_id == anomaly.id, CreditRecord.kind == "anomaly"
-        )
-    ):
-        session.add(
-            CreditRecord(
-                party_type=record.party_type,
-                party_id=record.party_id,
-                kind="reversal",
-                points=-record.points,
-                severity=record.severity,
-                anomaly_id=anomaly.id,
-                reason=f"dismissed: {record.reason}"[:300],
-                effective_at=record.effective_at,
-                created_at=datetime.now(UTC),
-            )
-        )
+    reverse_points(session, anomaly, "dismissed", datetime.now(UTC))
 
 
 def appeal(session: Session, actor: Principal, anomaly_id: int, statement: str) -> Appeal:

@@ -180,10 +180,16 @@ class Account:
 
 
 def _scoring_records(rows: list[tuple[CreditRecord, str | None]]) -> list[credit.Record]:
-    """Records as the score sees them: a dismissed anomaly and its reversal cancel out."""
+    """Records as the score sees them: a dismissed or withdrawn anomaly and its reversal
+    cancel out, and an anomaly counts once, by its latest record (a withdrawn finding found
+    again has a second one)."""
+    latest = {r.anomaly_id: r.id for r, _ in rows if r.kind == "anomaly"}
     out = []
     for record, status in rows:
-        if record.kind == "reversal" or (record.kind == "anomaly" and status == "dismissed"):
+        if record.kind == "reversal" or (
+            record.kind == "anomaly"
+            and (status in ("dismissed", "withdrawn") or latest[record.anomaly_id] != record.id)
+        ):
             continue
         out.append(
             credit.Record(

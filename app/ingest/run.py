@@ -164,7 +164,7 @@ class _Batch:
             self.session.execute(sa.insert(RejectedEvent), self.rejected_rows)
         # Last: it locks the batch's devices until the commit (see track_sequences). An
         # unparked batch's sequence numbers are tracked by the batch that unparked them.
-        commands = [] if self.nested else self._track_sequences()
+        commands = [] if self.nested else self._track_sequences(accepted)
         self.session.flush()
         acks = [[a for a in message if a is not None] for message in self.acks]
         return IngestResult(acks, commands, len(accepted))
@@ -468,9 +468,18 @@ class _Batch:
             replayed,
         )
 
-    # step 8: sequence numbers: record gaps, ask the device to resend
-    def _track_sequences(self) -> list[tuple[str, dict]]:
-        return track_sequences(self.session, self.seen_seqs, self.now)
+    # step 8: sequence numbers: record gaps, ask the device to resend; and how far each
+    # device has synced (last heard from, latest event time delivered), for the sweep
+    def _track_sequences(self, accepted: list[dict]) -> list[tuple[str, dict]]:
+        heard: dict[str, tuple[datetime, datetime]] = {}
+        for row in accepted:
+            device, received, occurred = row["device_id"], row["received_at"], row["occurred_at"]
+            was = heard.get(device)
+            if was is None:
+                heard[device] = (received, occurred)
+            elif received > was[0] or occurred > was[1]:
+                heard[device] = (max(received, was[0]), max(occurred, was[1]))
+        return track_sequences(self.session, self.seen_seqs, self.now, heard)
 
     def _reject(
         self,
