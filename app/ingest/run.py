@@ -146,6 +146,8 @@ class _Batch:
         #: Waybills this batch packed, whose parked events can now be applied.
         self.packed_waybills: set[str] = set()
         self.accepted_rows: list[dict] = []
+        #: This batch's rows and those it unparked: every event stored by this batch.
+        self.stored_rows: list[dict] = []
         #: (device id, codes never issued, event id, place): counterfeit scans for the rules
         self.counterfeits: list[tuple] = []
 
@@ -155,7 +157,7 @@ class _Batch:
         candidates = self._new(candidates)
         candidates = self._resolve_codes(candidates)
         accepted = self.accepted_rows = self._store(candidates)
-        accepted = accepted + self._unpark()
+        accepted = self.stored_rows = accepted + self._unpark()
         if not self.nested:
             replayed = self._replay(accepted, scans=self.limits.rules)
             if self.limits.rules:
@@ -164,7 +166,7 @@ class _Batch:
             self.session.execute(sa.insert(RejectedEvent), self.rejected_rows)
         # Last: it locks the batch's devices until the commit (see track_sequences). An
         # unparked batch's sequence numbers are tracked by the batch that unparked them.
-        commands = [] if self.nested else self._track_sequences(accepted)
+        commands = [] if self.nested else self._track_sequences()
         self.session.flush()
         acks = [[a for a in message if a is not None] for message in self.acks]
         return IngestResult(acks, commands, len(accepted))
@@ -470,9 +472,9 @@ class _Batch:
 
     # step 8: sequence numbers: record gaps, ask the device to resend; and how far each
     # device has synced (last heard from, latest event time delivered), for the sweep
-    def _track_sequences(self, accepted: list[dict]) -> list[tuple[str, dict]]:
+    def _track_sequences(self) -> list[tuple[str, dict]]:
         heard: dict[str, tuple[datetime, datetime]] = {}
-        for row in accepted:
+        for row in self.stored_rows:
             device, received, occurred = row["device_id"], row["received_at"], row["occurred_at"]
             was = heard.get(device)
             if was is None:
