@@ -3,8 +3,16 @@
 Each rule takes the recent facts of one subject (a unit, a parcel, a merchant's orders) and
 returns :class:`Finding` values: type, severity, subject, responsible parties and evidence.
 The ingest path feeds them as each batch is committed; a periodic sweep feeds the rules about
-time passing (stalled and late parcels). Thresholds come from :class:`Thresholds`, whose
-defaults are the service's configuration defaults.
+time passing (stalled and late parcels, silent handhelds). Thresholds come from
+:class:`Thresholds`, whose defaults are the service's configuration defaults.
+
+Two principles run through the rules. A position is a circle, not a point: a device reports
+how accurate its fix is (``accuracy_m``), and a distance the rules judge is the distance
+between the two circles (each radius capped at ``accuracy_cap_m``, so that a device cannot
+excuse anything by claiming a huge radius). And a deadline is judged only on what the
+service can know: a parcel is late or stalled only once the handheld that holds it has
+delivered its events past the deadline (:class:`DeviceSync`); until then it is awaiting
+sync, and a handheld silent for long is a finding of its own for its company.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from tracecore.geo import distance_km, speed_kmh
+from tracecore.sync import DeviceSync, awaiting_sync
 from tracecore.vocabulary import WITH_COURIER, EventType
 
 MINOR, MAJOR, SERIOUS = "minor", "major", "serious"
@@ -42,6 +51,7 @@ ANOMALY_TYPES = (
     "brushing",
     "consumer_complaint",
     "copied_code",
+    "device_silent",
 )
 
 Party = tuple[str, int]  # ("merchant" | "courier" | "logistics_company", id)
@@ -77,6 +87,11 @@ class Thresholds:
     copied_code_districts: int = 3
     #: copied_code: a network's shared places count for at most this many codes a day.
     copied_code_places_per_day: int = 10
+    #: A fix's reported accuracy radius counts up to this many metres: beyond it, the rules
+    #: trust the fix no less (a claimed 50 km radius does not excuse a remote signature).
+    accuracy_cap_m: float = 1000.0
+    #: device_silent: a handheld holding parcels and not heard from for this long.
+    device_silent_hours: float = 24.0
 
 
 #: The default ``data`` of a scan: empty and read-only (one object shared by every scan).
@@ -99,10 +114,16 @@ class Scan(NamedTuple):
     #: Why the lifecycle refused it (None: lawful).
     violation: str | None = None
     data: Mapping[str, Any] = NO_DATA
+    #: The radius of the fix, as the device reported it (None: not reported, taken as 0).
+    accuracy_m: float | None = None
 
     @property
     def located(self) -> bool:
         return self.lat is not None and self.lon is not None
+
+    def radius_km(self, t: Thresholds) -> float:
+        """How far the true place may be from (lat, lon): the reported radius, capped."""
+        return min(self.accuracy_m or 0.0, t.accuracy_cap_m) / 1000
 
 
 @dataclass(frozen=True)
@@ -125,6 +146,11 @@ class Finding:
 
 def _km(a: Scan, b: Scan) -> float:
     return distance_km(a.lat, a.lon, b.lat, b.lon)
+
+
+def _apart_km(a: Scan, b: Scan, t: Thresholds) -> float:
+    """The least distance the two fixes allow: between their circles (0 if they overlap)."""
+    return max(0.0, _km(a, b) - a.radius_km(t) - b.radius_km(t))
 
 
 def _ordered(scans: list[Scan]) -> list[Scan]:
@@ -170,11 +196,12 @@ def duplicate_sale(serial: str, scans: list[Scan]) -> list[Finding]:
 
 
 def impossible_travel(subject: Subject, scans: list[Scan], t: Thresholds) -> list[Finding]:
-    """Two consecutive scans whose implied speed is beyond any plausible transport."""
+    """Two consecutive scans whose implied speed is beyond any plausible transport, over
+    the least distance their accuracy radii allow."""
     located = [s for s in _ordered(scans) if s.located]
     out = []
     for a, b in pairwise(located):
-        km = _km(a, b)
+        km = _apart_km(a, b, t) if (a.accuracy_m or b.accuracy_m) else _km(a, b)
         kmh = speed_kmh(km, a.time, b.time)
         if kmh > t.max_speed_kmh and km > 1.0:
             out.append(
@@ -196,7 +223,8 @@ def impossible_travel(subject: Subject, scans: list[Scan], t: Thresholds) -> lis
 
 def empty_parcel(waybill: str, merchant_id: int, scans: list[Scan], t: Thresholds) -> list[Finding]:
     """A parcel signed with no pickup scan, or with no transit scan between a distant pickup
-    and the signature, or signed faster than a vehicle could carry it (空包裹代发)."""
+    and the signature, or signed faster than a vehicle could carry it (空包裹代发). Distances
+    are the least the two fixes' accuracy radii allow."""
     lawful = [s for s in _ordered(scans) if not s.violation]
     # A signature with no pickup is also a lifecycle violation; it still counts here.
     signed = next((s for s in _ordered(scans) if s.type == EventType.SIGNED), None)
@@ -218,7 +246,7 @@ def empty_parcel(waybill: str, merchant_id: int, scans: list[Scan], t: Threshold
     pickup = min(pickups, key=lambda s: s.time)
     if not (pickup.located and signed.located):
         return []
-    km = _km(pickup, signed)
+    km = _apart_km(pickup, signed, t)
     between = [s for s in lawful if pickup.time < s.time < signed.time and s.type in _UNDER_WAY]
     kmh = speed_kmh(km, pickup.time, signed.time)
     evidence = {
@@ -251,22 +279,20 @@ def empty_parcel(waybill: str, merchant_id: int, scans: list[Scan], t: Threshold
 def remote_sign(
     waybill: str, scans: list[Scan], consignee: tuple[float, float], t: Thresholds
 ) -> list[Finding]:
-    """Signed (or reported delivered) farther than allowed from the consignee point (异地签收)."""
+    """Signed (or reported delivered) farther than allowed from the consignee point (异地签收):
+    farther than ``remote_sign_km`` beyond the fix's accuracy radius. A signature whose
+    radius covers the consignee point is no proof of a remote signature."""
     out = []
     for s in scans:
         if s.type != EventType.SIGNED or not s.located or s.violation:
             continue
         km = distance_km(s.lat, s.lon, *consignee)
-        if km > t.remote_sign_km:
-            out.append(
-                Finding(
-                    "remote_sign",
-                    MAJOR,
-                    ("waybill", waybill),
-                    (s.party,),
-                    {"event_ids": [s.event_id], "km": round(km, 2)},
-                )
-            )
+        beyond = km - s.radius_km(t)
+        if beyond > t.remote_sign_km:
+            evidence = {"event_ids": [s.event_id], "km": round(km, 2)}
+            if s.accuracy_m:
+                evidence |= {"accuracy_m": s.accuracy_m, "km_beyond_accuracy": round(beyond, 2)}
+            out.append(Finding("remote_sign", MAJOR, ("waybill", waybill), (s.party,), evidence))
     return out
 
 
@@ -333,14 +359,70 @@ def recalled_sale(
     return out
 
 
-def stalled_parcel(
-    waybill: str, company_id: int, state: str, last_scan: datetime, now: datetime, t: Thresholds
+# -- time passing: stalled and late parcels, silent handhelds --------------------------------
+
+
+def stall_held(times: list[datetime], at: datetime, t: Thresholds) -> bool:
+    """Whether a parcel scanned at ``times`` (from its pickup on) sat unscanned for longer
+    than ``stalled_hours`` at some point up to ``at``: the stall found at ``at`` still holds."""
+    known = sorted(x for x in times if x <= at)
+    if not known:
+        return True
+    limit = timedelta(hours=t.stalled_hours)
+    return at - known[-1] > limit or any(b - a > limit for a, b in pairwise(known))
+
+
+def device_silent(
+    device: DeviceSync,
+    company_id: int,
+    courier_id: int,
+    waybills: list[str],
+    now: datetime,
+    t: Thresholds,
 ) -> list[Finding]:
-    """No scan for too long while the courier has it."""
+    """A handheld holding parcels and silent for long: one finding for its company per
+    silent spell (the subject names the device and when it was last heard), instead of an
+    accusation per parcel it holds."""
+    if not waybills or not device.silent(now, t.device_silent_hours):
+        return []
+    heard = device.last_heard_at
+    return [
+        Finding(
+            "device_silent",
+            MINOR,
+            ("device", f"{device.device_id}@{heard.strftime('%Y%m%dT%H%M%SZ')}"),
+            (("logistics_company", company_id),),
+            {
+                "device_id": device.device_id,
+                "courier_id": courier_id,
+                "last_heard_at": heard.isoformat(),
+                "synced_through": device.synced_through.isoformat()
+                if device.synced_through
+                else None,
+                "parcels": len(waybills),
+                "waybills": sorted(waybills)[:20],
+            },
+        )
+    ]
+
+
+def stalled_parcel(
+    waybill: str,
+    company_id: int,
+    state: str,
+    last_scan: datetime,
+    now: datetime,
+    t: Thresholds,
+    holders: tuple[DeviceSync, ...] = (),
+) -> list[Finding]:
+    """No scan for too long while the courier has it, and the handheld holding it has
+    delivered its events past that point (else: awaiting sync, no finding)."""
     if state not in WITH_COURIER:
         return []
     idle = now - last_scan
     if idle <= timedelta(hours=t.stalled_hours):
+        return []
+    if awaiting_sync(last_scan + timedelta(hours=t.stalled_hours), holders):
         return []
     return [
         Finding(
@@ -362,13 +444,15 @@ def late_delivery(
     promised_by: datetime | None,
     signed_at: datetime | None,
     now: datetime,
+    holders: tuple[DeviceSync, ...] = (),
 ) -> list[Finding]:
-    """Not signed by the promised time (signed late, or still not signed once it passed)."""
+    """Not signed by the promised time (signed late, or still not signed once it passed and
+    every handheld that may hold it has delivered its events past it)."""
     if promised_by is None:
         return []
     if signed_at is not None and signed_at <= promised_by:
         return []
-    if signed_at is None and now <= promised_by:
+    if signed_at is None and (now <= promised_by or awaiting_sync(promised_by, holders)):
         return []
     return [
         Finding(

@@ -43,9 +43,13 @@ def anomaly_json(a: Anomaly) -> dict:
         "severity": a.severity,
         "status": a.status,
         "subject": {
-            {"code": "code", "waybill": "waybill", "batch": "batch_id", "merchant": "merchant_id"}[
-                a.subject_type
-            ]: a.subject
+            {
+                "code": "code",
+                "waybill": "waybill",
+                "batch": "batch_id",
+                "merchant": "merchant_id",
+                "device": "device_spell",
+            }[a.subject_type]: a.subject
         },
         "party": {"type": a.party_type, "id": a.party_id},
         "region_code": a.region_code,
@@ -53,6 +57,10 @@ def anomaly_json(a: Anomaly) -> dict:
         "detected_at": rfc3339(a.detected_at),
         "decided_at": rfc3339(a.decided_at),
         "final_at": rfc3339(a.final_at),
+        # Withdrawn automatically when later evidence cleared it: why, and by which events.
+        "withdrawal": a.withdrawal and a.withdrawal | {"at": rfc3339(a.withdrawn_at)},
+        # A confirmed finding that later evidence contradicts, for a regulator to review.
+        "review_flag": a.review_flag and a.review_flag | {"at": rfc3339(a.flagged_at)},
     }
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.anomalies.findings import AnomalyFilter, filtered, get_anomaly
+from app.anomalies.findings import AnomalyFilter, filtered, get_anomaly, reverse_points
 from app.authz import acts_for
 from app.credit.models import Anomaly, Appeal, CreditRecord
 from app.credit.operations import audit, get_party, sync_lists
@@ -81,18 +81,11 @@ def _apply(
 
 
 def _dismiss(session: Session, anomalies: list[Anomaly], now: datetime) -> None:
-    """Dismiss these anomalies: each credit record of theirs is reversed by an appended one."""
-    by_id = {a.id: a for a in anomalies}
+    """Dismiss these anomalies: what each one's credit records still add up to is taken back
+    by an appended reversal (a finding withdrawn and reopened has several records)."""
     for a in anomalies:
         a.status = "dismissed"
-    ids = list(by_id)
-    for chunk in (ids[i : i + 900] for i in range(0, len(ids), 900)):
-        for record in session.scalars(
-            sa.select(CreditRecord).where(
-                CreditRecord.anomaly_id.in_(chunk), CreditRecord.kind == "anomaly"
-            )
-        ):
-            session.add(_reversal(record, f"dismissed: {record.reason}", now))
+        reverse_points(session, a, "dismissed", now)
 
 
 def _reversal(record: CreditRecord, reason: str, now: datetime) -> CreditRecord:

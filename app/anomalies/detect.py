@@ -2,18 +2,23 @@
 
 The batch runner reads only the recent state of what the batch touched (its units, their
 parcels, the couriers who scanned, the merchants who packed), in a handful of queries per
-batch, never a scan of history. The sweep covers the rules about time passing.
+batch, never a scan of history. The rules on one subject (a unit, a parcel) judge its
+whole recent trace each time a batch touches it, so a later event (out of order, resent
+after a gap, parked and then applied) may equally raise a finding or clear one: what the
+rules no longer find is withdrawn (:func:`app.anomalies.findings.reconsider`). The sweep
+covers the rules about time passing (:mod:`app.anomalies.deadlines`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.anomalies.findings import record_findings
+from app.anomalies.deadlines import sweep
+from app.anomalies.findings import reconsider, record_findings
 from app.catalog.models import Batch
 from app.codes.models import TraceCode
 from app.db import among, lat_lon_of
@@ -25,12 +30,25 @@ from tracecore import anomalies as rules
 from tracecore.anomalies import NO_DATA, Finding, Order, Scan, Thresholds
 from tracecore.credit import Policy
 from tracecore.lifecycle import NOT_ENTRUSTED
-from tracecore.vocabulary import WITH_COURIER, EventType
+from tracecore.vocabulary import EventType
+
+__all__ = ["SUBJECT_RULES", "after_ingest", "sweep"]
 
 #: The events that tell brushing: orders packed, and parcels signed for.
 _ORDER_EVENTS = (EventType.PACKED, EventType.SIGNED)
 #: Every column of an event a rule reads (by name): a replayed event's, and its data.
 SCAN_COLUMNS = (*EVENT_COLUMNS, Event.data)
+#: The rules judged on one unit or parcel at a time: judged again whenever a batch touches
+#: the subject, and their findings withdrawn when they no longer hold.
+SUBJECT_RULES = (
+    "lifecycle_violation",
+    "duplicate_sale",
+    "impossible_travel",
+    "expired_sale",
+    "recalled_sale",
+    "empty_parcel",
+    "remote_sign",
+)
 
 
 def _scans(session: Session, condition) -> list:
@@ -47,6 +65,7 @@ def _scan(row, violation: str | None, data: dict | None = None) -> Scan:
         row.lon,
         violation,
         data or NO_DATA,
+        row.accuracy_m,
     )
 
 
@@ -62,10 +81,14 @@ def after_ingest(
     """Run the rules on what one ingest batch touched (``accepted``: its event rows, with
     ``event_id``, ``type``, ``serial``, ``waybill`` and ``party_type``); returns the number
     of new anomalies. ``replayed``: what the batch's lifecycle replay read (with scans) of
-    the same units and parcels, so as not to read it twice."""
+    the same units and parcels, so as not to read it twice. The findings on the units and
+    parcels judged that the rules no longer find are withdrawn (or, decided, flagged)."""
     findings: list[Finding] = []
+    judged: dict[tuple[str, str], list[str]] = {}
+    holding: list[Finding] = []
     if accepted:
-        findings += _subject_rules(session, accepted, thresholds, replayed)
+        holding, judged = _subject_rules(session, accepted, thresholds, replayed)
+        findings += holding
         findings += _out_of_area(
             session, [r["event_id"] for r in accepted if r["party_type"] == "courier"]
         )
@@ -75,12 +98,16 @@ def after_ingest(
             thresholds,
         )
     findings += _counterfeits(session, counterfeits)
-    return len(record_findings(session, findings, policy, now))
+    new = len(record_findings(session, findings, policy, now))
+    reconsider(session, judged, SUBJECT_RULES, holding, now)
+    return new
 
 
 def _subject_rules(
     session: Session, accepted: list[dict], t: Thresholds, replayed: Replayed | None
-) -> list[Finding]:
+) -> tuple[list[Finding], dict[tuple[str, str], list[str]]]:
+    """The findings of the rules on every unit and parcel the batch touched, and those
+    subjects, (subject type, subject) -> the batch's events that touched them."""
     waybills = {r["waybill"] for r in accepted if r["waybill"]}
     read: list[tuple[ReplayedEvent, str | None]]
     if replayed is not None:
@@ -121,7 +148,15 @@ def _subject_rules(
     # A scan per event of every unit and parcel the batch touched: the hot loop of the rules.
     for e, violation in read:
         scan = Scan(
-            e.event_id, e.type, e.occurred_at, (e.party_type, e.party_id), e.lat, e.lon, violation
+            e.event_id,
+            e.type,
+            e.occurred_at,
+            (e.party_type, e.party_id),
+            e.lat,
+            e.lon,
+            violation,
+            NO_DATA,
+            e.accuracy_m,
         )
         if e.waybill:
             by_waybill[e.waybill].append(scan)
@@ -184,7 +219,26 @@ def _subject_rules(
         findings += rules.impossible_travel(("waybill", waybill), scans, t)
         findings += rules.empty_parcel(waybill, merchant_id, scans, t)
         findings += rules.remote_sign(waybill, scans, consignee, t)
-    return findings
+    return findings, _judged(accepted, serials, by_waybill.keys() & parcels.keys(), items)
+
+
+def _judged(
+    accepted: list[dict], serials: set[str], waybills: set[str], items
+) -> dict[tuple[str, str], list[str]]:
+    """(subject type, subject) -> ids of the batch's events on it: for a unit its own and
+    its parcels', for a parcel its own and its units'."""
+    own: dict[str, list[str]] = defaultdict(list)
+    for r in accepted:
+        own[r["waybill"] or r["serial"]].append(r["event_id"])
+    related: dict[str, set[str]] = defaultdict(set)
+    for waybill, serial in items:
+        related[serial].add(waybill)
+        related[waybill].add(serial)
+    return {
+        (kind, key): own.get(key, []) + [e for other in related.get(key, ()) for e in own[other]]
+        for kind, keys in (("code", serials), ("waybill", waybills))
+        for key in keys
+    }
 
 
 def _out_of_area(session: Session, event_ids: list[str]) -> list[Finding]:
@@ -273,40 +327,3 @@ def _counterfeits(session: Session, counterfeits: list[tuple]) -> list[Finding]:
         if device in owners
         for code in codes
     ]
-
-
-def sweep(
-    session: Session, thresholds: Thresholds, policy: Policy, now: datetime | None = None
-) -> int:
-    """The rules about time passing: stalled and late parcels. Returns new anomalies."""
-    now = now or datetime.now(UTC)
-    last_scan = (
-        sa.select(Event.waybill, sa.func.max(Event.occurred_at).label("last"))
-        .group_by(Event.waybill)
-        .subquery()
-    )
-    signed_at = (
-        sa.select(Event.waybill, sa.func.min(Event.occurred_at).label("at"))
-        .where(Event.type == EventType.SIGNED, Event.violation.is_(None))
-        .group_by(Event.waybill)
-        .subquery()
-    )
-    findings: list[Finding] = []
-    stale = now - timedelta(hours=thresholds.stalled_hours)
-    for waybill, company, state, last in session.execute(
-        sa.select(Parcel.waybill, Parcel.logistics_company_id, Parcel.state, last_scan.c.last)
-        .join(last_scan, last_scan.c.waybill == Parcel.waybill)
-        .where(Parcel.state.in_(sorted(WITH_COURIER)), last_scan.c.last < stale)
-    ):
-        findings += rules.stalled_parcel(waybill, company, state, last, now, thresholds)
-    for waybill, company, promised, signed in session.execute(
-        sa.select(Parcel.waybill, Parcel.logistics_company_id, Parcel.promised_by, signed_at.c.at)
-        .outerjoin(signed_at, signed_at.c.waybill == Parcel.waybill)
-        .where(
-            Parcel.promised_by.is_not(None),
-            Parcel.promised_by < now,
-            sa.or_(signed_at.c.at.is_(None), signed_at.c.at > Parcel.promised_by),
-        )
-    ):
-        findings += rules.late_delivery(waybill, company, promised, signed, now)
-    return len(record_findings(session, findings, policy, now))

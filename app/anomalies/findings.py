@@ -2,7 +2,14 @@
 
 A finding (from :mod:`tracecore.anomalies`, run by :mod:`app.anomalies.detect` or filed by a
 complaint) becomes an open anomaly against each party responsible, with its provisional
-credit record; the same finding found again is left as it is.
+credit record; the same finding found again is left as it is (its evidence brought up to
+date while open).
+
+Findings follow the evidence: when the rules judge a subject again and no longer find what
+an anomaly says, :func:`withdraw` withdraws it (open), with the reason and the events that
+cleared it, its points taken back by an appended reversal and an audit entry by the system;
+a decided (confirmed) anomaly is never undone by the machine but flagged for review. A
+withdrawn finding that the rules find again is reopened.
 """
 
 from __future__ import annotations
@@ -14,8 +21,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.credit.models import Anomaly, CreditRecord
-from app.db import lat_lon_of, point
+from app.credit.models import Anomaly, AuditEntry, CreditRecord
+from app.db import among, lat_lon_of, point
 from app.events.models import Event
 from app.parties.models import PARTY_MODELS, Courier
 from tracecore import credit
@@ -28,16 +35,14 @@ def record_findings(
     session: Session, findings: list[Finding], policy: credit.Policy, now: datetime
 ) -> list[Anomaly]:
     """Store new findings as open anomalies, one per rule, subject and party, each with its
-    provisional credit record; findings already on file are left as they are."""
-    wanted: dict[tuple, Finding] = {}
-    for f in findings:
-        for party in f.parties:
-            wanted.setdefault((f.type, f.subject[0], str(f.subject[1]), *party), f)
+    provisional credit record; findings already on file are left as they are, but a
+    withdrawn one found again is reopened (and counted as new)."""
+    wanted = _by_key(findings)
     if not wanted:
         return []
     subjects = {k[2] for k in wanted}
     existing = {
-        tuple(row)
+        tuple(row[:5]): (row.id, row.status)
         for row in session.execute(
             sa.select(
                 Anomaly.type,
@@ -45,12 +50,21 @@ def record_findings(
                 Anomaly.subject,
                 Anomaly.party_type,
                 Anomaly.party_id,
+                Anomaly.id,
+                Anomaly.status,
             ).where(Anomaly.subject.in_(subjects))
         )
     }
     new = {k: f for k, f in wanted.items() if k not in existing}
+    reopened = [
+        _reopen(session, session.get(Anomaly, existing[k][0]), f, now)
+        for k, f in sorted(wanted.items())
+        if existing.get(k, (None, None))[1] == "withdrawn"
+    ]
     if not new:
-        return []
+        if reopened:
+            _add_records(session, reopened, policy, now)
+        return reopened
     regions = _regions(session, {(k[3], k[4]) for k in new})
     places = _places(session, {f.evidence.get("event_ids", [None])[-1] for f in new.values()})
     anomalies = []
@@ -71,6 +85,23 @@ def record_findings(
         session.add(anomaly)
         anomalies.append(anomaly)
     session.flush()
+    _add_records(session, anomalies + reopened, policy, now)
+    return anomalies + reopened
+
+
+def _by_key(findings: list[Finding]) -> dict[tuple, Finding]:
+    """Findings by anomaly key: (type, subject type, subject, party type, party id)."""
+    wanted: dict[tuple, Finding] = {}
+    for f in findings:
+        for party in f.parties:
+            wanted.setdefault((f.type, f.subject[0], str(f.subject[1]), *party), f)
+    return wanted
+
+
+def _add_records(
+    session: Session, anomalies: list[Anomaly], policy: credit.Policy, now: datetime
+) -> None:
+    """Each anomaly's provisional credit record."""
     session.add_all(
         [
             CreditRecord(
@@ -88,7 +119,128 @@ def record_findings(
         ]
     )
     session.flush()
-    return anomalies
+
+
+def _reopen(session: Session, anomaly: Anomaly, f: Finding, now: datetime) -> Anomaly:
+    """A withdrawn finding that the rules find again: open once more, on the new evidence."""
+    _system_audit(
+        session,
+        "anomaly.reopen",
+        anomaly.id,
+        "found again on later evidence; withdrawn before: "
+        + str((anomaly.withdrawal or {}).get("reason", "")),
+        now,
+    )
+    anomaly.status = "open"
+    anomaly.withdrawn_at = None
+    anomaly.withdrawal = None
+    anomaly.evidence = f.evidence
+    anomaly.detected_at = now
+    return anomaly
+
+
+# -- findings the evidence no longer supports ----------------------------------------------
+
+
+def reconsider(
+    session: Session,
+    judged: dict[tuple[str, str], list[str]],
+    types: tuple[str, ...],
+    holding: list[Finding],
+    now: datetime,
+) -> int:
+    """The rules of ``types`` judged these subjects again ((subject type, subject) -> ids
+    of the events that made them do so) and found ``holding``: withdraw (or flag) every
+    open (or confirmed) anomaly of those types on those subjects that is not among them,
+    and bring the evidence of open ones that still hold up to date. Returns how many were
+    withdrawn or flagged."""
+    if not judged:
+        return 0
+    holds = _by_key(holding)
+    rows = session.scalars(
+        sa.select(Anomaly).where(
+            among(session, Anomaly.subject, {subject for _, subject in judged}),
+            Anomaly.type.in_(types),
+            Anomaly.status.in_(("open", "confirmed")),
+        )
+    ).all()
+    changed = 0
+    for a in rows:
+        events = judged.get((a.subject_type, a.subject))
+        if events is None:
+            continue
+        f = holds.get((a.type, a.subject_type, a.subject, a.party_type, a.party_id))
+        if f is None:
+            reason = f"judged again on later events: the {a.type} rule no longer finds it"
+            changed += withdraw(session, a, reason, events, now)
+        elif a.status == "open" and a.evidence != f.evidence:
+            a.evidence = f.evidence
+    session.flush()
+    return changed
+
+
+def withdraw(
+    session: Session, anomaly: Anomaly, reason: str, event_ids: list[str], now: datetime
+) -> bool:
+    """The evidence no longer supports ``anomaly``: an open one is withdrawn (its points
+    taken back by an appended reversal, an audit entry by the system); a confirmed one is
+    flagged for a regulator's review instead (once); a dismissed or withdrawn one is left.
+    Returns whether anything changed."""
+    cleared = {"reason": reason[:300], "event_ids": list(dict.fromkeys(event_ids))[:20]}
+    if anomaly.status == "open":
+        anomaly.status = "withdrawn"
+        anomaly.withdrawn_at = now
+        anomaly.withdrawal = cleared
+        reverse_points(session, anomaly, "withdrawn", now)
+        _system_audit(session, "anomaly.withdraw", anomaly.id, reason, now)
+        return True
+    if anomaly.status == "confirmed" and anomaly.review_flag is None:
+        anomaly.flagged_at = now
+        anomaly.review_flag = cleared
+        _system_audit(session, "anomaly.flag", anomaly.id, reason, now)
+        return True
+    return False
+
+
+def reverse_points(session: Session, anomaly: Anomaly, why: str, now: datetime) -> None:
+    """Take an anomaly's points back with an appended reversal (records are append-only):
+    whatever its records still add up to, dated as its latest record."""
+    records = session.scalars(
+        sa.select(CreditRecord)
+        .where(CreditRecord.anomaly_id == anomaly.id)
+        .order_by(CreditRecord.id)
+    ).all()
+    latest = next((r for r in reversed(records) if r.kind == "anomaly"), None)
+    net = sum(r.points for r in records if r.kind in ("anomaly", "reversal"))
+    if latest is None or net == 0:
+        return
+    session.add(
+        CreditRecord(
+            party_type=latest.party_type,
+            party_id=latest.party_id,
+            kind="reversal",
+            points=-net,
+            severity=latest.severity,
+            anomaly_id=anomaly.id,
+            reason=f"{why}: {latest.reason}"[:300],
+            effective_at=latest.effective_at,
+            created_at=now,
+        )
+    )
+
+
+def _system_audit(session: Session, action: str, anomaly_id: int, reason: str, now) -> None:
+    """An audit entry by the service itself (actor role ``system``)."""
+    session.add(
+        AuditEntry(
+            actor_role="system",
+            action=action,
+            target_type="anomaly",
+            target_id=str(anomaly_id),
+            reason=reason[:1000],
+            at=now,
+        )
+    )
 
 
 def _place(f: Finding, places: dict) -> tuple[float | None, float | None]:

@@ -169,7 +169,7 @@ def copied_code_rule(session: Session, unit: Unit, config: Config, now: datetime
 _OPEN_ANOMALIES = sa.select(Anomaly.type, Anomaly.evidence).where(
     Anomaly.subject_type == "code",
     Anomaly.subject == sa.bindparam("serial"),
-    Anomaly.status != "dismissed",
+    Anomaly.status.not_in(("dismissed", "withdrawn")),
 )
 
 

@@ -214,7 +214,7 @@ def scan_in_one(
     )
     summary = CheckSummary(checks, clients, district_count, first_at)
     anomalies = anomalies or ()
-    found = tuple((t, e) for t, e, status in anomalies if status != "dismissed")
+    found = tuple((t, e) for t, e, status in anomalies if status not in ("dismissed", "withdrawn"))
     on_file = next((e for t, e, _ in anomalies if t == "copied_code"), None)
     if on_file is not None:
         # The copied code is on file, dismissed or not: the rule would write nothing, and the

@@ -92,7 +92,7 @@ class Anomaly(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     type: Mapped[str] = mapped_column(sa.String(32), index=True)
     severity: Mapped[str] = mapped_column(sa.String(8))
-    #: open | confirmed | dismissed
+    #: open | confirmed | dismissed | withdrawn (the evidence no longer holds: automatic)
     status: Mapped[str] = mapped_column(sa.String(12), default="open")
     #: code | waybill | batch | merchant
     subject_type: Mapped[str] = mapped_column(sa.String(12))
@@ -109,6 +109,15 @@ class Anomaly(Base):
     #: For a confirmed anomaly: the end of the party's response period, from which its
     #: credit record counts publicly (an appeal filed before then holds it until decided).
     final_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When later evidence cleared an open finding (status ``withdrawn``).
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Why: {"reason": text, "event_ids": the events that cleared it}.
+    withdrawal: Mapped[dict | None] = mapped_column(sa.JSON)
+    #: When later evidence contradicted a confirmed finding: flagged for a regulator's
+    #: review, never undone by the machine.
+    flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: {"reason": text, "event_ids": the contradicting events}.
+    review_flag: Mapped[dict | None] = mapped_column(sa.JSON)
 
 
 class Appeal(Base):

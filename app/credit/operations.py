@@ -262,13 +262,22 @@ def _account(
     final date) and the appeals of its anomalies (``("anomaly", id)``) and sanctions
     (``("record", id)``)."""
     views, scored, pending, open_severities = [], [], [], []
+    # An anomaly counts once, by its latest record: a withdrawn finding found again has a
+    # second one (the first is cancelled by the withdrawal's reversal).
+    latest = {r.anomaly_id: r.id for r, *_ in rows if r.kind == "anomaly"}
     for record, status, decided_at, final_at in rows:
         held_by = appeals.get(
             ("anomaly", record.anomaly_id) if record.kind == "anomaly" else ("record", record.id),
             [],
         )
         upheld = any(a.status == "upheld" for a in held_by)
-        if record.kind == "reversal" or status == "dismissed" or upheld:
+        superseded = record.kind == "anomaly" and latest[record.anomaly_id] != record.id
+        if (
+            record.kind == "reversal"
+            or status in ("dismissed", "withdrawn")
+            or upheld
+            or superseded
+        ):
             views.append(_view(record, None, "void"))
             continue
         if record.kind == "anomaly" and status != "confirmed":

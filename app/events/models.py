@@ -45,6 +45,12 @@ class Device(Base):
     max_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When the service last received a signed event from it (its clock or ours: ours).
+    last_heard_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The latest event time (its own clock) it has delivered: what it recorded up to then
+    #: has reached the service, gaps in its sequence numbers aside. The time-based rules
+    #: judge a deadline only once the device holding the parcel has synced past it.
+    synced_through: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Parcel(Base):

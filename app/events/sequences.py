@@ -18,11 +18,16 @@ from app.events.models import Device, SequenceGap
 
 
 def track_sequences(
-    session: Session, seen_seqs: dict[str, list[int]], now: datetime
+    session: Session,
+    seen_seqs: dict[str, list[int]],
+    now: datetime,
+    heard: dict[str, tuple[datetime, datetime]] | None = None,
 ) -> list[tuple[str, dict]]:
     """Record the gaps in these devices' numbers (device id -> numbers that passed the
     signature check), fill those now received, and return the resend commands to publish,
-    (device id, command)."""
+    (device id, command). ``heard``: device id -> (latest received time, latest event
+    time) of the events stored from it, to move its ``last_heard_at`` and
+    ``synced_through`` on (never back)."""
     if not seen_seqs:
         return []
     # One writer per device at a time, from here to the commit: the batch's last step,
@@ -33,14 +38,15 @@ def track_sequences(
     # the same devices, and two workers would deadlock. Core, not the ORM: two columns
     # of a few dozen devices, read and written once per batch. (SQLite ignores the lock.)
     db = session.connection()
-    max_seqs: dict[str, int] = dict(
-        db.execute(
-            sa.select(Device.id, Device.max_seq)
-            .where(among(session, Device.id, seen_seqs))
-            .order_by(Device.id)
-            .with_for_update(key_share=True)
-        ).all()
-    )
+    locked = db.execute(
+        sa.select(Device.id, Device.max_seq, Device.last_heard_at, Device.synced_through)
+        .where(among(session, Device.id, seen_seqs))
+        .order_by(Device.id)
+        .with_for_update(key_share=True)
+    ).all()
+    max_seqs: dict[str, int] = {row.id: row.max_seq for row in locked}
+    if heard:
+        writers.set_heard(session, _moved_on(locked, heard))
     #: Only read if some number is not past the device's highest (a resend, a
     #: redelivery, another worker's batch): most batches have none to fill.
     gaps: dict[str, list[SequenceGap]] | None = None
@@ -78,6 +84,22 @@ def track_sequences(
     writers.set_max_seqs(session, raised)
     session.flush()
     return commands
+
+
+def _moved_on(locked: list, heard: dict[str, tuple[datetime, datetime]]) -> dict[str, tuple]:
+    """The devices whose last-heard or synced-through time moves on, with both new values."""
+    out = {}
+    for row in locked:
+        if row.id not in heard:
+            continue
+        received, synced = heard[row.id]
+        new = (
+            max(received, row.last_heard_at or received),
+            max(synced, row.synced_through or synced),
+        )
+        if new != (row.last_heard_at, row.synced_through):
+            out[row.id] = new
+    return out
 
 
 def _open_gaps(session: Session, devices: dict[str, list[int]]) -> dict[str, list[SequenceGap]]:

@@ -234,6 +234,8 @@ class ReplayedEvent(NamedTuple):
     party_id: int | None = None
     lat: float | None = None
     lon: float | None = None
+    #: The fix's reported accuracy radius in metres.
+    accuracy_m: float | None = None
 
 
 #: Where each field of :class:`ReplayedEvent` is read from.
@@ -249,6 +251,7 @@ _COLUMN_OF = {
     "party_id": Event.party_id,
     "lat": lat_lon_of(Event.location)[0],
     "lon": lat_lon_of(Event.location)[1],
+    "accuracy_m": Event.accuracy_m,
 }
 #: Every field of a :class:`ReplayedEvent`, as selected columns (built from the field names,
 #: so the two cannot disagree). Other queries of the rules select these and more by name.

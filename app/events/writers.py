@@ -224,6 +224,39 @@ def set_max_seqs(session: Session, max_seqs: dict[str, int]) -> None:
             set_committed_value(device, "max_seq", max_seq)
 
 
+_UPDATE_HEARD = sa.text(
+    "UPDATE devices SET last_heard_at = v.heard, synced_through = v.synced "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:heard AS timestamptz[]), "
+    "CAST(:synced AS timestamptz[])) AS v(id, heard, synced) "
+    "WHERE devices.id = v.id"
+)
+
+
+def set_heard(session: Session, heard: dict[str, tuple]) -> None:
+    """Store when devices were last heard from and how far they have synced, device id ->
+    (last_heard_at, synced_through), in id order (the rows are locked)."""
+    if not heard:
+        return
+    ordered = sorted(heard.items())
+    if is_postgresql(session):
+        session.execute(
+            _UPDATE_HEARD,
+            {
+                "ids": Keys(k for k, _ in ordered),
+                "heard": [v[0] for _, v in ordered],
+                "synced": [v[1] for _, v in ordered],
+            },
+        )
+        return
+    table = Device.__table__
+    session.connection().execute(
+        table.update()
+        .where(table.c.id == sa.bindparam("b_id"))
+        .values(last_heard_at=sa.bindparam("b_heard"), synced_through=sa.bindparam("b_synced")),
+        [{"b_id": k, "b_heard": h, "b_synced": s} for k, (h, s) in ordered],
+    )
+
+
 # -- row locks ------------------------------------------------------------------------------
 
 _LOCK = {

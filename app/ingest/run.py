@@ -156,6 +156,8 @@ class _Batch:
         #: Waybills this batch packed, whose parked events can now be applied.
         self.packed_waybills: set[str] = set()
         self.accepted_rows: list[dict] = []
+        #: This batch's rows and those it unparked: every event stored by this batch.
+        self.stored_rows: list[dict] = []
         #: (device id, codes never issued, event id, place): counterfeit scans for the rules
         self.counterfeits: list[tuple] = []
 
@@ -165,7 +167,7 @@ class _Batch:
         candidates = self._new(candidates)
         candidates = self._resolve_codes(candidates)
         accepted = self.accepted_rows = self._store(candidates)
-        accepted = accepted + self._unpark()
+        accepted = self.stored_rows = accepted + self._unpark()
         if not self.nested:
             replayed = self._replay(accepted, scans=self.limits.rules)
             if self.limits.rules:
@@ -480,9 +482,18 @@ class _Batch:
             replayed,
         )
 
-    # step 8: sequence numbers: record gaps, ask the device to resend
+    # step 8: sequence numbers: record gaps, ask the device to resend; and how far each
+    # device has synced (last heard from, latest event time delivered), for the sweep
     def _track_sequences(self) -> list[tuple[str, dict]]:
-        return track_sequences(self.session, self.seen_seqs, self.now)
+        heard: dict[str, tuple[datetime, datetime]] = {}
+        for row in self.stored_rows:
+            device, received, occurred = row["device_id"], row["received_at"], row["occurred_at"]
+            was = heard.get(device)
+            if was is None:
+                heard[device] = (received, occurred)
+            elif received > was[0] or occurred > was[1]:
+                heard[device] = (max(received, was[0]), max(occurred, was[1]))
+        return track_sequences(self.session, self.seen_seqs, self.now, heard)
 
     def _reject(
         self,

@@ -28,6 +28,7 @@ from app.credit.models import Anomaly
 from app.events.models import DeviceKind
 from app.events.registry import register_device
 from app.feedback import operations as feedback
+from app.ingest.clean_traffic import CleanCases
 from app.ingest.run import Inbound, Limits, ingest
 from app.parties.models import Courier
 from devices import protocol, simulator
@@ -61,6 +62,10 @@ class Report:
     events_sent: int
     accepted: int
     scores: dict[str, Score]
+    #: Parties of the clean cases with a finding no injected case explains (goal: 0).
+    clean_parties_accused: int = 0
+    #: Findings withdrawn by later evidence (counted as found all the same).
+    withdrawn: int = 0
 
     def table(self) -> str:
         lines = [f"{'type':<20} {'expected':>8} {'found':>6} {'precision':>9} {'recall':>7}"]
@@ -81,15 +86,21 @@ class _Device:
 
     def event(self, type_: str, at: datetime, lat: float, lon: float, **fields) -> dict:
         self.seq += 1
-        body = {
-            "event_id": str(uuid.uuid4()),
-            "seq": self.seq,
-            "type": type_,
-            "time": at.astimezone(CST).isoformat(),
-            "lat": round(lat, 6),
-            "lon": round(lon, 6),
-            **fields,
-        }
+        return self.resign(
+            {
+                "event_id": str(uuid.uuid4()),
+                "seq": self.seq,
+                "type": type_,
+                "time": at.astimezone(CST).isoformat(),
+                "lat": round(lat, 6),
+                "lon": round(lon, 6),
+                **fields,
+            }
+        )
+
+    def resign(self, body: dict, **changes) -> dict:
+        """``body`` with ``changes``, signed (again)."""
+        body = {k: v for k, v in body.items() if k != "sig"} | changes
         body["sig"] = protocol.sign(body, self.secret)
         return body
 
@@ -130,6 +141,13 @@ class Injector:
             self.roaming_handheld = self._device(
                 s, key, DeviceKind.COURIER_HANDHELD, "courier", roamer.id
             )
+            # A handheld that picks up a parcel and is never heard from again.
+            mute = simulator_courier(s, key, company, service_area=False)
+            self.silent_handheld = self._device(
+                s, key, DeviceKind.COURIER_HANDHELD, "courier", mute.id
+            )
+            self.clean = CleanCases(self, self.start)
+            self.clean.setup(s, key, simulator_courier, self._device)
             # Brushing at every other shop of the fleet (their orders do not mix with the
             # first shop's cases): one finding per shop, whichever way it brushes.
             self.brushers = [
@@ -140,7 +158,7 @@ class Injector:
                 )
                 for n, shop in enumerate(self.fleet.shops[1:], 1)
             ]
-            self.units = self._codes(s, shop.merchant_id, "ZSOK", date(2030, 1, 1), 12 * 14)
+            self.units = self._codes(s, shop.merchant_id, "ZSOK", date(2030, 1, 1), 12 * 24)
             self.expired = self._codes(s, shop.merchant_id, "ZSEXP", date(2020, 1, 2), 12)
             self.recalled = self._codes(s, shop.merchant_id, "ZSREC", date(2030, 1, 1), 12)
             batch_id = s.scalar(sa.select(Batch.id).where(Batch.lot == "ZSREC"))
@@ -203,6 +221,33 @@ class Injector:
             self.recalled_sale()
             self.brushing()
             self.complaint()
+            self.silent()
+        self.clean.build()
+        self.events += [(d, body) for _, d, body in self.clean.sent]
+        self.sent_late = {body["event_id"]: at for at, _, body in self.clean.sent}
+
+    def expected_pairs(self) -> set[tuple[str, str]]:
+        return {(kind, subject) for kind, subjects in self.expected.items() for subject in subjects}
+
+    def keep_alive(self, until: datetime) -> None:
+        """The scenario courier works on every 12 h (a clean delivery), so its handheld is
+        heard from and synced past the deadlines of the parcels it holds."""
+        t = self.start + timedelta(hours=20)
+        while t < until:
+            self._journey(t, [self._unit()], self._consignee())
+            t += timedelta(hours=12)
+
+    def silent(self) -> None:
+        unit, t = self._unit(), self._t()
+        waybill = self._pack(t, [unit], self._consignee())
+        hh = self.silent_handheld
+        self.send(
+            hh,
+            hh.event(
+                "picked_up", t + timedelta(minutes=5), self.shop.lat, self.shop.lon, waybill=waybill
+            ),
+        )
+        self.expect("device_silent", hh.id)  # one spell; its parcel is awaiting sync
 
     def _unit(self) -> str:
         return self.units.pop()
@@ -506,17 +551,19 @@ def _gtin(lot: str) -> str:
     return body + str(gtin_check_digit(body))
 
 
-def _messages(items: list[tuple[str, dict]], size: int) -> list[tuple[str, bytes]]:
-    """Group events into messages of one device each, at most ``size`` events a message."""
-    out, current, device = [], [], None
-    for device_id, body in items:
+def _messages(items: list[tuple], size: int) -> list[tuple[datetime, str, bytes]]:
+    """Group events, (send time, device id, event) in send order, into messages of one
+    device each, at most ``size`` events a message: (send time of the last, device, bytes)."""
+    out, current, device, last = [], [], None, None
+    for at, device_id, body in items:
         if device_id != device or len(current) >= size:
             if current:
-                out.append((device, json.dumps({"events": current}).encode()))
+                out.append((last, device, json.dumps({"events": current}).encode()))
             current, device = [], device_id
         current.append(body)
+        last = at
     if current:
-        out.append((device, json.dumps({"events": current}).encode()))
+        out.append((last, device, json.dumps({"events": current}).encode()))
     return out
 
 
@@ -530,9 +577,15 @@ def run(
     seed: int = 7,
     start: datetime | None = None,
     batch_messages: int = 20,
+    sweep_hours: float = 2.0,
+    clean: bool = True,
 ) -> Report:
-    """Simulate one day (and inject ``inject`` cases of every type), ingest it all, sweep three
-    days later, and score what was found against what was expected."""
+    """Simulate one day (some handhelds offline for hours, delivering late bursts), inject
+    ``inject`` cases of every type and (``clean``) the clean cases of
+    :mod:`app.ingest.clean_traffic`,
+    ingest it all in the order devices send it with a sweep every ``sweep_hours`` of
+    simulated time, sweep three days later, and score what was found against what was
+    expected."""
     ext = app.extensions["trace"]
     start = start or datetime(2026, 11, 1, tzinfo=CST)
     fleet = demo_fleet.setup_fleet(
@@ -540,32 +593,64 @@ def run(
     )
     # The whole stream: the shops sell their stock (about a day's trade at the default
     # traffic) and every parcel is delivered, so a clean day leaves nothing half done.
-    traffic = list(simulator.generate(fleet, start=start, seed=seed))
-    items = [(o.device_id, o.event) for o in traffic]
+    traffic = simulator.Traffic(offline_share=0.5, offline_minutes=(60.0, 300.0))
+    sent = [
+        (o.publish_at, o.device_id, o.event)
+        for o in simulator.generate(fleet, start=start, seed=seed, traffic=traffic)
+    ]
+    end = max(datetime.fromisoformat(b["time"]) for _, _, b in sent)
     injector = None
-    if inject:
+    if inject or clean:
         injector = Injector(app, fleet, start, inject)
         injector.setup()
         injector.build()
-        items += injector.events
-        items.sort(key=lambda i: i[1]["time"])
+        late = injector.sent_late
+        sent += [
+            (late.get(b["event_id"], datetime.fromisoformat(b["time"])), d, b)
+            for d, b in injector.events
+        ]
+        end = max(end, *(datetime.fromisoformat(b["time"]) for _, b in injector.events))
+    sweep_at = max(end, *(at for at, _, _ in sent)) + timedelta(days=3)
+    if injector:
+        before = len(injector.events)
+        injector.keep_alive(sweep_at - timedelta(hours=1))
+        sent += [(datetime.fromisoformat(b["time"]), d, b) for d, b in injector.events[before:]]
+    sent.sort(key=lambda item: item[0])
     limits = Limits(thresholds=Thresholds(), policy=Policy())
     accepted = 0
-    messages = _messages(items, 100)
-    for i in range(0, len(messages), batch_messages):
-        chunk = messages[i : i + batch_messages]
-        latest = max(datetime.fromisoformat(json.loads(p)["events"][-1]["time"]) for _, p in chunk)
+    messages = _messages(sent, 100)
+
+    def store(chunk) -> int:
+        latest = max(at for at, _, _ in chunk)
         with ext.sessionmaker() as session:
             result = ingest(
                 session,
                 ext.config.SECRET_KEY,
-                [Inbound(d, p, latest) for d, p in chunk],
+                [Inbound(d, p, latest) for _, d, p in chunk],
                 limits=limits,
                 now=latest + timedelta(minutes=1),
             )
             session.commit()
-            accepted += result.accepted
-    end = max(datetime.fromisoformat(b["time"]) for _, b in items)
+        return result.accepted
+
+    def sweep(at: datetime) -> None:
+        with ext.sessionmaker() as session:
+            detect.sweep(session, Thresholds(), Policy(), now=at)
+            session.commit()
+
+    # In send order, a batch of at most ``batch_messages`` messages at a time, and a sweep
+    # at every ``sweep_hours`` mark of the simulated clock, between the batches around it.
+    next_sweep, chunk = start + timedelta(hours=sweep_hours), []
+    for message in messages:
+        if chunk and (len(chunk) >= batch_messages or message[0] >= next_sweep):
+            accepted += store(chunk)
+            chunk = []
+        while message[0] >= next_sweep:
+            sweep(next_sweep)
+            next_sweep += timedelta(hours=sweep_hours)
+        chunk.append(message)
+    if chunk:
+        accepted += store(chunk)
     with ext.sessionmaker() as session:
         for serial in injector.complaints if injector else []:
             feedback.file_complaint(
@@ -579,12 +664,25 @@ def run(
                 100,
                 Policy(),
             )
-        detect.sweep(session, Thresholds(), Policy(), now=end + timedelta(days=3))
+        detect.sweep(session, Thresholds(), Policy(), now=sweep_at)
         session.commit()
-        found = session.execute(sa.select(Anomaly.type, Anomaly.subject)).all()
+        found = session.execute(
+            sa.select(
+                Anomaly.type, Anomaly.subject, Anomaly.status, Anomaly.party_type, Anomaly.party_id
+            )
+        ).all()
     scores = {kind: Score() for kind in ALL_TYPES}
-    for kind, subject in found:
+    parties_found: set[tuple[str, int]] = set()
+    withdrawn = 0
+    for kind, subject, status, party_type, party_id in found:
+        # A finding withdrawn since still counts: it accused someone for a while.
+        withdrawn += status == "withdrawn"
+        if kind == "device_silent":  # one subject per silent spell: scored by device
+            subject = subject.split("@")[0]
         scores.setdefault(kind, Score()).found.add(subject)
+        if injector and (kind, subject) not in injector.expected_pairs():
+            parties_found.add((party_type, party_id))
     for kind, subjects in (injector.expected if injector else {}).items():
         scores[kind].expected |= subjects
-    return Report(len(items), accepted, scores)
+    clean_parties = injector.clean.parties if injector else set()
+    return Report(len(sent), accepted, scores, len(clean_parties & parties_found), withdrawn)

@@ -142,7 +142,7 @@ def map_view(session: Session, viewer: Principal, query: MapQuery) -> MapView:
     found = session.execute(
         visible_anomalies(viewer)
         .with_only_columns(Anomaly.id, Anomaly.type, Anomaly.severity, Anomaly.status, x, y)
-        .where(Anomaly.location.is_not(None), Anomaly.status != "dismissed")
+        .where(Anomaly.location.is_not(None), Anomaly.status.not_in(("dismissed", "withdrawn")))
         .where(_within(session, Anomaly.location, "anomalies", query))
         .limit(MAX_ANOMALIES)
     ).all()

@@ -336,10 +336,16 @@ def test_public_lists_mask_couriers(client, make, world):
 
 
 def test_the_sweep_finds_stalled_and_late_parcels(client, make, world, runner):
-    """Does `trace sweep` flag a parcel idle for days in transit and one past its promise?"""
+    """Does `trace sweep` flag a parcel idle for days in transit and one past its promise,
+    once the handheld holding it has delivered its scans of the days after?"""
     hh, serial = world["handheld"], world["serials"][0]
-    pack(world, "SF8000000001", [serial], 0, promised_by="2026-11-20T20:00:00+08:00")
-    hh.post(hh.event("picked_up", 10, waybill="SF8000000001"))
+    days = -3 * 24 * 60
+    pack(world, "SF8000000001", [serial], days, promised_by="2026-11-17T20:00:00+08:00")
+    hh.post(hh.event("picked_up", days + 10, waybill="SF8000000001"))
+    # Three days on, the same handheld picks up another parcel: it has synced past both
+    # deadlines, and the first parcel is known to be stuck (not awaiting sync).
+    pack(world, "SF8000000002", [world["serials"][1]], 0)
+    hh.post(hh.event("picked_up", 10, waybill="SF8000000002"))
     result = runner.invoke(args=["trace", "sweep"])
     assert result.exit_code == 0, result.output
     found = anomalies(client, make)

@@ -447,3 +447,48 @@ def test_the_sweep_runs_when_due_and_a_failure_does_not_stop_the_worker(app):
     worker._last_sweep -= 61
     worker._maybe_sweep()  # logged, not raised
     assert worker._last_sweep > 0
+
+
+def test_a_handheld_offline_across_sweeps_leaves_no_finding_and_no_credit_effect(
+    world, start_worker, scalar
+):
+    """A parcel picked up three days ago, promised 12 h later; the handheld goes offline
+    with its later scans (out for delivery, signed well before the promise) while the worker
+    sweeps, then delivers them. The parcel was awaiting sync, never late nor stalled: no
+    open finding, and no credit record for anyone (issue 14, item 2)."""
+    worker = start_worker("--sweep-every", "1")
+    shelf, hh, serial = world["shelf"], world["handheld"], world["serials"][0]
+    start, waybill = now() - timedelta(days=3), "SF7700000001"
+    pack = shelf.event(
+        "packed",
+        start,
+        waybill=waybill,
+        codes=[serial],
+        data={
+            "consignee": {"lat": 31.78, "lon": 119.95},  # where the handheld signs
+            "consignee_region_code": "320411",
+            "logistics_company_id": world["company"],
+            "promised_by": (start + timedelta(hours=12)).isoformat(),
+        },
+    )
+    shelf.publish(pack)
+    shelf.wait_acks([pack["event_id"]])
+    pickup = hh.event("picked_up", start + timedelta(minutes=10), waybill=waybill)
+    hh.publish(pickup)
+    hh.wait_acks([pickup["event_id"]])
+    # offline: these wait in the handheld's buffer while the worker sweeps
+    buffered = [
+        hh.event("in_transit", start + timedelta(hours=2), waybill=waybill),
+        hh.event("out_for_delivery", start + timedelta(hours=4), waybill=waybill),
+        hh.event("signed", start + timedelta(hours=5), waybill=waybill, data={"signer": "self"}),
+    ]
+    swept = worker.output().count("sweep:")
+    wait_for(lambda: worker.output().count("sweep:") >= swept + 2, 30, "two sweeps")
+    assert scalar("SELECT count(*) FROM anomalies") == 0
+    hh.publish(*buffered)
+    hh.wait_acks([e["event_id"] for e in buffered])
+    swept = worker.output().count("sweep:")
+    wait_for(lambda: worker.output().count("sweep:") >= swept + 1, 30, "a sweep after the burst")
+    assert scalar("SELECT count(*) FROM anomalies WHERE status = 'open'") == 0
+    assert scalar("SELECT count(*) FROM credit_records") == 0
+    assert scalar("SELECT state FROM parcels WHERE waybill = :w", w=waybill) == "signed"

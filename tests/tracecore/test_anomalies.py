@@ -7,6 +7,7 @@ import pytest
 from tracecore import anomalies as rules
 from tracecore.anomalies import Order, Scan, Thresholds
 from tracecore.geo import distance_km
+from tracecore.sync import DeviceSync
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 M, C, C2 = ("merchant", 1), ("courier", 7), ("courier", 8)
@@ -236,3 +237,100 @@ def test_a_finding_of_a_type_no_rule_knows_is_refused():
     with pytest.raises(ValueError, match="unknown anomaly type 'brushed'"):
         rules.Finding("brushed", rules.MINOR, ("code", "S1"), (("merchant", 1),), {})
     assert rules.Finding("brushing", rules.MINOR, ("merchant", 1), (), {}).type == "brushing"
+
+
+# -- accuracy radii -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "north_km,accuracy_m,flagged",
+    [(2.5, 800, False), (2.5, 400, True), (2.5, None, True), (3.5, 50_000, True)],
+)
+def test_an_accuracy_radius_covering_the_consignee_is_no_remote_sign(north_km, accuracy_m, flagged):
+    """A fix 2.5 km off whose 800 m radius brings it within 2 km of the consignee point is no
+    proof of a remote signature; 400 m is; a claimed 50 km radius counts as 1 km (capped)."""
+    at = (CZ[0] + north_km / 111.2, CZ[1])
+    signed = scan("s", "signed", 0, at=at, accuracy_m=accuracy_m)
+    found = rules.remote_sign("W", [signed], CZ, TH)
+    assert bool(found) is flagged
+    if found and accuracy_m:
+        assert found[0].evidence["accuracy_m"] == accuracy_m
+
+
+def test_impossible_travel_is_judged_between_the_two_fixes_circles():
+    """Two fixes 3 km apart ten seconds apart: impossible as points, possible when each is
+    a cell fix with a 1.5 km radius (capped at 1 km each: 1 km apart at least, no more)."""
+    a = (CZ[0], CZ[1])
+    b = (CZ[0] + 2.99 / 111.2, CZ[1])
+    sharp = [scan("a", "in_transit", 0, at=a), scan("b", "in_transit", 1 / 6, at=b)]
+    assert len(rules.impossible_travel(("waybill", "W"), sharp, TH)) == 1
+    blurred = [
+        scan("a", "in_transit", 0, at=a, accuracy_m=1500),
+        scan("b", "in_transit", 1 / 6, at=b, accuracy_m=1500),
+    ]
+    assert rules.impossible_travel(("waybill", "W"), blurred, TH) == []
+
+
+def test_an_empty_parcel_distance_allows_for_the_pickup_fixs_radius():
+    """Picked up with a poor fix (800 m) and signed 5.5 km away with no transit scan: within
+    the 5 km allowed once the radius is counted; with a sharp fix it is an empty parcel."""
+    far = (CZ[0] + 5.5 / 111.2, CZ[1])
+    for accuracy, expected in ((800, 0), (5, 1)):
+        scans = [
+            scan("p", "picked_up", 0, accuracy_m=accuracy),
+            scan("s", "signed", 60, at=far, accuracy_m=5),
+        ]
+        assert len(rules.empty_parcel("W", 1, scans, TH)) == expected
+
+
+# -- what the service can know: sync ---------------------------------------------------------
+
+
+def sync(heard_h=None, synced_h=None, gaps=False):
+    at = lambda h: None if h is None else T0 + timedelta(hours=h)  # noqa: E731
+    return DeviceSync("D1", at(heard_h), at(synced_h), gaps)
+
+
+def test_a_parcel_whose_handheld_has_not_synced_past_the_promise_is_awaiting_sync():
+    """Unsigned 10 h after its promise: late only once the holding handheld has delivered
+    an event dated after the promise, with no open gap in its numbers."""
+    now = T0 + timedelta(hours=10)
+    for holder, late in [
+        (sync(9, -1), False),  # heard lately, but only scans from before the promise
+        (sync(9, 2), True),
+        (sync(9, 2, gaps=True), False),
+    ]:
+        assert bool(rules.late_delivery("W", 3, T0, None, now, (holder,))) is late
+    # a signature after the promise is late whatever the sync
+    signed_late = T0 + timedelta(hours=1)
+    assert rules.late_delivery("W", 3, T0, signed_late, now, (sync(9, -1),))
+
+
+def test_a_stall_is_judged_only_once_the_holder_synced_past_the_idle_limit():
+    """Idle 60 h after its last scan: stalled when the handheld delivered events dated after
+    the 48 h mark, awaiting sync when it did not."""
+    now = T0 + timedelta(hours=60)
+    assert rules.stalled_parcel("W", 3, "in_transit", T0, now, TH, (sync(59, 49),))
+    assert not rules.stalled_parcel("W", 3, "in_transit", T0, now, TH, (sync(59, 47),))
+
+
+def test_a_late_transit_scan_clears_a_stall():
+    """Found stalled at 50 h after a pickup at 0; a transit scan dated 20 h arrives later: no
+    stretch over 48 h up to the finding, so it no longer holds. One dated 49 h would leave
+    0–49 h idle: it still holds."""
+    at = T0 + timedelta(hours=50)
+    assert rules.stall_held([T0], at, TH)
+    assert not rules.stall_held([T0, T0 + timedelta(hours=20)], at, TH)
+    assert rules.stall_held([T0, T0 + timedelta(hours=49)], at, TH)
+
+
+def test_a_silent_handheld_holding_parcels_is_one_finding_for_its_company():
+    """Silent 30 h while holding three parcels: one device_silent finding against the
+    company, naming the spell; silent 20 h, or holding nothing: none."""
+    now = T0 + timedelta(hours=30)
+    (found,) = rules.device_silent(sync(0, 0), 3, 7, ["W1", "W2", "W3"], now, TH)
+    assert found.type == "device_silent" and found.parties == (("logistics_company", 3),)
+    assert found.subject == ("device", "D1@20261122T080000Z")
+    assert found.evidence["parcels"] == 3
+    assert rules.device_silent(sync(10, 10), 3, 7, ["W1"], now, TH) == []
+    assert rules.device_silent(sync(0, 0), 3, 7, [], now, TH) == []
