@@ -29,8 +29,10 @@ def sweep(app):
     return run
 
 
-def account(client, party_type, party_id) -> dict:
-    return client.get(f"/api/v1/credit/{party_type}/{party_id}").get_json()
+def account(client, party_type, party_id, headers=None) -> dict:
+    """The party's credit account; with ``headers`` (the party's or a regulator's token)
+    its risk indicator and every record too."""
+    return client.get(f"/api/v1/credit/{party_type}/{party_id}", headers=headers).get_json()
 
 
 def audit_actions(session, anomaly_id) -> list[tuple[str, str]]:
@@ -65,14 +67,17 @@ def test_a_late_signature_withdraws_late_delivery(client, make, world, sweep, se
     """A parcel unsigned past its promise is late; its signature, dated before the promise
     but delivered after the sweep, withdraws the finding: status withdrawn, the signature
     named, the points taken back by a reversal, an audit entry by the system, and the
-    company's score as if nothing had been found."""
+    company's risk indicator as if nothing had been found (its public score never moved: an
+    open finding is a risk signal)."""
     company = world["company"]
+    own_token = make.auth("logistics", company)
     before = account(client, "logistics_company", company)["score"]
     waybill = late_parcel(world)
     sweep(60)
     (late,) = anomalies(client, make, type="late_delivery")
     assert late["status"] == "open" and late["evidence"]["signed_at"] is None
-    assert account(client, "logistics_company", company)["score"] < before
+    assert account(client, "logistics_company", company, own_token)["risk"]["points"] < 0
+    assert account(client, "logistics_company", company)["score"] == before
 
     hh = world["handheld"]
     signed = hh.event("signed", -3 * DAY + 5 * 60, waybill=waybill, data={"signer": "self"})
@@ -86,8 +91,8 @@ def test_a_late_signature_withdraws_late_delivery(client, make, world, sweep, se
     # the company sees it too, and its account
     own = anomalies_as(client, make, "logistics", company, type="late_delivery")
     assert [a["status"] for a in own] == ["withdrawn"]
-    after = account(client, "logistics_company", company)
-    assert after["score"] == before
+    after = account(client, "logistics_company", company, own_token)
+    assert after["score"] == before and after["risk"]["open_findings"] == 0
     kinds = [(r["kind"], r["points"]) for r in after["records"] if r["anomaly_id"] == late["id"]]
     assert kinds == [("anomaly", -10), ("reversal", 10)]
     assert audit_actions(session, late["id"]) == [("system", "anomaly.withdraw")]
@@ -143,7 +148,8 @@ def test_a_confirmed_finding_contradicted_later_is_flagged_not_withdrawn(
     (late,) = anomalies(client, make, type="late_delivery")
     assert late["status"] == "confirmed" and late["withdrawal"] is None
     assert late["review_flag"]["event_ids"] == [signed["event_id"]]
-    records = account(client, "logistics_company", world["company"])["records"]
+    own = make.auth("logistics", world["company"])  # every record, final or not yet
+    records = account(client, "logistics_company", world["company"], own)["records"]
     assert [r["kind"] for r in records if r["anomaly_id"] == late["id"]] == ["anomaly"]
     assert audit_actions(session, late["id"])[-1] == ("system", "anomaly.flag")
     # flagged once: a second sweep adds nothing
