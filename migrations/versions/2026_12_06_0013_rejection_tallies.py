@@ -62,8 +62,8 @@ def upgrade() -> None:
     # In place on both databases (nullable columns, plain indexes): no table rebuild.
     op.add_column("rejected_events", sa.Column("serial", sa.String(length=20), nullable=True))
     op.add_column("rejected_events", sa.Column("waybill", sa.String(length=32), nullable=True))
-    op.create_index("ix_rejected_events_serial", "rejected_events", ["serial"])
-    op.create_index("ix_rejected_events_waybill", "rejected_events", ["waybill"])
+    op.create_index("ix_rejected_events_serial", "rejected_events", ["serial", "id"])
+    op.create_index("ix_rejected_events_waybill", "rejected_events", ["waybill", "id"])
     op.drop_index("ix_rejected_events_device_id", table_name="rejected_events")
     op.create_index(
         "ix_rejected_events_device_id_received_at",
