@@ -29,6 +29,7 @@ from app.codes.api import code_answer
 from app.consumer.places import place_of_point, place_of_region
 from app.credit import operations as credit_ops
 from app.credit.models import Anomaly, Appeal, AuditEntry
+from app.errors import ApiError, wants_page
 from app.events import history
 from app.events.models import RejectedEvent, RejectionTally
 from app.feedback.models import Complaint
@@ -37,7 +38,7 @@ from app.web import client_address, db, settings, unit_of_work
 from app.workspace import search as finder
 from app.workspace import throttle
 from app.workspace.maps import MapQuery, map_view
-from app.workspace.session import WORKSPACE_ROLES, bp, start_session, viewer
+from app.workspace.session import WORKSPACE_ROLES, bp, form_token_ok, start_session, viewer
 from tracecore.access import Role
 from tracecore.anomalies import ANOMALY_TYPES
 from tracecore.errors import Forbidden, ValidationError
@@ -70,6 +71,11 @@ def sign_in():
             log_access(db(), None, "sign_in_failed", "user", attempt.account, detail="throttled")
         if attempt.wait:
             return throttle.too_many(attempt.wait)
+        if not form_token_ok():  # counted above, like any attempt
+            if not wants_page():
+                raise ApiError(400, "bad_form_token", "reload the sign-in form and try again")
+            error = "表单已过期，请重新登录 · The form has expired; sign in again"
+            return render_template("workspace/sign_in.html", error=error), 400
         user = check_password(db(), username, request.form.get("password", "")[:200])
         if user is None or user.role not in WORKSPACE_ROLES:
             log_access(db(), None, "sign_in_failed", "user", attempt.account)
@@ -133,8 +139,19 @@ def home():
 def search():
     q = request.args.get("q", "").strip()[:300]
     results = finder.search(db(), viewer(), q) if q else []
-    # A courier's result shows the full name (the ID and phone masked).
-    _log("view", "search", q[:64], personal=any(r.kind == "courier" for r in results))
+    # Mobile and ID numbers (and a courier's name) are logged masked, with a keyed hash; a
+    # courier's result shows the full name (the ID and phone masked): personal data too.
+    term = finder.logged_term(q, results)
+    shown_courier = any(r.kind == "courier" for r in results)
+    _log(
+        "view",
+        "search",
+        term.text[:64],
+        personal=term.personal or shown_courier,
+        detail=" ".join(term.hashes),
+    )
+    if len(results) == 1:  # one hit: straight to it
+        return redirect(results[0].url)
     return render_template("workspace/search.html", q=q, results=results)
 
 

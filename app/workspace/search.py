@@ -127,6 +127,16 @@ def _parties(session: Session, q: str) -> list[Result]:
     return found
 
 
+def logged_term(q: str, results: list[Result]) -> identity.Redacted:
+    """The search term as the access log keeps it: mobile and ID numbers masked with their
+    keyed hashes; a term that found a courier by name masked likewise (personal data)."""
+    secret = settings().SECRET_KEY
+    found = identity.redact_identifiers(secret, q)
+    if not found.personal and any(r.kind == "courier" and q in r.label for r in results):
+        found = identity.redact_name(secret, q)
+    return found
+
+
 def search(session: Session, viewer: Principal, q: str) -> list[Result]:
     """Everything ``q`` may name, most specific first."""
     q = q.strip()

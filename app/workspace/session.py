@@ -67,13 +67,16 @@ def require_sign_in():
         raise Forbidden("the workspace is for regulators and admins")
     session["seen_at"] = now
     g.workspace_viewer = found
-    if request.method == "POST":
-        sent = request.form.get("csrf_token", "")
-        if not hmac.compare_digest(sent, session.get("csrf", "")):
-            raise ApiError(
-                400, "bad_form_token", "the form has expired; reload the page and try again"
-            )
+    if request.method == "POST" and not form_token_ok():
+        raise ApiError(400, "bad_form_token", "the form has expired; reload the page and try again")
     return None
+
+
+def form_token_ok() -> bool:
+    """Whether a posted form carries this session's anti-forgery token (the sign-in form's
+    too: another site cannot sign a browser in to an account of its choosing)."""
+    sent = request.form.get("csrf_token", "")
+    return bool(sent) and hmac.compare_digest(sent, session.get("csrf", ""))
 
 
 @bp.context_processor
