@@ -12,6 +12,9 @@ from flask import Blueprint, g, redirect, request, session, url_for
 from app.auth.operations import user_principal
 from app.errors import ApiError
 from app.web import db, settings
+from app.workspace import names
+from app.workspace.evidence import describe
+from app.workspace.words import page_lang
 from tracecore.access import Principal, Role
 from tracecore.errors import Forbidden
 
@@ -85,4 +88,11 @@ def page_globals() -> dict:
         "csrf_token": csrf_token,
         "viewer": g.get("workspace_viewer"),
         "username": session.get("username", ""),
+        "finding_rows": _finding_rows,
+        "evidence": lambda anomaly: describe(anomaly, page_lang()),
     }
+
+
+def _finding_rows(items: list) -> names.Rows:
+    """Party names and decisions of the findings a page lists (app/workspace/names.py)."""
+    return names.rows_of(db(), viewer(), items)

@@ -18,6 +18,7 @@ from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 from app import timefmt
+from app.consumer.places import place_of_region
 
 LANGS = ("zh", "en")
 
@@ -112,6 +113,15 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "sign_out": ("退出", "Sign-out"),
         "rewrite": ("改写", "Rewrite"),
     },
+    "result": {
+        "code": ("追溯码", "Trace code"),
+        "parcel": ("包裹", "Parcel"),
+        "batch": ("批次", "Batch"),
+        "product": ("产品", "Product"),
+        "merchant": ("商家", "Merchant"),
+        "logistics_company": ("物流企业", "Logistics company"),
+        "courier": ("快递员", "Courier"),
+    },
     "list": {
         "red": ("守信红名单", "Red list"),
         "black": ("失信黑名单", "Black list"),
@@ -152,6 +162,12 @@ def label(kind: str, value) -> str:
     return word(kind, value, page_lang())
 
 
+def region_name(region_code: str | None) -> str:
+    """A GB/T 2260 region's name (district, else province) in the page's language."""
+    place = place_of_region(region_code)
+    return place[page_lang()] if place else (region_code or "")
+
+
 def register(app: Flask) -> None:
     """``label`` and ``page_lang`` as template globals and the ``beijing`` filter (with the
     page's language) for every template of the app."""
@@ -161,5 +177,6 @@ def register(app: Flask) -> None:
 
     app.add_template_global(label, "label")
     app.add_template_global(page_lang, "page_lang")
+    app.add_template_global(region_name, "region_name")
     app.add_template_filter(beijing, "beijing")
     app.add_template_filter(timefmt.beijing_date, "beijing_date")

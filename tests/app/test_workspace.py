@@ -79,6 +79,22 @@ def test_a_wrong_password_is_refused_and_logged(client, make, session):
     assert (entry.action, entry.target_id) == ("sign_in_failed", username)
 
 
+def test_the_sign_in_form_carries_and_checks_its_anti_forgery_token(client, make):
+    """Is a sign-in posted without the form's token (another site signing a browser in to an
+    account of its choosing) refused, and the one read from the form accepted?"""
+    username, password = make.user("regulator")
+    form = client.get("/workspace/sign-in", headers=HTML).text
+    assert re.search(r'name="csrf_token" value="[^"]+"', form)
+    forged = client.post(
+        "/workspace/sign-in", data={"username": username, "password": password}, headers=HTML
+    )
+    assert forged.status_code == 400 and "表单已过期" in forged.text
+    assert client.get("/workspace/", headers=HTML).status_code == 302  # not signed in
+    api = client.post("/workspace/sign-in", data={"username": username, "password": password})
+    assert api.status_code == 400 and api.get_json()["error"]["code"] == "bad_form_token"
+    assert post_sign_in(client, {"username": username, "password": password}).status_code == 302
+
+
 def test_passwords_are_stored_as_scrypt_hashes(make, session):
     username, password = make.user("regulator")
     stored = session.scalar(sa.select(User.password_hash).where(User.username == username))
@@ -377,7 +393,8 @@ def test_the_access_log_cannot_be_edited(app, regulator, session):
 def test_the_code_page_shows_history_complaints_and_rejected_events(regulator, world, client):
     ship(world)
     html = regulator.get(f"/workspace/codes/{world['serials'][0]}", headers=HTML).text
-    assert "picked_up" in html and "signed" in html and "快递员" in html
+    assert "快递揽收" in html and "已签收" in html and "快递员" in html  # words, not identifiers
+    assert "picked_up" not in html
 
 
 def test_api_history_reads_by_authorities_are_logged(client, make, world, session):
