@@ -83,9 +83,7 @@ def mask_name(value: str) -> str:
 #: An 18-character resident ID number (digits may be grouped by spaces or dashes).
 _ID_IN_TEXT = re.compile(r"(?<![\dA-Za-z])\d(?:[\s-]*\d){16}[\s-]*[\dXx](?![\dA-Za-z])")
 #: A mainland mobile number, with or without +86, digits may be grouped.
-_MOBILE_IN_TEXT = re.compile(
-    r"(?<![\dA-Za-z+])(?:\+?86[\s-]*)?1[3-9](?:[\s-]*\d){9}(?![\dA-Za-z])"
-)
+_MOBILE_IN_TEXT = re.compile(r"(?<![\dA-Za-z+])(?:\+?86[\s-]*)?1[3-9](?:[\s-]*\d){9}(?![\dA-Za-z])")
 
 
 @dataclass(frozen=True)
