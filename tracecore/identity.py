@@ -11,6 +11,8 @@ import functools
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from tracecore.errors import ValidationError
 from tracecore.regions import validate_region_code
@@ -74,3 +76,51 @@ def mask_phone(value: str) -> str:
 def mask_name(value: str) -> str:
     """张三 → 张*, 欧阳娜娜 → 欧***; a Latin name keeps its first letter."""
     return value[:1] + "*" * max(len(value) - 1, 1)
+
+
+# -- personal identifiers in free text (a search term, a log line) ---------------------------
+
+#: An 18-character resident ID number (digits may be grouped by spaces or dashes).
+_ID_IN_TEXT = re.compile(r"(?<![\dA-Za-z])\d(?:[\s-]*\d){16}[\s-]*[\dXx](?![\dA-Za-z])")
+#: A mainland mobile number, with or without +86, digits may be grouped.
+_MOBILE_IN_TEXT = re.compile(r"(?<![\dA-Za-z+])(?:\+?86[\s-]*)?1[3-9](?:[\s-]*\d){9}(?![\dA-Za-z])")
+
+
+@dataclass(frozen=True)
+class Redacted:
+    """Free text with its personal identifiers masked, and their keyed hashes."""
+
+    #: The text with each identifier in its masked form (``138****0001``).
+    text: str
+    #: ``kind:hash`` per identifier found (``phone:…``, ``id_number:…``, ``name:…``): the
+    #: same keyed hash as the couriers' table keeps, so a holder of the number can match it.
+    hashes: tuple[str, ...] = ()
+
+    @property
+    def personal(self) -> bool:
+        return bool(self.hashes)
+
+
+def redact_identifiers(secret: str, text: str) -> Redacted:
+    """Mask every resident ID number and mobile number in ``text``; keep their keyed hashes
+    (``keyed_hash(secret, number)``, as :class:`Courier` stores them)."""
+    hashes: list[str] = []
+
+    def masked(kind: str, mask: Callable[[str], str]) -> Callable[[re.Match], str]:
+        def replace(match: re.Match) -> str:
+            number = re.sub(r"[\s-]", "", match.group(0)).upper()
+            if kind == "phone":
+                number = number.removeprefix("+86").removeprefix("86")
+            hashes.append(f"{kind}:{keyed_hash(secret, number)}")
+            return mask(number)
+
+        return replace
+
+    text = _ID_IN_TEXT.sub(masked("id_number", mask_id_number), text)
+    text = _MOBILE_IN_TEXT.sub(masked("phone", mask_phone), text)
+    return Redacted(text, tuple(hashes))
+
+
+def redact_name(secret: str, name: str) -> Redacted:
+    """A person's name (or part of one) as a log may keep it: masked, with its keyed hash."""
+    return Redacted(mask_name(name), (f"name:{keyed_hash(secret, 'name:' + name)}",))

@@ -44,6 +44,8 @@ class AuditEntry(Base):
     """Who decided what, when and why. The database refuses updates and deletes."""
 
     __tablename__ = "audit_entries"
+    #: A finding's decisions, read for each row of the queue and its CSV.
+    __table_args__ = (sa.Index("ix_audit_entries_target", "target_type", "target_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     actor_role: Mapped[str] = mapped_column(sa.String(16))

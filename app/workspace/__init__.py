@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from flask import Flask, redirect, url_for
 
-from app.workspace import pages  # noqa: F401 - its views are the blueprint's
+from app.workspace import pages, words  # noqa: F401 - pages' views are the blueprint's
 from app.workspace.session import bp
 
 
 def register(app: Flask) -> None:
     """Add the workspace to the app (the sign-in form checks its own limits)."""
     app.register_blueprint(bp)
+    words.register(app)  # `label` and the `beijing` filter, for every area's templates
 
     @app.get("/")
     def home():

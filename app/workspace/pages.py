@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask import (
     Response,
+    flash,
     redirect,
     render_template,
     request,
@@ -29,22 +30,23 @@ from app.codes.api import code_answer
 from app.consumer.places import place_of_point, place_of_region
 from app.credit import operations as credit_ops
 from app.credit.models import Anomaly, Appeal, AuditEntry
+from app.errors import ApiError, wants_page
 from app.events import history
 from app.events.models import RejectedEvent, RejectionTally
 from app.feedback.models import Complaint
 from app.parties.models import PARTY_MODELS
-from app.web import client_address, db, local_target, query_int, query_time, settings, unit_of_work
+from app.web import client_address, db, local_target, settings, unit_of_work
 from app.workspace import search as finder
-from app.workspace import throttle
+from app.workspace import throttle, words
+from app.workspace.exports import cell
+from app.workspace.filters import queue_filter
 from app.workspace.maps import MapQuery, map_view
-from app.workspace.session import WORKSPACE_ROLES, bp, start_session, viewer
+from app.workspace.session import WORKSPACE_ROLES, bp, form_token_ok, start_session, viewer
 from tracecore.access import Role
 from tracecore.anomalies import ANOMALY_TYPES
-from tracecore.errors import Forbidden, ValidationError
+from tracecore.errors import Forbidden, NotFound, ValidationError
 
 PAGE = 50
-#: Dates typed into the filters are China Standard Time.
-CST = timezone(timedelta(hours=8), "CST")
 
 
 def _log(action: str, target_type: str, target_id, *, personal: bool = False, detail: str = ""):
@@ -70,6 +72,11 @@ def sign_in():
             log_access(db(), None, "sign_in_failed", "user", attempt.account, detail="throttled")
         if attempt.wait:
             return throttle.too_many(attempt.wait)
+        if not form_token_ok():  # counted above, like any attempt
+            if not wants_page():
+                raise ApiError(400, "bad_form_token", "reload the sign-in form and try again")
+            error = "表单已过期，请重新登录 · The form has expired; sign in again"
+            return render_template("workspace/sign_in.html", error=error), 400
         user = check_password(db(), username, request.form.get("password", "")[:200])
         if user is None or user.role not in WORKSPACE_ROLES:
             log_access(db(), None, "sign_in_failed", "user", attempt.account)
@@ -131,8 +138,19 @@ def home():
 def search():
     q = request.args.get("q", "").strip()[:300]
     results = finder.search(db(), viewer(), q) if q else []
-    # A courier's result shows the full name (the ID and phone masked).
-    _log("view", "search", q[:64], personal=any(r.kind == "courier" for r in results))
+    # Mobile and ID numbers (and a courier's name) are logged masked, with a keyed hash; a
+    # courier's result shows the full name (the ID and phone masked): personal data too.
+    term = finder.logged_term(q, results)
+    shown_courier = any(r.kind == "courier" for r in results)
+    _log(
+        "view",
+        "search",
+        term.text[:64],
+        personal=term.personal or shown_courier,
+        detail=" ".join(term.hashes),
+    )
+    if len(results) == 1:  # one hit: straight to it
+        return redirect(results[0].url)
     return render_template("workspace/search.html", q=q, results=results)
 
 
@@ -165,7 +183,10 @@ def _anomalies_on(subject_type: str, subject: str) -> list[Anomaly]:
 @bp.get("/codes/<serial>")
 @unit_of_work
 def code_page(serial: str):
-    code = codes.find_code(db(), serial.strip().upper())
+    try:
+        code = codes.find_code(db(), serial.strip().upper())
+    except (NotFound, ValidationError):
+        return _never_issued(serial.strip())
     answer = code_answer(code)
     found = history.code_history(db(), viewer(), code.serial, answer)
     complaints = list(
@@ -186,6 +207,19 @@ def code_page(serial: str):
     )
 
 
+def _never_issued(serial: str):
+    """A code that was never issued but was scanned (an ``unknown_code`` finding) or named
+    by a rejected event: what is known of it, instead of a bare 404."""
+    found = [a for a in _anomalies_on("code", serial) if viewer().covers(a.region_code)]
+    rejected = _rejected_naming(RejectedEvent.serial, serial.upper()[:64])
+    if not found and not rejected:
+        raise NotFound(f"no trace code {serial[:64]} was ever issued or scanned")
+    _log("view", "code", serial[:64], personal=True, detail="never issued")
+    return render_template(
+        "workspace/never_issued.html", serial=serial, anomalies=found, rejected=rejected
+    )
+
+
 @bp.get("/parcels/<waybill>")
 @unit_of_work
 def parcel_page(waybill: str):
@@ -203,24 +237,6 @@ def parcel_page(waybill: str):
 # -- the anomaly queue --------------------------------------------------------------------------
 
 
-def _queue_filter(args=None) -> findings.AnomalyFilter:
-    """The queue's filter from the query (or, for a bulk decision, the form)."""
-    args = request.args if args is None else args
-    region = args.get("region_code", "").strip()
-    if region and (not region.isdigit() or len(region) not in (2, 4, 6)):
-        raise ValidationError("region: 2, 4 or 6 digits of a region code", field="region_code")
-    return findings.AnomalyFilter(
-        type=args.get("type") or None,
-        status=args.get("status") or None,
-        severity=args.get("severity") or None,
-        region_code=region or None,
-        since=query_time("since", naive=CST, args=args),
-        until=query_time("until", naive=CST, args=args),
-        within_wkt=MapQuery.from_args(args).area_wkt(),
-        before=query_int("before", args=args),
-    )
-
-
 def _with_appeals(items: list[Anomaly]) -> dict[int, list[Appeal]]:
     found: dict[int, list[Appeal]] = {}
     if items:
@@ -234,7 +250,7 @@ def _with_appeals(items: list[Anomaly]) -> dict[int, list[Appeal]]:
 @bp.get("/anomalies")
 @unit_of_work
 def anomalies():
-    f = _queue_filter()
+    f = queue_filter()
     items = findings.find_anomalies(db(), viewer(), f, PAGE + 1)
     more = len(items) > PAGE
     items = items[:PAGE]
@@ -253,73 +269,6 @@ def anomalies():
     )
 
 
-@bp.get("/anomalies.csv")
-@unit_of_work
-def anomalies_csv():
-    """The anomaly queue as filtered, every page of it, as CSV (UTF-8 with BOM for Excel)."""
-    f = _queue_filter()
-    you = viewer()
-    _log("export", "anomalies", "csv", detail=request.query_string.decode()[:300])
-
-    def rows():
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(
-            [
-                "id",
-                "type",
-                "severity",
-                "status",
-                "subject_type",
-                "subject",
-                "party_type",
-                "party_id",
-                "region_code",
-                "detected_at",
-                "decided_at",
-            ]
-        )
-        yield "\ufeff" + out.getvalue()
-        before = f.before
-        while True:
-            page = findings.find_anomalies(
-                db(), you, findings.AnomalyFilter(**{**f.__dict__, "before": before}), 1000
-            )
-            if not page:
-                return
-            out = io.StringIO()
-            writer = csv.writer(out)
-            for a in page:
-                writer.writerow(
-                    [
-                        a.id,
-                        a.type,
-                        a.severity,
-                        a.status,
-                        a.subject_type,
-                        _cell(a.subject),
-                        a.party_type,
-                        a.party_id,
-                        a.region_code,
-                        a.detected_at.isoformat(),
-                        a.decided_at.isoformat() if a.decided_at else "",
-                    ]
-                )
-            yield out.getvalue()
-            before = page[-1].id
-
-    return Response(
-        stream_with_context(rows()),
-        mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="anomalies.csv"'},
-    )
-
-
-def _cell(value: str) -> str:
-    """No spreadsheet formulas from data (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
-
-
 def _back(default: str) -> str:
     return local_target(request.form.get("back", ""), "/workspace", default)
 
@@ -335,7 +284,10 @@ def decide(anomaly_id: int):
         request.form.get("reason", "")[:1000],
         settings().response_period,
     )
-    _log("change", "anomaly", anomaly_id, detail=request.form.get("decision", ""))
+    decision = request.form.get("decision", "")
+    _log("change", "anomaly", anomaly_id, detail=decision)
+    done = words.label("status", "confirmed" if decision == "confirm" else "dismissed")
+    flash(f"异常 #{anomaly_id} {done} · Finding #{anomaly_id} {decision}ed")
     return redirect(_back(url_for("workspace.anomalies")), 303)
 
 
@@ -350,7 +302,7 @@ def decide_many():
     first post shows how many will be decided and asks again; the second decides."""
     form = request.form
     carried = {k: form.get(k, "")[:64] for k in BULK_FILTERS if form.get(k)}
-    where = _queue_filter(carried)
+    where = queue_filter(carried)
     decision, reason = form.get("decision", ""), form.get("reason", "")[:1000]
     confirmed = form.get("confirmed") == "yes"
     result = decisions.decide_many(
@@ -373,6 +325,8 @@ def decide_many():
             cap=decisions.BULK_CAP,
         )
     _log("change", "anomalies", "bulk", detail=f"{decision} {result.decided} {carried}"[:300])
+    done = words.label("status", "confirmed" if decision == "confirm" else "dismissed")
+    flash(f"{done} {result.decided} 条异常 · {result.decided} findings {decision}ed")
     return redirect(url_for("workspace.anomalies", decided=result.decided, **carried), 303)
 
 
@@ -387,7 +341,10 @@ def decide_appeal(appeal_id: int):
         request.form.get("reason", "")[:1000],
         settings().policy,
     )
-    _log("change", "appeal", appeal_id, detail=request.form.get("decision", ""))
+    decision = request.form.get("decision", "")
+    _log("change", "appeal", appeal_id, detail=decision)
+    done = words.label("status", "upheld" if decision == "uphold" else "rejected")
+    flash(f"申诉 #{appeal_id} {done} · Appeal #{appeal_id} {done}")
     return redirect(_back(url_for("workspace.anomalies")), 303)
 
 
@@ -461,7 +418,7 @@ def batch_trace_csv(batch_id: int):
                         u["serial"],
                         u["state"],
                         who.get("type", ""),
-                        _cell(who.get("name", "")),
+                        cell(who.get("name", "")),
                         last.get("type", ""),
                         last.get("time", ""),
                         u["place"]["zh"] if u["place"] else "",

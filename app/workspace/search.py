@@ -17,6 +17,7 @@ from app.codes import operations as codes
 from app.events.models import Parcel
 from app.parties.models import Courier, LogisticsCompany, Merchant
 from app.web import settings
+from app.workspace.words import label
 from tracecore import identity
 from tracecore.access import Principal
 from tracecore.errors import DomainError
@@ -48,7 +49,7 @@ def _code(session: Session, q: str) -> list[Result]:
             "code",
             f"{b.product.name} · {code.serial}",
             url_for("workspace.code_page", serial=code.serial),
-            f"{b.product.merchant.name} · lot {b.lot} · {code.state.value}",
+            f"{b.product.merchant.name} · 批次 lot {b.lot} · {label('state', code.state.value)}",
             b.product.merchant.region_code,
         )
     ]
@@ -60,9 +61,9 @@ def _batches(session: Session, q: str) -> list[Result]:
     return [
         Result(
             "batch",
-            f"{b.product.name} · lot {b.lot}",
+            f"{b.product.name} · 批次 lot {b.lot}",
             url_for("workspace.batch_page", batch_id=b.id),
-            f"#{b.id} · {b.status.value} · {b.product.merchant.name}",
+            f"#{b.id} · {label('status', b.status.value)} · {b.product.merchant.name}",
             b.product.merchant.region_code,
         )
         for b in session.scalars(sa.select(Batch).where(where).limit(LIMIT))
@@ -80,7 +81,7 @@ def _products(session: Session, q: str) -> list[Result]:
             found.append(
                 Result(
                     "batch",
-                    f"{p.name} · lot {b.lot}",
+                    f"{p.name} · 批次 lot {b.lot}",
                     url_for("workspace.batch_page", batch_id=b.id),
                     f"GTIN {p.gtin} · {p.merchant.name}",
                     p.merchant.region_code,
@@ -127,6 +128,16 @@ def _parties(session: Session, q: str) -> list[Result]:
     return found
 
 
+def logged_term(q: str, results: list[Result]) -> identity.Redacted:
+    """The search term as the access log keeps it: mobile and ID numbers masked with their
+    keyed hashes; a term that found a courier by name masked likewise (personal data)."""
+    secret = settings().SECRET_KEY
+    found = identity.redact_identifiers(secret, q)
+    if not found.personal and any(r.kind == "courier" and q in r.label for r in results):
+        found = identity.redact_name(secret, q)
+    return found
+
+
 def search(session: Session, viewer: Principal, q: str) -> list[Result]:
     """Everything ``q`` may name, most specific first."""
     q = q.strip()
@@ -143,7 +154,7 @@ def search(session: Session, viewer: Principal, q: str) -> list[Result]:
                 "parcel",
                 parcel.waybill,
                 url_for("workspace.parcel_page", waybill=parcel.waybill),
-                f"{merchant.name} · {parcel.state}",
+                f"{merchant.name} · {label('state', parcel.state)}",
                 covered[0] if covered else merchant.region_code,
             )
         )

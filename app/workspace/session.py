@@ -12,6 +12,9 @@ from flask import Blueprint, g, redirect, request, session, url_for
 from app.auth.operations import user_principal
 from app.errors import ApiError
 from app.web import db, settings
+from app.workspace import names
+from app.workspace.evidence import describe
+from app.workspace.words import page_lang
 from tracecore.access import Principal, Role
 from tracecore.errors import Forbidden
 
@@ -67,13 +70,16 @@ def require_sign_in():
         raise Forbidden("the workspace is for regulators and admins")
     session["seen_at"] = now
     g.workspace_viewer = found
-    if request.method == "POST":
-        sent = request.form.get("csrf_token", "")
-        if not hmac.compare_digest(sent, session.get("csrf", "")):
-            raise ApiError(
-                400, "bad_form_token", "the form has expired; reload the page and try again"
-            )
+    if request.method == "POST" and not form_token_ok():
+        raise ApiError(400, "bad_form_token", "the form has expired; reload the page and try again")
     return None
+
+
+def form_token_ok() -> bool:
+    """Whether a posted form carries this session's anti-forgery token (the sign-in form's
+    too: another site cannot sign a browser in to an account of its choosing)."""
+    sent = request.form.get("csrf_token", "")
+    return bool(sent) and hmac.compare_digest(sent, session.get("csrf", ""))
 
 
 @bp.context_processor
@@ -82,4 +88,11 @@ def page_globals() -> dict:
         "csrf_token": csrf_token,
         "viewer": g.get("workspace_viewer"),
         "username": session.get("username", ""),
+        "finding_rows": _finding_rows,
+        "evidence": lambda anomaly: describe(anomaly, page_lang()),
     }
+
+
+def _finding_rows(items: list) -> names.Rows:
+    """Party names and decisions of the findings a page lists (app/workspace/names.py)."""
+    return names.rows_of(db(), viewer(), items)

@@ -6,6 +6,7 @@ answer about one unit."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
+from tests.app.conftest import post_sign_in
 
 REDIS_URL = "redis://127.0.0.1:6379/11"  # this suite's own database, flushed around each test
 HTML = {"Accept": "text/html"}
@@ -64,9 +66,9 @@ def workers(database_url, redis_url):
 
 
 def attempt(client, username, password, address="192.0.2.1", headers=HTML):
-    return client.post(
-        "/workspace/sign-in",
-        data={"username": username, "password": password},
+    return post_sign_in(
+        client,
+        {"username": username, "password": password},
         headers=headers,
         environ_base={"REMOTE_ADDR": address},
     )
@@ -217,11 +219,17 @@ def test_gunicorn_refuses_production_with_in_process_limits_and_two_workers(data
 
 
 def _post(port: int, username: str) -> int:
-    """A sign-in attempt on a connection of its own (the kernel picks the worker)."""
-    body = urllib.parse.urlencode({"username": username, "password": "wrong password"})
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/workspace/sign-in", data=body.encode(), headers=HTML
+    """A sign-in attempt on a connection of its own (the kernel picks the worker), with the
+    form's token and cookie as a browser would send them (the cookie is ``Secure`` in
+    production: a cookie jar would keep it from plain HTTP, so it is copied by hand)."""
+    url = f"http://127.0.0.1:{port}/workspace/sign-in"
+    with urllib.request.urlopen(urllib.request.Request(url, headers=HTML), timeout=10) as form:
+        cookie = form.headers["Set-Cookie"].split(";", 1)[0]
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.read().decode()).group(1)
+    body = urllib.parse.urlencode(
+        {"csrf_token": token, "username": username, "password": "wrong password"}
     )
+    request = urllib.request.Request(url, data=body.encode(), headers=HTML | {"Cookie": cookie})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status

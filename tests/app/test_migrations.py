@@ -193,3 +193,53 @@ def test_existing_rejected_payloads_are_masked_and_their_subjects_filled_on_upgr
     assert (rows[1].serial, rows[1].waybill) == ("Q7X", None)
     assert rows[2].payload == '{"phone": "######' and rows[2].serial is None
     migrate.downgrade(empty_database_url, "0007")
+
+
+def test_searched_numbers_in_the_access_log_are_masked_on_upgrade(empty_database_url, monkeypatch):
+    """Search terms logged before issue 15 kept a courier's phone or ID number in clear: does
+    the upgrade mask them with their keyed hash (and a name that found a courier), mark them
+    personal, record the rewrite, leave the log append-only, and does the downgrade run?"""
+    from tracecore.identity import keyed_hash
+
+    monkeypatch.setenv("SECRET_KEY", "migration-secret")
+    migrate.upgrade(empty_database_url, "0015")
+    engine = create_engine(empty_database_url)
+    lines = [
+        ("search", "13800000001", False),
+        ("search", "320402199001011237", False),
+        ("search", "欧阳", True),  # listed a courier: a name
+        ("search", "SF1234567890", False),
+        ("code", "13800000001", True),  # not a search: left alone
+    ]
+    with engine.begin() as conn:
+        for target_type, target_id, personal in lines:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO access_log (at, actor_role, action, target_type, target_id, "
+                    "personal_data, detail) VALUES ('2026-12-01T21:12:00+00:00', 'regulator', "
+                    "'view', :t, :i, :p, '')"
+                ),
+                {"t": target_type, "i": target_id, "p": personal},
+            )
+    engine.dispose()
+    migrate.upgrade(empty_database_url)
+    engine = create_engine(empty_database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT target_id, personal_data, detail, action FROM access_log ORDER BY id")
+        ).all()
+    assert [(r.target_id, bool(r.personal_data)) for r in rows[:5]] == [
+        ("138****0001", True),
+        ("320402********1237", True),
+        ("欧*", True),
+        ("SF1234567890", False),
+        ("13800000001", True),
+    ]
+    assert rows[0].detail == "phone:" + keyed_hash("migration-secret", "13800000001")
+    assert rows[1].detail == "id_number:" + keyed_hash("migration-secret", "320402199001011237")
+    assert (rows[5].action, rows[5].target_id) == ("rewrite", "0016")
+    assert rows[5].detail.startswith("3 search terms")
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
+        conn.execute(sa.text("UPDATE access_log SET detail = 'edited'"))
+    engine.dispose()
+    migrate.downgrade(empty_database_url, "0015")

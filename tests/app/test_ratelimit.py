@@ -10,6 +10,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from app.ratelimit import SCHEME, InlineExpiryMemoryStorage
+from tests.app.conftest import post_sign_in
 
 
 def test_the_app_counts_its_limits_in_the_inline_storage_with_the_speedups(app):
@@ -153,7 +154,7 @@ def test_sign_in_keeps_its_own_limit_beside_the_public_limit(database_url):
     try:
         client = limited.test_client()
         form = {"username": "nobody", "password": "wrong"}
-        codes = [client.post("/workspace/sign-in", data=form).status_code for _ in range(3)]
+        codes = [post_sign_in(client, form).status_code for _ in range(3)]
         assert codes == [401, 401, 429]
         resp = client.get("/t/AAAAAAAAAAAAAAAA", headers={"Accept": "application/json"})
         assert resp.status_code == 404

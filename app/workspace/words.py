@@ -1,0 +1,184 @@
+"""Words, not identifiers: what people read for each type, state, event, role and party.
+
+``label(kind, value)`` gives the Chinese name, or the English one when the page is asked in
+English (``?lang=en``, or a browser whose ``Accept-Language`` prefers English). Templates get
+``label`` as a global and the ``beijing`` filter (app/timefmt.py) in the same language; both
+are registered app-wide by :func:`register`, so every area's pages can use them. An unknown
+value is shown as it is (never an error).
+
+The names follow the consumer pages (app/consumer/texts.py) and the docs' glossary.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from flask import Flask, has_request_context, request
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
+
+from app import timefmt
+from app.consumer.places import place_of_region
+
+LANGS = ("zh", "en")
+
+_EVENTS = {
+    "issued": ("已赋码", "Code issued"),
+    "shelved": ("上架", "Shelved"),
+    "sold": ("售出", "Sold"),
+    "packed": ("打包发货", "Packed"),
+    "picked_up": ("快递揽收", "Picked up"),
+    "in_transit": ("运输中", "In transit"),
+    "out_for_delivery": ("派送中", "Out for delivery"),
+    "delivery_failed": ("派送未成功", "Delivery failed"),
+    "signed": ("已签收", "Signed for"),
+    "returned": ("已退回", "Returned"),
+}
+
+#: kind → value → (Chinese, English).
+WORDS: dict[str, dict[str, tuple[str, str]]] = {
+    "anomaly": {
+        "lifecycle_violation": ("流程违规", "Lifecycle violation"),
+        "empty_parcel": ("空包", "Empty parcel"),
+        "impossible_travel": ("不可能的移动", "Impossible travel"),
+        "remote_sign": ("异地签收", "Signed far from the consignee"),
+        "out_of_area": ("超出经营区域", "Out of area"),
+        "stalled_parcel": ("包裹滞留", "Stalled parcel"),
+        "late_delivery": ("延误送达", "Late delivery"),
+        "duplicate_sale": ("重复销售", "Sold twice"),
+        "unknown_code": ("未登记的追溯码", "Unknown trace code"),
+        "expired_sale": ("销售过期商品", "Expired product sold"),
+        "recalled_sale": ("销售召回商品", "Recalled product sold"),
+        "brushing": ("刷单", "Brushing (fake orders)"),
+        "consumer_complaint": ("消费者投诉", "Consumer complaint"),
+        "copied_code": ("追溯码被复制", "Copied trace code"),
+        "device_silent": ("手持终端长时间未同步", "Handheld silent"),
+    },
+    "status": {
+        "open": ("待处理", "Open"),
+        "confirmed": ("已确认", "Confirmed"),
+        "dismissed": ("已驳回", "Dismissed"),
+        "withdrawn": ("已自动撤回", "Withdrawn"),
+        "pending": ("待裁决", "Pending"),
+        "upheld": ("已支持", "Upheld"),
+        "rejected": ("已驳回", "Rejected"),
+        "active": ("正常", "Active"),
+        "recalled": ("已召回", "Recalled"),
+    },
+    "severity": {
+        "minor": ("轻微", "Minor"),
+        "major": ("较重", "Major"),
+        "serious": ("严重", "Serious"),
+    },
+    "decision": {
+        "confirm": ("确认", "Confirm"),
+        "dismiss": ("驳回", "Dismiss"),
+        "uphold": ("支持申诉", "Uphold"),
+        "reject": ("驳回申诉", "Reject"),
+    },
+    "event": _EVENTS,
+    "state": _EVENTS,
+    "role": {
+        "admin": ("系统管理员", "Administrator"),
+        "regulator": ("监管人员", "Regulator"),
+        "merchant": ("商家", "Merchant"),
+        "logistics": ("物流企业", "Logistics company"),
+        "anonymous": ("匿名", "Anonymous"),
+    },
+    "party": {
+        "merchant": ("商家", "Merchant"),
+        "logistics_company": ("物流企业", "Logistics company"),
+        "courier": ("快递员", "Courier"),
+    },
+    "subject": {
+        "code": ("追溯码", "Trace code"),
+        "waybill": ("运单", "Waybill"),
+        "batch": ("批次", "Batch"),
+        "merchant": ("商家", "Merchant"),
+    },
+    "record": {
+        "anomaly": ("异常", "Finding"),
+        "reversal": ("撤销", "Reversal"),
+        "complaint": ("投诉", "Complaint"),
+        "sanction": ("惩戒", "Sanction"),
+        "commendation": ("表彰", "Commendation"),
+        "commitment": ("信用承诺", "Commitment"),
+        "inspection": ("抽检", "Inspection"),
+        "rating": ("评价", "Rating"),
+    },
+    "action": {
+        "view": ("查看", "View"),
+        "export": ("导出", "Export"),
+        "change": ("修改", "Change"),
+        "sign_in": ("登录", "Sign-in"),
+        "sign_in_failed": ("登录失败", "Failed sign-in"),
+        "sign_out": ("退出", "Sign-out"),
+        "rewrite": ("改写", "Rewrite"),
+    },
+    "result": {
+        "code": ("追溯码", "Trace code"),
+        "parcel": ("包裹", "Parcel"),
+        "batch": ("批次", "Batch"),
+        "product": ("产品", "Product"),
+        "merchant": ("商家", "Merchant"),
+        "logistics_company": ("物流企业", "Logistics company"),
+        "courier": ("快递员", "Courier"),
+    },
+    "list": {
+        "red": ("守信红名单", "Red list"),
+        "black": ("失信黑名单", "Black list"),
+    },
+}
+
+
+def word(kind: str, value, lang: str = "zh") -> str:
+    """The name of ``value`` (a string or a string enum) of ``kind`` in ``lang``; the value
+    itself when it has none."""
+    if value is None:
+        return ""
+    pair = WORDS.get(kind, {}).get(str(value))
+    if pair is None:
+        return str(value)
+    return pair[1] if lang == "en" else pair[0]
+
+
+@functools.lru_cache(maxsize=256)
+def _lang_of(accept_language: str | None) -> str:
+    best = parse_accept_header(accept_language, LanguageAccept).best_match(LANGS, "zh")
+    return best or "zh"
+
+
+def page_lang() -> str:
+    """The page's language: ``?lang=`` when given, else the browser's preference, else
+    Chinese (and Chinese outside a request)."""
+    if not has_request_context():
+        return "zh"
+    asked = request.args.get("lang")
+    if asked in LANGS:
+        return asked
+    return _lang_of(request.headers.get("Accept-Language"))
+
+
+def label(kind: str, value) -> str:
+    """The name of ``value`` of ``kind`` in the page's language (the templates' global)."""
+    return word(kind, value, page_lang())
+
+
+def region_name(region_code: str | None) -> str:
+    """A GB/T 2260 region's name (district, else province) in the page's language."""
+    place = place_of_region(region_code)
+    return place[page_lang()] if place else (region_code or "")
+
+
+def register(app: Flask) -> None:
+    """``label`` and ``page_lang`` as template globals and the ``beijing`` filter (with the
+    page's language) for every template of the app."""
+
+    def beijing(value, seconds: bool = False) -> str:
+        return timefmt.beijing(value, page_lang(), seconds=seconds)
+
+    app.add_template_global(label, "label")
+    app.add_template_global(page_lang, "page_lang")
+    app.add_template_global(region_name, "region_name")
+    app.add_template_filter(beijing, "beijing")
+    app.add_template_filter(timefmt.beijing_date, "beijing_date")
