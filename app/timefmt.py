@@ -69,10 +69,11 @@ def parse_typed(raw: str, field: str, *, end_of_day: bool = False) -> datetime |
         return None
     try:
         moment = datetime.fromisoformat(raw)
-    except ValueError:
+        if end_of_day and len(raw) == 10:  # a bare date: YYYY-MM-DD
+            moment += timedelta(days=1)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=BEIJING)
+        # a moment UTC cannot hold (0001-01-01T00:00:00+00:01, 9999-12-31 until) is no date
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValidationError(f"{field}: give a date like 2026-11-22", field=field) from None
-    if end_of_day and len(raw) == 10:  # a bare date: YYYY-MM-DD
-        moment += timedelta(days=1)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=BEIJING)
-    return moment.astimezone(UTC)

@@ -5,6 +5,7 @@ header breaks in redirect targets (issue 18, item 7)."""
 import pytest
 import sqlalchemy as sa
 
+from tests.app.conftest import post_sign_in
 from tests.app.test_errors import assert_error
 from tests.conftest import gtin13
 
@@ -132,10 +133,11 @@ def test_sign_in_redirects_only_to_a_clean_path_of_the_workspace(client, make, t
     """A ``next=`` with CR/LF reached the Location header (a 500: werkzeug refuses it); a
     backslash or a look-alike prefix could leave the site. Such targets go home instead."""
     username, password = make.user("regulator")
-    resp = client.post(
-        "/workspace/sign-in",
+    resp = post_sign_in(
+        client,
+        {"username": username, "password": password},
+        path="/workspace/sign-in",
         query_string={"next": target},
-        data={"username": username, "password": password},
     )
     assert resp.status_code in (302, 422)
     if resp.status_code == 302:
@@ -146,9 +148,10 @@ def test_sign_in_redirects_only_to_a_clean_path_of_the_workspace(client, make, t
 
 def test_sign_in_keeps_a_clean_workspace_target(client, make):
     username, password = make.user("regulator")
-    resp = client.post(
-        "/workspace/sign-in?next=/workspace/anomalies%3Fstatus%3Dopen",
-        data={"username": username, "password": password},
+    resp = post_sign_in(
+        client,
+        {"username": username, "password": password},
+        path="/workspace/sign-in?next=/workspace/anomalies%3Fstatus%3Dopen",
     )
     assert resp.headers["Location"] == "/workspace/anomalies?status=open"
 
