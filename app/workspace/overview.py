@@ -390,11 +390,16 @@ def _recalls(session: Session, you: Principal, now: datetime) -> list[tuple]:
 # -- the page --------------------------------------------------------------------------------
 
 
+def clock() -> datetime:
+    """Now (a seam for tests whose events happened on a fixed day)."""
+    return datetime.now(UTC)
+
+
 @bp.get("/")
 @unit_of_work
 def home():
     you, cfg = viewer(), settings()
-    now = datetime.now(UTC)
+    now = clock()
     days = 90 if request.args.get("days") == "90" else 30
     chart, by_type = _trend(db(), you, now, days)
     rows, counted_at = _districts(db(), you, now, cfg.OVERVIEW_EVENT_COUNTS_MAX_AGE_S)
