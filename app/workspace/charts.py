@@ -52,14 +52,17 @@ def line_chart(
     height: int = 220,
     stacked_bars: bool = False,
     label_every: int = 7,
+    scale: tuple[float, float] | None = None,
 ) -> Markup:
     """One line (or, ``stacked_bars``, one stacked bar per label) per series over ``labels``
     (the x axis, e.g. days), with a vertical scale and a legend. Values are not negative
-    for bars; lines may be any value (the axis starts at the lowest)."""
+    for bars; lines may be any value (the axis spans them, or ``scale``)."""
     left, right, top, bottom = 44, 8, 10, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(len(labels), 1)
-    if stacked_bars:
+    if scale is not None:  # a fixed scale, e.g. 0–100 for a percentage
+        low, high = scale
+    elif stacked_bars:
         totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
         low, high = 0.0, max(totals, default=0)
     else:
@@ -87,7 +90,8 @@ def line_chart(
             f'<text class="tick" x="{left - 4}" y="{_n(y(t) + 4)}" text-anchor="end">{_n(t)}</text>'
         )
     for i, name in enumerate(labels):
-        if i % label_every == 0 or i == len(labels) - 1:
+        last = i == len(labels) - 1 and i % label_every >= label_every / 2
+        if i % label_every == 0 or last:
             out.append(
                 f'<text class="tick" x="{_n(x(i))}" y="{top + plot_h + 14}" '
                 f'text-anchor="middle">{escape(name)}</text>'

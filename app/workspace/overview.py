@@ -263,7 +263,7 @@ def _district_map(rows: list[DistrictRow], you: Principal) -> Markup | None:
     projection = districts.MapProjection.for_districts(shown, width=480)
     out = [
         f'<svg class="map choropleth" viewBox="{projection.view_box}" '
-        'xmlns="http://www.w3.org/2000/svg" role="img" '
+        'xmlns="http://www.w3.org/2000/svg" role="group" '
         f'aria-label="{escape(shown[0].city)}：每万事件异常数 findings per 10,000 events">'
     ]
     for d, path in districts.district_paths(projection, shown):

@@ -250,6 +250,7 @@ def _reach_chart(start: datetime, now: datetime, moments: list[datetime], units:
         [Series("已触达 % reached", shares)],
         title="召回触达率（按日）Share of units reached, by day",
         height=180,
+        scale=(0, 100),
     )
 
 
