@@ -11,8 +11,10 @@ Every number is of the viewer's jurisdiction. What it reads, in a handful of que
   event counts are a grouped scan of the period's events: each process keeps them for
   ``OVERVIEW_EVENT_COUNTS_MAX_AGE_S`` seconds (10 minutes by default; the page says so);
 * the parties with the highest risk indicator (open findings' points) and the lowest public
-  scores (exact accounts of the 50 parties with the most negative decided records);
-* recalls of the last 90 days with the share of units reached (:mod:`app.workspace.recall`).
+  scores (exact accounts of the 25 parties with the most negative decided records, kept like
+  the event counts);
+* recalls of the last 90 days with the share of units reached (:mod:`app.workspace.recall`),
+  kept like the event counts.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ from tracecore.workdays import CST, ResponsePeriod, working_days_since
 
 #: How many parties each list shows.
 TOP = 10
+#: The lowest scores are exact accounts of this many parties with the most negative
+#: decided records.
+CANDIDATES = 25
 #: Districts are coloured in this many steps of findings per 10,000 events.
 LEVELS = 5
 
@@ -73,37 +78,48 @@ class Backlog:
     period_days: int
 
 
-def _age_bucket(days: int, limit: int) -> str:
-    if days <= 2:
-        return "0–2"
-    if days <= limit:
-        return f"3–{limit}"
-    return f">{limit}"
+def _since_working_days(now: datetime, days: int, period: ResponsePeriod) -> datetime:
+    """The start of the earliest Beijing day from which at most ``days`` working days have
+    begun by ``now``: findings detected since then are at most ``days`` working days old."""
+    day = now.astimezone(CST).date()
+    while True:
+        earlier = day - timedelta(days=1)
+        start = datetime.combine(earlier, datetime.min.time(), CST)
+        if working_days_since(start, now, period.calendar) > days:
+            return datetime.combine(day, datetime.min.time(), CST)
+        day = earlier
 
 
 def _backlog(session: Session, you: Principal, period: ResponsePeriod, now: datetime) -> Backlog:
+    """Counted in the database: the age buckets are moments (the working-day cut-offs)."""
     limit = period.working_days
+    recent, within = _since_working_days(now, 2, period), _since_working_days(now, limit, period)
+    order = ["0–2", f"3–{limit}", f">{limit}"]
+    bucket = sa.case(
+        (Anomaly.detected_at >= recent, order[0]),
+        (Anomaly.detected_at >= within, order[1]),
+        else_=order[2],
+    )
     ages: Counter = Counter()
     severities: Counter = Counter()
-    oldest = None
-    per_day: dict[date, int] = {}
-    for severity, detected_at in session.execute(
-        sa.select(Anomaly.severity, Anomaly.detected_at).where(
+    for severity, age, n in session.execute(
+        sa.select(Anomaly.severity, bucket, sa.func.count())
+        .where(Anomaly.status == "open", _inside(Anomaly.region_code, you))
+        .group_by(Anomaly.severity, bucket)
+    ):
+        severities[severity] += n
+        ages[age] += n
+    oldest = session.scalar(
+        sa.select(sa.func.min(Anomaly.detected_at)).where(
             Anomaly.status == "open", _inside(Anomaly.region_code, you)
         )
-    ):
-        severities[severity] += 1
-        day = detected_at.astimezone(CST).date()
-        if day not in per_day:
-            per_day[day] = working_days_since(detected_at, now, period.calendar)
-        ages[_age_bucket(per_day[day], limit)] += 1
-        oldest = detected_at if oldest is None or detected_at < oldest else oldest
+    )
     appeals = session.execute(
         sa.select(Appeal.created_at)
         .join(Anomaly, Appeal.anomaly_id == Anomaly.id)
         .where(Appeal.status == "pending", _inside(Anomaly.region_code, you))
     ).all()
-    overdue = sum(working_days_since(a[0], now, period.calendar) > limit for a in appeals)
+    overdue = sum(a[0] < within for a in appeals)
     in_period = session.scalar(
         sa.select(sa.func.count())
         .select_from(Anomaly)
@@ -111,17 +127,25 @@ def _backlog(session: Session, you: Principal, period: ResponsePeriod, now: date
         .where(_inside(Anomaly.region_code, you))
     )
     in_period += _sanctions_in_period(session, you, now)
-    order = ["0–2", f"3–{limit}", f">{limit}"]
     return Backlog(
         sum(severities.values()),
         {s: severities.get(s, 0) for s in ("serious", "major", "minor")},
         [(k, ages.get(k, 0)) for k in order],
-        oldest,
+        _aware(oldest),
         len(appeals),
         overdue,
         in_period,
         limit,
     )
+
+
+def _aware(moment) -> datetime | None:
+    # min() of a UTC column comes back untyped on SQLite: a string or a naive time.
+    if moment is None or (isinstance(moment, datetime) and moment.tzinfo):
+        return moment
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _sanctions_in_period(session: Session, you: Principal, now: datetime) -> int:
@@ -350,10 +374,10 @@ def _lowest(session: Session, you: Principal, policy: Policy, now: datetime) -> 
                 )
                 .group_by(CreditRecord.party_id)
                 .order_by(total)
-                .limit(50)
+                .limit(CANDIDATES)
             )
         ]
-    picked = {p for p, _ in sorted(candidates, key=lambda c: c[1])[:50]}
+    picked = {p for p, _ in sorted(candidates, key=lambda c: c[1])[:CANDIDATES]}
     accounts = credit_ops.accounts(session, picked, policy, now)
     names = _names(session, picked)
     rows = [
@@ -373,8 +397,23 @@ def _lowest(session: Session, you: Principal, policy: Policy, now: datetime) -> 
 # -- recalls ---------------------------------------------------------------------------------
 
 
-def _recalls(session: Session, you: Principal, now: datetime) -> list[tuple]:
-    """Recalls of the last 90 days: (batch, units reached, units)."""
+#: What the page keeps a while (lists that change slowly and cost a scan): key -> (when, value).
+_KEPT: dict[tuple, tuple[float, object]] = {}
+
+
+def _kept(key: tuple, max_age_s: int, compute):
+    """``compute()``, or its value kept by this process for ``max_age_s`` seconds."""
+    found = _KEPT.get(key)
+    if found is None or time.time() - found[0] >= max_age_s:
+        if len(_KEPT) > 1000:
+            _KEPT.clear()
+        found = _KEPT[key] = (time.time(), compute())
+    return found[1]
+
+
+def _recalls(session: Session, you: Principal, now: datetime, max_age_s: int) -> list[tuple]:
+    """Recalls of the last 90 days: (batch, units reached, units). The reach of a large
+    batch is a scan of its units' parcels' events: each process keeps it ``max_age_s``."""
     batches = session.scalars(
         sa.select(Batch)
         .join(Product, Product.id == Batch.product_id)
@@ -384,7 +423,10 @@ def _recalls(session: Session, you: Principal, now: datetime) -> list[tuple]:
         .order_by(Batch.recalled_at.desc())
         .limit(TOP)
     ).all()
-    return [(b, *recall.reach_share(session, b)) for b in batches]
+    return [
+        (b, *_kept(("reach", b.id), max_age_s, lambda b=b: recall.reach_share(session, b)))
+        for b in batches
+    ]
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -413,6 +455,10 @@ def home():
         district_map=_district_map(rows, you),
         counted_at=datetime.fromtimestamp(counted_at, UTC),
         riskiest=_riskiest(db(), you, cfg.policy),
-        lowest=_lowest(db(), you, cfg.policy, now),
-        recalls=_recalls(db(), you, now),
+        lowest=_kept(
+            ("lowest", you.jurisdiction),
+            cfg.OVERVIEW_EVENT_COUNTS_MAX_AGE_S,
+            lambda: _lowest(db(), you, cfg.policy, now),
+        ),
+        recalls=_recalls(db(), you, now, cfg.OVERVIEW_EVENT_COUNTS_MAX_AGE_S),
     )
