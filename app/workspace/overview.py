@@ -19,6 +19,7 @@ Every number is of the viewer's jurisdiction. What it reads, in a handful of que
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -272,6 +273,20 @@ def _districts(
     return rows, counted_at
 
 
+@functools.lru_cache(maxsize=64)
+def _city_drawing(city: str) -> tuple[str, str, list, list[str]]:
+    """A city's districts drawn (the bundled boundaries do not change while the process
+    runs): its view box, name, district paths and name labels."""
+    shown = districts.districts(city)
+    projection = districts.MapProjection.for_districts(shown, width=480)
+    labels = []
+    for d in shown:
+        inside = d.geometry.representative_point()
+        x, y = projection.to_xy(inside.x, inside.y)
+        labels.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle">{escape(d.name)}</text>')
+    return projection.view_box, shown[0].city, districts.district_paths(projection, shown), labels
+
+
 def _district_map(rows: list[DistrictRow], you: Principal) -> Markup | None:
     """The city with the most findings, its districts coloured by level, each a link to its
     findings in the queue."""
@@ -283,14 +298,13 @@ def _district_map(rows: list[DistrictRow], you: Principal) -> Markup | None:
     if not cities:
         return None
     city = max(sorted(cities), key=lambda c: cities[c])
-    shown = districts.districts(city)
-    projection = districts.MapProjection.for_districts(shown, width=480)
+    view_box, name, paths, labels = _city_drawing(city)
     out = [
-        f'<svg class="map choropleth" viewBox="{projection.view_box}" '
+        f'<svg class="map choropleth" viewBox="{view_box}" '
         'xmlns="http://www.w3.org/2000/svg" role="group" '
-        f'aria-label="{escape(shown[0].city)}：每万事件异常数 findings per 10,000 events">'
+        f'aria-label="{escape(name)}：每万事件异常数 findings per 10,000 events">'
     ]
-    for d, path in districts.district_paths(projection, shown):
+    for d, path in paths:
         row = by_code.get(d.code)
         rate = f"{row.rate:.1f}" if row and row.rate is not None else "–"
         href = f"/workspace/anomalies?region_code={d.code}"
@@ -299,10 +313,7 @@ def _district_map(rows: list[DistrictRow], you: Principal) -> Markup | None:
             f"<title>{escape(d.city + d.name)}: {rate} / 万事件 per 10,000 events</title>"
             "</path></a>"
         )
-    for d in shown:
-        inside = d.geometry.representative_point()
-        x, y = projection.to_xy(inside.x, inside.y)
-        out.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="middle">{escape(d.name)}</text>')
+    out.extend(labels)
     out.append("</svg>")
     return Markup("".join(out))
 
