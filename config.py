@@ -96,6 +96,9 @@ class Config:
     #: Public answers may show a merchant's credit grade this many seconds old (each web
     #: process keeps it that long instead of scoring the records on every scan).
     PUBLIC_CREDIT_MAX_AGE_S: int = 10
+    #: The overview's events per district (the denominator of findings per 10,000 events) are
+    #: a scan of the last 30 days' events: each web process keeps them this many seconds.
+    OVERVIEW_EVENT_COUNTS_MAX_AGE_S: int = 600
     #: Requests per client address to the public pages and answers (flask-limiter syntax).
     PUBLIC_RATE_LIMIT: str = "600 per minute"
     #: Sign-in attempts per client address.

@@ -56,6 +56,8 @@ def app(database_url):
             "SIGN_IN_ACCOUNT_LIMIT": "100000 per minute",
             # Identifiers restart with every test: a grade kept from the last one would lie.
             "PUBLIC_CREDIT_MAX_AGE_S": 0,
+            # The overview counts events afresh: each test has its own.
+            "OVERVIEW_EVENT_COUNTS_MAX_AGE_S": 0,
         }
     )
     yield app

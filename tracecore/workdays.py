@@ -72,3 +72,17 @@ class ResponsePeriod:
     def ends(self, decided_at: datetime) -> datetime:
         """When a decision made at ``decided_at`` becomes final, unless appealed before."""
         return working_days_after(decided_at, self.working_days, self.calendar)
+
+
+def working_days_since(start: datetime, now: datetime, calendar: Calendar = Calendar()) -> int:
+    """How many working days have begun since ``start``'s day (China Standard Time), up to
+    and including ``now``'s day: 0 on the same day, 7 on the 7th working day after, when a
+    period of 7 working days that started at ``start`` is in its last day (it ends at 24:00)."""
+    if start.tzinfo is None or now.tzinfo is None:
+        raise ValueError("start and now must be aware times")
+    day, last = start.astimezone(CST).date(), now.astimezone(CST).date()
+    counted = 0
+    while day < last:
+        day += timedelta(days=1)
+        counted += calendar.is_working_day(day)
+    return counted

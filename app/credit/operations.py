@@ -374,6 +374,33 @@ def accounts(
     now = now or datetime.now(UTC)
     if not parties:
         return {}
+    by_party, appeals, commitments = _load(session, parties)
+    return {p: _account(p, by_party[p], appeals, commitments.get(p), policy, now) for p in parties}
+
+
+def standings_over_time(
+    session: Session, party: tuple[str, int], policy: credit.Policy, moments: list[datetime]
+) -> list[credit.Standing]:
+    """The party's public standing at each of ``moments`` (its credit history), from the
+    records created by then; appeals as they stand now."""
+    by_party, appeals, commitments = _load(session, {party})
+    rows, signed = by_party[party], commitments.get(party)
+    return [
+        _account(
+            party,
+            [r for r in rows if r[0].created_at <= t],
+            appeals,
+            signed if signed is not None and signed.signed_at <= t else None,
+            policy,
+            t,
+        ).standing
+        for t in moments
+    ]
+
+
+def _load(session: Session, parties: set[tuple[str, int]]) -> tuple[dict, dict, dict]:
+    """The parties' records (with their anomalies' status and dates), the appeals of
+    those records, and their commitments."""
     types = {p[0] for p in parties}
     ids = {p[1] for p in parties}
     rows = session.execute(
@@ -405,7 +432,7 @@ def accounts(
         (c.party_type, c.party_id): c
         for c in session.scalars(sa.select(Commitment).where(*_of_parties(Commitment, types, ids)))
     }
-    return {p: _account(p, by_party[p], appeals, commitments.get(p), policy, now) for p in parties}
+    return by_party, appeals, commitments
 
 
 #: (party, policy) -> (valid until, monotonic clock; records version; public credit):

@@ -16,6 +16,7 @@
   }
   var start = null, rect = null;
   svg.addEventListener("pointerdown", function (evt) {
+    if (evt.target.closest("a")) return; // a point: its link opens its history
     start = svgPoint(evt);
     rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
     rect.setAttribute("class", "box");
@@ -31,7 +32,7 @@
   svg.addEventListener("pointerup", function (evt) {
     if (!start) return;
     var p = svgPoint(evt);
-    if (Math.abs(p.x - start.x) < 4 || Math.abs(p.y - start.y) < 4) { start = null; return; }
+    if (Math.abs(p.x - start.x) < 4 || Math.abs(p.y - start.y) < 4) { start = null; rect.remove(); return; }
     var a = toLonLat(Math.min(p.x, start.x), Math.max(p.y, start.y));
     var b = toLonLat(Math.max(p.x, start.x), Math.min(p.y, start.y));
     form.elements.min_lon.value = a[0].toFixed(4); form.elements.min_lat.value = a[1].toFixed(4);

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask, redirect, url_for
 
-from app.workspace import pages, words  # noqa: F401 - pages' views are the blueprint's
+from app.workspace import overview, pages, parties, recall, words  # noqa: F401 - views
 from app.workspace.session import bp
 
 

@@ -6,7 +6,7 @@ on SpatiaLite, the R*Tree index narrows the rows before ``ST_Within``)."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -119,6 +119,10 @@ class MapView:
     anomalies: list[dict]
     events: list[dict]
     counts: Counter  #: anomalies per district code
+    #: How many anomalies and events the area holds (the drawn ones are at most
+    #: MAX_ANOMALIES and MAX_EVENTS of them, the newest): the page says so.
+    anomalies_total: int = 0
+    events_total: int = 0
 
 
 def _cities(viewer: Principal) -> list[tuple[str, str]]:
@@ -137,24 +141,48 @@ def map_view(session: Session, viewer: Principal, query: MapQuery) -> MapView:
     city = query.city if query.city in dict(cities) else cities[0][0]
     shown = districts.districts(city)
     projection = districts.MapProjection.for_districts(shown)
+    if query.area_wkt() is None:  # the city drawn: never the newest points of elsewhere
+        query = replace(query, box=projection.bbox)
     x = sa.func.ST_X(Anomaly.location)
     y = sa.func.ST_Y(Anomaly.location)
-    found = session.execute(
+    anomalies_shown = (
         visible_anomalies(viewer)
-        .with_only_columns(Anomaly.id, Anomaly.type, Anomaly.severity, Anomaly.status, x, y)
         .where(Anomaly.location.is_not(None), Anomaly.status.not_in(("dismissed", "withdrawn")))
         .where(_within(session, Anomaly.location, "anomalies", query))
-        .limit(MAX_ANOMALIES)
+    )
+    found = session.execute(
+        anomalies_shown.with_only_columns(
+            Anomaly.id,
+            Anomaly.type,
+            Anomaly.severity,
+            Anomaly.status,
+            x,
+            y,
+            Anomaly.subject_type,
+            Anomaly.subject,
+        ).limit(MAX_ANOMALIES)
     ).all()
     since = datetime.now(UTC) - timedelta(days=query.days)
     ex, ey = sa.func.ST_X(Event.location), sa.func.ST_Y(Event.location)
-    events = session.execute(
-        sa.select(Event.type, ex, ey)
+    events_shown = (
+        sa.select(Event.type, ex, ey, Event.serial, Event.waybill)
         .where(Event.location.is_not(None), Event.occurred_at >= since)
         .where(_within(session, Event.location, "events", query))
-        .order_by(Event.occurred_at.desc())
-        .limit(MAX_EVENTS)
+    )
+    events = session.execute(
+        events_shown.order_by(Event.occurred_at.desc()).limit(MAX_EVENTS)
     ).all()
+    # Counted only when the drawing is capped (events: in the area, near its edge perhaps
+    # outside the jurisdiction, which are not drawn).
+    totals = [
+        len(rows)
+        if len(rows) < cap
+        else session.scalar(sa.select(sa.func.count()).select_from(shown.order_by(None).subquery()))
+        for rows, cap, shown in (
+            (found, MAX_ANOMALIES, anomalies_shown),
+            (events, MAX_EVENTS, events_shown),
+        )
+    ]
     counts: Counter = Counter()
     anomalies = []
     for row in found:
@@ -163,16 +191,27 @@ def map_view(session: Session, viewer: Principal, query: MapQuery) -> MapView:
             counts[place.code] += 1
         px, py = projection.to_xy(row[4], row[5])
         anomalies.append(
-            {"id": row[0], "type": row[1], "severity": row[2], "status": row[3], "x": px, "y": py}
+            {
+                "id": row[0],
+                "type": row[1],
+                "severity": row[2],
+                "status": row[3],
+                "x": px,
+                "y": py,
+                "href": _subject_href(row[6], row[7]),
+            }
         )
     points = []
-    for kind, lon, lat in events:
+    for kind, lon, lat, serial, waybill in events:
         place = districts.locate(lat, lon)
         if not viewer.covers(place.code if place else None):
             continue  # events are shown only inside the viewer's own jurisdiction
         px, py = projection.to_xy(lon, lat)
         if 0 <= px <= projection.width and 0 <= py <= projection.height:
-            points.append({"type": kind, "x": px, "y": py})
+            href = f"/workspace/codes/{serial}" if serial else f"/workspace/parcels/{waybill}"
+            points.append({"type": kind, "x": px, "y": py, "href": href})
+    if totals[1] == len(events):  # not capped: what the viewer may see, all drawn
+        totals[1] = len(points)
     labels = []
     for d in shown:
         inside = d.geometry.representative_point()  # inside even for a crescent-shaped one
@@ -185,4 +224,15 @@ def map_view(session: Session, viewer: Principal, query: MapQuery) -> MapView:
         anomalies,
         points,
         counts,
+        *totals,
     )
+
+
+def _subject_href(subject_type: str, subject: str) -> str | None:
+    """The page of an anomaly's subject: its history."""
+    return {
+        "code": f"/workspace/codes/{subject}",
+        "waybill": f"/workspace/parcels/{subject}",
+        "batch": f"/workspace/batches/{subject}",
+        "merchant": f"/workspace/parties/merchant/{subject}",
+    }.get(subject_type)

@@ -34,7 +34,6 @@ from app.errors import ApiError, wants_page
 from app.events import history
 from app.events.models import RejectedEvent, RejectionTally
 from app.feedback.models import Complaint
-from app.parties.models import PARTY_MODELS
 from app.web import client_address, db, local_target, settings, unit_of_work
 from app.workspace import search as finder
 from app.workspace import throttle, words
@@ -107,30 +106,6 @@ def sign_out():
 
 
 # -- home and search --------------------------------------------------------------------------
-
-
-@bp.get("/")
-def home():
-    you = viewer()
-    open_by_type = dict(
-        db()
-        .execute(
-            sa.select(Anomaly.type, sa.func.count())
-            .where(Anomaly.id.in_(findings.visible_anomalies(you).with_only_columns(Anomaly.id)))
-            .where(Anomaly.status == "open")
-            .group_by(Anomaly.type)
-        )
-        .all()
-    )
-    pending = db().scalar(
-        sa.select(sa.func.count())
-        .select_from(Appeal)
-        .where(
-            Appeal.status == "pending",
-            Appeal.anomaly_id.in_(findings.visible_anomalies(you).with_only_columns(Anomaly.id)),
-        )
-    )
-    return render_template("workspace/home.html", open_by_type=open_by_type, pending=pending)
 
 
 @bp.get("/search")
@@ -383,14 +358,6 @@ def batch_page(batch_id: int):
     return render_template("workspace/batch.html", batch=batch, trace=found)
 
 
-@bp.post("/batches/<id:batch_id>/recall")
-@unit_of_work
-def recall(batch_id: int):
-    credit_ops.recall_batch(db(), viewer(), batch_id, request.form.get("reason", ""))
-    _log("change", "batch", batch_id, detail="recall")
-    return redirect(url_for("workspace.batch_page", batch_id=batch_id), 303)
-
-
 @bp.get("/batches/<id:batch_id>/trace.csv")
 @unit_of_work
 def batch_trace_csv(batch_id: int):
@@ -437,32 +404,6 @@ def batch_trace_csv(batch_id: int):
 
 
 # -- credit -------------------------------------------------------------------------------------
-
-
-@bp.get("/parties/<party_type>/<id:party_id>")
-@unit_of_work
-def party_page(party_type: str, party_id: int):
-    if party_type not in PARTY_MODELS:
-        raise ValidationError("party types: merchant, logistics_company, courier")
-    party = credit_ops.get_party(db(), party_type, party_id)
-    viewer().require_region(party.region_code, "this party")
-    account = credit_ops.account(db(), party_type, party_id, settings().policy)
-    _log("view", party_type, party_id, personal=party_type == "courier", detail="credit")
-    return render_template(
-        "workspace/party.html",
-        party=party,
-        party_type=party_type,
-        account=account,
-        place=place_of_region(party.region_code),
-        anomalies=list(
-            db().scalars(
-                sa.select(Anomaly)
-                .where(Anomaly.party_type == party_type, Anomaly.party_id == party_id)
-                .order_by(Anomaly.id.desc())
-                .limit(100)
-            )
-        ),
-    )
 
 
 @bp.post("/parties/<party_type>/<id:party_id>/records")

@@ -545,8 +545,16 @@ TABLE = [
     Route(
         "POST",
         "/workspace/batches/<id:batch_id>/recall",
-        lambda c, w: c.form(f"/workspace/batches/{w.batch_a}/recall", {"reason": "抽检"}),
+        lambda c, w: c.form(
+            f"/workspace/batches/{w.batch_a}/recall", {"reason": "抽检", "confirmed": "yes"}
+        ),
         expect(303, AUTHORITIES),
+    ),
+    Route(
+        "GET",
+        "/workspace/batches/<id:batch_id>/recall",
+        lambda c, w: c.get(f"/workspace/batches/{w.batch_a}/recall", headers=HTML),
+        page(200, AUTHORITIES),
     ),
     Route(
         "GET",

@@ -62,6 +62,10 @@ PERSONAL = {
         lambda c, w: c.get(f"/workspace/batches/{w.batch_a}/trace.csv"),
         lambda w: ("batch", w.batch_a),
     ),
+    ("GET", "/workspace/batches/<id:batch_id>/recall"): (
+        lambda c, w: c.get(f"/workspace/batches/{w.batch_a}/recall", headers=HTML),
+        lambda w: ("batch", w.batch_a),
+    ),
     ("GET", "/workspace/parties/<party_type>/<id:party_id>"): (
         lambda c, w: c.get(f"/workspace/parties/courier/{w.courier_a}", headers=HTML),
         lambda w: ("courier", w.courier_a),
@@ -109,7 +113,7 @@ NOT_PERSONAL = {
     "/api/v1/credit/notices": "public notices, couriers masked",
     "/t/<serial>": "the consumer's page: couriers masked, places rounded (test_consumer_pages)",
     "/01/<path:rest>": "the consumer's page",
-    "/workspace/": "counts",
+    "/workspace/": "counts, parties' names (couriers masked), districts",
     "/workspace/sign-in": "a form",
     "/workspace/anomalies": "the queue: parties and places of findings, no person",
     "/workspace/anomalies.csv": "the queue",

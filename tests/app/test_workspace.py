@@ -254,10 +254,10 @@ def test_a_recall_from_the_button_reaches_the_consumer_page(client, regulator, w
     batch = world["batch"]
     html = regulator.get(f"/workspace/batches/{batch}", headers=HTML).get_data(as_text=True)
     assert 'id="recall-form"' in html and world["serials"][0] in html
-    resp = regulator.post(
-        f"/workspace/batches/{batch}/recall",
-        data={"reason": "标签错误 Wrong label", "csrf_token": csrf(regulator)},
-    )
+    form = {"reason": "标签错误 Wrong label", "csrf_token": csrf(regulator)}
+    asked = regulator.post(f"/workspace/batches/{batch}/recall", data=form)
+    assert asked.status_code == 200 and 'id="recall-confirm"' in asked.text
+    resp = regulator.post(f"/workspace/batches/{batch}/recall", data={**form, "confirmed": "yes"})
     assert resp.status_code == 303
     html = regulator.get(f"/workspace/batches/{batch}", headers=HTML).get_data(as_text=True)
     assert "已召回 Recalled" in html and "钟楼区" in html  # the signed unit's district

@@ -80,7 +80,11 @@ def test_a_regulator_confirms_an_anomaly_recalls_the_batch_and_the_consumer_sees
 
     desk.goto(live_server.url_for(f"/workspace/batches/{world['batch']}"))
     desk.fill("#recall-reason", "包装密封不良 Bad seal")
-    desk.get_by_role("button", name="召回该批次 Recall this batch").click()
+    desk.get_by_role("button", name="召回该批次… Recall this batch…").click()
+    expect(desk.locator("#recall-impact")).to_contain_text("3")
+    desk.get_by_role("button", name="确认召回").click()
+    expect(desk.locator("#recall-status")).to_contain_text("已召回")
+    desk.get_by_role("link", name=re.compile("lot")).first.click()
     expect(desk.locator("#batch-status")).to_contain_text("已召回")
     expect(desk.locator(f'tr[data-serial="{serial}"]')).to_be_visible()
     screenshot(desk, "recalled")

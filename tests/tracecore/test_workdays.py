@@ -5,7 +5,13 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from tracecore.workdays import Calendar, ResponsePeriod, parse_days, working_days_after
+from tracecore.workdays import (
+    Calendar,
+    ResponsePeriod,
+    parse_days,
+    working_days_after,
+    working_days_since,
+)
 
 CST = timezone(timedelta(hours=8))
 
@@ -62,3 +68,13 @@ def test_a_period_needs_a_day_and_an_aware_start():
         working_days_after(datetime(2027, 1, 4, tzinfo=CST), 0)
     with pytest.raises(ValueError):
         working_days_after(datetime(2027, 1, 4), 1)
+
+
+def test_working_days_since_counts_the_working_days_begun_after_the_start_day():
+    """A finding of Friday evening (Beijing) is 0 working days old that Friday, 1 on
+    Monday, 7 on the Tuesday after next (when a 7-working-day period is in its last day)."""
+    friday = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # 18:00 in Beijing
+    assert working_days_since(friday, friday + timedelta(hours=5)) == 0
+    assert working_days_since(friday, datetime(2026, 11, 23, 1, 0, tzinfo=UTC)) == 1
+    assert working_days_since(friday, datetime(2026, 12, 1, 15, 0, tzinfo=UTC)) == 7
+    assert working_days_since(friday, datetime(2026, 12, 1, 16, 0, tzinfo=UTC)) == 8
