@@ -29,6 +29,7 @@ from app.events import history
 from config import Config
 from tracecore import verdict
 from tracecore.anomalies import CheckSummary
+from tracecore.serials import normalize_serial
 
 
 def check(
@@ -50,6 +51,8 @@ def check(
         gtin14 = lot = None
         if link is not None:
             serial, gtin14, lot = link_parts(link)
+        else:
+            serial = normalize_serial(serial)
         facts = scan_in_one(engine, session, serial, client_hash, config, gtin14=gtin14, lot=lot)
     else:
         s = session()

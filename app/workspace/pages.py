@@ -167,7 +167,7 @@ def _anomalies_on(subject_type: str, subject: str) -> list[Anomaly]:
 @bp.get("/codes/<serial>")
 @unit_of_work
 def code_page(serial: str):
-    code = codes.find_code(db(), serial.strip().upper())
+    code = codes.find_code(db(), serial)  # as typed: normalised there
     answer = code_answer(code)
     found = history.code_history(db(), viewer(), code.serial, answer)
     complaints = list(
