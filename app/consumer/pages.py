@@ -35,6 +35,7 @@ from werkzeug.http import parse_accept_header
 
 from app import serialize
 from app.consumer import checks, scan, texts
+from app.consumer.icons import MARK, VERDICT_ICONS
 from app.consumer.places import spoken_day, spoken_time
 from app.consumer.units import find_unit, link_parts
 from app.credit import operations as credit
@@ -62,15 +63,20 @@ MAX_TYPED = 300
 
 @bp.context_processor
 def _issuer() -> dict:
-    """Every consumer page names its issuer in its header and footer, and gives the hotline."""
+    """Every consumer page names its issuer in its header and footer, and gives the hotline;
+    the icons are the issuer's mark and each verdict's."""
     cfg = settings()
     return {
         "issuer": {
             "name": {"zh": cfg.ISSUER_NAME, "en": cfg.ISSUER_NAME_EN},
             "url": cfg.ISSUER_URL,
             "hotline": cfg.ISSUER_HOTLINE,
-        }
+        },
+        "icons": _ICONS,
     }
+
+
+_ICONS = {"mark": MARK, "verdict": VERDICT_ICONS}
 
 
 @bp.app_template_filter("when")

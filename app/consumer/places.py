@@ -62,10 +62,19 @@ def spoken_time(moment: datetime | str, lang: str, this_year: int | None = None)
     """A moment as people say it, in Beijing time: ``12月2日 05:14（北京时间）`` or
     ``2 Dec 05:14 (Beijing time)``, with the year when it is not ``this_year`` (by default
     the current one). ``moment`` may be the ISO 8601 text of an answer."""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    local = moment.astimezone(CST)
     year = this_year if this_year is not None else datetime.now(CST).year
+    if isinstance(moment, str):  # a page's times: the same few again and again
+        return _spoken_text(moment, lang, year)
+    return _spoken(moment, lang, year)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _spoken_text(moment: str, lang: str, this_year: int) -> str:
+    return _spoken(datetime.fromisoformat(moment), lang, this_year)
+
+
+def _spoken(moment: datetime, lang: str, year: int) -> str:
+    local = moment.astimezone(CST)
     if lang == "en":
         day = f"{local.day} {_MONTHS_EN[local.month - 1]}"
         if local.year != year:

@@ -52,12 +52,6 @@ def typed(make):
     return batch, table
 
 
-def test_the_table_covers_each_confusable_digit(typed):
-    _, table = typed
-    for digit in CONFUSED.values():
-        assert any(digit in text for text, _ in table)
-
-
 # -- codes people can type: page, API, workspace ----------------------------------------------
 
 
@@ -65,6 +59,7 @@ def test_a_typed_code_redirects_the_page_to_its_canonical_url(client, typed):
     """Does every way of typing a code open its unit's page (a browser redirected to the
     canonical URL, JSON answered at once), instead of 'never issued'?"""
     _, table = typed
+    assert all(any(digit in text for text, _ in table) for digit in CONFUSED.values())
     for text, serial in table:
         resp = client.get(f"/t/{quote(text)}?lang=en", headers=HTML)
         assert resp.status_code == 302, text
@@ -378,3 +373,21 @@ def test_the_page_uses_a_desktop_screen_and_keeps_the_language_link_off_the_card
         text = css.get_data(as_text=True)
     assert re.search(r"@media \(min-width:900px\)\{\s*\.columns\{display:grid", text)
     assert ".lang{float" not in text
+
+
+def test_times_and_dates_are_said_as_people_say_them_in_beijing_time():
+    from datetime import UTC, datetime
+
+    from app.consumer.places import spoken_day, spoken_time
+
+    moment = datetime(2026, 12, 1, 21, 14, tzinfo=UTC)  # 05:14 the next day in Beijing
+    assert spoken_time(moment, "zh", this_year=2026) == "12月2日 05:14（北京时间）"
+    assert spoken_time(moment, "en", this_year=2026) == "2 Dec 05:14 (Beijing time)"
+    assert spoken_time("2026-12-02T05:14+08:00", "zh", this_year=2027) == (
+        "2026年12月2日 05:14（北京时间）"  # another year: said
+    )
+    assert spoken_time("2026-12-02T05:14+08:00", "en", this_year=2027) == (
+        "2 Dec 2026 05:14 (Beijing time)"
+    )
+    assert spoken_day("2027-01-31", "zh") == "2027年1月31日"
+    assert spoken_day(date(2027, 1, 31), "en") == "31 Jan 2027"
