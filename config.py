@@ -116,6 +116,17 @@ class Config:
     #: collector's settings; docs/performance.md). off runs the libraries' own: the behaviour
     #: is the same, only slower.
     SPEEDUPS: str = "on"
+    #: Who issues the trace codes, named in the consumer pages' header and footer (a page
+    #: that names its issuer, its site and its hotline is harder to pass off). The defaults
+    #: describe the demo; a deployment sets its own.
+    ISSUER_NAME: str = "商品追溯公共服务平台（演示）"
+    #: ... the same in English (the pages' English version).
+    ISSUER_NAME_EN: str = "Product Trace Public Service (demo)"
+    #: The issuer's own site (https://...), linked from the header and footer.
+    ISSUER_URL: str = "https://trace.example.cn/"
+    #: The phone number the verdicts' advice gives for reporting a fake or a recalled unit
+    #: (default: 12315, the market regulators' national complaint line).
+    ISSUER_HOTLINE: str = "12315"
     #: A workspace session ends after this many minutes without a request.
     SESSION_IDLE_MINUTES: int = 30
     #: ... and after this many hours in any case.
@@ -237,6 +248,10 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
         raise ConfigError("RESOLVER_SCHEME must be https or http")
     if config.TRACE_ENV == "production" and config.RESOLVER_SCHEME != "https":
         raise ConfigError("RESOLVER_SCHEME must be https in production")
+    if not config.ISSUER_URL.startswith(("https://", "http://")):
+        raise ConfigError("ISSUER_URL must be an https:// (or http://) URL")
+    if not config.ISSUER_NAME.strip() or not config.ISSUER_NAME_EN.strip():
+        raise ConfigError("ISSUER_NAME and ISSUER_NAME_EN must not be blank")
     if not config.RATE_LIMIT_STORAGE.startswith(("memory://", "redis://", "rediss://")):
         raise ConfigError("RATE_LIMIT_STORAGE must be memory:// or a redis:// URL")
     if not config.SECRET_KEY:

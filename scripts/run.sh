@@ -91,6 +91,7 @@ children+=($!)
 cat <<EOT
 
 Trace service on http://127.0.0.1:$port
+  check a code     http://127.0.0.1:$port/ (the public's entry page: type or scan a code)
   API contract     http://127.0.0.1:$port/api/v1/openapi.json
   a trace code     http://127.0.0.1:$port/api/v1/codes/$serial
   its QR label     http://127.0.0.1:$port/api/v1/codes/$serial/label.png

@@ -32,6 +32,8 @@ def test_rule_thresholds_and_credit_policy_come_from_the_environment():
         ("PUBLIC_HOLIDAYS", "2027-01-01,2027-02-30", "PUBLIC_HOLIDAYS: '2027-02-30' is not a"),
         ("WORKING_WEEKEND_DAYS", "Saturday", "WORKING_WEEKEND_DAYS: 'Saturday' is not a"),
         ("CREDIT_RESPONSE_WORKING_DAYS", "0", "must be positive"),
+        ("ISSUER_URL", "javascript:alert(1)", "ISSUER_URL must be an https://"),
+        ("ISSUER_NAME", "   ", "ISSUER_NAME and ISSUER_NAME_EN must not be blank"),
     ],
 )
 def test_bad_settings_stop_the_start_with_the_variable_named(name, value, words):

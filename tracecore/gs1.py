@@ -18,11 +18,13 @@ from tracecore.errors import ValidationError
 __all__ = [
     "GS1_CSET82",
     "DigitalLink",
+    "digital_link_path",
     "digital_link_uri",
     "element_string",
     "gtin_check_digit",
     "normalize_gtin",
     "parse_digital_link",
+    "parse_element_string",
     "validate_lot",
     "validate_serial",
 ]
@@ -217,15 +219,20 @@ def digital_link_uri(
     would otherwise change the meaning of the URI. A ``None`` lot or serial is left out.
     """
     clean_host = _validate_host(host)
-    gtin = normalize_gtin(gtin14)
-    path = f"/01/{gtin}"
+    path = digital_link_path(gtin14, lot, serial)
+    if scheme not in ("https", "http"):
+        raise ValueError("scheme must be https or http")
+    return f"{scheme}://{clean_host}{path}"
+
+
+def digital_link_path(gtin14: str, lot: str | None, serial: str | None) -> str:
+    """The path of :func:`digital_link_uri`: ``/01/{gtin14}[/10/{lot}][/21/{serial}]``."""
+    path = f"/01/{normalize_gtin(gtin14)}"
     if lot is not None:
         path += f"/10/{_encode_segment(validate_lot(lot))}"
     if serial is not None:
         path += f"/21/{_encode_segment(validate_serial(serial))}"
-    if scheme not in ("https", "http"):
-        raise ValueError("scheme must be https or http")
-    return f"{scheme}://{clean_host}{path}"
+    return path
 
 
 @dataclass(frozen=True)
@@ -366,3 +373,55 @@ def _check_part(field: str, part: str, validator: Callable[[str], str], value: s
             field=field,
             details={"part": part, **exc.details},
         ) from None
+
+
+#: The GS1 application identifiers a label's element string may carry besides GTIN, lot and
+#: serial, with their fixed lengths (dates, YYMMDD): read past, not kept.
+_FIXED_AIS = {"01": 14, "11": 6, "13": 6, "15": 6, "17": 6}
+_VARIABLE_AIS = ("10", "21")
+_GROUP_SEPARATOR = "\x1d"  # FNC1 as a scanner returns it between variable-length fields
+_SYMBOLOGY_ID = re.compile(r"\][A-Za-z][0-9]")  # e.g. ]d2 (GS1 DataMatrix), ]C1 (GS1-128)
+_BRACKETED_AI = re.compile(r"\((\d{2})\)([^()]*)")
+
+
+def parse_element_string(text: str, *, field: str = "code") -> DigitalLink:
+    """Read GTIN, lot and serial from the text under a barcode, ``(01)…(10)…(21)…`` (the
+    human-readable form, spaces allowed), or from what a scanner returns for a GS1
+    DataMatrix or GS1-128: the same fields without parentheses, a group separator (FNC1)
+    after each variable-length one, perhaps a symbology identifier (``]d2``) first. Dates
+    (AI 11, 13, 15, 17) are read past; any other AI is refused."""
+    _type_check(text, field, "a string")
+    text = text.strip()
+    values: dict[str, str] = {}
+    if text.startswith("("):
+        squeezed = "".join(text.split())
+        pairs = _BRACKETED_AI.findall(squeezed)
+        if "".join(f"({ai}){value}" for ai, value in pairs) != squeezed:
+            raise ValidationError(f"{field} is not a GS1 element string (01)…(21)…", field=field)
+        for ai, value in pairs:
+            if ai not in _FIXED_AIS and ai not in _VARIABLE_AIS:
+                raise ValidationError(
+                    f"{field} carries AI {ai}, which is not read here", field=field
+                )
+            values[ai] = value
+    else:
+        rest = _SYMBOLOGY_ID.sub("", text[:3], count=1) + text[3:]
+        while rest:
+            ai = rest[:2]
+            if ai in _FIXED_AIS:
+                values[ai], rest = rest[2 : 2 + _FIXED_AIS[ai]], rest[2 + _FIXED_AIS[ai] :]
+            elif ai in _VARIABLE_AIS:
+                value, _, rest = rest[2:].partition(_GROUP_SEPARATOR)
+                values[ai] = value
+            else:
+                raise ValidationError(f"{field} is not a GS1 element string", field=field)
+    if "01" not in values:
+        raise ValidationError(f"{field} has no GTIN (AI 01)", field=field)
+    lot, serial = values.get("10"), values.get("21")
+    return DigitalLink(
+        gtin14=_check_part(field, "GTIN (AI 01)", normalize_gtin, values["01"]),
+        lot=None if lot is None else _check_part(field, "lot (AI 10)", validate_lot, lot),
+        serial=None
+        if serial is None
+        else _check_part(field, "serial (AI 21)", validate_serial, serial),
+    )

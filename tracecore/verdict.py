@@ -10,19 +10,23 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-__all__ = ["DANGER", "GENUINE", "WARNING", "Facts", "Verdict", "Warning", "assess"]
+__all__ = ["DANGER", "GENUINE", "LOOKS", "WARNING", "Facts", "Verdict", "Warning", "assess"]
 
 GENUINE, WARNING, DANGER = "genuine", "warning", "danger"
 
 #: Warning kinds, most serious first, and the verdict each one brings.
 KINDS: dict[str, str] = {
     "unknown_code": DANGER,  #: never issued: likely a counterfeit
+    "forged_link": DANGER,  #: a real serial under another product's or lot's link
     "recalled": DANGER,  #: the batch is recalled: do not use
     "copied_code": DANGER,  #: checked by many people in many places: likely a copied label
     "sold_twice": WARNING,  #: the one-sale rule was broken
     "expired": WARNING,  #: past its expiry date
     "merchant_black_listed": WARNING,  #: the merchant is on the black list
 }
+#: The looks a verdict can have: genuine, or its most serious warning's kind. Each has its
+#: own headline, icon and advice on the consumer's page.
+LOOKS = (GENUINE, *KINDS)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class Facts:
 
     issued: bool
     today: date
+    #: The serial was issued, but for another product or lot than the link scanned names.
+    forged_link: bool = False
     expires_on: date | None = None
     batch_recalled: bool = False
     recalled_at: datetime | None = None
@@ -55,10 +61,17 @@ class Verdict:
     def genuine(self) -> bool:
         return self.level == GENUINE
 
+    @property
+    def look(self) -> str:
+        """How the verdict is shown: ``genuine``, or the kind of its most serious warning."""
+        return self.warnings[0].kind if self.warnings else GENUINE
+
 
 def assess(facts: Facts) -> Verdict:
     """The verdict: ``danger`` if any warning is of a danger kind, ``warning`` if any other,
     ``genuine`` only for an issued code with nothing against it."""
+    if facts.forged_link:
+        return Verdict(DANGER, (Warning("forged_link"),))
     if not facts.issued:
         return Verdict(DANGER, (Warning("unknown_code"),))
     found: list[Warning] = []

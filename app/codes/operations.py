@@ -24,7 +24,7 @@ from tracecore.access import Principal, Role
 from tracecore.credit import Policy
 from tracecore.errors import Conflict, Forbidden, NotFound, ValidationError
 from tracecore.gs1 import digital_link_uri, parse_digital_link, validate_serial
-from tracecore.serials import new_serials
+from tracecore.serials import new_serials, normalize_serial
 
 #: Rows per COPY write / executemany call: bounds memory and paces progress reports.
 CHUNK = 50_000
@@ -164,8 +164,9 @@ def code_uri(scheme: str, host: str, gtin14: str, lot: str, serial: str) -> str:
 
 def find_code(session: Session, serial: str) -> TraceCode:
     """A trace code by its serial, with batch, product, merchant and certificates loaded in
-    one query (a batch has a handful of certificates)."""
-    serial = validate_serial(serial.strip())
+    one query (a batch has a handful of certificates). The serial is read as typed
+    (:func:`~tracecore.serials.normalize_serial`: case, spaces, dashes, confusable digits)."""
+    serial = validate_serial(normalize_serial(serial))
     code = (
         session.scalars(
             sa.select(TraceCode)

@@ -1,10 +1,14 @@
-"""The consumer's scan page: what a phone opens from a unit's QR code.
+"""The consumer's pages: the entry page where a code is typed or scanned, and the scan
+page, what a phone opens from a unit's QR code.
 
 ``/01/{gtin}/10/{lot}/21/{serial}`` (the GS1 Digital Link in the QR code) and the short
 ``/t/{serial}`` answer the same content: a light server-rendered page, Chinese first with
-English (``?lang=en``), or JSON to ``Accept: application/json``. The forms (review, complaint,
-delivery rating) work without JavaScript; they are protected by a token bound to the
-client's cookie and rate-limited per client.
+English (``?lang=en``), or JSON to ``Accept: application/json``. A serial is read as typed
+(:func:`tracecore.serials.normalize_serial`); a page asked for by a serial that is not
+written canonically redirects to the canonical URL. The forms (review, complaint, delivery
+rating) work without JavaScript; they are protected by a token bound to the client's cookie
+and rate-limited per client. ``/`` is the entry page (``/check`` reads what was typed), and
+``/credit/{type}/{id}`` a party's public credit, which the scan page's grade links to.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_from_directory,
     url_for,
 )
 from werkzeug.datastructures import LanguageAccept, MIMEAccept
@@ -30,14 +35,19 @@ from werkzeug.http import parse_accept_header
 
 from app import serialize
 from app.consumer import checks, scan, texts
-from app.consumer.units import find_unit
+from app.consumer.icons import MARK, VERDICT_ICONS
+from app.consumer.places import spoken_day, spoken_time
+from app.consumer.units import find_unit, link_parts
+from app.credit import operations as credit
 from app.errors import ApiError
 from app.feedback import operations as feedback
 from app.schemas import ComplaintIn, DeliveryRatingIn, ReviewIn
 from app.web import client_source, db, settings, unit_of_work
 from app.wrappers import set_client_cookie
 from tracecore.errors import DomainError, NotFound, ValidationError
+from tracecore.gs1 import DigitalLink, digital_link_path
 from tracecore.identity import keyed_hash
+from tracecore.serials import is_serial, normalize_serial, read_code
 from tracecore.sources import network_of
 
 bp = Blueprint("consumer", __name__)
@@ -47,6 +57,38 @@ CLIENT_COOKIE = "tc_client"
 CLIENT_COOKIE_MAX_AGE = 365 * 24 * 3600
 _CLIENT_VALUE = re.compile(r"[0-9a-f]{32}")
 FORMS = ("review", "complaint", "rating")
+#: Longest text the entry page reads (a Digital Link with a long lot, with some slack).
+MAX_TYPED = 300
+
+
+@bp.context_processor
+def _issuer() -> dict:
+    """Every consumer page names its issuer in its header and footer, and gives the hotline;
+    the icons are the issuer's mark and each verdict's."""
+    cfg = settings()
+    return {
+        "issuer": {
+            "name": {"zh": cfg.ISSUER_NAME, "en": cfg.ISSUER_NAME_EN},
+            "url": cfg.ISSUER_URL,
+            "hotline": cfg.ISSUER_HOTLINE,
+        },
+        "icons": _ICONS,
+    }
+
+
+_ICONS = {"mark": MARK, "verdict": VERDICT_ICONS}
+
+
+@bp.app_template_filter("when")
+def _when(moment: str | None, lang: str) -> str:
+    """An answer's RFC 3339 time as people say it, in Beijing time."""
+    return spoken_time(moment, lang) if moment else ""
+
+
+@bp.app_template_filter("day")
+def _day(value: str | None, lang: str) -> str:
+    """An answer's ISO date as people write it."""
+    return spoken_day(value, lang)
 
 
 # -- who is asking, in which language ---------------------------------------------------------
@@ -140,12 +182,35 @@ def _raw_path() -> str:
     return raw.split("?", 1)[0] if raw else request.path
 
 
-def _unknown(code_text: str):
-    answer = scan.unknown_answer(code_text)
+def _unknown(code_text: str, *, forged_link: bool = False):
+    answer = scan.unknown_answer(code_text, forged_link=forged_link)
     if _wants_json():
         return answer, 404
-    page = render_template("consumer/unknown.html", scan=answer, lang=_lang())
+    lang = _lang()
+    page = render_template(
+        "consumer/unknown.html",
+        scan=answer,
+        lang=lang,
+        t=lambda pair: texts.pick(pair, lang),
+        advice=texts.ADVICE[answer["verdict"]["look"]],
+    )
     return page, 404
+
+
+def _issued_elsewhere(link: str) -> bool:
+    """Whether the serial of a link that named no unit was issued all the same (for another
+    product or lot: a forged link). Asked only when a link's check found nothing."""
+    try:
+        find_unit(db(), link_parts(link)[0])
+    except (NotFound, ValidationError):
+        return False
+    return True
+
+
+def _canonical(url: str):
+    """A redirect to where what was typed is written canonically, the query kept."""
+    query = request.query_string.decode("ascii", "replace")
+    return redirect(url + ("?" + query if query else ""), 302)
 
 
 def _check(*, serial: str | None = None, link: str | None = None):
@@ -179,6 +244,9 @@ def _answer(
                 lang=lang,
                 t=lambda pair: texts.pick(pair, lang),
                 form_token=_form_token(unit.serial),
+                advice=texts.ADVICE[scan["verdict"]["look"]],
+                states=texts.STATES,
+                grades=texts.GRADES,
                 notice=notice,
                 errors=errors or {},
                 signed=any(step["type"] == "signed" for step in scan["journey"]),
@@ -193,22 +261,37 @@ def _answer(
 @bp.get("/01/<path:rest>")
 @unit_of_work
 def by_link(rest: str):
-    """The GS1 Digital Link of the QR code."""
+    """The GS1 Digital Link of the QR code (or typed: a serial not written canonically
+    redirects a browser to the link that is)."""
+    path = _raw_path()
+    if not is_serial(path.rsplit("/", 1)[-1]) and not _wants_json():
+        try:
+            link = read_code(path)
+            if isinstance(link, DigitalLink) and link.serial and is_serial(link.serial):
+                canonical = digital_link_path(link.gtin14, link.lot, link.serial)
+                if canonical != path:
+                    return _canonical(canonical)
+        except ValidationError:
+            pass  # answered below as a code never issued
     try:
-        unit, scan = _check(link=_raw_path())
+        unit, scan = _check(link=path)
     except (NotFound, ValidationError):
-        return _unknown(_raw_path())
+        return _unknown(path, forged_link=_issued_elsewhere(path))
     return _answer(unit, scan)
 
 
 @bp.get("/t/<serial>")
 @unit_of_work
 def by_serial(serial: str):
-    """The short form, for a code typed by hand."""
+    """The short form, for a code typed by hand: read as typed; a browser is redirected to
+    the canonical form when it is not how the code was written."""
+    canonical = normalize_serial(serial)
+    if canonical != serial and is_serial(canonical) and not _wants_json():
+        return _canonical(url_for("consumer.by_serial", serial=canonical))
     sent = request.args.get("sent")
     notice = sent if sent in FORMS else None
     try:
-        unit, scan = _check(serial=serial.strip().upper())
+        unit, scan = _check(serial=canonical)
     except (NotFound, ValidationError):
         return _unknown(serial)
     return _answer(unit, scan, notice=notice)
@@ -251,7 +334,7 @@ def send_form(serial: str, kind: str):
     was sent is dropped and the page is answered again (its check recorded) with the reason."""
     if kind not in FORMS:
         raise NotFound("the forms are review, complaint and rating")
-    code = find_unit(db(), serial.strip().upper())
+    code = find_unit(db(), serial)
     _check_form_token(code.serial)
     cfg = settings()
     try:
@@ -298,7 +381,7 @@ def send_form(serial: str, kind: str):
 @unit_of_work
 def share_place(serial: str):
     """The consumer agreed to share a coarse place for their check (the page's one script)."""
-    code = find_unit(db(), serial.strip().upper())
+    code = find_unit(db(), serial)
     _check_form_token(code.serial)
     try:
         lat, lon = float(request.form["lat"]), float(request.form["lon"])
@@ -306,3 +389,111 @@ def share_place(serial: str):
         raise ValidationError("send lat and lon as numbers", field="lat") from None
     place = checks.share_place(db(), code.serial, _check_source(), lat, lon, settings())
     return {"place": place}
+
+
+# -- the entry page, and the public credit the scan page links to ------------------------------
+
+
+def _entry(typed: str = "", error: str | None = None, status: int = 200):
+    lang = _lang()
+    page = render_template("consumer/entry.html", lang=lang, typed=typed, error=error)
+    response = make_response(page, status)
+    response.headers["Vary"] = "Accept-Language"
+    return response
+
+
+@bp.get("/")
+def entry():
+    """Where the public types a code, or scans it with the phone's camera."""
+    return _entry()
+
+
+@bp.get("/t/")
+def entry_again():
+    """``/t/`` without a code: the entry page."""
+    return redirect(url_for("consumer.entry", **request.args), 302)
+
+
+#: Why typed text is not looked up: (Chinese, English).
+_NOT_A_CODE = {
+    "empty": ("请输入追溯码。", "Type a trace code."),
+    "long": ("输入的内容太长，不是追溯码。", "That is too long to be a trace code."),
+    "no_serial": (
+        "这个条码只有商品编码，没有追溯码（序列号）。",
+        "That barcode names the product only, with no serial.",
+    ),
+    "shape": (
+        "追溯码为 16 位，由字母 A–Z 和数字 2–7 组成，请核对标签。",
+        "A trace code has 16 characters, letters A–Z and digits 2–7: check the label.",
+    ),
+}
+
+
+def _target_of(typed: str) -> str:
+    """The canonical path of the unit page for what was typed; ValidationError (its message
+    in the page's language) when it cannot be a code."""
+    lang = _lang()
+    if not typed.strip():
+        problem = "empty"
+    elif len(typed) > MAX_TYPED:
+        problem = "long"
+    else:
+        read = read_code(typed)  # a malformed link or element string: its own message
+        if isinstance(read, DigitalLink):
+            if read.serial is not None:
+                return digital_link_path(read.gtin14, read.lot, read.serial)
+            problem = "no_serial"
+        elif is_serial(read):
+            return url_for("consumer.by_serial", serial=read)
+        else:
+            problem = "shape"
+    raise ValidationError(texts.pick(_NOT_A_CODE[problem], lang), field="code")
+
+
+@bp.get("/check")
+def check_typed():
+    """What was typed (or scanned) on the entry page: redirected to its unit's page by
+    serial or by Digital Link, written canonically. Text that cannot be a code is answered
+    with the entry page again and the reason (422), not with a counterfeit verdict."""
+    typed = request.args.get("code", "")
+    try:
+        target = _target_of(typed)
+    except ValidationError as exc:
+        if _wants_json():
+            raise
+        return _entry(typed[:MAX_TYPED], exc.message, 422)
+    asked = request.args.get("lang")
+    return redirect(target + (f"?lang={asked}" if asked in texts.LANGS else ""), 303)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for it whatever a page says; the pages themselves point at the SVG."""
+    return send_from_directory(
+        current_app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon", max_age=86400
+    )
+
+
+@bp.get("/credit/<party_type>/<id:party_id>")
+def credit_page(party_type: str, party_id: int):
+    """A party's public credit as a page (the scan page's grade links here): score, grade,
+    lists, commitment and the final records behind them, as ``GET /api/v1/credit/…``
+    answers them to the public."""
+    if party_type not in ("merchant", "logistics_company", "courier"):
+        raise NotFound("the party types are merchant, logistics_company and courier")
+    party = credit.public_party(db(), party_type, party_id)
+    account = credit.account(db(), party_type, party_id, settings().policy)
+    records = [r for r in account.records if r.standing == "public"]
+    lang = _lang()
+    return render_template(
+        "consumer/credit.html",
+        lang=lang,
+        party=party,
+        standing=account.standing,
+        commitment=account.commitment,
+        records=sorted(records, key=lambda r: r.effective_at, reverse=True),
+        grades=texts.GRADES,
+        lists=texts.LISTS,
+        policy=settings().policy,
+        t=lambda pair: texts.pick(pair, lang),
+    )

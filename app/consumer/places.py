@@ -4,7 +4,7 @@ Standard Time."""
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from tracecore import districts
 from tracecore.regions import PROVINCES
@@ -53,3 +53,45 @@ def place_of_point(lat: float | None, lon: float | None, *, city_only: bool = Fa
 def local_time(moment: datetime) -> str:
     """A moment as the page shows it: China Standard Time, to the minute (ISO 8601)."""
     return moment.astimezone(CST).isoformat(timespec="minutes")
+
+
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def spoken_time(moment: datetime | str, lang: str, this_year: int | None = None) -> str:
+    """A moment as people say it, in Beijing time: ``12月2日 05:14（北京时间）`` or
+    ``2 Dec 05:14 (Beijing time)``, with the year when it is not ``this_year`` (by default
+    the current one). ``moment`` may be the ISO 8601 text of an answer."""
+    year = this_year if this_year is not None else datetime.now(CST).year
+    if isinstance(moment, str):  # a page's times: the same few again and again
+        return _spoken_text(moment, lang, year)
+    return _spoken(moment, lang, year)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _spoken_text(moment: str, lang: str, this_year: int) -> str:
+    return _spoken(datetime.fromisoformat(moment), lang, this_year)
+
+
+def _spoken(moment: datetime, lang: str, year: int) -> str:
+    local = moment.astimezone(CST)
+    if lang == "en":
+        day = f"{local.day} {_MONTHS_EN[local.month - 1]}"
+        if local.year != year:
+            day += f" {local.year}"
+        return f"{day} {local:%H:%M} (Beijing time)"
+    day = f"{local.month}月{local.day}日"
+    if local.year != year:
+        day = f"{local.year}年{day}"
+    return f"{day} {local:%H:%M}（北京时间）"
+
+
+def spoken_day(day: date | str | None, lang: str) -> str:
+    """A date as people write it, always with its year: ``2027年1月31日``, ``31 Jan 2027``."""
+    if day is None:
+        return ""
+    if isinstance(day, str):
+        day = date.fromisoformat(day[:10])
+    if lang == "en":
+        return f"{day.day} {_MONTHS_EN[day.month - 1]} {day.year}"
+    return f"{day.year}年{day.month}月{day.day}日"

@@ -21,7 +21,15 @@ from sqlalchemy.orm import Session
 from app.consumer import texts
 from app.consumer.checks import copied_code_rule, open_anomalies, record_check
 from app.consumer.facts import ScanFacts, Step, scan_facts
-from app.consumer.places import CITY_ONLY, CST, local_time, place_of_point, place_of_region
+from app.consumer.places import (
+    CITY_ONLY,
+    CST,
+    local_time,
+    place_of_point,
+    place_of_region,
+    spoken_day,
+    spoken_time,
+)
 from app.consumer.scan_pg import scan_in_one
 from app.consumer.units import Unit, find_unit, find_unit_by_link, link_parts
 from app.credit.operations import credit_version
@@ -29,6 +37,7 @@ from app.events import history
 from config import Config
 from tracecore import verdict
 from tracecore.anomalies import CheckSummary
+from tracecore.serials import normalize_serial
 
 
 def check(
@@ -50,6 +59,8 @@ def check(
         gtin14 = lot = None
         if link is not None:
             serial, gtin14, lot = link_parts(link)
+        else:
+            serial = normalize_serial(serial)
         facts = scan_in_one(engine, session, serial, client_hash, config, gtin14=gtin14, lot=lot)
     else:
         s = session()
@@ -118,11 +129,7 @@ def answer(facts: ScanFacts) -> dict:
     merchant["list_label"] = texts.label(texts.LISTS[credit["list"]])
     merchant["place"] = place_of_region(merchant["region_code"])
     return {
-        "verdict": {
-            "level": judged.level,
-            "title": texts.label(texts.VERDICT_TITLES[judged.level]),
-            "warnings": [_warning_json(w, checks) for w in judged.warnings],
-        },
+        "verdict": _verdict_json(judged, checks),
         "code": {
             "serial": unit.serial,
             "uri": facts.uri,
@@ -162,15 +169,42 @@ def _journey(steps: tuple[Step, ...]) -> list[dict]:
     ]
 
 
+def _verdict_json(judged: verdict.Verdict, checks: CheckSummary | None) -> dict:
+    """The verdict: its level, its look (``genuine`` or the most serious warning's kind,
+    which sets the page's headline, icon and advice), its headline and its warnings."""
+    return {
+        "level": judged.level,
+        "look": judged.look,
+        "title": texts.label(texts.HEADLINES[judged.look]),
+        "warnings": [_warning_json(w, checks) for w in judged.warnings],
+    }
+
+
 def _warning_json(w: verdict.Warning, checks: CheckSummary | None) -> dict:
     details = {k: v for k, v in w.details.items() if v is not None}
     values: dict = {}
-    if w.kind == "recalled":
-        values = {
-            "recalled_at": local_time(details["recalled_at"]) if "recalled_at" in details else "",
-            "reason": details.get("reason", ""),
-        }
-    elif w.kind == "copied_code":
+    if w.kind in ("recalled", "expired"):
+        # Dates in the message as people say them; in the details as RFC 3339 / ISO 8601.
+        if w.kind == "recalled":
+            at = details.get("recalled_at")
+            values = {
+                "recalled_at": local_time(at) if at else "",
+                "reason": details.get("reason", ""),
+            }
+            spoken = {
+                lang: {**values, "recalled_at": spoken_time(at, lang) if at else ""}
+                for lang in texts.LANGS
+            }
+        else:
+            values = {"expires_on": details["expires_on"].isoformat()}
+            spoken = {
+                lang: {"expires_on": spoken_day(details["expires_on"], lang)}
+                for lang in texts.LANGS
+            }
+        pair = texts.WARNINGS[w.kind]
+        message = {lang: pair[i].format(**spoken[lang]) for i, lang in enumerate(texts.LANGS)}
+        return {"kind": w.kind, "message": message, "details": values}
+    if w.kind == "copied_code":
         place = place_of_region(checks.first_district) or {"zh": "未知", "en": "?"}
         values = {
             "checks": checks.checks,
@@ -179,13 +213,18 @@ def _warning_json(w: verdict.Warning, checks: CheckSummary | None) -> dict:
             "first_check_at": local_time(checks.first_at),
             "first_check_place": place["zh"],
         }
-        message = texts.both(texts.WARNINGS["copied_code"], **values)
+        message = texts.both(
+            texts.WARNINGS["copied_code"],
+            **{**values, "first_check_at": spoken_time(checks.first_at, "zh")},
+        )
         message["en"] = texts.WARNINGS["copied_code"][1].format(
-            **{**values, "first_check_place": place["en"]}
+            **{
+                **values,
+                "first_check_at": spoken_time(checks.first_at, "en"),
+                "first_check_place": place["en"],
+            }
         )
         return {"kind": w.kind, "message": message, "details": values}
-    elif w.kind == "expired":
-        values = {"expires_on": details["expires_on"].isoformat()}
     return {
         "kind": w.kind,
         "message": texts.both(texts.WARNINGS[w.kind], **values),
@@ -193,14 +232,11 @@ def _warning_json(w: verdict.Warning, checks: CheckSummary | None) -> dict:
     }
 
 
-def unknown_answer(code_text: str) -> dict:
-    """What a consumer is told about a code that was never issued."""
-    judged = verdict.assess(verdict.Facts(issued=False, today=date.today()))
+def unknown_answer(code_text: str, *, forged_link: bool = False) -> dict:
+    """What a consumer is told about a code that was never issued, or (``forged_link``) a
+    serial that was, but not for the product and lot of the link it came in."""
+    facts = verdict.Facts(issued=False, today=date.today(), forged_link=forged_link)
     return {
         "code": {"text": code_text[:200]},
-        "verdict": {
-            "level": judged.level,
-            "title": texts.label(texts.VERDICT_TITLES[judged.level]),
-            "warnings": [_warning_json(w, None) for w in judged.warnings],
-        },
+        "verdict": _verdict_json(verdict.assess(facts), None),
     }

@@ -8,21 +8,127 @@ from __future__ import annotations
 
 import functools
 
-from tracecore.vocabulary import EventType
+from tracecore.vocabulary import EventType, UnitState
 
 LANGS = ("zh", "en")
 
-VERDICT_TITLES = {
+#: Each look of a verdict (:attr:`tracecore.verdict.Verdict.look`): its headline.
+HEADLINES = {
     "genuine": ("正品，记录正常", "Genuine, and its record is in order"),
-    "warning": ("请注意", "Take care"),
-    "danger": ("警告", "Warning"),
+    "unknown_code": ("查无此码：疑似假冒", "Code never issued: likely counterfeit"),
+    "forged_link": ("码与商品不符：疑似伪造", "Code and product do not match: likely forged"),
+    "recalled": ("已召回：请停止使用", "Recalled: stop using it"),
+    "copied_code": ("疑似复制码：谨防假冒", "Likely a copied code: beware of fakes"),
+    "sold_twice": ("此码被销售过不止一次", "This code was sold more than once"),
+    "expired": ("已过保质期", "Past its expiry date"),
+    "merchant_black_listed": ("经营者在失信黑名单上", "The merchant is on the black list"),
+}
+
+#: What to do, per look; ``{hotline}`` is the issuer's (``ISSUER_HOTLINE``).
+ADVICE = {
+    "genuine": (
+        (
+            "核对包装上的商品名称和批号与本页一致。",
+            "Check that the name and lot on the pack match this page.",
+        ),
+        (
+            "如有质量问题，可在本页评价或投诉。",
+            "If something is wrong with it, review or complain on this page.",
+        ),
+    ),
+    "unknown_code": (
+        (
+            "先核对输入的码与标签上的是否一致（16 位：字母 A–Z 和数字 2–7）。",
+            "First check that you typed the code as on the label (16 characters: A–Z and 2–7).",
+        ),
+        (
+            "如果一致：请勿使用，保留商品和购物凭证。",
+            "If it is: do not use the product; keep it and the receipt.",
+        ),
+        ("拨打 {hotline} 举报。", "Report it by calling {hotline}."),
+    ),
+    "forged_link": (
+        (
+            "这个追溯码真实存在，但属于另一种商品或批次：标签很可能是伪造的。",
+            "This trace code exists, but for another product or lot: the label is most "
+            "likely forged.",
+        ),
+        ("请勿使用，保留商品和购物凭证。", "Do not use the product; keep it and the receipt."),
+        ("拨打 {hotline} 举报。", "Report it by calling {hotline}."),
+    ),
+    "recalled": (
+        ("立即停止使用或食用。", "Stop using or eating it now."),
+        ("联系购买的商家退货退款。", "Ask the shop you bought it from for a refund."),
+        (
+            "如有不适请及时就医，并拨打 {hotline} 反映。",
+            "If you feel unwell, see a doctor, and call {hotline}.",
+        ),
+    ),
+    "copied_code": (
+        (
+            "同一个码在多个地区被查验：您手中的商品可能是仿冒品。",
+            "The same code was checked in several places: the product may be a copy.",
+        ),
+        ("核对购买渠道，保留购物凭证。", "Check where you bought it, and keep the receipt."),
+        (
+            "如有疑问，请在本页投诉或拨打 {hotline}。",
+            "If in doubt, complain on this page or call {hotline}.",
+        ),
+    ),
+    "sold_twice": (
+        ("保留购物凭证，向商家核实。", "Keep the receipt and ask the shop about it."),
+        (
+            "商家说明不了的，请在本页投诉或拨打 {hotline}。",
+            "If the shop cannot explain, complain here or call {hotline}.",
+        ),
+    ),
+    "expired": (
+        ("请勿食用或使用。", "Do not eat or use it."),
+        (
+            "购买时已过期的，可要求商家退换，或拨打 {hotline}。",
+            "If it was past its date when sold, ask for a refund or call {hotline}.",
+        ),
+    ),
+    "merchant_black_listed": (
+        (
+            "经营者有严重失信记录，请谨慎购买。",
+            "The merchant has a serious record of dishonesty: buy with care.",
+        ),
+        ("可点击下方信用等级查看其记录。", "Its record is behind the credit grade below."),
+    ),
+}
+
+#: A unit's current state, as the top of the page says it.
+STATES = {
+    UnitState.ISSUED: ("已赋码，尚未上架", "Labelled, not on sale yet"),
+    UnitState.SHELVED: ("在售（已上架）", "On sale (on the shelf)"),
+    UnitState.SOLD: ("已售出", "Sold"),
+    UnitState.PACKED: ("已打包，待揽收", "Packed, waiting for the courier"),
+    UnitState.PICKED_UP: ("快递已揽收", "Picked up by the courier company"),
+    UnitState.IN_TRANSIT: ("运输中", "In transit"),
+    UnitState.OUT_FOR_DELIVERY: ("派送中", "Out for delivery"),
+    UnitState.DELIVERY_FAILED: ("派送未成功", "Delivery attempt failed"),
+    UnitState.SIGNED: ("已签收", "Signed for"),
+    UnitState.RETURNED: ("已退回", "Returned"),
+}
+
+#: The credit grades in one line each (the score runs from 0 to 1000; see tracecore.credit).
+GRADES = {
+    "A": ("信用优秀，记录良好", "excellent: a good record"),
+    "B": ("信用良好，有少量扣分", "good: a few points off"),
+    "C": ("信用一般，有较多扣分", "fair: many points off"),
+    "D": ("信用较差，有严重扣分", "poor: serious points off"),
 }
 
 WARNINGS = {
+    "forged_link": (
+        "此追溯码已登记，但不属于链接中的商品或批次，标签很可能是伪造的。",
+        "This trace code was issued, but not for the product or lot in the link: the label "
+        "is most likely forged.",
+    ),
     "unknown_code": (
-        "此追溯码从未登记，商品很可能是假冒的。请勿使用，并向监管部门反映。",
-        "This trace code was never issued: the product is most likely counterfeit. "
-        "Do not use it, and report it.",
+        "此追溯码从未登记，商品很可能是假冒的。",
+        "This trace code was never issued: the product is most likely counterfeit.",
     ),
     "recalled": (
         "该批次已于 {recalled_at} 召回，请停止使用。原因：{reason}",
@@ -41,7 +147,7 @@ WARNINGS = {
         "product may not be genuine.",
     ),
     "expired": (
-        "已过保质期（{expires_on} 到期），请勿食用或使用。",
+        "已过保质期（{expires_on}到期），请勿食用或使用。",
         "Past its expiry date ({expires_on}): do not eat or use it.",
     ),
     "merchant_black_listed": (

@@ -17,6 +17,7 @@ from app.credit.operations import forget_public_accounts
 from config import Config
 from tracecore.errors import NotFound, ValidationError
 from tracecore.gs1 import digital_link_uri, parse_digital_link, validate_serial
+from tracecore.serials import normalize_serial
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,10 @@ _UNIT = (
 
 
 def find_unit(session: Session, serial: str) -> Unit:
-    """The unit behind a serial; NotFound (a likely counterfeit) when it was never issued."""
-    row = session.execute(_UNIT, {"serial": validate_serial(serial)}).one_or_none()
+    """The unit behind a serial as typed (:func:`~tracecore.serials.normalize_serial`);
+    NotFound (a likely counterfeit) when it was never issued."""
+    serial = validate_serial(normalize_serial(serial))
+    row = session.execute(_UNIT, {"serial": serial}).one_or_none()
     if row is None:
         raise NotFound("no trace code with this serial; it was never issued", field="serial")
     return Unit(
@@ -69,11 +72,12 @@ def find_unit(session: Session, serial: str) -> Unit:
 
 
 def link_parts(uri: str) -> tuple[str, str, str | None]:
-    """Serial, GTIN-14 and lot (None when the link has none) of a unit's Digital Link."""
+    """Serial (normalised as typed serials are), GTIN-14 and lot (None when the link has
+    none) of a unit's Digital Link."""
     link = parse_digital_link(uri)
     if link.serial is None:
         raise ValidationError("the link has no serial (AI 21)", field="uri")
-    return link.serial, link.gtin14, link.lot
+    return normalize_serial(link.serial), link.gtin14, link.lot
 
 
 def find_unit_by_link(session: Session, uri: str, config: Config) -> Unit:

@@ -9,17 +9,14 @@ of a record is written to the access log, marked when it showed personal data.
 
 from __future__ import annotations
 
-from flask import Flask, redirect, url_for
+from flask import Flask
 
 from app.workspace import overview, pages, parties, recall, words  # noqa: F401 - views
 from app.workspace.session import bp
 
 
 def register(app: Flask) -> None:
-    """Add the workspace to the app (the sign-in form checks its own limits)."""
+    """Add the workspace to the app (the sign-in form checks its own limits). It lives
+    under ``/workspace/``; ``/`` is the public's entry page (app.consumer.pages)."""
     app.register_blueprint(bp)
     words.register(app)  # `label` and the `beijing` filter, for every area's templates
-
-    @app.get("/")
-    def home():
-        return redirect(url_for("workspace.home"))

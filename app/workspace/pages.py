@@ -159,7 +159,7 @@ def _anomalies_on(subject_type: str, subject: str) -> list[Anomaly]:
 @unit_of_work
 def code_page(serial: str):
     try:
-        code = codes.find_code(db(), serial.strip().upper())
+        code = codes.find_code(db(), serial)  # as typed: normalised there
     except (NotFound, ValidationError):
         return _never_issued(serial.strip())
     answer = code_answer(code)

@@ -399,7 +399,21 @@ TABLE = [
         expect(200, EVERYONE),
     ),
     Route("GET", "/healthz", lambda c, w: c.get("/healthz"), expect(200, EVERYONE)),
-    Route("GET", "/", lambda c, w: c.get("/"), expect(302, EVERYONE)),
+    Route("GET", "/", lambda c, w: c.get("/"), expect(200, EVERYONE)),
+    Route("GET", "/t/", lambda c, w: c.get("/t/"), expect(302, EVERYONE)),
+    Route(
+        "GET",
+        "/check",
+        lambda c, w: c.get("/check", query_string={"code": w.serials[0].lower()}),
+        expect(303, EVERYONE),
+    ),
+    Route("GET", "/favicon.ico", lambda c, w: c.get("/favicon.ico"), expect(200, EVERYONE)),
+    Route(
+        "GET",
+        "/credit/<party_type>/<id:party_id>",
+        lambda c, w: c.get(f"/credit/merchant/{w.merchant_a}", headers=HTML),
+        expect(200, EVERYONE),
+    ),
     Route(
         "GET",
         "/static/<path:filename>",

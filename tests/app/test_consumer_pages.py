@@ -111,7 +111,10 @@ def test_an_expired_unit_is_a_warning(client, make):
     serial = make.codes(batch, 1)[0]
     body = answer(client, serial)
     assert body["verdict"]["level"] == "warning" and warnings(body) == ["expired"]
-    assert "2025-01-01" in body["verdict"]["warnings"][0]["message"]["zh"]
+    expired = body["verdict"]["warnings"][0]
+    assert "2025年1月1日到期" in expired["message"]["zh"]  # as people write dates
+    assert "1 Jan 2025" in expired["message"]["en"]
+    assert expired["details"] == {"expires_on": "2025-01-01"}  # for machines: ISO 8601
 
 
 def test_a_unit_sold_twice_says_so(client, world):
@@ -620,8 +623,11 @@ def test_the_scan_never_plans_a_sequential_scan_of_a_table_that_grows(app, clien
     assert "verified_at >=" in window[2], plan
 
 
-def test_a_link_with_another_lot_or_gtin_is_unknown_and_records_nothing(client, world, session):
-    """A real serial under the wrong lot or GTIN is a forged link: no answer, no check."""
+def test_a_link_with_another_lot_or_gtin_is_a_forged_link_and_records_nothing(
+    client, world, session
+):
+    """A real serial under the wrong lot or GTIN is a forged link, said as such (not as a
+    code never issued): no answer about the unit, no check."""
     serial = world["serials"][1]
     uri = answer(client, serial)["code"]["uri"]
     path = urlsplit(uri).path
@@ -630,7 +636,11 @@ def test_a_link_with_another_lot_or_gtin_is_unknown_and_records_nothing(client, 
     wrong_gtin = "/01/04006381333931" + path[len("/01/00000000000000") :]
     for bad in (wrong_lot, wrong_gtin):
         resp = client.get(bad, headers=JSON)
-        assert resp.status_code == 404 and warnings(resp.get_json()) == ["unknown_code"]
+        body = resp.get_json()
+        assert resp.status_code == 404 and warnings(body) == ["forged_link"]
+        assert body["verdict"]["look"] == "forged_link" and "product" not in body
+    never = client.get(re.sub(r"/21/.*", "/21/" + "A" * 16, path), headers=JSON)
+    assert warnings(never.get_json()) == ["unknown_code"]
     checks = session.scalars(sa.select(Verification).where(Verification.serial == serial)).all()
     assert len(checks) == 2
 

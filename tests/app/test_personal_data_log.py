@@ -85,7 +85,11 @@ PERSONAL = {
 
 #: GET routes that show no personal data, and why.
 NOT_PERSONAL = {
-    "/": "a redirect",
+    "/": "the entry page: a form",
+    "/t/": "a redirect",
+    "/check": "a redirect to a unit's public page",
+    "/favicon.ico": "a file of the app",
+    "/credit/<party_type>/<id:party_id>": "public scores and records, couriers masked",
     "/healthz": "no data",
     "/static/<path:filename>": "files of the app",
     "/api/v1/openapi.json": "the contract",

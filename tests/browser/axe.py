@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-AXE = Path(__file__).resolve().parents[2] / ".cache" / "axe-core-4.11.0" / "package" / "axe.min.js"
+AXE = Path(__file__).resolve().parents[2] / ".cache" / "axe-core-4.14.1" / "package" / "axe.min.js"
 
 
 @cache

@@ -29,8 +29,9 @@ def test_a_consumer_scans_sees_the_verdict_and_journey_and_complains(
     expect(page.locator("#verdict")).to_contain_text("正品，记录正常")
     journey = page.locator("#journey li")
     expect(journey).to_have_count(7)
-    expect(journey.last).to_contain_text("已签收")
-    expect(journey.last).to_contain_text("常州市钟楼区")
+    expect(journey.first).to_contain_text("已签收")  # newest first
+    expect(journey.first).to_contain_text("常州市钟楼区")
+    expect(journey.last).to_contain_text("上架")
     assert not re.search(r"快递员\d", page.content())  # the courier's name never shows
     no_sideways_scroll(page)
     screenshot(page, "scan")

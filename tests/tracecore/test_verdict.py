@@ -56,3 +56,29 @@ def test_anomalies_that_say_nothing_about_the_unit_do_not_warn_the_consumer():
 
 def test_a_red_listed_merchant_is_no_warning():
     assert assess(Facts(issued=True, today=TODAY, merchant_list="red")).level == GENUINE
+
+
+def test_a_real_serial_under_another_products_link_is_a_forged_link_not_a_fake_code():
+    """Does the verdict say the more precise reason when the serial exists but the link lies?"""
+    facts = Facts(issued=False, today=TODAY, forged_link=True)
+    verdict = assess(facts)
+    assert verdict.level == DANGER and kinds(facts) == ["forged_link"]
+    assert verdict.look == "forged_link"
+
+
+def test_each_verdict_looks_like_its_most_serious_warning():
+    assert assess(Facts(issued=True, today=TODAY)).look == GENUINE
+    assert assess(Facts(issued=False, today=TODAY)).look == "unknown_code"
+    both = Facts(
+        issued=True,
+        today=TODAY,
+        expires_on=date(2026, 1, 1),
+        batch_recalled=True,
+        recalled_at=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    assert assess(both).look == "recalled"
+    assert assess(Facts(issued=True, today=TODAY, expires_on=date(2026, 1, 1))).look == "expired"
+    sold = Facts(issued=True, today=TODAY, anomalies=(("duplicate_sale", {}),))
+    assert assess(sold).look == "sold_twice"
+    copied = Facts(issued=True, today=TODAY, anomalies=(("copied_code", {}),))
+    assert assess(copied).look == "copied_code"
