@@ -38,7 +38,7 @@ from app.credit.models import Anomaly, Appeal, CreditRecord
 from app.events.models import Event
 from app.parties.models import PARTY_MODELS, Courier, Merchant
 from app.web import db, settings, unit_of_work
-from app.workspace import charts, recall
+from app.workspace import charts, recall, words
 from app.workspace.session import bp, viewer
 from tracecore import districts
 from tracecore.access import Principal
@@ -179,7 +179,8 @@ def _trend(session: Session, you: Principal, now: datetime, days: int) -> tuple[
         if 0 <= i < days:
             counts[kind][i] += 1
     labels = [(first + timedelta(days=i)).strftime("%m-%d") for i in range(days)]
-    series = charts.fold([charts.Series(k, v) for k, v in counts.items()])
+    # named as people read them (the chart's titles, and the table beside it)
+    series = charts.fold([charts.Series(words.label("anomaly", k), v) for k, v in counts.items()])
     chart = charts.line_chart(
         labels,
         series,

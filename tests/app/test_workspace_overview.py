@@ -147,11 +147,11 @@ def test_the_overview_charts_findings_per_day_by_type_for_30_or_90_days(
         ("expired_sale", "major", ("code", "S1"), ("merchant", m)),
     )
     month = regulator.get("/workspace/", headers=HTML).text
-    assert dict(cells(section(month, "by-type"))) == {"late_delivery": "2"}
+    assert dict(cells(section(month, "by-type"))) == {"延误送达": "2"}
     chart = section(month, "trend")
-    assert '<svg class="chart"' in chart and "<title>11-19 late_delivery: 2</title>" in chart
+    assert '<svg class="chart"' in chart and "<title>11-19 延误送达: 2</title>" in chart
     quarter = regulator.get("/workspace/?days=90", headers=HTML).text
-    assert dict(cells(section(quarter, "by-type"))) == {"late_delivery": "2", "expired_sale": "1"}
+    assert dict(cells(section(quarter, "by-type"))) == {"延误送达": "2", "销售过期商品": "1"}
 
 
 def test_the_overview_gives_findings_per_10000_events_by_district(
