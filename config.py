@@ -57,6 +57,9 @@ class Config:
     MAX_CONTENT_LENGTH: int = 1 * 1024 * 1024
     #: Largest number of labels in one PDF sheet.
     MAX_LABELS_PER_SHEET: int = 100_000
+    #: TrueType font (or the first face of a collection) that label sheets embed a subset
+    #: of: Debian's fonts-wqy-microhei by default; any TrueType CJK font will do.
+    LABEL_FONT: str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
     #: MQTT broker of the ingest worker, e.g. mqtt://user:pass@127.0.0.1:1883 (empty: none).
     MQTT_URL: str = ""
     #: How far ahead of the service's clock a device's event time may be, in seconds.
