@@ -86,6 +86,9 @@ class Config:
     #: Public reviews and complaints accepted per client per hour.
     REVIEWS_PER_HOUR: int = 5
     COMPLAINTS_PER_HOUR: int = 3
+    #: Consumers' reports of fakes accepted per client (address) per hour; a network, four
+    #: times as many.
+    COUNTERFEIT_REPORTS_PER_HOUR: int = 3
     #: How old an event may be when it arrives (a handheld offline for days), in days.
     EVENT_MAX_AGE_DAYS: int = 30
     #: Where rate-limit counters live: memory:// (one process) or redis://host:6379/0 so that

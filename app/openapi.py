@@ -78,6 +78,7 @@ def document() -> dict:
         schemas.DeliveryRatingIn,
         schemas.ReviewIn,
         schemas.ComplaintIn,
+        schemas.CounterfeitReportIn,
     ]
     components = {}
     for model in models:
@@ -260,6 +261,23 @@ def document() -> dict:
                     },
                 ],
             }
+        },
+        "/counterfeit-reports": {
+            "post": _op(
+                "A consumer's report of a fake: a never-issued code or a forged link "
+                "(rate-limited; the contact is for regulators only and never returned)",
+                secure=False,
+                body=schemas.CounterfeitReportIn,
+                ok=201,
+                errors=(409, 429),
+            )
+        },
+        "/counterfeit-map": {
+            "get": _op(
+                "Where fakes are checked and reported, by district and product "
+                "(regulators, inside their jurisdiction); ?gtin, merchant_id, days",
+                errors=(422,),
+            )
         },
         "/anomalies": {
             "get": {

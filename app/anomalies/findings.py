@@ -2,7 +2,9 @@
 
 A finding (from :mod:`tracecore.anomalies`, run by :mod:`app.anomalies.detect` or filed by a
 complaint) becomes an open anomaly against each party responsible, with its provisional
-credit record; the same finding found again is left as it is.
+credit record; the same finding found again is left as it is. A finding that names its party
+as the victim (``VICTIM_TYPES``: counterfeits of its product) is stored the same way but
+without a credit record: it is neither a risk signal nor, once confirmed, a mark.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from app.events.models import Event
 from app.parties.models import PARTY_MODELS, Courier
 from tracecore import credit
 from tracecore.access import Principal, Role
-from tracecore.anomalies import Finding
+from tracecore.anomalies import VICTIM_TYPES, Finding
 from tracecore.errors import NotFound
 
 
@@ -28,7 +30,8 @@ def record_findings(
     session: Session, findings: list[Finding], policy: credit.Policy, now: datetime
 ) -> list[Anomaly]:
     """Store new findings as open anomalies, one per rule, subject and party, each with its
-    provisional credit record; findings already on file are left as they are."""
+    provisional credit record (none for a victim's: :data:`VICTIM_TYPES`); findings already
+    on file are left as they are."""
     wanted: dict[tuple, Finding] = {}
     for f in findings:
         for party in f.parties:
@@ -85,6 +88,7 @@ def record_findings(
                 created_at=now,
             )
             for a in anomalies
+            if a.type not in VICTIM_TYPES
         ]
     )
     session.flush()
