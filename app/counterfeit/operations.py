@@ -47,7 +47,8 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-
 def typed_code(text: str) -> str:
     """The code as the consumer typed or scanned it, kept as evidence: invisible and control
     characters removed, runs of spaces made one, at most 64 characters."""
-    return " ".join(_UNPRINTABLE.sub("", text).split())[:64]
+    spaced = " ".join(text.split())  # line breaks and tabs are spaces first
+    return " ".join(_UNPRINTABLE.sub("", spaced).split())[:64]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask, redirect, url_for
 
-from app.workspace import pages  # noqa: F401 - its views are the blueprint's
+from app.workspace import counterfeits, pages  # noqa: F401 - their views are the blueprint's
 from app.workspace.session import bp
 
 
