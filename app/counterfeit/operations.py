@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 from app.anomalies.findings import record_findings
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
-from app.consumer.units import link_parts
 from app.counterfeit.models import CounterfeitCheck, CounterfeitReport
 from app.credit.models import Anomaly
 from app.feedback.operations import Source, check_rate
@@ -35,6 +34,7 @@ from tracecore import districts
 from tracecore.access import Principal, Role
 from tracecore.anomalies import FakeSightings, counterfeit_cluster
 from tracecore.errors import Conflict, ValidationError
+from tracecore.gs1 import parse_digital_link
 
 #: A network records checks of at most this many fake codes a day (later ones are answered,
 #: not recorded): one desk typing made-up codes costs at most this many rows a day.
@@ -70,7 +70,8 @@ def sighting_of(session: Session, text: str) -> Sighting | None:
     serial, gtin, lot = text, None, None
     if "/01/" in text:  # a link we cannot read is kept as typed: a never-issued code
         with contextlib.suppress(ValidationError):
-            serial, gtin, lot = link_parts(text)
+            link = parse_digital_link(text)
+            serial, gtin, lot = link.serial or text, link.gtin14, link.lot
     code = typed_code(serial)
     found = session.execute(
         sa.select(Product.gtin, Batch.lot)

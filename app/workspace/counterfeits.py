@@ -39,15 +39,15 @@ def counterfeit_page():
             inside = d.geometry.representative_point()
             x, y = projection.to_xy(inside.x, inside.y)
             spots.append({"district": d, "x": x, "y": y, **counts})
-    contacts = any(r.contact for r in found.reports)
+    # The one page that shows reports' contacts: every view is logged as personal data.
     log_access(
         db(),
         who,
         "view",
         "counterfeit_map",
-        f"gtin={f.gtin} merchant={f.merchant_id} days={f.days}",
-        personal_data=contacts,
-        detail="reports with contacts" if contacts else "",
+        "reports",
+        personal_data=True,
+        detail=f"gtin={f.gtin} merchant={f.merchant_id} days={f.days}",
     )
     return render_template(
         "workspace/counterfeits.html",
