@@ -10,6 +10,7 @@ from app.codes import operations
 from app.codes.models import TraceCode
 from app.credit.operations import public_account
 from app.errors import ApiError
+from app.label_font import load_face
 from app.label_sheet import iter_label_sheet_pdf
 from app.schemas import IssueCodesIn
 from app.web import db, parse_body, principal, settings, unit_of_work
@@ -170,6 +171,7 @@ def labels_pdf(batch_id: int):
         )
         for s in serials
     )
+    load_face(settings().LABEL_FONT)  # a missing font fails here, not inside the stream
     # Streamed: each page leaves as soon as it is drawn (the labels need no database).
     return Response(
         iter_label_sheet_pdf(items, font_path=settings().LABEL_FONT),
