@@ -58,6 +58,9 @@ class Config:
     MAX_CONTENT_LENGTH: int = 1 * 1024 * 1024
     #: Largest number of labels in one PDF sheet.
     MAX_LABELS_PER_SHEET: int = 100_000
+    #: TrueType font (or the first face of a collection) that label sheets embed a subset
+    #: of: Debian's fonts-wqy-microhei by default; any TrueType CJK font will do.
+    LABEL_FONT: str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
     #: MQTT broker of the ingest worker, e.g. mqtt://user:pass@127.0.0.1:1883 (empty: none).
     MQTT_URL: str = ""
     #: How far ahead of the service's clock a device's event time may be, in seconds.
@@ -84,6 +87,9 @@ class Config:
     #: Public reviews and complaints accepted per client per hour.
     REVIEWS_PER_HOUR: int = 5
     COMPLAINTS_PER_HOUR: int = 3
+    #: Consumers' reports of fakes accepted per client (address) per hour; a network, four
+    #: times as many.
+    COUNTERFEIT_REPORTS_PER_HOUR: int = 3
     #: How old an event may be when it arrives (a handheld offline for days), in days.
     EVENT_MAX_AGE_DAYS: int = 30
     #: Where rate-limit counters live: memory:// (one process) or redis://host:6379/0 so that

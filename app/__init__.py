@@ -46,6 +46,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     from app.catalog.api import bp as catalog_bp
     from app.codes.api import bp as codes_bp
     from app.consumer.pages import bp as consumer_bp
+    from app.counterfeit.api import bp as counterfeit_bp
     from app.credit.api import bp as credit_bp
     from app.db import create_engine, make_sessionmaker
     from app.epcis.api import bp as epcis_bp
@@ -105,10 +106,10 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     )
     api = (
         *(parties_bp, catalog_bp, codes_bp, ingest_bp, events_bp),
-        *(anomalies_bp, credit_bp, feedback_bp),
+        *(anomalies_bp, credit_bp, feedback_bp, counterfeit_bp),
     )
     for bp in (*api, openapi_bp):
-        if bp in (codes_bp, anomalies_bp, credit_bp, feedback_bp):
+        if bp in (codes_bp, anomalies_bp, credit_bp, feedback_bp, counterfeit_bp):
             public.apply(flask_app, bp)
         flask_app.register_blueprint(bp, url_prefix="/api/v1")
     flask_app.register_blueprint(epcis_bp, url_prefix="/epcis")

@@ -306,6 +306,7 @@ def labels_cmd(batch_id: int, out, offset: int, limit: int) -> None:
     """Render the batch's labels as a printable A4 PDF sheet."""
     from app import labels
     from app.codes.api import uri_prefix
+    from app.label_sheet import write_label_sheet_pdf
     from tracecore.gs1 import element_string
 
     with unit() as session:
@@ -324,8 +325,11 @@ def labels_cmd(batch_id: int, out, offset: int, limit: int) -> None:
         for s in serials
     )
     with progress_bar(len(serials), "rendering") as report:
-        done = labels.write_label_sheet_pdf(
-            items, out, progress=(lambda n: report(min(n, len(serials)))) if report else None
+        done = write_label_sheet_pdf(
+            items,
+            out,
+            progress=(lambda n: report(min(n, len(serials)))) if report else None,
+            font_path=_ext().config.LABEL_FONT,
         )
     click.echo(f"wrote {done} labels", err=True)
 

@@ -13,32 +13,22 @@ Pure functions from values to bytes -- no Flask, no database.
   raw AI data without parentheses; it prepends FNC1 (``"\\xf1"``) itself, and an FNC1 must be
   put after every variable-length AI that is followed by another AI (see
   :func:`gs1_128_data`).
-* Label sheets are A4 PDFs drawn with reportlab: QR codes and bars are emitted as vector
-  rectangles straight from the module patterns, text uses the built-in CID font
-  ``STSong-Light`` so Chinese product names render without embedding a font file.
+* Label sheets (A4 PDFs, streamed page by page, with an embedded CJK font subset) are
+  :mod:`app.label_sheet`; they draw the QR codes and bars from the module patterns here.
 """
 
 from __future__ import annotations
 
 import io
 import re
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
-from typing import BinaryIO
 
 import qrcode
 from barcode import Gs1_128
 from barcode.writer import ImageWriter, SVGWriter
 from PIL import Image
 from qrcode.constants import ERROR_CORRECT_M
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfbase.pdfdoc import PDFArray, PDFDictionary, PDFName, PDFStream
-from reportlab.pdfgen.canvas import Canvas
 
 from tracecore.gs1 import GS1_CSET82, gtin_check_digit
 
@@ -50,11 +40,9 @@ __all__ = [
     "gs1_128_modules",
     "gs1_128_png",
     "gs1_128_svg",
-    "label_sheet_pdf",
     "qr_matrix",
     "qr_png",
     "qr_svg",
-    "write_label_sheet_pdf",
 ]
 
 
@@ -92,7 +80,7 @@ def qr_matrix(uri: str, *, mask_pattern: int = QR_MASK_PATTERN) -> list[list[boo
 _DARK_RUN = re.compile(rb"\x01+")
 
 
-def _runs(row: Iterable[bool]) -> Iterator[tuple[int, int]]:
+def dark_runs(row: Iterable[bool]) -> Iterator[tuple[int, int]]:
     """(start, length) of each run of dark modules in one row."""
     for m in _DARK_RUN.finditer(bytes(row)):
         start = m.start()
@@ -131,7 +119,7 @@ def qr_svg(uri: str, *, border: int = 4, module_mm: float = 0.5) -> bytes:
     size = len(matrix) + 2 * border
     parts = []
     for y, row in enumerate(matrix, start=border):
-        for x, n in _runs(row):
+        for x, n in dark_runs(row):
             parts.append(f"M{x + border},{y}h{n}v1h-{n}z")
     phys = f"{size * module_mm:g}mm"
     svg = (
@@ -263,216 +251,3 @@ def gs1_128_svg(element_string: str) -> bytes:
     """SVG of the GS1-128 barcode of ``element_string`` (python-barcode's SVGWriter), with the
     element string as human-readable text under the bars."""
     return _gs1_128_render(element_string, SVGWriter(), _GS1_128_SVG_OPTIONS)
-
-
-# --------------------------------------------------------------------------------------------
-# A4 label sheet
-# --------------------------------------------------------------------------------------------
-
-CJK_FONT = "STSong-Light"
-LATIN_FONT = "Helvetica"
-
-SHEET_COLUMNS = 2
-SHEET_ROWS = 6
-LABELS_PER_PAGE = SHEET_COLUMNS * SHEET_ROWS
-CELL_W = A4[0] / SHEET_COLUMNS  # 105 mm
-CELL_H = A4[1] / SHEET_ROWS  # 49.5 mm
-MARGIN = 3 * mm  # inside each cell
-QR_SIZE = 22 * mm  # symbol without quiet zone; the cell margin + gaps give >= 4 modules
-TEXT_GAP = 4 * mm  # between QR and the text block beside it
-BAR_TOP_GAP = 3 * mm  # between QR and bars
-BAR_HEIGHT = 12 * mm
-BAR_X_MAX = 0.33 * mm  # GS1-128 X dimension range used on the sheet
-BAR_X_MIN = 0.17 * mm  # below this (message too long for the width) the bars are omitted
-BAR_QUIET = 10  # quiet zone in X on each side, inside the cell width
-NAME_SIZE = 9
-SMALL_SIZE = 7.5
-HRI_SIZE = 6.5
-
-
-def _ensure_fonts() -> None:
-    if CJK_FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
-
-
-def _f(v: float) -> str:
-    """Compact PDF number (reportlab's pure-Python fp_str is slow)."""
-    return f"{v:.3f}".rstrip("0").rstrip(".")
-
-
-def _qr_ops(uri: str, x: float, top: float, size: float) -> str:
-    """PDF operators filling the dark modules of ``uri``'s QR code, top-left corner at
-    (x, top), ``size`` points wide.  One ``re`` per horizontal run, one ``f`` in total; the CTM
-    maps 1 unit to 1 module with y pointing down, so all rectangle numbers are integers."""
-    matrix = qr_matrix(uri)
-    m = size / len(matrix)
-    ops = [f"q {_f(m)} 0 0 {_f(-m)} {_f(x)} {_f(top)} cm"]
-    for y, row in enumerate(matrix):
-        ops.extend(f"{x0} {y} {n} 1 re" for x0, n in _runs(row))
-    ops.append("f Q")
-    return "\n".join(ops)
-
-
-def _bar_ops(modules: str, x: float, y: float, xdim: float, height: float) -> str:
-    """PDF operators filling the bars of a '1'/'0' module pattern; 1 unit = 1 module wide and
-    the full bar height tall."""
-    ops = [f"q {_f(xdim)} 0 0 {_f(height)} {_f(x)} {_f(y)} cm"]
-    ops.extend(f"{m.start()} 0 {m.end() - m.start()} 1 re" for m in re.finditer("1+", modules))
-    ops.append("f Q")
-    return "\n".join(ops)
-
-
-def _fit_lines(text: str, font: str, size: float, width: float, max_lines: int) -> list[str]:
-    """Greedy character wrap (works for CJK without spaces); ellipsis on overflow."""
-    lines: list[str] = []
-    rest = text.strip()
-    while rest and len(lines) < max_lines:
-        last = len(lines) == max_lines - 1
-        if pdfmetrics.stringWidth(rest, font, size) <= width:
-            lines.append(rest)
-            break
-        suffix = "…" if last else ""
-        lo, hi = 1, len(rest)  # binary search: longest prefix (+ suffix) that fits
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if pdfmetrics.stringWidth(rest[:mid] + suffix, font, size) <= width:
-                lo = mid
-            else:
-                hi = mid - 1
-        lines.append(rest[:lo] + suffix)
-        rest = rest[lo:].lstrip()
-    return lines
-
-
-def _draw_fitted(
-    canv: Canvas,
-    x: float,
-    y: float,
-    text: str,
-    font: str,
-    size: float,
-    width: float,
-    *,
-    centred: bool = False,
-) -> None:
-    """One line of text, font size reduced if needed so it is at most ``width`` wide."""
-    w = pdfmetrics.stringWidth(text, font, size)
-    if w > width:
-        size *= width / w
-        w = width
-    canv.setFont(font, size)
-    canv.drawString(x - w / 2 if centred else x, y, text)
-
-
-def _draw_label(canv: Canvas, label: Label, x0: float, y0: float) -> None:
-    """Draw one label in the cell whose bottom-left corner is (x0, y0)."""
-    top = y0 + CELL_H - MARGIN
-    qr_x = x0 + MARGIN + 2 * mm
-    canv.addLiteral(_qr_ops(label.uri, qr_x, top, QR_SIZE))
-
-    # Text block right of the QR code: product name (<= 2 lines), lot, serial.
-    tx = qr_x + QR_SIZE + TEXT_GAP
-    tw = x0 + CELL_W - MARGIN - tx
-    ty = top - NAME_SIZE
-    canv.setFont(CJK_FONT, NAME_SIZE)
-    for line in _fit_lines(label.product_name, CJK_FONT, NAME_SIZE, tw, 2):
-        canv.drawString(tx, ty, line)
-        ty -= NAME_SIZE * 1.25
-    ty -= 2
-    _draw_fitted(canv, tx, ty, f"LOT {label.lot}", LATIN_FONT, SMALL_SIZE, tw)
-    _draw_fitted(canv, tx, ty - SMALL_SIZE * 1.3, f"SN {label.serial}", LATIN_FONT, SMALL_SIZE, tw)
-
-    # GS1-128 under the QR code, scaled to the cell width; HRI text under the bars.
-    bar_top = top - QR_SIZE - BAR_TOP_GAP
-    bar_y = bar_top - BAR_HEIGHT
-    try:
-        modules = gs1_128_modules(label.element_string)
-    except ValueError:
-        modules = ""
-    avail = CELL_W - 2 * MARGIN
-    xdim = min(BAR_X_MAX, avail / (len(modules) + 2 * BAR_QUIET)) if modules else 0.0
-    if xdim >= BAR_X_MIN:
-        bar_w = xdim * len(modules)
-        canv.addLiteral(_bar_ops(modules, x0 + (CELL_W - bar_w) / 2, bar_y, xdim, BAR_HEIGHT))
-    else:  # no valid / fitting symbol: the QR code (Digital Link) carries the same data
-        bar_y = bar_top - HRI_SIZE
-    hri_y = bar_y - HRI_SIZE - 1
-    _draw_fitted(
-        canv,
-        x0 + CELL_W / 2,
-        hri_y,
-        label.element_string,
-        LATIN_FONT,
-        HRI_SIZE,
-        avail,
-        centred=True,
-    )
-
-
-def _compress_last_page(canv: Canvas) -> None:
-    """Deflate the page just finished and drop its uncompressed stream.
-
-    reportlab keeps every page's content stream as text until ``save()``; compressing at
-    ``showPage`` time bounds memory to the compressed size of the output and skips reportlab's
-    pure-Python ASCII85 filter.  Uses reportlab's document objects (stable since 3.x)."""
-    page = canv._doc.Pages.pages[-1]
-    stream = page.stream
-    if not stream or page.Contents:
-        return
-    dictionary = PDFDictionary()
-    dictionary["Filter"] = PDFArray([PDFName("FlateDecode")])
-    page.Contents = PDFStream(
-        dictionary=dictionary, content=zlib.compress(stream.encode("latin-1"), 6), filters=[]
-    )
-    page.stream = None
-
-
-def write_label_sheet_pdf(
-    labels: Iterable[Label],
-    out: BinaryIO,
-    progress: Callable[[int], None] | None = None,
-) -> int:
-    """Write an A4 label sheet PDF of ``labels`` to ``out``; return the number of labels.
-
-    Layout: 2 columns x 6 rows of 105 x 49.5 mm labels per page (:data:`LABELS_PER_PAGE`).
-    Each label: the QR code (22 mm, vector rectangles from the module matrix) top left; product
-    name (``STSong-Light``, Chinese capable, wrapped to 2 lines), ``LOT …`` and ``SN …`` to its
-    right; the GS1-128 barcode of the element string as vector bars under it, X dimension
-    scaled to fit the label width (0.17-0.33 mm, ~0.2 mm for a GTIN + 8-char lot + 16-char
-    serial) and the element string in parentheses form under the bars.  The barcode is
-    OMITTED (only the element string text is printed) when the element string is not a valid
-    GS1-128 message -- e.g. more than 48 data characters -- or would need X < 0.17 mm; the
-    QR code always carries the full Digital Link.
-
-    ``labels`` is consumed lazily, one page (12 labels) at a time; ``progress(n_done)`` is
-    called after each page with the cumulative label count.  Page content is deflated as soon
-    as a page is finished, so memory grows with the compressed PDF size, not the label count;
-    reportlab assembles the file in ``save()``, so bytes reach ``out`` only at the end.
-    """
-    _ensure_fonts()
-    canv = Canvas(out, pagesize=A4, pageCompression=0)
-    canv.setTitle("Labels")
-    it = iter(labels)
-    done = 0
-    while page := list(islice(it, LABELS_PER_PAGE)):
-        for i, label in enumerate(page):
-            row, col = divmod(i, SHEET_COLUMNS)
-            _draw_label(canv, label, col * CELL_W, A4[1] - (row + 1) * CELL_H)
-        canv.showPage()
-        _compress_last_page(canv)
-        done += len(page)
-        if progress is not None:
-            progress(done)
-    if done == 0:
-        canv.showPage()  # a PDF needs at least one page
-    canv.save()
-    return done
-
-
-def label_sheet_pdf(
-    labels: Iterable[Label], *, progress: Callable[[int], None] | None = None
-) -> bytes:
-    """:func:`write_label_sheet_pdf` into memory; returns the PDF bytes."""
-    buf = io.BytesIO()
-    write_label_sheet_pdf(labels, buf, progress)
-    return buf.getvalue()

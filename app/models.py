@@ -12,6 +12,7 @@ from app.catalog.models import (
 )
 from app.codes.models import CodeState, Issuance, TraceCode
 from app.consumer.models import CheckRollup, Verification
+from app.counterfeit.models import CounterfeitCheck, CounterfeitReport
 from app.credit.models import Anomaly, Appeal, AuditEntry, Commitment, CreditRecord
 from app.epcis.models import EpcisEventId
 from app.events.models import (
@@ -42,6 +43,8 @@ __all__ = [
     "CodeState",
     "Commitment",
     "Complaint",
+    "CounterfeitCheck",
+    "CounterfeitReport",
     "Courier",
     "CreditRecord",
     "DeliveryRating",

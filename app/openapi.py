@@ -412,6 +412,30 @@ def _paths(max_codes: int, max_labels: int) -> dict:
                 ],
             )
         },
+        "/counterfeit-reports": {
+            "post": operation(
+                "A consumer's report of a fake: a never-issued code or a forged link (the "
+                "contact is for regulators only and never returned; also limited per client "
+                "and hour)",
+                auth="public",
+                body=schemas.CounterfeitReportIn,
+                ok=201,
+                errors=(409,),
+                limited=True,
+            )
+        },
+        "/counterfeit-map": {
+            "get": operation(
+                "Where fakes are checked and reported, by district and product (regulators, "
+                "inside their jurisdiction)",
+                auth="token",
+                parameters=[
+                    query_text("gtin", 14, pattern="^([0-9]{8}|[0-9]{12,14})?$"),
+                    query_int("merchant_id"),
+                    query_int("days", 1, 365, default=30),
+                ],
+            )
+        },
         "/anomalies": {
             "get": operation(
                 "Anomalies, newest first, a page at a time ({items, next})",
@@ -591,6 +615,7 @@ BODIES = (
     schemas.DeliveryRatingIn,
     schemas.ReviewIn,
     schemas.ComplaintIn,
+    schemas.CounterfeitReportIn,
 )
 
 

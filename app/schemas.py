@@ -191,6 +191,22 @@ class ReviewIn(Body):
     text: Annotated[str, Field(max_length=1000)] = ""
 
 
+class CounterfeitReportIn(Body):
+    """A consumer's report of a fake (``POST /api/v1/counterfeit-reports``)."""
+
+    #: The code as printed on the unit, or the Digital Link its QR code holds.
+    code: Annotated[str, Field(min_length=1, max_length=300)]
+    #: What was bought, and where (a shop, a market, an online store).
+    what: Annotated[str, Field(min_length=1, max_length=200)]
+    where_bought: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(max_length=2000)] = ""
+    #: Personal data: shown to regulators only.
+    contact: Annotated[str, Field(max_length=200)] | None = None
+    #: Where the consumer is, only if they chose to share it: kept as its district alone.
+    lat: Lat | None = None
+    lon: Lon | None = None
+
+
 class ComplaintIn(Body):
     category: Literal["counterfeit", "quality", "delivery", "privacy", "other"]
     text: Annotated[str, Field(min_length=1, max_length=2000)]

@@ -7,7 +7,9 @@ Measures, in one process, labels per second for:
 * ``naive``: ``qrcode.make(uri)`` saved as PNG (qrcode scores all 8 mask patterns) -- baseline;
 * ``qr_png``: :func:`app.labels.qr_png` (fixed mask, Pillow rendering from the matrix);
 * ``gs1_128_png``: :func:`app.labels.gs1_128_png` (python-barcode ImageWriter);
-* ``pdf_sheet``: :func:`app.labels.write_label_sheet_pdf` (QR + GS1-128 + text per label).
+* ``pdf_sheet``: :func:`app.label_sheet.write_label_sheet_pdf` (QR + GS1-128 + text per label);
+* ``first byte``: seconds until the first page of a ``--first-byte-count`` sheet (100,000
+  labels by default) is out of :func:`app.label_sheet.iter_label_sheet_pdf`.
 
 Prints a table and one ``RESULT name=value`` line per figure for scripts.
 """
@@ -26,7 +28,8 @@ import qrcode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.labels import Label, gs1_128_png, qr_png, write_label_sheet_pdf
+from app.label_sheet import iter_label_sheet_pdf, write_label_sheet_pdf
+from app.labels import Label, gs1_128_png, qr_png
 
 
 def labels(n: int) -> Iterator[Label]:
@@ -74,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--image-count", type=int, default=None, help="labels for the per-image benchmarks"
     )
+    parser.add_argument(
+        "--first-byte-count", type=int, default=100_000, help="labels of the first-byte sheet"
+    )
     args = parser.parse_args(argv)
     n_img = args.image_count or max(1, min(args.count, 500))
     items = list(labels(n_img))
@@ -89,12 +95,20 @@ def main(argv: list[str] | None = None) -> int:
         rate(args.count, lambda: write_label_sheet_pdf(labels(args.count), sink)),
     )
 
+    t0 = time.perf_counter()
+    pieces = iter_label_sheet_pdf(labels(args.first_byte_count))
+    next(pieces), next(pieces)  # the header, then the first page
+    first_byte_s = time.perf_counter() - t0
+    pieces.close()
+
     base = results["naive_qrcode_make_png"][1]
     print(f"python {sys.version.split()[0]}, pid {os.getpid()}, single process / single core")
     print(f"{'benchmark':<24} {'labels':>7} {'labels/s':>10} {'vs naive':>9}")
     for name, (n, r) in results.items():
         print(f"{name:<24} {n:>7} {r:>10.1f} {r / base:>8.2f}x")
     print(f"pdf size: {len(sink.getvalue()) / 1024:.0f} KiB for {args.count} labels")
+    print(f"first page of a {args.first_byte_count}-label sheet after {first_byte_s:.3f} s")
+    print(f"RESULT first_page_s={first_byte_s:.3f}")
     for name, (_n, r) in results.items():
         print(f"RESULT {name}_labels_per_s={r:.1f}")
         print(f"RESULT {name}_ratio_vs_naive={r / base:.2f}")

@@ -52,7 +52,13 @@ ANOMALY_TYPES = (
     "consumer_complaint",
     "copied_code",
     "device_silent",
+    "counterfeit_cluster",
 )
+#: Findings that name their party as the *victim*, not as the one responsible: fakes of a
+#: merchant's product checked and reported by consumers. They are stored as anomalies against
+#: the party (so it and the regulators of its region see them) but carry no credit record:
+#: never a risk signal, and a confirmation counts nothing against the party either.
+VICTIM_TYPES = frozenset({"counterfeit_cluster"})
 
 Party = tuple[str, int]  # ("merchant" | "courier" | "logistics_company", id)
 Subject = tuple[
@@ -92,6 +98,11 @@ class Thresholds:
     accuracy_cap_m: float = 1000.0
     #: device_silent: a handheld holding parcels and not heard from for this long.
     device_silent_hours: float = 24.0
+    #: counterfeit_cluster: never-issued codes (or forged links) under one product's GTIN
+    #: checked or reported from at least this many distinct networks...
+    counterfeit_cluster_networks: int = 5
+    #: ... within this many hours.
+    counterfeit_cluster_hours: float = 72.0
 
 
 #: The default ``data`` of a scan: empty and read-only (one object shared by every scan).
@@ -142,6 +153,12 @@ class Finding:
     def key(self) -> tuple:
         """One ongoing anomaly per rule and subject (and party)."""
         return (self.type, self.subject, self.parties)
+
+    @property
+    def against_parties(self) -> bool:
+        """Whether its parties are the ones responsible (False: they are its victims, and
+        it weighs nothing on their credit, :data:`VICTIM_TYPES`)."""
+        return self.type not in VICTIM_TYPES
 
 
 def _km(a: Scan, b: Scan) -> float:
@@ -517,6 +534,44 @@ def copied_code(
             "districts": sorted(summary.districts),
             "first_check_at": summary.first_at.isoformat(),
             "first_check_district": summary.first_district,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class FakeSightings:
+    """Consumers' checks and reports of counterfeits under one product's GTIN within the
+    window: never-issued codes, or genuine serials under the wrong link, each counted by its
+    source network (never its cookie: docs/consumer.md)."""
+
+    gtin: str
+    networks: int
+    checks: int
+    reports: int
+    districts: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+
+
+def counterfeit_cluster(merchant_id: int, seen: FakeSightings, t: Thresholds) -> Finding | None:
+    """Fakes of one product checked or reported from many networks: counterfeits of it are
+    in circulation. Party: the product's merchant, as the *victim* (:data:`VICTIM_TYPES`):
+    told so that it can act (its channel, a complaint to the police), never blamed."""
+    if seen.networks < t.counterfeit_cluster_networks:
+        return None
+    return Finding(
+        "counterfeit_cluster",
+        MAJOR,
+        ("product", seen.gtin),
+        (("merchant", merchant_id),),
+        {
+            "role": "victim",
+            "gtin": seen.gtin,
+            "networks": seen.networks,
+            "checks": seen.checks,
+            "reports": seen.reports,
+            "districts": sorted(seen.districts),
+            "codes": sorted(seen.codes)[:50],
+            "window_hours": t.counterfeit_cluster_hours,
         },
     )
 

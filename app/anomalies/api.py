@@ -16,6 +16,7 @@ from app.credit.models import Anomaly
 from app.errors import ApiError
 from app.schemas import AppealIn, BulkDecisionIn, DecisionIn
 from app.web import db, parse_body, principal, query_int, query_time, settings, unit_of_work
+from tracecore.anomalies import VICTIM_TYPES
 from tracecore.errors import NotFound
 
 bp = Blueprint("anomalies", __name__)
@@ -49,9 +50,15 @@ def anomaly_json(a: Anomaly) -> dict:
                 "batch": "batch_id",
                 "merchant": "merchant_id",
                 "device": "device_spell",
+                "product": "gtin",
             }[a.subject_type]: a.subject
         },
-        "party": {"type": a.party_type, "id": a.party_id},
+        "party": {
+            "type": a.party_type,
+            "id": a.party_id,
+            # A victim (counterfeits of its product) is told, never blamed: no credit record.
+            "role": "victim" if a.type in VICTIM_TYPES else "responsible",
+        },
         "region_code": a.region_code,
         "evidence": a.evidence,
         "detected_at": rfc3339(a.detected_at),

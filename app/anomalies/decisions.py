@@ -22,6 +22,7 @@ from app.credit.models import Anomaly, Appeal, CreditRecord
 from app.credit.operations import audit, get_party, sync_lists
 from tracecore import credit
 from tracecore.access import Principal, Role
+from tracecore.anomalies import VICTIM_TYPES
 from tracecore.errors import Conflict, Forbidden, NotFound, ValidationError
 from tracecore.workdays import ResponsePeriod
 
@@ -173,6 +174,8 @@ def appeal(session: Session, actor: Principal, anomaly_id: int, statement: str, 
         raise Forbidden("only the party the anomaly names may appeal it")
     if anomaly.status not in ("open", "confirmed"):
         raise Conflict(f"the anomaly is already {anomaly.status}")
+    if anomaly.type in VICTIM_TYPES:
+        raise Conflict("this finding names the party as a victim: there is nothing to appeal")
     return _file(session, actor, Appeal.anomaly_id, anomaly_id, statement, now)
 
 

@@ -10,6 +10,9 @@ an anomaly says, :func:`withdraw` withdraws it (open), with the reason and the e
 cleared it, its points taken back by an appended reversal and an audit entry by the system;
 a decided (confirmed) anomaly is never undone by the machine but flagged for review. A
 withdrawn finding that the rules find again is reopened.
+A finding that names its party as the victim (``VICTIM_TYPES``: counterfeits of its product)
+is stored the same way but without a credit record: it is neither a risk signal nor, once
+confirmed, a mark.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from app.events.models import Event
 from app.parties.models import PARTY_MODELS, Courier
 from tracecore import credit
 from tracecore.access import Principal, Role
-from tracecore.anomalies import Finding
+from tracecore.anomalies import VICTIM_TYPES, Finding
 from tracecore.errors import NotFound
 
 
@@ -35,8 +38,9 @@ def record_findings(
     session: Session, findings: list[Finding], policy: credit.Policy, now: datetime
 ) -> list[Anomaly]:
     """Store new findings as open anomalies, one per rule, subject and party, each with its
-    provisional credit record; findings already on file are left as they are, but a
-    withdrawn one found again is reopened (and counted as new)."""
+    provisional credit record (none for a victim's: :data:`VICTIM_TYPES`); findings already
+    on file are left as they are, but a withdrawn one found again is reopened (and counted
+    as new)."""
     wanted = _by_key(findings)
     if not wanted:
         return []
@@ -116,6 +120,7 @@ def _add_records(
                 created_at=now,
             )
             for a in anomalies
+            if a.type not in VICTIM_TYPES
         ]
     )
     session.flush()

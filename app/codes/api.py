@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 from flask import Blueprint, Response, request
 
 from app import authz, labels, serialize
@@ -12,6 +10,8 @@ from app.codes import operations
 from app.codes.models import TraceCode
 from app.credit.operations import public_account
 from app.errors import ApiError
+from app.label_font import load_face
+from app.label_sheet import iter_label_sheet_pdf
 from app.schemas import IssueCodesIn
 from app.web import MAX_ID, db, parse_body, principal, query_int, settings, unit_of_work
 from tracecore.gs1 import digital_link_uri, element_string
@@ -135,8 +135,9 @@ def barcode_svg(serial: str):
 
 @bp.get("/batches/<id:batch_id>/labels.pdf")
 def labels_pdf(batch_id: int):
-    """A printable A4 sheet of the batch's labels (``?offset=&limit=`` for large batches).
-    Only the batch's merchant and authorities: the sheet lists every serial of the batch."""
+    """A printable A4 sheet of the batch's labels (``?offset=&limit=`` for large batches),
+    streamed page by page. Only the batch's merchant and authorities: the sheet lists every
+    serial of the batch."""
     actor = principal()
     batch = get_batch(db(), batch_id)
     authz.require(db(), actor, batch, "this batch")
@@ -146,23 +147,22 @@ def labels_pdf(batch_id: int):
         "limit", settings().MAX_LABELS_PER_SHEET, maximum=settings().MAX_LABELS_PER_SHEET
     )
     serials = operations.codes_of_batch(db(), batch_id, offset, limit)
-    prefix = uri_prefix(batch.product.gtin, batch.lot)
-    sheet = io.BytesIO()
-    labels.write_label_sheet_pdf(
-        (
-            labels.Label(
-                uri=prefix + s,
-                element_string=element_string(batch.product.gtin, batch.lot, s),
-                product_name=batch.product.name,
-                lot=batch.lot,
-                serial=s,
-            )
-            for s in serials
-        ),
-        sheet,
+    gtin, lot, name = batch.product.gtin, batch.lot, batch.product.name
+    prefix = uri_prefix(gtin, lot)
+    items = (
+        labels.Label(
+            uri=prefix + s,
+            element_string=element_string(gtin, lot, s),
+            product_name=name,
+            lot=lot,
+            serial=s,
+        )
+        for s in serials
     )
+    load_face(settings().LABEL_FONT)  # a missing font fails here, not inside the stream
+    # Streamed: each page leaves as soon as it is drawn (the labels need no database).
     return Response(
-        sheet.getvalue(),
+        iter_label_sheet_pdf(items, font_path=settings().LABEL_FONT),
         mimetype="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="labels-batch-{batch_id}.pdf"'},
     )

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import hmac
 import re
+from datetime import UTC, datetime
 
 import pydantic
 from flask import (
@@ -38,10 +39,11 @@ from app.consumer import checks, scan, texts
 from app.consumer.icons import MARK, VERDICT_ICONS
 from app.consumer.places import spoken_day, spoken_time
 from app.consumer.units import find_unit, link_parts
+from app.counterfeit import operations as counterfeit
 from app.credit import operations as credit
 from app.errors import ApiError
 from app.feedback import operations as feedback
-from app.schemas import ComplaintIn, DeliveryRatingIn, ReviewIn
+from app.schemas import ComplaintIn, CounterfeitReportIn, DeliveryRatingIn, ReviewIn
 from app.web import client_source, db, settings, unit_of_work
 from app.wrappers import set_client_cookie
 from tracecore.errors import DomainError, NotFound, ValidationError
@@ -183,9 +185,28 @@ def _raw_path() -> str:
 
 
 def _unknown(code_text: str, *, forged_link: bool = False):
-    answer = scan.unknown_answer(code_text, forged_link=forged_link)
+    """The answer to a code that was never issued (or a genuine serial under another
+    product's link), its check recorded where regulators read it (the counterfeit map)."""
+    seen = counterfeit.sighting_of(db(), code_text)
+    if seen is not None:
+        source = counterfeit.Source(*client_source("counterfeit"))
+        counterfeit.record_check(db(), seen, source, datetime.now(UTC), settings())
     if _wants_json():
-        return answer, 404
+        return scan.unknown_answer(code_text, forged_link=forged_link), 404
+    return _unknown_page(code_text, seen, forged_link=forged_link)
+
+
+def _unknown_page(
+    code_text: str,
+    seen,
+    *,
+    forged_link: bool = False,
+    status: int = 404,
+    error: str | None = None,
+):
+    """The never-issued (or forged-link) page, with the report-a-fake form when the code is
+    a fake."""
+    answer = scan.unknown_answer(code_text, forged_link=forged_link)
     lang = _lang()
     page = render_template(
         "consumer/unknown.html",
@@ -193,8 +214,11 @@ def _unknown(code_text: str, *, forged_link: bool = False):
         lang=lang,
         t=lambda pair: texts.pick(pair, lang),
         advice=texts.ADVICE[answer["verdict"]["look"]],
+        report_code=code_text[:300],
+        report_token=_form_token("report:" + seen.code) if seen is not None else None,
+        report_error=error,
     )
-    return page, 404
+    return _remember_client(make_response(page, status))
 
 
 def _issued_elsewhere(link: str) -> bool:
@@ -375,6 +399,64 @@ def send_form(serial: str, kind: str):
         status = getattr(exc, "status", None) or _STATUS_OF.get(exc.code, 422)
         return _answer(*_check(serial=code.serial), status=status, errors={kind: exc.message})
     return redirect(url_for("consumer.by_serial", serial=code.serial, sent=kind, lang=_lang()))
+
+
+@bp.post("/report-fake")
+@unit_of_work
+def report_fake():
+    """A consumer's report of a fake from the never-issued or forged-link page (no
+    JavaScript needed; "share my district" fills in a coarse place with it). On success,
+    post/redirect/get to a thank-you page; when refused, the page again with the reason."""
+    form = request.form
+    text = form.get("code", "")[:300]
+    seen = counterfeit.refuse_genuine(counterfeit.sighting_of(db(), text))
+    _check_form_token("report:" + seen.code)
+    try:
+        shared = form.get("share_district") == "1"
+        body = CounterfeitReportIn(
+            code=text,
+            what=form.get("what", ""),
+            where_bought=form.get("where_bought", ""),
+            description=form.get("description", ""),
+            contact=form.get("contact") or None,
+            lat=_degrees(form.get("lat")) if shared else None,
+            lon=_degrees(form.get("lon")) if shared else None,
+        )
+        counterfeit.file_report(
+            db(),
+            seen,
+            body.what,
+            body.where_bought,
+            body.description,
+            body.contact,
+            counterfeit.shared_place(body.lat, body.lon),
+            counterfeit.Source(*client_source("counterfeit")),
+            settings(),
+            datetime.now(UTC),
+        )
+    except pydantic.ValidationError as exc:
+        db().rollback()
+        first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "report"
+        return _unknown_page(text, seen, status=422, error=f"{field}: {first['msg']}")
+    except DomainError as exc:
+        db().rollback()
+        status = getattr(exc, "status", None) or _STATUS_OF.get(exc.code, 422)
+        return _unknown_page(text, seen, status=status, error=exc.message)
+    return redirect(url_for("consumer.report_sent", lang=_lang()), 303)
+
+
+def _degrees(raw: str | None) -> float | None:
+    try:
+        return float(raw) if raw else None
+    except ValueError:
+        return None
+
+
+@bp.get("/report-fake/sent")
+def report_sent():
+    """Thanks for a report (the page a report redirects to)."""
+    return render_template("consumer/report_sent.html", lang=_lang())
 
 
 @bp.post("/t/<serial>/place")

@@ -36,9 +36,12 @@ from tracecore.access import OPERATOR
 from tracecore.anomalies import ANOMALY_TYPES, Thresholds
 from tracecore.credit import Policy
 
-#: What the scenarios inject: every anomaly type but copied_code, which comes from consumers'
-#: checks on the scan page, not from device events (tests/app/test_consumer_pages.py covers it).
-ALL_TYPES = tuple(kind for kind in ANOMALY_TYPES if kind != "copied_code")
+#: What the scenarios inject: every anomaly type but copied_code and counterfeit_cluster, which
+#: come from consumers' checks and reports, not from device events (tests/app/
+#: test_consumer_pages.py and tests/app/test_counterfeit.py cover them).
+ALL_TYPES = tuple(
+    kind for kind in ANOMALY_TYPES if kind not in ("copied_code", "counterfeit_cluster")
+)
 CST = simulator.CST
 NEAR = (0.0003, 0.0003)  # ~40 m: a doorstep signature
 

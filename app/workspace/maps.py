@@ -125,7 +125,7 @@ class MapView:
     events_total: int = 0
 
 
-def _cities(viewer: Principal) -> list[tuple[str, str]]:
+def cities_of(viewer: Principal) -> list[tuple[str, str]]:
     seen: dict[str, str] = {}
     for d in districts.districts():
         if viewer.covers(d.code) or any(p.startswith(d.code[:4]) for p in viewer.jurisdiction):
@@ -135,7 +135,7 @@ def _cities(viewer: Principal) -> list[tuple[str, str]]:
 
 def map_view(session: Session, viewer: Principal, query: MapQuery) -> MapView:
     """The districts of the chosen city and the points in the asked area."""
-    cities = _cities(viewer)
+    cities = cities_of(viewer)
     if not cities:
         raise ValidationError("no bundled map covers your jurisdiction", field="city")
     city = query.city if query.city in dict(cities) else cities[0][0]

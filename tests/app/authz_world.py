@@ -81,6 +81,14 @@ class Caller:
         token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
         return self.client.post(path, data={"csrf_token": token, **data}, headers=HTML)
 
+    def report_fake(self, page: str, data: dict):
+        """The report-a-fake form of a never-issued code's page, its token read first."""
+        html = self.client.get(page, headers=HTML).get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+        code = re.search(r'name="code" value="([^"]*)"', html).group(1)
+        form = {"csrf_token": token, "code": code, **data}
+        return self.client.post("/report-fake", data=form, headers=HTML)
+
 
 @dataclass
 class World:

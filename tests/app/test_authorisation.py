@@ -383,6 +383,22 @@ TABLE = [
         ),
         expect(201, EVERYONE),
     ),
+    # -- counterfeits ----------------------------------------------------------------------
+    Route(
+        "POST",
+        "/api/v1/counterfeit-reports",
+        lambda c, w: c.post(
+            "/api/v1/counterfeit-reports",
+            json={"code": "ZZZZZZZZZZZZZZZZ", "what": "大米", "where_bought": "菜市场"},
+        ),
+        expect(201, EVERYONE),
+    ),
+    Route(
+        "GET",
+        "/api/v1/counterfeit-map",
+        lambda c, w: c.get("/api/v1/counterfeit-map"),
+        expect(200, WORKSPACE),
+    ),
     Route(
         "POST",
         "/api/v1/parcels/<waybill>/rating",
@@ -444,6 +460,20 @@ TABLE = [
         lambda c, w: c.consumer_form(
             w.serials[0], f"/t/{w.serials[0]}/place", {"lat": "31.78", "lon": "119.95"}
         ),
+        expect(200, EVERYONE),
+    ),
+    Route(
+        "POST",
+        "/report-fake",
+        lambda c, w: c.report_fake(
+            "/t/ZZZZZZZZZZZZZZZZ", {"what": "大米", "where_bought": "菜市场"}
+        ),
+        expect(303, EVERYONE),
+    ),
+    Route(
+        "GET",
+        "/report-fake/sent",
+        lambda c, w: c.get("/report-fake/sent", headers=HTML),
         expect(200, EVERYONE),
     ),
     # -- the workspace ---------------------------------------------------------------------
@@ -548,6 +578,12 @@ TABLE = [
         "GET",
         "/workspace/map",
         lambda c, w: c.get("/workspace/map?city=3204", headers=HTML),
+        page(200, WORKSPACE),
+    ),
+    Route(
+        "GET",
+        "/workspace/counterfeits",
+        lambda c, w: c.get("/workspace/counterfeits", headers=HTML),
         page(200, WORKSPACE),
     ),
     Route(

@@ -74,7 +74,7 @@ def test_a_second_sale_is_a_duplicate_sale_against_the_second_merchant(client, m
     pos.post(pos.event("sold", 0, code=serial, data={"order_id": "A"}))
     pos.post(pos.event("sold", 30, code=serial, data={"order_id": "B"}))
     (found,) = anomalies(client, make, type="duplicate_sale")
-    assert found["party"] == {"type": "merchant", "id": world["merchant"]}
+    assert found["party"] == {"type": "merchant", "id": world["merchant"], "role": "responsible"}
     assert found["subject"] == {"code": serial} and found["severity"] == "serious"
     assert found["status"] == "open"
 
@@ -113,7 +113,7 @@ def test_a_scan_of_a_never_issued_code_is_a_counterfeit_finding(client, make, wo
     shelf = world["shelf"]
     shelf.post(shelf.event("shelved", code="ZZZZZZZZZZZZZZZZ"))
     (found,) = anomalies(client, make, type="unknown_code")
-    assert found["party"] == {"type": "merchant", "id": world["merchant"]}
+    assert found["party"] == {"type": "merchant", "id": world["merchant"], "role": "responsible"}
 
 
 def test_selling_a_recalled_or_expired_batch(client, make, world, session):
@@ -162,7 +162,7 @@ def test_out_of_area_uses_the_courier_service_area(client, make, world):
     hh.post(hh.event("picked_up", 10, waybill="SF7000000001"))  # inside
     hh.post(hh.event("in_transit", 200, waybill="SF7000000001", lat=32.06, lon=118.80))
     (found,) = anomalies(client, make, type="out_of_area")
-    assert found["party"] == {"type": "courier", "id": world["courier"]}
+    assert found["party"] == {"type": "courier", "id": world["courier"], "role": "responsible"}
 
 
 @pytest.mark.parametrize(
@@ -351,7 +351,11 @@ def test_the_sweep_finds_stalled_and_late_parcels(client, make, world, runner):
     found = anomalies(client, make)
     assert {"stalled_parcel", "late_delivery"} <= set(types(found))
     stalled = next(a for a in found if a["type"] == "stalled_parcel")
-    assert stalled["party"] == {"type": "logistics_company", "id": world["company"]}
+    assert stalled["party"] == {
+        "type": "logistics_company",
+        "id": world["company"],
+        "role": "responsible",
+    }
     again = runner.invoke(args=["trace", "sweep"])
     assert "0 new anomalies" in again.output
 

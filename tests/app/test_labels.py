@@ -14,17 +14,21 @@ from PIL import Image, ImageDraw
 from pypdf import PdfReader
 from pypdf.generic import ContentStream
 
-from app.labels import (
+from app.label_sheet import (
     LABELS_PER_PAGE,
+    grouped_serial,
+    iter_label_sheet_pdf,
+    label_sheet_pdf,
+    write_label_sheet_pdf,
+)
+from app.labels import (
     Label,
     gs1_128_data,
     gs1_128_png,
     gs1_128_svg,
-    label_sheet_pdf,
     qr_matrix,
     qr_png,
     qr_svg,
-    write_label_sheet_pdf,
 )
 
 LABELS = [
@@ -383,7 +387,7 @@ def test_pdf_sheet_text_has_name_lot_serial_and_hri(sheet_pdf, label):
     text = PdfReader(io.BytesIO(sheet_pdf)).pages[0].extract_text()
     assert "".join(label.product_name.split()) in "".join(text.split())
     assert f"LOT {label.lot}" in text
-    assert f"SN {label.serial}" in text
+    assert f"SN {grouped_serial(label.serial)}" in text
     assert label.element_string in text
 
 
@@ -433,6 +437,48 @@ def test_pdf_long_product_name_is_cut_to_two_lines_with_ellipsis():
     label = LABELS[0]
     pdf = label_sheet_pdf([Label(label.uri, label.element_string, name, label.lot, label.serial)])
     lines = PdfReader(io.BytesIO(pdf)).pages[0].extract_text().splitlines()
-    assert lines[2:4] == [f"LOT {label.lot}", f"SN {label.serial}"]  # name took 2 lines
+    assert lines[2:4] == [f"LOT {label.lot}", f"SN {grouped_serial(label.serial)}"]  # 2 lines
     assert lines[1].endswith("…")
     assert name.startswith(lines[0] + lines[1][:-1])
+
+
+def test_serial_is_printed_in_groups_of_four():
+    """Is a 16-character serial printed as four groups of four, and a short one unpadded?"""
+    assert grouped_serial("2KQH6T3FPQBYRCWX") == "2KQH 6T3F PQBY RCWX"
+    assert grouped_serial("A/B+7") == "A/B+ 7"
+
+
+@pytest.mark.slow  # pdffonts and pdftotext, processes
+@pytest.mark.skipif(shutil.which("pdffonts") is None, reason="pdffonts (poppler-utils) not found")
+def test_pdf_sheet_embeds_its_cjk_font_and_poppler_finds_the_product_name(sheet_pdf, tmp_path):
+    """Does every font of the sheet travel in the file (a subset, with its Unicode map), so
+    that poppler without any font pack still extracts the Chinese product name?"""
+    pdf = tmp_path / "sheet.pdf"
+    pdf.write_bytes(sheet_pdf)
+    listing = subprocess.run(["pdffonts", str(pdf)], check=True, capture_output=True, text=True)
+    fonts = listing.stdout.splitlines()[2:]
+    assert fonts, listing.stdout
+    for row in fonts:
+        name, *_, emb, sub, uni, _obj, _gen = row.split()
+        assert (emb, sub, uni) == ("yes", "yes", "yes"), row
+        assert re.fullmatch(r"[A-Z]{6}\+WenQuanYiMicroHei", name)
+    text = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", str(pdf), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    for label in LABELS:
+        assert "".join(label.product_name.split()) in "".join(text.split())
+
+
+def test_pdf_sheet_streams_its_first_page_before_the_labels_after_it_are_drawn():
+    """Does the first page reach the reader while later labels are still unmade (a streamed
+    sheet: the first byte of 100,000 labels does not wait for the last)?"""
+    produced: list[int] = []
+    pieces = iter_label_sheet_pdf(make_labels(10 * LABELS_PER_PAGE, produced))
+    header, first_page = next(pieces), next(pieces)
+    assert header.startswith(b"%PDF-1.7")
+    assert b"/Type /Page " in first_page
+    assert len(produced) <= 2 * LABELS_PER_PAGE  # the first page's, and not many more
+    rest = b"".join(pieces)
+    assert len(produced) == 10 * LABELS_PER_PAGE
+    whole = header + first_page + rest
+    assert len(PdfReader(io.BytesIO(whole)).pages) == 10

@@ -46,6 +46,10 @@ PERSONAL = {
         lambda c, w: c.get("/workspace/rejected", headers=HTML),
         lambda w: ("rejection_tallies", "latest"),
     ),
+    ("GET", "/workspace/counterfeits"): (
+        lambda c, w: c.get("/workspace/counterfeits", headers=HTML),
+        lambda w: ("counterfeit_map", "reports"),
+    ),
     ("GET", "/workspace/codes/<serial>"): (
         lambda c, w: c.get(f"/workspace/codes/{w.serials[0]}", headers=HTML),
         lambda w: ("code", w.serials[0]),
@@ -122,6 +126,8 @@ NOT_PERSONAL = {
     "/workspace/anomalies": "the queue: parties and places of findings, no person",
     "/workspace/anomalies.csv": "the queue",
     "/workspace/map": "districts and unnamed points drawn at city scale",
+    "/api/v1/counterfeit-map": "counts by district and product; reports' contacts masked",
+    "/report-fake/sent": "a thank-you page",
     "/workspace/audit": "who of the staff did what (admins only)",
 }
 
