@@ -434,6 +434,7 @@ def _paths(max_codes: int, max_labels: int) -> dict:
                     query_int("merchant_id"),
                     query_int("days", 1, 365, default=30),
                 ],
+                limited=True,
             )
         },
         "/anomalies": {

@@ -43,7 +43,7 @@ COUNTERFEIT_CHECKS_PER_DAY = 30
 MAX_ROWS = 5000
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
 
-_DIGITS = re.compile(r"[0-9]{1,10}")
+_DIGITS = re.compile(r"[0-9]{1,14}")
 
 
 def typed_code(text: str) -> str:
