@@ -281,11 +281,13 @@ class MapFilter:
         merchant = args.get("merchant_id", "").strip()
         if merchant and not (_DIGITS.fullmatch(merchant) and 0 < int(merchant) < 2**31):
             raise ValidationError("merchant_id: a merchant's id", field="merchant_id")
-        days = args.get("days", "30")
+        days = args.get("days", "") or "30"
+        if not (_DIGITS.fullmatch(days) and 0 < int(days) <= 365):
+            raise ValidationError("days: 1 to 365", field="days")
         return cls(
             gtin=gtin.zfill(14) if gtin else "",
             merchant_id=int(merchant) if merchant else None,
-            days=int(days) if _DIGITS.fullmatch(days) and 0 < int(days) <= 365 else 30,
+            days=int(days),
         )
 
 

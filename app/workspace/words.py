@@ -53,6 +53,7 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "consumer_complaint": ("消费者投诉", "Consumer complaint"),
         "copied_code": ("追溯码被复制", "Copied trace code"),
         "device_silent": ("手持终端长时间未同步", "Handheld silent"),
+        "counterfeit_cluster": ("假冒追溯码集中出现", "Counterfeit codes clustering"),
     },
     "status": {
         "open": ("待处理", "Open"),

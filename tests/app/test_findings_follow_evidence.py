@@ -189,6 +189,10 @@ def test_a_parcel_awaiting_its_handhelds_sync_is_not_late(client, make, world, s
     # Two days after it was last heard from (the service's clock), still holding it.
     (silent,) = [] if sweep(datetime.now(UTC) + timedelta(days=2)) != 1 else anomalies(client, make)
     assert silent["type"] == "device_silent"
-    assert silent["party"] == {"type": "logistics_company", "id": world["company"]}
+    assert silent["party"] == {
+        "type": "logistics_company",
+        "id": world["company"],
+        "role": "responsible",
+    }
     assert silent["evidence"]["waybills"] == [waybill]
     assert silent["subject"]["device_spell"].startswith(hh.device_id + "@")
