@@ -307,23 +307,13 @@ def labels_cmd(batch_id: int, out, offset: int, limit: int) -> None:
     from app import labels
     from app.codes.api import uri_prefix
     from app.label_sheet import write_label_sheet_pdf
-    from tracecore.gs1 import element_string
 
     with unit() as session:
         batch = catalog.get_batch(session, batch_id)
         serials = codes.codes_of_batch(session, batch_id, offset, limit)
         gtin, lot, name = batch.product.gtin, batch.lot, batch.product.name
     prefix = uri_prefix(gtin, lot)
-    items = (
-        labels.Label(
-            uri=prefix + s,
-            element_string=element_string(gtin, lot, s),
-            product_name=name,
-            lot=lot,
-            serial=s,
-        )
-        for s in serials
-    )
+    items = labels.batch_labels(prefix, gtin, lot, name, serials)
     with progress_bar(len(serials), "rendering") as report:
         done = write_label_sheet_pdf(
             items,

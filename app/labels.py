@@ -30,7 +30,7 @@ from barcode.writer import ImageWriter, SVGWriter
 from PIL import Image
 from qrcode.constants import ERROR_CORRECT_M
 
-from tracecore.gs1 import GS1_CSET82, gtin_check_digit
+from tracecore.gs1 import GS1_CSET82, element_string, gtin_check_digit
 
 __all__ = [
     "GS1_128_MAX_DATA_CHARS",
@@ -55,6 +55,21 @@ class Label:
     product_name: str  # may contain Chinese
     lot: str
     serial: str
+
+
+def batch_labels(
+    uri_prefix: str, gtin: str, lot: str, product_name: str, serials: Iterable[str]
+) -> Iterator[Label]:
+    """The labels of a batch's serials: each serial's Digital Link (``uri_prefix`` + serial)
+    and GS1 element string, with the product's name and the lot."""
+    for serial in serials:
+        yield Label(
+            uri=uri_prefix + serial,
+            element_string=element_string(gtin, lot, serial),
+            product_name=product_name,
+            lot=lot,
+            serial=serial,
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -149,16 +149,7 @@ def labels_pdf(batch_id: int):
     serials = operations.codes_of_batch(db(), batch_id, offset, limit)
     gtin, lot, name = batch.product.gtin, batch.lot, batch.product.name
     prefix = uri_prefix(gtin, lot)
-    items = (
-        labels.Label(
-            uri=prefix + s,
-            element_string=element_string(gtin, lot, s),
-            product_name=name,
-            lot=lot,
-            serial=s,
-        )
-        for s in serials
-    )
+    items = labels.batch_labels(prefix, gtin, lot, name, serials)
     load_face(settings().LABEL_FONT)  # a missing font fails here, not inside the stream
     # Streamed: each page leaves as soon as it is drawn (the labels need no database).
     return Response(
