@@ -333,6 +333,8 @@ def run_workers(
         "SECRET_KEY": MASTER_KEY,
         "MQTT_URL": f"mqtt://127.0.0.1:{port}",
         "TRACE_ENV": "production",
+        # production refuses limits counted per process when several serve it (config.py)
+        "RATE_LIMIT_STORAGE": os.environ.get("RATE_LIMIT_STORAGE", "redis://127.0.0.1:6379/0"),
         "PYTHONUNBUFFERED": "1",
     }
     profile_dir = Path(tempfile.mkdtemp())
