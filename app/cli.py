@@ -357,6 +357,24 @@ def demo() -> None:
         click.echo(line)
 
 
+@trace_cli.command("demo-cases")
+def demo_cases() -> None:
+    """Play the demo's dishonest cases once, five days back, through the real ingest and
+    sweep, so the regulators' queue has findings to decide (app/demo_cases.py)."""
+    from app import demo_cases as cases
+
+    ext = _ext()
+    if ext.config.TRACE_ENV == "production":
+        raise click.ClickException("the demo's cases make up parties and events: not in production")
+    with ext.sessionmaker() as session:
+        if cases.already_played(session):
+            click.echo("demo cases already played", err=True)
+            return
+    report = cases.play(current_app)
+    found = sum(len(score.found) for score in report.scores.values())
+    click.echo(f"demo cases: {report.accepted:,} events stored, {found} findings raised", err=True)
+
+
 # -- devices --------------------------------------------------------------------------------
 
 devices_cli = AppGroup("devices", help="The MQTT ingest worker and the broker's users.")

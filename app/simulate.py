@@ -11,6 +11,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from app import demo_cases
 from app.demo_fleet import CodeSupply, last_event_time, load_fleet, prepare_fleet
 from devices.simulator import (
     CST,
@@ -106,6 +107,9 @@ def simulate_command(
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     with ext.sessionmaker() as session:
+        demo_fleet = demo_cases.fleet_before_cases(session)
+        if demo_fleet and shops is None and couriers is None:
+            shops, couriers = demo_fleet  # the demo's own; the cases' parties stay out
         merchant_ids, courier_ids = prepare_fleet(
             session, config, shops=shops, couriers=couriers, seed=seed
         )

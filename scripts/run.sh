@@ -53,6 +53,10 @@ PY
 # The simulated fleet (the demo's shops and couriers) is registered before the broker's users
 # are written: each device logs in with its id and secret.
 $flask devices simulate --setup-only
+# Once: a few days of dishonest cases, five days back, on shops and couriers of their own
+# (the live simulator below leaves them alone), so the regulators' queue has findings to
+# decide, each with the evidence of real signed events (app/demo_cases.py).
+$flask trace demo-cases
 
 if [ -z "${MQTT_URL:-}" ]; then
     mqtt_port="${MQTT_PORT:-$(.venv/bin/python -c 'from devices.broker import free_port; print(free_port())')}"

@@ -149,6 +149,7 @@ CLI_NOT_PERSONAL = {
     "trace labels",
     "trace code",  # the public answer about a unit
     "trace demo",
+    "trace demo-cases",  # prints counts
     "trace sweep",
     "devices ingest",
     "devices mqtt-auth",
