@@ -29,6 +29,8 @@ PRODUCT_NAMES = {
     "ZSREC": "速冻三鲜水饺",
     "ZSBR": "网红坚果零食大礼包",
 }
+#: The cases' shops (the fleet names them "…模拟网店N号", a simulated shop), by number.
+SHOP_NAMES = ("惠民食品商行", "优品零食专营店", "鲜果生活馆", "四季粮油店")
 RECALL_REASON = "监督抽检菌落总数超标"
 #: Couriers' names, as many as the cases register (surnames times given names).
 COURIER_NAMES = tuple(s + g for g in ("磊", "芳", "浩", "敏", "刚") for s in "赵钱孙周吴郑冯褚")
@@ -85,6 +87,10 @@ def _name(session) -> None:
     session.execute(
         sa.update(Batch).where(Batch.lot == "ZSREC").values(recall_reason=RECALL_REASON)
     )
+    for merchant in session.scalars(sa.select(Merchant).where(Merchant.name.contains("模拟网店"))):
+        number = int(merchant.name.rsplit("模拟网店", 1)[1].rstrip("号"))
+        shop = SHOP_NAMES[(number - 1) % len(SHOP_NAMES)]
+        merchant.name = merchant.name.replace(f"模拟网店{number}号", shop)
     unnamed = session.scalars(
         sa.select(Courier).where(Courier.name == "场景快递员").order_by(Courier.id)
     )

@@ -33,8 +33,13 @@ def test_the_cases_leave_one_finding_of_each_kind_once(runner, session):
     findings = session.scalars(sa.select(Anomaly)).all()
     assert {f.type for f in findings} == set(scenarios.ALL_TYPES)
     assert all(f.status == "open" and f.evidence for f in findings)
-    names = session.scalars(sa.text("SELECT name FROM products UNION SELECT name FROM couriers"))
-    assert not [name for name in names if "场景" in name]
+    names = session.scalars(
+        sa.text(
+            "SELECT name FROM products UNION SELECT name FROM couriers"
+            " UNION SELECT name FROM merchants"
+        )
+    )
+    assert not [name for name in names if "场景" in name or "模拟" in name]
     assert demo_cases.fleet_before_cases(session) == fleet
 
     again = runner.invoke(args=["trace", "demo-cases"])
