@@ -35,6 +35,10 @@ def place_of_region(region_code: str | None, *, city_only: bool = False) -> dict
             "zh": found.city + found.name,
             "en": f"{found.name_en}, {found.city_en}",
         }
+    if region_code.endswith("00") and not region_code.endswith("0000"):  # a city, as a whole
+        city = next(iter(districts.districts(region_code[:4])), None)
+        if city is not None:
+            return {"region_code": city.city_code, "zh": city.city, "en": city.city_en}
     province = PROVINCES.get(region_code[:2])
     if province is None:
         return None
