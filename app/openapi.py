@@ -76,13 +76,18 @@ def operation(
     parameters: list[dict] = (),
     errors: tuple[int, ...] = (),
     limited: bool = False,
+    answer: dict | None = None,
 ) -> dict:
     """One operation of the contract: its success answer ``ok`` (of the media types
     ``produces``), its :func:`standard_errors` and the ``errors`` of its own (a 404 for an
     id in the body, a 409...). ``body`` is a pydantic model (its schema is a component) or a
-    JSON schema; ``limited``: a rate limit applies (the public one, or the operation's own)."""
+    JSON schema; ``limited``: a rate limit applies (the public one, or the operation's own);
+    ``answer``: the JSON schema of the success answer, where the contract states it."""
     statuses = standard_errors(auth, body=body is not None, parameters=parameters, limited=limited)
-    responses = {str(ok): {"description": "OK", "content": {t: {} for t in produces}}}
+    content: dict = {t: {} for t in produces}
+    if answer is not None:
+        content["application/json"] = {"schema": answer}
+    responses = {str(ok): {"description": "OK", "content": content}}
     for status in sorted(statuses | set(errors)):
         responses[str(status)] = {
             "description": REASONS[status],
@@ -152,6 +157,47 @@ PARTY_TYPE = {
 }
 #: An RFC 3339 time with its offset; empty, as every empty filter, means none.
 TIME = {"type": "string", "anyOf": [{"format": "date-time"}, {"maxLength": 0}]}
+
+
+#: A parcel event's or state's codes in the couriers' status models (tracecore.courier_status).
+COURIER_CODES = {
+    "kuaidi100": {
+        "type": "object",
+        "required": ["state", "name"],
+        "properties": {
+            "state": {"type": "string", "pattern": "^[0-9]{1,2}$"},
+            "name": {"type": "string"},
+            "sub_state": {"type": "string", "pattern": "^[0-9]{3,4}$"},
+            "sub_name": {"type": "string"},
+        },
+    },
+    "aftership": {
+        "type": "object",
+        "required": ["tag", "subtag", "subtag_message"],
+        "properties": {
+            "tag": {"type": "string"},
+            "subtag": {"type": "string", "pattern": "^[A-Za-z]+_[0-9]{3}$"},
+            "subtag_message": {"type": "string"},
+        },
+    },
+}
+PARCEL_HISTORY = {
+    "type": "object",
+    "required": ["waybill", "state", "kuaidi100", "aftership", "events"],
+    "properties": {
+        "waybill": {"type": "string"},
+        "state": {"type": "string"},
+        **COURIER_CODES,
+        "events": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["event_id", "type", "time", "kuaidi100", "aftership"],
+                "properties": {"type": {"type": "string"}, **COURIER_CODES},
+            },
+        },
+    },
+}
 
 
 # -- the operations ---------------------------------------------------------------------------
@@ -340,7 +386,13 @@ def _paths(max_codes: int, max_labels: int) -> dict:
             )
         },
         "/parcels/{waybill}/history": {
-            "get": operation("A parcel's history", auth="token", parameters=[WAYBILL])
+            "get": operation(
+                "A parcel's history: its state and every event, each with its Kuaidi100 state "
+                "and AfterShip tag/subtag (docs/courier-status.md)",
+                auth="token",
+                parameters=[WAYBILL],
+                answer=PARCEL_HISTORY,
+            )
         },
         "/parcels/{waybill}/rating": {
             "post": operation(
