@@ -665,6 +665,7 @@ def _paths(max_codes: int, max_labels: int) -> dict:
                 ],
                 errors=(404,),
                 answer=EXCHANGE_PAGE,
+                limited=True,
             )
         },
         "/credit/exchange.csv": {
@@ -674,6 +675,7 @@ def _paths(max_codes: int, max_labels: int) -> dict:
                 produces=("text/csv",),
                 parameters=EXCHANGE_QUERY,
                 errors=(404,),
+                limited=True,
             )
         },
         "/credit/notices": {
