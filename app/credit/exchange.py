@@ -223,13 +223,23 @@ def _items(
         )
     )
     entries = [e for e in entries if (e.party_type, e.party_id) in parties]
-    return [*_record_items(session, accs, policy), *_list_items(session, entries, policy, platform)]
+    known = (_Deciders(session), _Subjects(session))
+    return [
+        *_record_items(session, accs, policy, *known),
+        *_list_items(session, entries, policy, platform, *known),
+    ]
 
 
 # -- building items -----------------------------------------------------------------------
 
 
-def _record_items(session: Session, accs: Iterable[Account], policy: credit.Policy) -> list[dict]:
+def _record_items(
+    session: Session,
+    accs: Iterable[Account],
+    policy: credit.Policy,
+    deciders: _Deciders | None = None,
+    subjects: _Subjects | None = None,
+) -> list[dict]:
     """The public confirmed findings and sanctions of these accounts."""
     public = [
         (acc, r)
@@ -246,8 +256,8 @@ def _record_items(session: Session, accs: Iterable[Account], policy: credit.Poli
             sa.select(CreditRecord).where(CreditRecord.id.in_({r.id for _, r in public}))
         )
     }
-    deciders = _Deciders(session)
-    subjects = _Subjects(session)
+    deciders = deciders or _Deciders(session)
+    subjects = subjects or _Subjects(session)
     out = []
     for acc, view in public:
         record = records[view.id]
@@ -284,7 +294,12 @@ def _record_items(session: Session, accs: Iterable[Account], policy: credit.Poli
 
 
 def _list_items(
-    session: Session, entries: list[ListEntry], policy: credit.Policy, platform: str
+    session: Session,
+    entries: list[ListEntry],
+    policy: credit.Policy,
+    platform: str,
+    deciders: _Deciders | None = None,
+    subjects: _Subjects | None = None,
 ) -> list[dict]:
     """Entering and (when it did) leaving a list, for each of these entries."""
     causes = {
@@ -295,8 +310,8 @@ def _list_items(
             )
         )
     }
-    deciders = _Deciders(session)
-    subjects = _Subjects(session)
+    deciders = deciders or _Deciders(session)
+    subjects = subjects or _Subjects(session)
     own = Authority(platform, None)
     out = []
     for e in entries:
@@ -415,6 +430,8 @@ class _Deciders:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.sanctions: dict[tuple[str, str], list[AuditEntry]] = {}
+        self.authorities: dict[tuple, Authority] = {}
 
     def of_anomaly(self, anomaly_id: int) -> tuple[Authority, str]:
         """The authority that confirmed the finding, and the reason it gave."""
@@ -432,23 +449,33 @@ class _Deciders:
 
     def of_sanction(self, record: CreditRecord) -> tuple[Authority, str]:
         """The authority whose sanction this is: the party's first ``credit.sanction`` audit
-        entry written at or after the record (the same unit of work writes both)."""
-        entry = self.session.scalar(
-            sa.select(AuditEntry)
-            .where(
-                AuditEntry.target_type == record.party_type,
-                AuditEntry.target_id == str(record.party_id),
-                AuditEntry.action == "credit.sanction",
-                AuditEntry.at >= record.created_at,
+        entry written at or after the record (the same unit of work writes both). A party's
+        entries are read once."""
+        party = (record.party_type, str(record.party_id))
+        if party not in self.sanctions:
+            self.sanctions[party] = list(
+                self.session.scalars(
+                    sa.select(AuditEntry)
+                    .where(
+                        AuditEntry.target_type == party[0],
+                        AuditEntry.target_id == party[1],
+                        AuditEntry.action == "credit.sanction",
+                    )
+                    .order_by(AuditEntry.at, AuditEntry.id)
+                )
             )
-            .order_by(AuditEntry.at, AuditEntry.id)
-            .limit(1)
-        )
+        entry = next((e for e in self.sanctions[party] if e.at >= record.created_at), None)
         return (self._authority(entry), entry.reason) if entry else (Authority("", None), "")
 
     def _authority(self, entry: AuditEntry) -> Authority:
         """A user's display name (or username), or a token's label; the region of the first
         prefix of its jurisdiction, padded to six digits (none: nationwide, 100000)."""
+        key = (entry.actor_role, entry.actor_user_id, entry.actor_token_id)
+        if key not in self.authorities:
+            self.authorities[key] = self._read_authority(entry)
+        return self.authorities[key]
+
+    def _read_authority(self, entry: AuditEntry) -> Authority:
         name, jurisdiction = "", ""
         if entry.actor_user_id is not None:
             user = self.session.get(User, entry.actor_user_id)
