@@ -18,6 +18,9 @@ from flask import Blueprint
 
 from app import schemas
 from app.anomalies.api import MAX_PAGE
+from app.credit.api import MAX_EXCHANGE_PAGE
+from app.credit.exchange import FIELDS as EXCHANGE_FIELDS
+from app.credit.exchange import KINDS as EXCHANGE_KINDS
 from app.events.api import MAX_TRACE_PAGE
 from app.web import MAX_ID, settings
 
@@ -76,13 +79,18 @@ def operation(
     parameters: list[dict] = (),
     errors: tuple[int, ...] = (),
     limited: bool = False,
+    answer: dict | None = None,
 ) -> dict:
     """One operation of the contract: its success answer ``ok`` (of the media types
     ``produces``), its :func:`standard_errors` and the ``errors`` of its own (a 404 for an
     id in the body, a 409...). ``body`` is a pydantic model (its schema is a component) or a
-    JSON schema; ``limited``: a rate limit applies (the public one, or the operation's own)."""
+    JSON schema; ``limited``: a rate limit applies (the public one, or the operation's own);
+    ``answer``: the JSON schema of the success answer, where the contract states it."""
     statuses = standard_errors(auth, body=body is not None, parameters=parameters, limited=limited)
-    responses = {str(ok): {"description": "OK", "content": {t: {} for t in produces}}}
+    content: dict = {t: {} for t in produces}
+    if answer is not None:
+        content["application/json"] = {"schema": answer}
+    responses = {str(ok): {"description": "OK", "content": content}}
     for status in sorted(statuses | set(errors)):
         responses[str(status)] = {
             "description": REASONS[status],
@@ -152,6 +160,75 @@ PARTY_TYPE = {
 }
 #: An RFC 3339 time with its offset; empty, as every empty filter, means none.
 TIME = {"type": "string", "anyOf": [{"format": "date-time"}, {"maxLength": 0}]}
+
+
+#: A parcel event's or state's codes in the couriers' status models (tracecore.courier_status).
+COURIER_CODES = {
+    "kuaidi100": {
+        "type": "object",
+        "required": ["state", "name"],
+        "properties": {
+            "state": {"type": "string", "pattern": "^[0-9]{1,2}$"},
+            "name": {"type": "string"},
+            "sub_state": {"type": "string", "pattern": "^[0-9]{3,4}$"},
+            "sub_name": {"type": "string"},
+        },
+    },
+    "aftership": {
+        "type": "object",
+        "required": ["tag", "subtag", "subtag_message"],
+        "properties": {
+            "tag": {"type": "string"},
+            "subtag": {"type": "string", "pattern": "^[A-Za-z]+_[0-9]{3}$"},
+            "subtag_message": {"type": "string"},
+        },
+    },
+}
+PARCEL_HISTORY = {
+    "type": "object",
+    "required": ["waybill", "state", "kuaidi100", "aftership", "events"],
+    "properties": {
+        "waybill": {"type": "string"},
+        "state": {"type": "string"},
+        **COURIER_CODES,
+        "events": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["event_id", "type", "time", "kuaidi100", "aftership"],
+                "properties": {"type": {"type": "string"}, **COURIER_CODES},
+            },
+        },
+    },
+}
+
+#: The credit exchange's filters (app.credit.api): a party by its USCC, and a moment.
+EXCHANGE_QUERY = [
+    query_text("uscc", 32, description="a unified social credit code (GB 32100)"),
+    {**query_text("since"), "schema": TIME},
+]
+#: One page of the credit exchange (app.credit.exchange.FIELDS).
+EXCHANGE_PAGE = {
+    "type": "object",
+    "required": ["items", "next"],
+    "properties": {
+        "next": {"type": ["string", "null"]},
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": list(EXCHANGE_FIELDS),
+                "properties": {
+                    "kind": {"enum": list(EXCHANGE_KINDS)},
+                    "uscc": {"type": "string", "pattern": "^[0-9A-HJ-NPQRTUWXY]{18}$"},
+                    "date": {"type": "string", "format": "date-time"},
+                    "decided_at": {"type": "string", "format": "date-time"},
+                    "content_hash": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+                },
+            },
+        },
+    },
+}
 
 
 # -- the operations ---------------------------------------------------------------------------
@@ -340,7 +417,13 @@ def _paths(max_codes: int, max_labels: int) -> dict:
             )
         },
         "/parcels/{waybill}/history": {
-            "get": operation("A parcel's history", auth="token", parameters=[WAYBILL])
+            "get": operation(
+                "A parcel's history: its state and every event, each with its Kuaidi100 state "
+                "and AfterShip tag/subtag (docs/courier-status.md)",
+                auth="token",
+                parameters=[WAYBILL],
+                answer=PARCEL_HISTORY,
+            )
         },
         "/parcels/{waybill}/rating": {
             "post": operation(
@@ -565,6 +648,33 @@ def _paths(max_codes: int, max_labels: int) -> dict:
                         "schema": {"enum": ["red", "black"]},
                     }
                 ],
+                limited=True,
+            )
+        },
+        "/credit/exchange": {
+            "get": operation(
+                "Credit information exchange: confirmed findings, sanctions and list changes, "
+                "public after due process, per USCC, oldest first, a page at a time ({items, "
+                "next}); authorities (without uscc: every party of their jurisdiction) and the "
+                "party itself (docs/credit-exchange.md)",
+                auth="token",
+                parameters=[
+                    *EXCHANGE_QUERY,
+                    query_text("after", 80, description="the next of the page before"),
+                    query_int("limit", 1, MAX_EXCHANGE_PAGE, default=100),
+                ],
+                errors=(404,),
+                answer=EXCHANGE_PAGE,
+                limited=True,
+            )
+        },
+        "/credit/exchange.csv": {
+            "get": operation(
+                "The credit exchange as CSV (UTF-8 with BOM), every item since `since`",
+                auth="token",
+                produces=("text/csv",),
+                parameters=EXCHANGE_QUERY,
+                errors=(404,),
                 limited=True,
             )
         },

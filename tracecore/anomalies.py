@@ -54,6 +54,36 @@ ANOMALY_TYPES = (
     "device_silent",
     "counterfeit_cluster",
 )
+#: Each type's name, (Chinese, English): what people read, and what the credit exchange
+#: gives as the rule a finding broke.
+ANOMALY_NAMES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "lifecycle_violation": ("流程违规", "Lifecycle violation"),
+        "empty_parcel": ("空包", "Empty parcel"),
+        "impossible_travel": ("不可能的移动", "Impossible travel"),
+        "remote_sign": ("异地签收", "Signed far from the consignee"),
+        "out_of_area": ("超出经营区域", "Out of area"),
+        "stalled_parcel": ("包裹滞留", "Stalled parcel"),
+        "late_delivery": ("延误送达", "Late delivery"),
+        "duplicate_sale": ("重复销售", "Sold twice"),
+        "unknown_code": ("未登记的追溯码", "Unknown trace code"),
+        "expired_sale": ("销售过期商品", "Expired product sold"),
+        "recalled_sale": ("销售召回商品", "Recalled product sold"),
+        "brushing": ("刷单", "Brushing (fake orders)"),
+        "consumer_complaint": ("消费者投诉", "Consumer complaint"),
+        "copied_code": ("追溯码被复制", "Copied trace code"),
+        "device_silent": ("手持终端长时间未同步", "Handheld silent"),
+        "counterfeit_cluster": ("假冒追溯码集中出现", "Counterfeit codes clustering"),
+    }
+)
+#: Each severity's name, (Chinese, English).
+SEVERITY_NAMES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "minor": ("轻微", "Minor"),
+        "major": ("较重", "Major"),
+        "serious": ("严重", "Serious"),
+    }
+)
 #: Findings that name their party as the *victim*, not as the one responsible: fakes of a
 #: merchant's product checked and reported by consumers. They are stored as anomalies against
 #: the party (so it and the regulators of its region see them) but carry no credit record:

@@ -6,17 +6,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from app import authz
-from app.credit import lists, operations
+from app.credit import exchange, lists, operations
+from app.csvcells import csv_text
 from app.errors import ApiError
 from app.parties.models import Courier
 from app.schemas import (
     RecallIn,
     RecordIn,
 )
-from app.web import current_principal, db, parse_body, principal, settings, unit_of_work
+from app.web import (
+    current_principal,
+    db,
+    parse_body,
+    principal,
+    query_int,
+    query_text,
+    query_time,
+    settings,
+    unit_of_work,
+)
 from tracecore import credit
 from tracecore.access import Role
 from tracecore.errors import NotFound, ValidationError
@@ -169,6 +180,49 @@ def credit_notices():
     return {
         "items": [{**n, "at": rfc3339(n["at"])} for n in lists.notices(db(), settings().policy)]
     }
+
+
+#: The most exchange items a JSON page holds.
+MAX_EXCHANGE_PAGE = 1000
+
+
+def _exchange(*, paged: bool) -> exchange.Page:
+    """The exchange items the query asks for (uscc, since, and for a page after, limit)."""
+    viewer = principal()
+    return exchange.exchange(
+        db(),
+        viewer,
+        settings().policy,
+        uscc=query_text("uscc", 32).strip(),
+        since=query_time("since"),
+        after=query_text("after", 80) if paged else "",
+        limit=query_int("limit", 100, maximum=MAX_EXCHANGE_PAGE) if paged else 2**62,
+        platform=settings().ISSUER_NAME,
+    )
+
+
+@bp.get("/credit/exchange")
+@unit_of_work
+def credit_exchange():
+    """Credit information exchange (信用信息共享): confirmed findings, sanctions and list
+    changes, public after due process, per USCC (docs/credit-exchange.md), oldest first, a
+    page at a time: ``{items, next}``; ``after=next`` reads on."""
+    page = _exchange(paged=True)
+    return {"items": page.items, "next": page.next}
+
+
+@bp.get("/credit/exchange.csv")
+@unit_of_work
+def credit_exchange_csv():
+    """The same items as CSV, every one since ``since`` (UTF-8 with BOM for Excel; cells a
+    spreadsheet would run as formulas neutralised)."""
+    items = _exchange(paged=False).items
+    text = csv_text([exchange.FIELDS, *([i[f] for f in exchange.FIELDS] for i in items)], bom=True)
+    return Response(
+        text,
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="credit-exchange.csv"'},
+    )
 
 
 @bp.post("/batches/<id:batch_id>/recall")

@@ -24,6 +24,7 @@ from app.events.unit_events import UnitEvent, parcel_events, unit_events, units_
 from app.parties.models import Courier, LogisticsCompany, Merchant
 from tracecore import lifecycle
 from tracecore.access import Principal
+from tracecore.courier_status import courier_status
 from tracecore.errors import NotFound
 from tracecore.identity import mask_name
 from tracecore.vocabulary import NEAR_CONSUMER
@@ -216,18 +217,29 @@ def parcel_history(session: Session, viewer: Principal, waybill: str) -> dict:
     answer = {
         "waybill": parcel.waybill,
         "state": parcel.state,
+        **_courier_status(parcel.state),
         "merchant": parties.of(("merchant", parcel.merchant_id)),
         "logistics_company": {"id": company.id, "name": company.name},
         "consignee_region_code": parcel.consignee_region_code,
         "promised_by": _rfc3339(parcel.promised_by),
         "units": units,
         "custody": _custody_json(periods, parties),
-        "events": [_event_json(r, parties, viewer.is_authority) for r in rows],
+        "events": [
+            {**_event_json(r, parties, viewer.is_authority), **_courier_status(r.type)}
+            for r in rows
+        ],
     }
     if viewer.is_authority:
         lat, lon = lat_lon(parcel.consignee)
         answer["consignee"] = {"lat": lat, "lon": lon}
     return answer
+
+
+def _courier_status(type_or_state: str) -> dict:
+    """A parcel event's or state's ``kuaidi100`` and ``aftership`` codes
+    (:mod:`tracecore.courier_status`); none for what no courier reports."""
+    found = courier_status(type_or_state)
+    return {} if found is None else found.as_json()
 
 
 def batch_trace(

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.workspace import counterfeits, overview, pages, parties, recall, words  # noqa: F401 - views
+from app.workspace import (  # noqa: F401 - views
+    counterfeits,
+    exports,
+    overview,
+    pages,
+    parties,
+    recall,
+    words,
+)
 from app.workspace.session import bp
 
 

@@ -13,6 +13,7 @@ from flask import Response, request, stream_with_context
 from app.accesslog.operations import log_access
 from app.anomalies import findings
 from app.consumer.places import place_of_region
+from app.csvcells import cell, csv_text
 from app.timefmt import rfc3339_beijing
 from app.web import db, unit_of_work
 from app.workspace import names, words
@@ -38,9 +39,7 @@ def anomalies_csv():
     log_access(db(), you, "export", "anomalies", "csv", detail=request.query_string.decode()[:300])
 
     def rows():
-        out = io.StringIO()
-        csv.writer(out).writerow(CSV_COLUMNS)
-        yield "\ufeff" + out.getvalue()
+        yield csv_text([CSV_COLUMNS], bom=True)
         before = f.before
         while True:
             page = findings.find_anomalies(
@@ -77,8 +76,3 @@ def anomalies_csv():
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="anomalies.csv"'},
     )
-
-
-def cell(value: str) -> str:
-    """No spreadsheet formulas from data (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value

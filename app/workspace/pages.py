@@ -30,6 +30,7 @@ from app.codes.api import code_answer
 from app.consumer.places import place_of_point, place_of_region
 from app.credit import operations as credit_ops
 from app.credit.models import Anomaly, Appeal, AuditEntry
+from app.csvcells import cell
 from app.errors import ApiError, wants_page
 from app.events import history
 from app.events.models import RejectedEvent, RejectionTally
@@ -37,7 +38,6 @@ from app.feedback.models import Complaint
 from app.web import client_address, db, local_target, settings, unit_of_work
 from app.workspace import search as finder
 from app.workspace import throttle, words
-from app.workspace.exports import cell
 from app.workspace.filters import queue_filter
 from app.workspace.maps import MapQuery, map_view
 from app.workspace.session import WORKSPACE_ROLES, bp, form_token_ok, start_session, viewer

@@ -19,6 +19,7 @@ from werkzeug.http import parse_accept_header
 
 from app import timefmt
 from app.consumer.places import place_of_region
+from tracecore.anomalies import ANOMALY_NAMES, SEVERITY_NAMES
 
 LANGS = ("zh", "en")
 
@@ -37,24 +38,7 @@ _EVENTS = {
 
 #: kind → value → (Chinese, English).
 WORDS: dict[str, dict[str, tuple[str, str]]] = {
-    "anomaly": {
-        "lifecycle_violation": ("流程违规", "Lifecycle violation"),
-        "empty_parcel": ("空包", "Empty parcel"),
-        "impossible_travel": ("不可能的移动", "Impossible travel"),
-        "remote_sign": ("异地签收", "Signed far from the consignee"),
-        "out_of_area": ("超出经营区域", "Out of area"),
-        "stalled_parcel": ("包裹滞留", "Stalled parcel"),
-        "late_delivery": ("延误送达", "Late delivery"),
-        "duplicate_sale": ("重复销售", "Sold twice"),
-        "unknown_code": ("未登记的追溯码", "Unknown trace code"),
-        "expired_sale": ("销售过期商品", "Expired product sold"),
-        "recalled_sale": ("销售召回商品", "Recalled product sold"),
-        "brushing": ("刷单", "Brushing (fake orders)"),
-        "consumer_complaint": ("消费者投诉", "Consumer complaint"),
-        "copied_code": ("追溯码被复制", "Copied trace code"),
-        "device_silent": ("手持终端长时间未同步", "Handheld silent"),
-        "counterfeit_cluster": ("假冒追溯码集中出现", "Counterfeit codes clustering"),
-    },
+    "anomaly": dict(ANOMALY_NAMES),
     "status": {
         "open": ("待处理", "Open"),
         "confirmed": ("已确认", "Confirmed"),
@@ -66,11 +50,7 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "active": ("正常", "Active"),
         "recalled": ("已召回", "Recalled"),
     },
-    "severity": {
-        "minor": ("轻微", "Minor"),
-        "major": ("较重", "Major"),
-        "serious": ("严重", "Serious"),
-    },
+    "severity": dict(SEVERITY_NAMES),
     "decision": {
         "confirm": ("确认", "Confirm"),
         "dismiss": ("驳回", "Dismiss"),

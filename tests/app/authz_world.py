@@ -113,6 +113,7 @@ class World:
     tally: str  #: the claimed device id of a rejection tally of merchant A's scanner
     callers: dict[str, Caller]
     usernames: dict[str, str]
+    uscc_a: str = ""  #: merchant A's unified social credit code
 
 
 def _users(make: Make, app, bindings: dict[str, tuple]) -> dict[str, tuple[int, str]]:
@@ -251,6 +252,7 @@ def build_world(app) -> World:
         shop["shelf"].device_id,
         callers,
         {role: name for role, (_, name) in users.items()},
+        client.get(f"/api/v1/merchants/{merchant_a}").get_json()["uscc"],
     )
 
 

@@ -356,6 +356,18 @@ TABLE = [
     ),
     Route(
         "GET",
+        "/api/v1/credit/exchange",
+        lambda c, w: c.get(f"/api/v1/credit/exchange?uscc={w.uscc_a}"),
+        expect(200, OWN_MERCHANT),
+    ),
+    Route(
+        "GET",
+        "/api/v1/credit/exchange.csv",
+        lambda c, w: c.get(f"/api/v1/credit/exchange.csv?uscc={w.uscc_a}"),
+        expect(200, OWN_MERCHANT),
+    ),
+    Route(
+        "GET",
         "/api/v1/credit/notices",
         lambda c, w: c.get("/api/v1/credit/notices"),
         expect(200, EVERYONE),

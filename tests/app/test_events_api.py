@@ -491,3 +491,35 @@ def test_a_parked_scan_whose_packing_never_comes_is_rejected_by_the_sweep(
     ).json["items"]
     assert len(rejected) == 1 and "SF0000000404" in rejected[0]["message"]
     assert session.scalar(sa.text("SELECT count(*) FROM parked_events")) == 0
+
+
+def test_parcel_history_speaks_kuaidi100_and_aftership(client, make, world):
+    """Does the parcel history give the parcel's state and each event in both courier status
+    models, a failed attempt included?"""
+    pack(world, "SF5000000001", [world["serials"][1]], minutes=0)
+    hh = world["handheld"]
+    hh.post(hh.event("picked_up", 30, waybill="SF5000000001"))
+    hh.post(hh.event("out_for_delivery", 60, waybill="SF5000000001"))
+    hh.post(hh.event("delivery_failed", 70, waybill="SF5000000001"))
+    body = client.get(
+        "/api/v1/parcels/SF5000000001/history", headers=make.auth("merchant", world["merchant"])
+    ).json
+    assert body["state"] == "delivery_failed"
+    assert body["kuaidi100"] == {
+        "state": "2",
+        "name": "疑难",
+        "sub_state": "204",
+        "sub_name": "派件异常",
+    }
+    assert body["aftership"] == {
+        "tag": "AttemptFail",
+        "subtag": "AttemptFail_001",
+        "subtag_message": "Failed Attempt",
+    }
+    codes = [(e["type"], e["kuaidi100"]["state"], e["aftership"]["subtag"]) for e in body["events"]]
+    assert codes == [
+        ("packed", "1", "InfoReceived_001"),
+        ("picked_up", "1", "InTransit_002"),
+        ("out_for_delivery", "5", "OutForDelivery_001"),
+        ("delivery_failed", "2", "AttemptFail_001"),
+    ]

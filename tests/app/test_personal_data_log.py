@@ -119,6 +119,8 @@ NOT_PERSONAL = {
     "/api/v1/credit/commitment-text": "a text",
     "/api/v1/credit/lists/<which>": "public lists, couriers masked",
     "/api/v1/credit/notices": "public notices, couriers masked",
+    "/api/v1/credit/exchange": "legal persons' public decisions (couriers never exchanged)",
+    "/api/v1/credit/exchange.csv": "legal persons' public decisions (couriers never exchanged)",
     "/t/<serial>": "the consumer's page: couriers masked, places rounded (test_consumer_pages)",
     "/01/<path:rest>": "the consumer's page",
     "/workspace/": "counts, parties' names (couriers masked), districts",
