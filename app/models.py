@@ -14,7 +14,7 @@ from app.codes.models import CodeState, Issuance, TraceCode
 from app.consumer.models import CheckRollup, Verification
 from app.counterfeit.models import CounterfeitCheck, CounterfeitReport
 from app.credit.models import Anomaly, Appeal, AuditEntry, Commitment, CreditRecord
-from app.epcis.models import EpcisEventId
+from app.epcis.models import CapturedEvent, CapturedEventEpc, CaptureJob, EpcisEventId
 from app.events.models import (
     Device,
     DeviceKind,
@@ -38,6 +38,9 @@ __all__ = [
     "AuditEntry",
     "Batch",
     "BatchStatus",
+    "CaptureJob",
+    "CapturedEvent",
+    "CapturedEventEpc",
     "Certificate",
     "CheckRollup",
     "CodeState",

@@ -117,15 +117,6 @@ def _types_by(attribute: str, uris: Uris) -> dict[str, set[str]]:
     return out
 
 
-def normalise_vocabulary(value: str, kind: str) -> str:
-    """A CBV bizStep or disposition as a bare word, whichever form the client used (bare,
-    https://ref.gs1.org/cbv/BizStep-x or urn:epcglobal:cbv:bizstep:x); other URIs unchanged."""
-    for prefix in (f"{epcis.CBV}{kind}-", f"urn:epcglobal:cbv:{kind.lower()}:"):
-        if value.startswith(prefix):
-            return value[len(prefix) :]
-    return value
-
-
 # -- who sees what ----------------------------------------------------------------------------
 
 
