@@ -526,9 +526,17 @@ def read_event_id(text: str) -> str:
 
 
 def query_document(uris: Uris, events: list[dict], created: datetime) -> dict:
-    """An EPCISQueryDocument (the answer of the REST query interface) holding ``events``."""
+    """An EPCISQueryDocument (the answer of the REST query interface) holding ``events``.
+    An event's own ``@context`` (a captured event's senders' prefixes, each named after its
+    namespace so none clash) is declared by the document instead."""
+    extra: dict[str, str] = {}
+    if any("@context" in e for e in events):
+        for event in events:
+            for item in event.get("@context", ()):
+                extra.update(item)
+        events = [{k: v for k, v in e.items() if k != "@context"} for e in events]
     return {
-        "@context": uris.context(),
+        "@context": [EPCIS_CONTEXT, uris.namespaces() | extra],
         "type": "EPCISQueryDocument",
         "schemaVersion": "2.0",
         "creationDate": utc_time(created),

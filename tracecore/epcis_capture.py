@@ -19,6 +19,7 @@ an outside identifier, kept as sent.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -283,10 +284,19 @@ def _ilmd(raw: dict, namespaces: dict[str, str], ours: dict[str, str]) -> tuple:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise _fail(f"ilmd: {name[:60]} must be a text or a number (no nesting)", "ilmd")
         text = value if isinstance(value, str) else str(value)
-        pairs.append((name, _text(text, f"ilmd.{name[:60]}")))
         if prefix in namespaces and namespaces[prefix] != ours.get(prefix):
-            used[prefix] = namespaces[prefix]
+            # The sender's prefix, renamed to one named after its namespace: events of
+            # several senders then share one document's @context without a clash.
+            alias = namespace_alias(namespaces[prefix])
+            used[alias] = namespaces[prefix]
+            name = f"{alias}:{local}"
+        pairs.append((name, _text(text, f"ilmd.{name[:60]}")))
     return tuple(pairs), tuple(sorted(used.items()))
+
+
+def namespace_alias(namespace: str) -> str:
+    """The prefix a sender's namespace is given here: ``ns`` and 10 hex digits of its hash."""
+    return "ns" + hashlib.sha256(namespace.encode()).hexdigest()[:10]
 
 
 def _our_type(event: EpcisEvent, uris: Uris) -> str | None:

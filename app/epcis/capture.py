@@ -32,7 +32,8 @@ from app import authz
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.epcis import ids
-from app.epcis.models import CapturedEvent, CapturedEventEpc, CaptureJob
+from app.epcis.models import CaptureJob
+from app.events.models import CapturedEvent, CapturedEventEpc
 from tracecore import epcis
 from tracecore.access import Principal, Role
 from tracecore.epcis_capture import CapturedEvent as ReadEvent
