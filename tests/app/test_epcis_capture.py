@@ -180,7 +180,7 @@ def test_a_units_captured_events_are_in_its_history_and_its_epcis_events(client,
     """Does the unit's history list what the outside system captured, marked with the
     system's name, apart from its own events (state and custody unchanged); and does the
     unit's /epcis/epcs/{epc}/events hold it with the same ID?"""
-    serial, gtin = producer["serials"][0], producer["gtin"]
+    serial = producer["serials"][0]
     admin = make.auth("admin")
     before = client.get(f"/api/v1/codes/{serial}/history", headers=admin).get_json()
     job_of(
