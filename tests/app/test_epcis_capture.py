@@ -359,3 +359,19 @@ def test_a_logistics_companys_system_captures_outside_identifiers_only(client, m
     assert job["errors"][0]["type"] == "epcisException:SecurityException"
     outside = document(shipping(["urn:epc:id:sscc:0614141.1234567890"]))
     assert job_of(client, company_system, post(client, company_system, outside))["success"]
+
+
+def test_the_workspace_code_page_shows_what_an_outside_system_captured(client, make, producer):
+    """Does a regulator's code page list the captured event apart, with the system's name?"""
+    from tests.app.test_workspace import sign_in
+
+    serial = producer["serials"][0]
+    doc = document(commissioning(producer["gtin"], producer["lot"], [serial]))
+    job_of(client, producer["erp"], post(client, producer["erp"], doc))
+    sign_in(client, *make.user("regulator", "3204"))
+    page = client.get(f"/workspace/codes/{serial}", headers={"Accept": "text/html"})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    section = html.split("Captured from outside systems", 1)[1].split("<h2>", 1)[0]
+    assert "常州某食品厂ERP" in section and "commissioning" in section
+    assert "北京时间" in section
