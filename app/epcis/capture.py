@@ -31,8 +31,9 @@ from sqlalchemy.orm import Session
 from app import authz
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
+from app.db import among
 from app.epcis import ids
-from app.epcis.models import CaptureJob
+from app.epcis.models import CaptureJob, EpcisEventId
 from app.events.models import CapturedEvent, CapturedEventEpc
 from tracecore import epcis
 from tracecore.access import Principal, Role
@@ -80,43 +81,63 @@ def _problem(kind: str, status: int, detail: str, instance: str) -> dict:
 
 
 class _Resolver:
-    """Checks an event's identifiers against what the system may speak for, and resolves
-    units of ours to their serials; memoised over a document."""
+    """Checks events' identifiers against what the system may speak for, and resolves units
+    of ours to their serials: the products and codes a document names are read first, in
+    two queries (:meth:`read`), then every check is a lookup."""
 
     def __init__(self, session: Session, actor: Principal, uris: epcis.Uris) -> None:
         self.session, self.actor, self.uris = session, actor, uris
-        self.owners: dict[str, int | None] = {}
+        self.owners: dict[str, int] = {}  #: GTIN -> merchant, of the GTINs named
+        self.units: dict[tuple[str, str], str] = {}  #: (serial, GTIN) -> lot, of ours named
 
-    def _owner(self, gtin: str) -> int | None:
-        if gtin not in self.owners:
-            self.owners[gtin] = self.session.scalar(
-                sa.select(Product.merchant_id).where(Product.gtin == gtin)
-            )
-        return self.owners[gtin]
-
-    def _serial(self, key: epcis.Epc) -> str | None:
-        query = (
-            sa.select(TraceCode.serial)
-            .join(Batch, TraceCode.batch_id == Batch.id)
-            .join(Product, Batch.product_id == Product.id)
-            .where(TraceCode.serial == key.serial, Product.gtin == key.gtin)
-        )
-        if key.lot is not None:
-            query = query.where(Batch.lot == key.lot)
-        return self.session.scalar(query)
-
-    def check(self, uri: str, field: str) -> str | None:
-        """The serial of ours ``uri`` names (None: an outside identifier or a class);
-        Forbidden when it is a thing of ours the system may not speak for."""
+    def _key(self, uri: str, field: str) -> epcis.Epc | None:
+        """What an identifier names here (None: an outside identifier); Forbidden for an
+        identifier of this service's that names nothing it gave."""
         ours = uri.startswith(f"{self.uris.base}/") and "/01/" not in uri
         if not ours and "/01/" not in uri:
             return None
         try:
-            key = epcis.read_epc(uri, self.uris, field=field)
+            return epcis.read_epc(uri, self.uris, field=field)
         except ValidationError:
             if ours:
                 raise Forbidden(f"{field}: {uri[:80]} is no identifier this service gave") from None
             return None  # a Digital Link we cannot read: an outside identifier
+
+    def read(self, events: list[ReadEvent]) -> None:
+        """Read the products and the codes of ours the events name."""
+        keys = []
+        for read in events:
+            for _, uri in read.identifiers:
+                try:
+                    key = self._key(uri, "epc")
+                except Forbidden:
+                    continue  # refused when the event is checked
+                if key is not None and key.gtin is not None:
+                    keys.append(key)
+        gtins = sorted({k.gtin for k in keys})
+        if gtins:
+            rows = self.session.execute(
+                sa.select(Product.gtin, Product.merchant_id).where(
+                    among(self.session, Product.gtin, gtins)
+                )
+            )
+            self.owners = dict(rows.all())
+        serials = sorted({k.serial for k in keys if k.kind == "unit" and k.gtin in self.owners})
+        if serials:
+            rows = self.session.execute(
+                sa.select(TraceCode.serial, Product.gtin, Batch.lot)
+                .join(Batch, TraceCode.batch_id == Batch.id)
+                .join(Product, Batch.product_id == Product.id)
+                .where(among(self.session, TraceCode.serial, serials))
+            )
+            self.units = {(serial, gtin): lot for serial, gtin, lot in rows}
+
+    def check(self, uri: str, field: str) -> str | None:
+        """The serial of ours ``uri`` names (None: an outside identifier or a class);
+        Forbidden when it is a thing of ours the system may not speak for."""
+        key = self._key(uri, field)
+        if key is None:
+            return None
         if key.kind == "place":
             mine = PARTY_TYPE[self.actor.role] == key.party_type
             if not (mine and key.party_id == self.actor.party_id):
@@ -124,12 +145,16 @@ class _Resolver:
             return None
         if key.kind == "parcel":
             raise Forbidden(f"{field}: a parcel of this service is named by its devices only")
-        owner = self._owner(key.gtin)
+        owner = self.owners.get(key.gtin)
         if owner is None:
             return None  # a GTIN of no product here: an outside identifier
         if not (self.actor.role is Role.MERCHANT and owner == self.actor.party_id):
             raise Forbidden(f"{field}: GTIN {key.gtin} is another party's product")
-        return self._serial(key) if key.kind == "unit" else None
+        if key.kind != "unit":
+            return None
+        lot = self.units.get((key.serial, key.gtin))
+        found = lot is not None and key.lot in (None, lot)
+        return key.serial if found else None
 
     def identifiers(self, read: ReadEvent) -> list[tuple[str, str, str | None]]:
         """(role, identifier as matched, serial) of each EPC, its places checked too."""
@@ -148,6 +173,14 @@ class _Resolver:
             if key not in out:
                 out[key] = (role, key, self.check(uri, role))
         return list(out.values())
+
+
+def _stored(session: Session, digests: list[str]) -> set[str]:
+    """Which of these event hashes are already stored (given out or captured)."""
+    if not digests:
+        return set()
+    query = sa.select(EpcisEventId.digest).where(among(session, EpcisEventId.digest, digests))
+    return set(session.scalars(query))
 
 
 def capture(
@@ -191,64 +224,84 @@ def capture(
     )
     session.add(job)
     session.flush()
-    resolver = _Resolver(session, actor, uris)
-    accepted: list[tuple[dict, ReadEvent, list]] = []
-    seen: set[str] = set()
-    errors = []
+    errors: list[dict] = []
+    read_events: list[tuple[int, ReadEvent]] = []
     for index, raw in enumerate(read.events):
-        where = f"/epcis/capture/{job.capture_id}#event-{index}"
         try:
-            event = read_event(raw, read.namespaces, uris, now)
+            read_events.append((index, read_event(raw, read.namespaces, uris, now)))
+        except ValidationError as exc:
+            errors.append(_error(job, index, "ValidationException", 400, exc))
+    resolver = _Resolver(session, actor, uris)
+    resolver.read([event for _, event in read_events])
+    checked: list[tuple[dict, ReadEvent, list]] = []
+    for index, event in read_events:
+        try:
             named = resolver.identifiers(event)
         except ValidationError as exc:
-            errors.append(_problem("ValidationException", 400, f"event {index}: {exc}", where))
+            errors.append(_error(job, index, "ValidationException", 400, exc))
             continue
         except Forbidden as exc:
-            errors.append(_problem("SecurityException", 403, f"event {index}: {exc}", where))
+            errors.append(_error(job, index, "SecurityException", 403, exc))
             continue
-        body = epcis.event_json(event.event, uris)
-        digest = body["eventID"].split(";", 1)[1][:64]
-        if digest in seen or ids.find(session, digest) is not None:
+        checked.append((epcis.event_json(event.event, uris), event, named))
+    errors.sort(key=lambda e: int(e["instance"].rsplit("-", 1)[1]))
+    stored = _stored(session, [_digest(body) for body, _, _ in checked])
+    accepted, seen = [], set()
+    for body, event, named in checked:
+        digest = _digest(body)
+        if digest in stored or digest in seen:
             job.duplicates += 1  # an idempotent resend: already stored, not an error
             continue
         seen.add(digest)
         accepted.append((body, event, named))
     if not (errors and behaviour == ROLLBACK):
-        for body, event, named in accepted:
-            _store(session, job, body, event, named)
+        _store(session, job, accepted)
         job.captured = len(accepted)
     job.errors, job.success, job.running, job.finished_at = errors, not errors, False, now
     session.flush()
     return job
 
 
-def _store(session: Session, job: CaptureJob, body: dict, read: ReadEvent, named: list) -> None:
-    event = read.event
-    digest = body["eventID"].split(";", 1)[1][:64]
-    row = CapturedEvent(
-        digest=digest,
-        job_id=job.id,
-        system=job.system,
-        party_type=job.party_type,
-        party_id=job.party_id,
-        type=event.type,
-        action=event.action,
-        event_time=event.event_time,
-        record_time=event.record_time,
-        biz_step=event.biz_step,
-        disposition=event.disposition,
-        read_point=event.read_point,
-        biz_location=event.biz_location,
-        our_type=read.our_type,
-        body=body,
+def _digest(body: dict) -> str:
+    return body["eventID"].split(";", 1)[1][:64]
+
+
+def _error(job: CaptureJob, index: int, kind: str, status: int, exc: DomainError) -> dict:
+    return _problem(
+        kind, status, f"event {index}: {exc}", f"/epcis/capture/{job.capture_id}#event-{index}"
     )
-    session.add(row)
+
+
+def _store(session: Session, job: CaptureJob, accepted: list) -> None:
+    """The events, their identifiers and their IDs, a few statements for the lot."""
+    rows = [
+        CapturedEvent(
+            digest=_digest(body),
+            job_id=job.id,
+            system=job.system,
+            party_type=job.party_type,
+            party_id=job.party_id,
+            type=read.event.type,
+            action=read.event.action,
+            event_time=read.event.event_time,
+            record_time=read.event.record_time,
+            biz_step=read.event.biz_step,
+            disposition=read.event.disposition,
+            read_point=read.event.read_point,
+            biz_location=read.event.biz_location,
+            our_type=read.our_type,
+            body=body,
+        )
+        for body, read, _ in accepted
+    ]
+    session.add_all(rows)
     session.flush()
     session.add_all(
         CapturedEventEpc(captured_event_id=row.id, epc=epc, role=role, serial=serial)
+        for row, (_, _, named) in zip(rows, accepted, strict=True)
         for role, epc, serial in named
     )
-    ids.record(session, [(digest, "captured", row.id)])
+    ids.record(session, [(row.digest, "captured", row.id) for row in rows])
 
 
 # -- reading the jobs ---------------------------------------------------------------------------
