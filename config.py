@@ -56,6 +56,10 @@ class Config:
     MAX_CODES_PER_REQUEST: int = 1_000_000
     #: Largest request body accepted, in bytes.
     MAX_CONTENT_LENGTH: int = 1 * 1024 * 1024
+    #: EPCIS capture: the most events one document may hold (GS1-EPCIS-Capture-Limit), and its
+    #: largest size in bytes (GS1-EPCIS-Capture-File-Size-Limit; never above MAX_CONTENT_LENGTH).
+    EPCIS_CAPTURE_LIMIT: int = 500
+    EPCIS_CAPTURE_FILE_SIZE_LIMIT: int = 1 * 1024 * 1024
     #: Largest number of labels in one PDF sheet.
     MAX_LABELS_PER_SHEET: int = 100_000
     #: TrueType font (or the first face of a collection) that label sheets embed a subset

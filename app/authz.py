@@ -135,6 +135,26 @@ def _in_jurisdiction(column, actor: Principal):
     return sa.or_(*(column.startswith(prefix) for prefix in actor.jurisdiction))
 
 
+def parties_in_jurisdiction(
+    actor: Principal, party_type: sa.ColumnElement, party_id: sa.ColumnElement
+) -> sa.ColumnElement[bool]:
+    """Rows owned by a merchant or a logistics company (``party_type``, ``party_id``) that an
+    authority may read, as a WHERE term: those of parties in its jurisdiction (every one
+    without a jurisdiction); parties none (they read their own by their own condition)."""
+    if not actor.is_authority:
+        return sa.false()
+    if not actor.jurisdiction:
+        return sa.true()
+    merchants = sa.select(Merchant.id).where(_in_jurisdiction(Merchant.region_code, actor))
+    companies = sa.select(LogisticsCompany.id).where(
+        _in_jurisdiction(LogisticsCompany.region_code, actor)
+    )
+    return sa.or_(
+        sa.and_(party_type == "merchant", party_id.in_(merchants)),
+        sa.and_(party_type == "logistics_company", party_id.in_(companies)),
+    )
+
+
 def rejected_events_visible(
     actor: Principal, device_id: sa.ColumnElement | None = None
 ) -> sa.ColumnElement[bool]:

@@ -108,10 +108,20 @@ def token_cli() -> None:
     default="",
     help="A regulator's region-code prefixes, comma-separated (e.g. 3204); empty: nationwide.",
 )
-def token_create(role: str, party_id: int | None, label: str, jurisdiction: str) -> None:
+@click.option(
+    "--outside-system",
+    default=None,
+    help="The name of an outside traceability system: the token may only capture EPCIS "
+    "events for its party (--party-id) and read its capture jobs.",
+)
+def token_create(
+    role: str, party_id: int | None, label: str, jurisdiction: str, outside_system: str | None
+) -> None:
     """Create a token; it is printed once, on the last line, and stored only hashed."""
     with unit() as session:
-        token, record = create_token(session, Role(role), party_id, label, jurisdiction)
+        token, record = create_token(
+            session, Role(role), party_id, label, jurisdiction, outside_system
+        )
     click.echo(
         f"created {role} token #{record.id}; keep it secret, it is not shown again:", err=True
     )

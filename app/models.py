@@ -14,8 +14,10 @@ from app.codes.models import CodeState, Issuance, TraceCode
 from app.consumer.models import CheckRollup, Verification
 from app.counterfeit.models import CounterfeitCheck, CounterfeitReport
 from app.credit.models import Anomaly, Appeal, AuditEntry, Commitment, CreditRecord
-from app.epcis.models import EpcisEventId
+from app.epcis.models import CaptureJob, EpcisEventId
 from app.events.models import (
+    CapturedEvent,
+    CapturedEventEpc,
     Device,
     DeviceKind,
     Event,
@@ -38,6 +40,9 @@ __all__ = [
     "AuditEntry",
     "Batch",
     "BatchStatus",
+    "CaptureJob",
+    "CapturedEvent",
+    "CapturedEventEpc",
     "Certificate",
     "CheckRollup",
     "CodeState",

@@ -76,6 +76,12 @@ def parse_body(model: type[M]) -> M:
         raise
 
 
+#: What an outside system's token may call (least privilege): capture, and its own jobs.
+OUTSIDE_SYSTEM_ENDPOINTS = frozenset(
+    {"epcis.capture", "epcis.capture_jobs", "epcis.capture_job", "epcis.capture_options"}
+)
+
+
 def current_principal() -> Principal | None:
     """The authenticated caller, or None when no Authorization header was sent."""
     if "principal" in g:
@@ -89,6 +95,12 @@ def current_principal() -> Principal | None:
         found = authenticate(db(), token.strip())
         if found is None:
             raise ApiError(401, "unauthorized", "the token is unknown or revoked")
+        if found.outside_system is not None and request.endpoint not in OUTSIDE_SYSTEM_ENDPOINTS:
+            raise ApiError(
+                403,
+                "forbidden",
+                "an outside system's token may only capture EPCIS events (/epcis/capture)",
+            )
     g.principal = found
     return found
 

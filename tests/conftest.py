@@ -317,6 +317,13 @@ class Make:
     def auth(self, role: Role | str, party_id: int | None = None) -> dict:
         return {"Authorization": f"Bearer {self.token(role, party_id)}"}
 
+    def outside_system(self, party_id: int, name: str = "某ERP", role: str = "merchant") -> dict:
+        """The headers of an outside traceability system's token, acting for ``party_id``."""
+        token = self._commit(
+            lambda s: create_token(s, Role(role), party_id, outside_system=name)[0]
+        )
+        return {"Authorization": f"Bearer {token}"}
+
 
 @pytest.fixture
 def make(app) -> Make:

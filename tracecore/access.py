@@ -30,6 +30,9 @@ class Principal:
     user_id: int | None = None
     #: Region-code prefixes a regulator acts in; empty means nationwide.
     jurisdiction: tuple[str, ...] = ()
+    #: The outside traceability system a token is for (its name): it may only capture EPCIS
+    #: events for its party and read its own capture jobs.
+    outside_system: str | None = None
 
     def covers(self, region_code: str | None) -> bool:
         """Whether a place (a GB/T 2260 code) is inside the jurisdiction."""

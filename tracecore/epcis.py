@@ -143,8 +143,8 @@ class EpcisEvent:
     epcs: tuple[str, ...] = ()
     parent: str | None = None
     children: tuple[str, ...] = ()
-    #: (epcClass, quantity or None)
-    quantities: tuple[tuple[str, int | None], ...] = ()
+    #: (epcClass, quantity or None), or (epcClass, quantity, unit of measure)
+    quantities: tuple[tuple, ...] = ()
     biz_step: str | None = None  #: a bare CBV word or a full URI of ours
     disposition: str | None = None
     read_point: str | None = None
@@ -153,6 +153,12 @@ class EpcisEvent:
     biz_transactions: tuple[tuple[str, str], ...] = ()
     #: (prefixed name, value) of the instance/lot master data
     ilmd: tuple[tuple[str, str], ...] = ()
+    #: (type, URI) of the sources and destinations, the type a bare CBV word or a URI
+    sources: tuple[tuple[str, str], ...] = ()
+    destinations: tuple[tuple[str, str], ...] = ()
+    #: (prefix, namespace) the event's own ``@context`` declares beyond ours (a captured
+    #: event's ILMD names its sender's prefixes)
+    namespaces: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -191,6 +197,15 @@ RECALL_DISPOSITION = "recalled"
 def vocabulary_value(word: str, uris: Uris) -> str:
     """A bizStep or disposition as emitted: a bare CBV word, or our own term's full URI."""
     return uris.term(word.removeprefix("trace:")) if word.startswith("trace:") else word
+
+
+def normalise_vocabulary(value: str, kind: str) -> str:
+    """A CBV bizStep or disposition as a bare word, whichever form the client used (bare,
+    https://ref.gs1.org/cbv/BizStep-x or urn:epcglobal:cbv:bizstep:x); other URIs unchanged."""
+    for prefix in (f"{CBV}{kind}-", f"urn:epcglobal:cbv:{kind.lower()}:"):
+        if value.startswith(prefix):
+            return value[len(prefix) :]
+    return value
 
 
 def device_event(
@@ -315,10 +330,7 @@ def event_json(event: EpcisEvent, uris: Uris) -> dict:
         out["childEPCs"] = list(event.children)
     out["action"] = event.action
     if event.quantities:
-        out["quantityList"] = [
-            {"epcClass": c} if q is None else {"epcClass": c, "quantity": q}
-            for c, q in event.quantities
-        ]
+        out["quantityList"] = [_quantity_json(*element) for element in event.quantities]
     for key, value in (
         ("bizStep", event.biz_step),
         ("disposition", event.disposition),
@@ -333,8 +345,25 @@ def event_json(event: EpcisEvent, uris: Uris) -> dict:
         out["bizTransactionList"] = [
             {"type": t, "bizTransaction": uri} for t, uri in event.biz_transactions
         ]
+    for key, name, pairs in (
+        ("sourceList", "source", event.sources),
+        ("destinationList", "destination", event.destinations),
+    ):
+        if pairs:
+            out[key] = [{"type": t, name: uri} for t, uri in pairs]
     if event.ilmd:
         out["ilmd"] = dict(event.ilmd)
+    if event.namespaces:
+        out = {"@context": [dict(event.namespaces)], **out}
+    return out
+
+
+def _quantity_json(epc_class: str, quantity=None, uom: str | None = None) -> dict:
+    out: dict = {"epcClass": epc_class}
+    if quantity is not None:
+        out["quantity"] = quantity
+    if uom is not None:
+        out["uom"] = uom
     return out
 
 
@@ -403,7 +432,7 @@ def _epc_list(name: str, epcs) -> str:
 
 def prehash(event: EpcisEvent, uris: Uris) -> str:
     """The canonical pre-hash string of the CBV 2.0 event hash algorithm."""
-    namespaces = uris.namespaces()
+    namespaces = uris.namespaces() | dict(event.namespaces)
     parts = [
         f"eventType={event.type}",
         f"eventTime={utc_time(event.event_time)}",
@@ -414,11 +443,7 @@ def prehash(event: EpcisEvent, uris: Uris) -> str:
     parts.append(_epc_list("epcList", event.epcs))
     parts.append(_epc_list("childEPCs", event.children))
     if event.quantities:
-        elements = sorted(
-            f"quantityElementepcClass={canonical_value(c)}"
-            + ("" if q is None else f"quantity={canonical_value(str(q))}")
-            for c, q in event.quantities
-        )
+        elements = sorted(_quantity_prehash(*element) for element in event.quantities)
         parts.append("quantityList" + "".join(elements))
     parts.append(f"action={event.action}")
     if event.biz_step:
@@ -442,6 +467,21 @@ def prehash(event: EpcisEvent, uris: Uris) -> str:
                 )
             )
         )
+    for name, element, pairs in (
+        ("sourceList", "source", event.sources),
+        ("destinationList", "destination", event.destinations),
+    ):
+        if pairs:
+            rest.append(
+                name
+                + "".join(
+                    sorted(
+                        f"type={canonical_value(_vocabulary(t, 'SDT'))}"
+                        f"{element}={canonical_value(uri)}"
+                        for t, uri in pairs
+                    )
+                )
+            )
     if event.ilmd:
         rest.append(
             "ilmd"
@@ -455,6 +495,14 @@ def prehash(event: EpcisEvent, uris: Uris) -> str:
             )
         )
     return "".join(parts) + "".join(sorted(rest))
+
+
+def _quantity_prehash(epc_class: str, quantity=None, uom: str | None = None) -> str:
+    return (
+        f"quantityElementepcClass={canonical_value(epc_class)}"
+        + ("" if quantity is None else f"quantity={canonical_value(str(quantity))}")
+        + ("" if uom is None else f"uom={canonical_value(uom)}")
+    )
 
 
 def event_hash(event: EpcisEvent, uris: Uris) -> str:
@@ -478,9 +526,17 @@ def read_event_id(text: str) -> str:
 
 
 def query_document(uris: Uris, events: list[dict], created: datetime) -> dict:
-    """An EPCISQueryDocument (the answer of the REST query interface) holding ``events``."""
+    """An EPCISQueryDocument (the answer of the REST query interface) holding ``events``.
+    An event's own ``@context`` (a captured event's senders' prefixes, each named after its
+    namespace so none clash) is declared by the document instead."""
+    extra: dict[str, str] = {}
+    if any("@context" in e for e in events):
+        for event in events:
+            for item in event.get("@context", ()):
+                extra.update(item)
+        events = [{k: v for k, v in e.items() if k != "@context"} for e in events]
     return {
-        "@context": uris.context(),
+        "@context": [EPCIS_CONTEXT, uris.namespaces() | extra],
         "type": "EPCISQueryDocument",
         "schemaVersion": "2.0",
         "creationDate": utc_time(created),

@@ -21,6 +21,10 @@ class ApiToken(Base):
     #: The merchant or logistics company the token acts for (null for admin, regulator).
     party_id: Mapped[int | None]
     label: Mapped[str] = mapped_column(sa.String(100), default="")
+    #: The outside traceability system the token is for (its name, shown beside what it
+    #: captured): such a token may only capture EPCIS events for its party and read its own
+    #: capture jobs (app/epcis/capture.py). Null for every other token.
+    outside_system: Mapped[str | None] = mapped_column(sa.String(100))
     #: Comma-separated region-code prefixes a regulator's token acts in; "" means nationwide.
     jurisdiction: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

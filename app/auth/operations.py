@@ -46,9 +46,20 @@ def create_token(
     party_id: int | None = None,
     label: str = "",
     jurisdiction: str = "",
+    outside_system: str | None = None,
 ) -> tuple[str, ApiToken]:
-    """A new token for ``role``; returns the token text (shown once) and its record."""
+    """A new token for ``role``; returns the token text (shown once) and its record. With
+    ``outside_system`` (its name), the token of an outside traceability system: bound to a
+    merchant or a logistics company, it may only capture EPCIS events for that party."""
     _check_binding(session, role, party_id)
+    if outside_system is not None:
+        outside_system = outside_system.strip()
+        if not 1 <= len(outside_system) <= 100:
+            raise ValidationError("an outside system's name is 1-100 characters", field="system")
+        if role not in (Role.MERCHANT, Role.LOGISTICS):
+            raise ValidationError(
+                "an outside system acts for a merchant or a logistics company", field="role"
+            )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(
         token_hash=_digest(token),
@@ -56,6 +67,7 @@ def create_token(
         party_id=party_id,
         label=label,
         jurisdiction=",".join(parse_jurisdiction(jurisdiction)),
+        outside_system=outside_system,
     )
     session.add(record)
     session.flush()
@@ -73,12 +85,13 @@ def authenticate(session: Session, token: str) -> Principal | None:
         record.party_id,
         token_id=record.id,
         jurisdiction=parse_jurisdiction(record.jurisdiction),
+        outside_system=record.outside_system,
     )
 
 
-_LIVE_TOKEN = sa.select(ApiToken.id, ApiToken.role, ApiToken.party_id, ApiToken.jurisdiction).where(
-    ApiToken.token_hash == sa.bindparam("digest"), ApiToken.revoked_at.is_(None)
-)
+_LIVE_TOKEN = sa.select(
+    ApiToken.id, ApiToken.role, ApiToken.party_id, ApiToken.jurisdiction, ApiToken.outside_system
+).where(ApiToken.token_hash == sa.bindparam("digest"), ApiToken.revoked_at.is_(None))
 
 
 # -- people: password sign-in for the workspace ---------------------------------------------

@@ -25,8 +25,10 @@ from werkzeug.exceptions import HTTPException
 from app.accesslog.operations import log_access
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
+from app.epcis import capture
 from app.epcis import openapi as epcis_openapi
 from app.epcis import query as q
+from app.errors import ApiError
 from app.events.models import Parcel
 from app.parties.models import Merchant
 from app.web import db, principal, settings, unit_of_work
@@ -112,7 +114,9 @@ def _epcs(name: str, u: epcis.Uris) -> tuple[epcis.Epc, ...] | None:
 
 def _vocabulary(name: str, kind: str) -> frozenset[str] | None:
     values = _values(name)
-    return None if values is None else frozenset(q.normalise_vocabulary(v, kind) for v in values)
+    if values is None:
+        return None
+    return frozenset(epcis.normalise_vocabulary(v, kind) for v in values)
 
 
 def read_filters(u: epcis.Uris, related: epcis.Epc | None = None) -> q.Filters:
@@ -262,10 +266,89 @@ def _may_see_parcel(viewer: Principal, waybill: str) -> None:
         raise Forbidden("only authorities, the shipper and the carrier may read this parcel")
 
 
+# -- capture ------------------------------------------------------------------------------------
+
+CAPTURE_TYPES = ("application/json", "application/ld+json")
+#: The most jobs ``GET /epcis/capture`` lists (the newest first).
+MAX_JOBS = 100
+
+
+def _limits() -> capture.Limits:
+    config = settings()
+    size = min(config.EPCIS_CAPTURE_FILE_SIZE_LIMIT, config.MAX_CONTENT_LENGTH)
+    return capture.Limits(config.EPCIS_CAPTURE_LIMIT, size)
+
+
+def _capture_headers(response: Response) -> Response:
+    """The limits and behaviours of the capture interface, on each of its answers."""
+    limits = _limits()
+    response.headers.update(HEADERS)
+    response.headers["GS1-EPCIS-Capture-Limit"] = str(limits.events)
+    response.headers["GS1-EPCIS-Capture-File-Size-Limit"] = str(limits.size)
+    response.headers["GS1-Capture-Error-Behaviour"] = "rollback, proceed"
+    return response
+
+
+@bp.route("/capture", methods=["OPTIONS"])
+def capture_options():
+    """The capture interface's settings, in headers (the standard's discovery)."""
+    response = Response(status=204)
+    response.headers["Allow"] = "OPTIONS, POST, GET"
+    return _capture_headers(response)
+
+
+@bp.post("/capture", endpoint="capture", provide_automatic_options=False)
+@unit_of_work
+def capture_events():
+    """An outside system's EPCIS document: 202 with the capture job's Location."""
+    viewer, limits = principal(), _limits()
+    capture.require_outside_system(viewer)
+    if request.mimetype not in CAPTURE_TYPES:
+        raise ApiError(
+            415, "unsupported_media_type", "send an EPCIS document as application/ld+json"
+        )
+    if (request.content_length or 0) > limits.size or len(request.get_data()) > limits.size:
+        raise capture.CaptureLimitExceeded(
+            f"the document is larger than {limits.size} bytes (GS1-EPCIS-Capture-File-Size-Limit)"
+        )
+    try:
+        document = json.loads(request.get_data())
+    except ValueError:
+        raise ValidationError("the body is not JSON", field="body") from None
+    behaviour = request.headers.get("GS1-Capture-Error-Behaviour", capture.ROLLBACK).strip()
+    job = capture.capture(
+        db(), viewer, document, behaviour.lower(), uris(), limits, datetime.now(UTC)
+    )
+    response = Response(status=202)
+    response.headers["Location"] = f"/epcis/capture/{job.capture_id}"
+    return _capture_headers(response)
+
+
+@bp.get("/capture", provide_automatic_options=False)
+@unit_of_work
+def capture_jobs():
+    """The newest capture jobs the caller may read (an outside system: its own)."""
+    found = capture.jobs(db(), principal(), MAX_JOBS)
+    body = json.dumps([capture.job_json(j) for j in found])
+    response = Response(body, 200, mimetype="application/json")
+    return _capture_headers(response)
+
+
+@bp.get("/capture/<capture_id>")
+@unit_of_work
+def capture_job(capture_id: str):
+    """One capture job: running, success, and the errors in the standard's shape."""
+    found = capture.job(db(), principal(), capture_id)
+    response = Response(json.dumps(capture.job_json(found)), 200, mimetype="application/json")
+    return _capture_headers(response)
+
+
 # -- errors: the EPCIS problem shape ------------------------------------------------------------
 
 _PROBLEMS = {
     400: ("epcisException:QueryParameterException", "Query parameter invalid"),
+    413: ("epcisException:CaptureLimitExceededException", "Capture Payload too large"),
+    415: ("epcisException:UnsupportedMediaTypeException", "Unsupported media type"),
     401: ("epcisException:SecurityException", "Not authenticated"),
     403: ("epcisException:SecurityException", "Access to resource forbidden"),
     404: ("epcisException:NoSuchResourceException", "Resource not found"),
@@ -276,6 +359,8 @@ _PROBLEMS = {
 def problem(status: int, detail: str, headers: dict | None = None) -> Response:
     """An RFC 7807 problem as the EPCIS REST binding defines it."""
     kind, title = _PROBLEMS.get(status, (f"epcisException:{status}", "Error"))
+    if status == 400 and request.path.startswith("/epcis/capture"):
+        kind, title = "epcisException:ValidationException", "Document invalid"
     body = {
         "type": kind,
         "title": title,
@@ -299,13 +384,15 @@ def _domain(exc: DomainError) -> Response:
     if status == 422:  # a malformed query (e.g. a NUL) is a query parameter problem
         status = 400
     headers = {"WWW-Authenticate": 'Bearer realm="trace"'} if status == 401 else None
-    return problem(status, exc.message, headers)
+    answer = problem(status, exc.message, headers)
+    return _capture_headers(answer) if request.path.startswith("/epcis/capture") else answer
 
 
 @bp.errorhandler(HTTPException)
 def _http(exc: HTTPException) -> Response:
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-    return problem(exc.code or 500, exc.description or exc.name, headers)
+    answer = problem(exc.code or 500, exc.description or exc.name, headers)
+    return _capture_headers(answer) if request.path.startswith("/epcis/capture") else answer
 
 
 @bp.errorhandler(Exception)

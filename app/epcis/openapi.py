@@ -88,6 +88,119 @@ def _get(summary: str, parameters: list, *, paged: bool, not_found: bool) -> dic
     }
 
 
+LIMITS = {
+    "GS1-EPCIS-Capture-Limit": {
+        "description": "The most events one document may hold",
+        "schema": {"type": "string"},
+    },
+    "GS1-EPCIS-Capture-File-Size-Limit": {
+        "description": "The largest document, in bytes",
+        "schema": {"type": "string"},
+    },
+    "GS1-Capture-Error-Behaviour": {
+        "description": "The behaviours served: rollback, proceed",
+        "schema": {"type": "string"},
+    },
+}
+JOB = {
+    "type": "object",
+    "required": ["captureID", "running", "success", "captureErrorBehaviour", "errors"],
+    "properties": {
+        "captureID": {"type": "string"},
+        "createdAt": {"type": "string", "format": "date-time"},
+        "finishedAt": {"type": "string", "format": "date-time"},
+        "running": {"type": "boolean"},
+        "success": {"type": "boolean"},
+        "captureErrorBehaviour": {"type": "string", "enum": ["rollback", "proceed"]},
+        "errors": {"type": "array", "items": {"type": "object"}},
+        "eventCount": {"type": "integer"},
+        "captured": {"type": "integer"},
+        "duplicates": {"type": "integer"},
+        "outsideSystem": {"type": "string"},
+    },
+}
+
+
+def _capture_paths() -> dict:
+    """POST /epcis/capture and its jobs (an outside system's token: docs/epcis.md)."""
+    security = [{"bearer": []}]
+    denied = {"401": PROBLEM, "403": PROBLEM}
+    return {
+        "/epcis/capture": {
+            "post": {
+                "summary": "Capture an EPCIS document (an outside system's token)",
+                "tags": ["EPCIS"],
+                "parameters": [
+                    {
+                        "name": "GS1-Capture-Error-Behaviour",
+                        "in": "header",
+                        "schema": {"type": "string", "enum": ["rollback", "proceed"]},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/ld+json": {"schema": {"type": "object"}},
+                        "application/json": {"schema": {"type": "object"}},
+                    },
+                },
+                "responses": {
+                    "202": {
+                        "description": "Accepted: the capture job's URL in Location",
+                        "headers": {
+                            "Location": {"schema": {"type": "string"}},
+                            **LIMITS,
+                        },
+                    },
+                    "400": PROBLEM,
+                    **denied,
+                    "413": PROBLEM,
+                    "415": PROBLEM,
+                },
+                "security": security,
+            },
+            "get": {
+                "summary": "The newest capture jobs the caller may read",
+                "tags": ["EPCIS"],
+                "responses": {
+                    "200": {
+                        "description": "Capture jobs",
+                        "headers": LIMITS,
+                        "content": {
+                            "application/json": {"schema": {"type": "array", "items": JOB}}
+                        },
+                    },
+                    **denied,
+                },
+                "security": security,
+            },
+        },
+        "/epcis/capture/{captureID}": {
+            "get": {
+                "summary": "One capture job",
+                "tags": ["EPCIS"],
+                "parameters": [
+                    {
+                        "name": "captureID",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The capture job",
+                        "content": {"application/json": {"schema": JOB}},
+                    },
+                    **denied,
+                    "404": PROBLEM,
+                },
+                "security": security,
+            },
+        },
+    }
+
+
 def paths() -> dict:
     """The EPCIS paths, as OpenAPI path items."""
     path = {"in": "path", "required": True, "schema": {"type": "string"}}
@@ -107,6 +220,7 @@ def paths() -> dict:
             paged=True,
             not_found=True,
         ),
+        **_capture_paths(),
     }
 
 

@@ -1,12 +1,13 @@
 """The EPCIS query: our stored facts read as EPCIS events, filtered, shown to whom may see them,
 one page at a time.
 
-Three sources make the events, read in this order, each by its own key:
+Four sources make the events, read in this order, each by its own key:
 
 1. the issue of a batch's codes (``issuances``): a commissioning ObjectEvent of the batch's
    class, with its ILMD;
 2. a batch's recall (``batches`` recalled): an ObjectEvent of the class, disposition recalled;
-3. the events devices reported (``events``): one EPCIS event each (packing an AggregationEvent).
+3. the events devices reported (``events``): one EPCIS event each (packing an AggregationEvent);
+4. the events outside systems captured (``captured_events``), as stored at capture.
 
 A page token is the source and the last key read (and what is left of ``eventCountLimit``),
 so paging is keyset paging: stable while events keep arriving, and a page costs the same at the
@@ -31,10 +32,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app import authz
 from app.catalog.models import Batch, BatchStatus, Product
 from app.codes.models import Issuance, TraceCode
 from app.epcis import ids
-from app.events.models import Event, Parcel, ParcelItem
+from app.epcis.capture import PARTY_TYPE
+from app.events.models import CapturedEvent, CapturedEventEpc, Event, Parcel, ParcelItem
 from app.parties.models import Courier, Merchant
 from tracecore import epcis
 from tracecore.access import Principal, Role
@@ -46,7 +49,7 @@ from tracecore.vocabulary import EventType
 #: given in China Standard Time (devices' events keep the offset the device sent).
 SERVICE_OFFSET_MIN = 480
 
-SOURCES = ("issuance", "recall", "event")
+SOURCES = ("issuance", "recall", "event", "captured")
 
 
 @dataclass(frozen=True)
@@ -115,15 +118,6 @@ def _types_by(attribute: str, uris: Uris) -> dict[str, set[str]]:
     for type_, why in epcis.MAPPING.items():
         out[epcis.vocabulary_value(getattr(why, attribute), uris)].add(type_)
     return out
-
-
-def normalise_vocabulary(value: str, kind: str) -> str:
-    """A CBV bizStep or disposition as a bare word, whichever form the client used (bare,
-    https://ref.gs1.org/cbv/BizStep-x or urn:epcglobal:cbv:bizstep:x); other URIs unchanged."""
-    for prefix in (f"{epcis.CBV}{kind}-", f"urn:epcglobal:cbv:{kind.lower()}:"):
-        if value.startswith(prefix):
-            return value[len(prefix) :]
-    return value
 
 
 # -- who sees what ----------------------------------------------------------------------------
@@ -370,6 +364,79 @@ def _events(f: Filters, viewer: Principal, uris: Uris, after: int, limit: int):
     return query.order_by(Event.id).limit(limit)
 
 
+def _captured_visibility(viewer: Principal):
+    """Who sees an outside system's captured events: its party, and authorities over that
+    party (what it names of ours is its own: app/epcis/capture.py)."""
+    if viewer.is_authority:
+        return authz.parties_in_jurisdiction(
+            viewer, CapturedEvent.party_type, CapturedEvent.party_id
+        )
+    if viewer.role in PARTY_TYPE:
+        return sa.and_(
+            CapturedEvent.party_type == PARTY_TYPE[viewer.role],
+            CapturedEvent.party_id == viewer.party_id,
+        )
+    return sa.false()
+
+
+def _named(condition, roles: tuple[str, ...]):
+    """Captured events with an identifier meeting ``condition`` in one of ``roles``."""
+    return CapturedEvent.id.in_(
+        sa.select(CapturedEventEpc.captured_event_id).where(
+            condition, CapturedEventEpc.role.in_(roles)
+        )
+    )
+
+
+def _class_keys(classes: tuple[Epc, ...]) -> list[str]:
+    """EPC classes as captured identifiers are kept (canonical Digital Links)."""
+    out = []
+    for c in classes:
+        if c.kind == "lot":
+            out.append(f"https://id.gs1.org/01/{c.gtin}/10/{c.lot}")
+        elif c.kind == "product":
+            out.append(f"https://id.gs1.org/01/{c.gtin}")
+    return out
+
+
+def _unit_condition(epcs: tuple[Epc, ...], roles: tuple[str, ...]):
+    serials = [e.serial for e in epcs if e.kind == "unit" and e.serial is not None]
+    return _named(CapturedEventEpc.serial.in_(serials), roles) if serials else sa.false()
+
+
+def _captured(f: Filters, viewer: Principal, uris: Uris, after: int, limit: int):
+    """Events outside systems captured, served as they were stored (their IDs unchanged)."""
+    c = CapturedEvent
+    query = sa.select(c.id, c.body).where(c.id > after, _captured_visibility(viewer))
+    query = _times(query, c.event_time, c.record_time, f)
+    for wanted, column in (
+        (f.event_types, c.type),
+        (f.biz_steps, c.biz_step),
+        (f.dispositions, c.disposition),
+    ):
+        if wanted is not None:
+            query = query.where(column.in_(sorted(wanted)))
+    if f.match_epc is not None:
+        query = query.where(_unit_condition(f.match_epc, ("epc",)))
+    if f.match_any_epc is not None:
+        query = query.where(_unit_condition(f.match_any_epc, ("epc", "parent")))
+    if f.match_epc_class is not None:
+        keys = _class_keys(f.match_epc_class)
+        query = query.where(_named(CapturedEventEpc.epc.in_(keys), ("class",)))
+    if f.related is not None:
+        lot = _named(CapturedEventEpc.epc.in_(_class_keys(_classes(f) or ())), ("class",))
+        if f.related.kind == "unit":
+            lot = sa.or_(lot, _unit_condition((f.related,), ("epc", "parent")))
+        query = query.where(lot)
+    for places, column in ((f.read_points, c.read_point), (f.biz_locations, c.biz_location)):
+        if places is not None:
+            wanted = [uris.place(p.party_type, p.party_id) for p in places if p.kind == "place"]
+            query = query.where(column.in_(wanted))
+    if f.only is not None:
+        query = query.where(c.id == f.only[1] if f.only[0] == "captured" else sa.false())
+    return query.order_by(c.id).limit(limit)
+
+
 def resolve_units(session: Session, epcs: tuple[Epc, ...] | None) -> tuple[Epc, ...] | None:
     """Units named by Digital Link, each kept with its serial only if that serial is a code of
     that GTIN (and lot, when given), and with the waybills of the parcels it was packed in;
@@ -472,13 +539,15 @@ def read_page(
     """One page of events (at most ``per_page``, and what ``start.left`` allows) from ``start``
     on, as EPCIS JSON with their IDs; ``next`` is where the following page starts, if any."""
     need = per_page if start.left is None else min(per_page, start.left)
-    rendered: list[tuple[str, int, EpcisEvent]] = []
+    rendered: list[tuple[str, int, EpcisEvent | dict]] = []
     source, after, nxt = start.source, start.after, None
-    builders = (_issuances, _recalls, None)
+    builders = (_issuances, _recalls, None, None)
     while source < len(SOURCES):
         want = need - len(rendered)
-        if builders[source] is None:
+        if SOURCES[source] == "event":
             query = _events(filters, viewer, uris, after, want + 1)
+        elif SOURCES[source] == "captured":
+            query = _captured(filters, viewer, uris, after, want + 1)
         else:
             query = builders[source](filters, viewer, after, want + 1)
         rows = session.execute(query).all() if query is not None else []
@@ -487,6 +556,8 @@ def read_page(
             packs = {r.waybill for r in taken if r.type == EventType.PACKED}
             children = _children(session, uris, packs)
             events = [_device_event(uris, r, children) for r in taken]
+        elif SOURCES[source] == "captured":
+            events = [r.body for r in taken]  # as stored: the ID given at capture
         elif SOURCES[source] == "issuance":
             events = [_issuance_event(uris, r) for r in taken]
         else:
@@ -502,7 +573,7 @@ def read_page(
         nxt = replace(nxt, left=left) if left > 0 else None
     page = Page([], nxt)
     for source_name, key, event in rendered:
-        body = epcis.event_json(event, uris)
+        body = event if isinstance(event, dict) else epcis.event_json(event, uris)
         page.events.append(body)
         page.ids.append((body["eventID"].split(";", 1)[1][:64], source_name, key))
     ids.record(session, page.ids)

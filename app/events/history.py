@@ -19,7 +19,7 @@ from app import authz
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.db import lat_lon
-from app.events.models import Parcel, ParcelItem
+from app.events.models import CapturedEvent, CapturedEventEpc, Parcel, ParcelItem
 from app.events.unit_events import UnitEvent, parcel_events, unit_events, units_events
 from app.parties.models import Courier, LogisticsCompany, Merchant
 from tracecore import lifecycle
@@ -195,7 +195,53 @@ def code_history(session: Session, viewer: Principal, serial: str, code_json: di
         "state": timeline.state,
         "custody": _custody_json(timeline.custody, parties),
         "events": [_event_json(r, parties, viewer.is_authority) for r in timeline.events],
+        "captured_events": captured_events(session, serial),
     }
+
+
+_CAPTURED = (
+    sa.select(CapturedEvent, sa.func.coalesce(Merchant.name, LogisticsCompany.name))
+    .join(CapturedEventEpc, CapturedEventEpc.captured_event_id == CapturedEvent.id)
+    .outerjoin(
+        Merchant,
+        sa.and_(CapturedEvent.party_type == "merchant", Merchant.id == CapturedEvent.party_id),
+    )
+    .outerjoin(
+        LogisticsCompany,
+        sa.and_(
+            CapturedEvent.party_type == "logistics_company",
+            LogisticsCompany.id == CapturedEvent.party_id,
+        ),
+    )
+    .where(CapturedEventEpc.serial == sa.bindparam("serial"))
+    .order_by(CapturedEvent.event_time, CapturedEvent.id)
+)
+
+
+def captured_events(session: Session, serial: str) -> list[dict]:
+    """What outside systems captured about a unit (EPCIS), in event-time order, each marked
+    with the system and the party it acts for. Kept apart from the unit's own events: they
+    move no custody and change no state (app/epcis/capture.py)."""
+    out = []
+    for row, party_name in session.execute(_CAPTURED, {"serial": serial}):
+        out.append(
+            {
+                "event_id": row.body["eventID"],
+                "epcis_type": row.type,
+                "type": row.our_type,
+                "action": row.action,
+                "biz_step": row.biz_step,
+                "disposition": row.disposition,
+                "time": row.body["eventTime"],
+                "received_at": _rfc3339(row.record_time),
+                "source": {
+                    "kind": "outside_system",
+                    "system": row.system,
+                    "party": {"type": row.party_type, "id": row.party_id, "name": party_name},
+                },
+            }
+        )
+    return out
 
 
 def parcel_history(session: Session, viewer: Principal, waybill: str) -> dict:

@@ -12,6 +12,8 @@ from tracecore.vocabulary import DeviceKind, ParcelState
 
 __all__ = [
     "PAYLOAD_KEEP",
+    "CapturedEvent",
+    "CapturedEventEpc",
     "Device",
     "DeviceKind",
     "Event",
@@ -208,3 +210,53 @@ class SequenceGap(Base):
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: When the device was asked to resend from first_seq.
     resend_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CapturedEvent(Base):
+    """An EPCIS event an outside system captured, kept as it is served back. Never a device's
+    event: it does not move custody, replay a lifecycle or raise or clear a finding."""
+
+    __tablename__ = "captured_events"
+
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True
+    )
+    #: Its CBV 2.0 event hash (hex): its eventID, and what makes a resend a duplicate.
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("capture_jobs.id"), index=True)
+    system: Mapped[str] = mapped_column(sa.String(100))
+    party_type: Mapped[str] = mapped_column(sa.String(24))
+    party_id: Mapped[int]
+    #: ObjectEvent or AggregationEvent
+    type: Mapped[str] = mapped_column(sa.String(24))
+    action: Mapped[str] = mapped_column(sa.String(8))
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: When the service captured it.
+    record_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: A bare CBV word, or the URI the sender used.
+    biz_step: Mapped[str | None] = mapped_column(sa.String(300))
+    disposition: Mapped[str | None] = mapped_column(sa.String(300))
+    read_point: Mapped[str | None] = mapped_column(sa.String(300))
+    biz_location: Mapped[str | None] = mapped_column(sa.String(300))
+    #: The event type of ours it reads as (tracecore.epcis.MAPPING backwards), if one fits.
+    our_type: Mapped[str | None] = mapped_column(sa.String(24))
+    #: The event's EPCIS JSON as served (eventID and recordTime included).
+    body: Mapped[dict] = mapped_column(sa.JSON)
+
+
+class CapturedEventEpc(Base):
+    """An identifier a captured event names, and the trace code of ours it is, if any."""
+
+    __tablename__ = "captured_event_epcs"
+
+    captured_event_id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        sa.ForeignKey("captured_events.id"),
+        primary_key=True,
+    )
+    #: As served (GS1 keys as Digital Link URIs), or an outside identifier as sent.
+    epc: Mapped[str] = mapped_column(sa.String(300), primary_key=True, index=True)
+    #: epc (epcList, childEPCs), parent (parentID) or class (quantityList)
+    role: Mapped[str] = mapped_column(sa.String(8))
+    #: The trace code of ours it names; null for an outside identifier or a class.
+    serial: Mapped[str | None] = mapped_column(sa.String(20), index=True)

@@ -114,6 +114,9 @@ class World:
     callers: dict[str, Caller]
     usernames: dict[str, str]
     uscc_a: str = ""  #: merchant A's unified social credit code
+    #: merchant A's outside system's headers, and a capture job of it
+    outside_system: dict = field(default_factory=dict)
+    capture_id: str = ""
 
 
 def _users(make: Make, app, bindings: dict[str, tuple]) -> dict[str, tuple[int, str]]:
@@ -230,6 +233,14 @@ def build_world(app) -> World:
         callers[role] = Caller(
             app.test_client(), {"Authorization": f"Bearer {token}"}, "form-token", users[role][0]
         )
+    with app.extensions["trace"].sessionmaker() as s:
+        system = create_token(s, Role.MERCHANT, merchant_a, outside_system="A's ERP")[0]
+        s.commit()
+    outside = {"Authorization": f"Bearer {system}"}
+    captured = client.post(
+        "/epcis/capture", json=CAPTURE_DOCUMENT, headers=outside, content_type="application/json"
+    )
+    assert captured.status_code == 202, captured.get_data(as_text=True)
     return World(
         merchant_a,
         merchant_b,
@@ -253,7 +264,30 @@ def build_world(app) -> World:
         callers,
         {role: name for role, (_, name) in users.items()},
         client.get(f"/api/v1/merchants/{merchant_a}").get_json()["uscc"],
+        outside,
+        captured.headers["Location"].rsplit("/", 1)[1],
     )
+
+
+#: A distributor-shaped EPCIS document (no unit of ours): what merchant A's system captures.
+CAPTURE_DOCUMENT = {
+    "@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
+    "type": "EPCISDocument",
+    "schemaVersion": "2.0",
+    "creationDate": "2026-11-20T09:00:00Z",
+    "epcisBody": {
+        "eventList": [
+            {
+                "type": "ObjectEvent",
+                "eventTime": "2026-11-20T09:00:00+08:00",
+                "eventTimeZoneOffset": "+08:00",
+                "epcList": ["urn:epc:id:sgtin:0614141.107346.2017"],
+                "action": "OBSERVE",
+                "bizStep": "receiving",
+            }
+        ]
+    },
+}
 
 
 @pytest.fixture(scope="module")

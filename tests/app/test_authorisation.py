@@ -712,6 +712,32 @@ EPCIS = [
 ]
 
 
+CAPTURE = [
+    Route(
+        "POST",
+        "/epcis/capture",
+        # only an outside system's token captures: no role of the table does
+        lambda c, w: c.post("/epcis/capture", json={"type": "EPCISDocument"}),
+        expect(202, frozenset()),
+    ),
+    Route(
+        "GET",
+        "/epcis/capture",
+        lambda c, w: c.get("/epcis/capture"),
+        expect(200, SIGNED_IN),
+        shows=lambda resp, w: w.capture_id in resp.get_data(as_text=True),
+        sees=OWN_MERCHANT,
+    ),
+    Route(
+        "GET",
+        "/epcis/capture/<capture_id>",
+        lambda c, w: c.get(f"/epcis/capture/{w.capture_id}"),
+        expect(200, OWN_MERCHANT),
+    ),
+]
+EPCIS += CAPTURE
+
+
 def _event_id(w) -> str:
     """The ID of the first EPCIS event about A's units, as an admin reads it."""
     admin = w.callers["admin"]

@@ -27,6 +27,21 @@ def test_merchant_token_needs_an_existing_merchant(runner):
     assert result.exit_code != 0 and "no merchant with id 999" in result.output
 
 
+def test_an_outside_systems_token_is_bound_to_a_party_and_named(runner, session, make):
+    """Does `--outside-system` make a token that carries the system's name, and is it refused
+    for an authority (an outside system acts for a merchant or a logistics company)?"""
+    merchant = make.merchant()
+    args = ["trace", "token", "create", "--role", "merchant", "--party-id", str(merchant)]
+    result = runner.invoke(args=[*args, "--outside-system", "某ERP"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    assert authenticate(session, token).outside_system == "某ERP"
+    refused = runner.invoke(
+        args=["trace", "token", "create", "--role", "admin", "--outside-system", "某ERP"]
+    )
+    assert refused.exit_code != 0 and "merchant or a logistics company" in refused.output
+
+
 def test_register_and_issue_to_csv(runner, tmp_path):
     """Can an operator register a merchant, product and batch and issue codes to a CSV file?"""
 

@@ -101,6 +101,8 @@ NOT_PERSONAL = {
     "/epcis/events": "EPCIS events carry no point, consignee or courier (docs/epcis.md)",
     "/epcis/events/<path:event_id>": "as /epcis/events",
     "/epcis/epcs/<path:epc>/events": "as /epcis/events",
+    "/epcis/capture": "capture jobs: counts and errors about EPCIS events, no person",
+    "/epcis/capture/<capture_id>": "as /epcis/capture",
     "/api/v1/merchants/<id:merchant_id>": "a licence meant to be shown (亮照亮标)",
     "/api/v1/logistics-companies/<id:company_id>": "a company's public data",
     "/api/v1/products/<id:product_id>": "public",
