@@ -46,30 +46,36 @@ class Item:
     link_lot: str | None = None
 
 
+# Statements built once (as the scan's, app.consumer.units): building them again on every
+# request cost more than running them.
+_UNIT = (
+    sa.select(TraceCode.serial, Batch.id, Batch.lot, Product.id, Product.gtin, Product.name)
+    .join(Batch, TraceCode.batch_id == Batch.id)
+    .join(Product, Batch.product_id == Product.id)
+    .where(TraceCode.serial == sa.bindparam("serial"))
+)
+_PRODUCT = sa.select(Product.id, Product.name).where(Product.gtin == sa.bindparam("gtin"))
+_LOT = (
+    sa.select(Product.id, Product.name, Batch.id.label("batch_id"))
+    .join(Batch, Batch.product_id == Product.id)
+    .where(Product.gtin == sa.bindparam("gtin"), Batch.lot == sa.bindparam("lot"))
+)
+
+
 def find_item(session: Session, link: DigitalLink) -> Item | None:
     """The product, batch or unit ``link`` names, or None when there is none (a GTIN or lot
     never registered, a serial never issued, or a real serial under another product's GTIN
     or lot: a forged link, which names nothing)."""
     if link.serial is not None:
-        row = session.execute(
-            sa.select(TraceCode.serial, Batch.id, Batch.lot, Product.id, Product.gtin, Product.name)
-            .join(Batch, TraceCode.batch_id == Batch.id)
-            .join(Product, Batch.product_id == Product.id)
-            .where(TraceCode.serial == normalize_serial(link.serial))
-        ).first()
+        row = session.execute(_UNIT, {"serial": normalize_serial(link.serial)}).first()
         if row is None or row.gtin != link.gtin14 or link.lot not in (None, row.lot):
             return None
         serial, batch_id, lot, product_id, _, name = row
         return Item(link.gtin14, product_id, name, lot, batch_id, serial, link.lot)
-    query = sa.select(Product.id, Product.name).where(Product.gtin == link.gtin14)
     if link.lot is None:
-        row = session.execute(query).first()
+        row = session.execute(_PRODUCT, {"gtin": link.gtin14}).first()
         return None if row is None else Item(link.gtin14, row.id, row.name)
-    row = session.execute(
-        query.add_columns(Batch.id.label("batch_id"))
-        .join(Batch, Batch.product_id == Product.id)
-        .where(Batch.lot == link.lot)
-    ).first()
+    row = session.execute(_LOT, {"gtin": link.gtin14, "lot": link.lot}).first()
     if row is None:
         return None
     return Item(link.gtin14, row.id, row.name, link.lot, row.batch_id, None, link.lot)
