@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import date
 from urllib.parse import parse_qs, urlsplit
 
+import biip
 import pytest
+from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 
 from app.catalog.models import InspectionResult
 from app.catalog.operations import CertificateInput
@@ -323,3 +325,16 @@ def test_the_public_resources_of_nothing_are_not_found(client):
     ):
         resp = client.get(url)
         assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "not_found"
+
+
+def test_the_canonical_forms_agree_with_an_independent_digital_link_parser(client, unit):
+    """biip (a GS1 parser from PyPI) writes the GTIN-13 link with the same GTIN-14 path we
+    redirect to, and refuses the qualifiers out of order, as we do."""
+    rest = unit["path"].removeprefix(unit["gtin_path"])
+    typed = f"{ROOT}/01/4006381333931{rest}"
+    ours = client.get(urlsplit(typed).path, headers=JSON).location
+    assert urlsplit(GS1DigitalLinkURI.parse(typed).as_uri()).path == ours == unit["path"]
+    swapped = f"{ROOT}/01/04006381333931/21/{unit['serial']}/10/LOT-7"
+    with pytest.raises(biip.ParseError):
+        GS1DigitalLinkURI.parse(swapped)
+    assert client.get(urlsplit(swapped).path, headers=JSON).status_code == 400
