@@ -56,6 +56,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     from app.ingest.api import bp as ingest_bp
     from app.openapi import bp as openapi_bp
     from app.parties.api import bp as parties_bp
+    from app.resolver.api import bp as resolver_bp
 
     config = load_config(overrides)
     speedups = config.SPEEDUPS == "on"
@@ -114,6 +115,8 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
         flask_app.register_blueprint(bp, url_prefix="/api/v1")
     flask_app.register_blueprint(epcis_bp, url_prefix="/epcis")
     public.apply(flask_app, consumer_bp)
+    public.apply(flask_app, resolver_bp)
+    flask_app.register_blueprint(resolver_bp)
     public.take_over(flask_app)
     # Events over HTTP: the requests that authenticate no event, per client address. The
     # limited view must be the one served (as for sign-in, app/workspace/__init__.py).

@@ -38,20 +38,21 @@ PATHS = Path(__file__).resolve().parent / "results" / "profile-consumer-paths.js
 
 
 def wsgi_caller(app, accept: str) -> Callable[[str], int]:
-    """A function that sends ``GET path`` straight to ``app``'s WSGI callable (the environ
-    gunicorn would build for wrk's request) and returns the response's status code."""
+    """A function that sends ``GET path[?query]`` straight to ``app``'s WSGI callable (the
+    environ gunicorn would build for wrk's request) and returns the response's status code."""
     statuses: list[str] = []
 
     def start_response(status, headers, exc_info=None):
         statuses.append(status)
 
-    def get(path: str) -> int:
+    def get(uri: str) -> int:
+        path, _, query = uri.partition("?")
         environ = {
             "REQUEST_METHOD": "GET",
             "SCRIPT_NAME": "",
             "PATH_INFO": path,
-            "QUERY_STRING": "",
-            "RAW_URI": path,
+            "QUERY_STRING": query,
+            "RAW_URI": uri,
             "SERVER_NAME": "127.0.0.1",
             "SERVER_PORT": "8000",
             "SERVER_PROTOCOL": "HTTP/1.1",

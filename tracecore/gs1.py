@@ -22,6 +22,8 @@ __all__ = [
     "digital_link_uri",
     "element_string",
     "gtin_check_digit",
+    "is_digital_link",
+    "is_unit_link_path",
     "normalize_gtin",
     "parse_digital_link",
     "parse_element_string",
@@ -302,6 +304,22 @@ def parse_digital_link(uri_or_path: str, *, field: str = "uri") -> DigitalLink:
             serial=_check_part(field, "serial (AI 21)", validate_serial, serial),
         )
     return _parse_any_link(uri_or_path, field)
+
+
+def is_unit_link_path(path: str) -> bool:
+    """Whether ``path`` has the shape of an issued unit's own link, ``/01/{14 digits}/10/
+    {lot}/21/{serial}`` with nothing to decode: a cheap test, not a check (the check digit
+    and the character sets are :func:`parse_digital_link`'s)."""
+    return _UNIT_PATH_RE.fullmatch(path) is not None
+
+
+def is_digital_link(uri_or_path: str) -> bool:
+    """Whether :func:`parse_digital_link` reads ``uri_or_path``."""
+    try:
+        parse_digital_link(uri_or_path)
+    except ValidationError:
+        return False
+    return True
 
 
 def _parse_any_link(uri_or_path: str, field: str) -> DigitalLink:

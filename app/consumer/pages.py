@@ -43,12 +43,14 @@ from app.counterfeit import operations as counterfeit
 from app.credit import operations as credit
 from app.errors import ApiError
 from app.feedback import operations as feedback
+from app.resolver import api as resolver_api
 from app.schemas import ComplaintIn, CounterfeitReportIn, DeliveryRatingIn, ReviewIn
 from app.web import client_source, db, settings, unit_of_work
 from app.wrappers import set_client_cookie
 from tracecore.errors import DomainError, NotFound, ValidationError
-from tracecore.gs1 import DigitalLink, digital_link_path
+from tracecore.gs1 import DigitalLink, digital_link_path, is_digital_link, is_unit_link_path
 from tracecore.identity import keyed_hash
+from tracecore.resolver import linkset_header
 from tracecore.serials import is_serial, normalize_serial, read_code
 from tracecore.sources import network_of
 
@@ -184,7 +186,7 @@ def _raw_path() -> str:
     return raw.split("?", 1)[0] if raw else request.path
 
 
-def _unknown(code_text: str, *, forged_link: bool = False):
+def _unknown(code_text: str, *, forged_link: bool = False, status: int = 404):
     """The answer to a code that was never issued (or a genuine serial under another
     product's link), its check recorded where regulators read it (the counterfeit map)."""
     seen = counterfeit.sighting_of(db(), code_text)
@@ -192,8 +194,8 @@ def _unknown(code_text: str, *, forged_link: bool = False):
         source = counterfeit.Source(*client_source("counterfeit"))
         counterfeit.record_check(db(), seen, source, datetime.now(UTC), settings())
     if _wants_json():
-        return scan.unknown_answer(code_text, forged_link=forged_link), 404
-    return _unknown_page(code_text, seen, forged_link=forged_link)
+        return scan.unknown_answer(code_text, forged_link=forged_link), status
+    return _unknown_page(code_text, seen, forged_link=forged_link, status=status)
 
 
 def _unknown_page(
@@ -279,6 +281,7 @@ def _answer(
         )
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["Vary"] = "Accept, Accept-Language"  # a new response: none set yet
+    response.headers["Link"] = linkset_header(scan["code"]["uri"])  # the resolver's links
     return _remember_client(response)
 
 
@@ -286,8 +289,23 @@ def _answer(
 @unit_of_work
 def by_link(rest: str):
     """The GS1 Digital Link of the QR code (or typed: a serial not written canonically
-    redirects a browser to the link that is)."""
+    redirects a browser to the link that is). A unit's link answers its consumer page; a
+    product's or a batch's, and any link asked for its linkset or a link type, answer as a
+    GS1-Conformant resolver (:mod:`app.resolver.api`), off the plain scan's path."""
     path = _raw_path()
+    asked = resolver_api.asked_link_type()
+    if asked is not None or not is_unit_link_path(path):
+        try:
+            link = resolver_api.check_link(path)
+        except resolver_api.Moved as moved:
+            return moved.response()
+        except ValidationError as exc:
+            return _invalid_link(path, exc, asked)
+        answered = resolver_api.answer_link(link, asked)
+        if answered is not None:
+            return answered
+        if link.serial is None:
+            return _unknown(path)
     if not is_serial(path.rsplit("/", 1)[-1]) and not _wants_json():
         try:
             link = read_code(path)
@@ -299,9 +317,22 @@ def by_link(rest: str):
             pass  # answered below as a code never issued
     try:
         unit, scan = _check(link=path)
-    except (NotFound, ValidationError):
+    except ValidationError as exc:
+        if not is_digital_link(path):
+            return _invalid_link(path, exc, asked)
+        return _unknown(path, forged_link=_issued_elsewhere(path))
+    except NotFound:
         return _unknown(path, forged_link=_issued_elsewhere(path))
     return _answer(unit, scan)
+
+
+def _invalid_link(path: str, exc: ValidationError, asked: str | None):
+    """A link that is not a GS1 Digital Link: 400, in the one error shape for programs; a
+    person sees the never-issued page (its check recorded, a fake's report form offered)
+    with the same status."""
+    if asked is not None or _wants_json():
+        raise resolver_api.invalid_link(exc)
+    return _unknown(path, status=400)
 
 
 @bp.get("/t/<serial>")

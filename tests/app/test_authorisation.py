@@ -460,6 +460,31 @@ TABLE = [
         lambda c, w: c.get(urlsplit(w.uri).path, headers=HTML),
         expect(200, EVERYONE),
     ),
+    # -- the GS1-Conformant resolver and the public facts its links lead to ----------------
+    Route(
+        "GET",
+        "/.well-known/gs1resolver",
+        lambda c, w: c.get("/.well-known/gs1resolver"),
+        expect(200, EVERYONE),
+    ),
+    Route(
+        "GET",
+        "/api/v1/batches/<id:batch_id>/certificates",
+        lambda c, w: c.get(f"/api/v1/batches/{w.batch_a}/certificates"),
+        expect(200, EVERYONE),
+    ),
+    Route(
+        "GET",
+        "/api/v1/batches/<id:batch_id>/recall-status",
+        lambda c, w: c.get(f"/api/v1/batches/{w.batch_a}/recall-status"),
+        expect(200, EVERYONE),
+    ),
+    Route(
+        "GET",
+        "/api/v1/products/<id:product_id>/recall-status",
+        lambda c, w: c.get(f"/api/v1/products/{w.product_a}/recall-status"),
+        expect(200, EVERYONE),
+    ),
     Route(
         "POST",
         "/t/<serial>/<kind>",

@@ -188,12 +188,16 @@ def test_resolver_answers_json_when_asked(client, make):
 
 @pytest.mark.committed("postgresql")  # the scan: on PostgreSQL, connections of its own
 def test_resolver_accepts_a_gtin13_in_the_path(client, make):
-    """Does /01/{GTIN-13}/... resolve like the canonical GTIN-14 form?"""
+    """Does /01/{GTIN-13}/... resolve like the canonical GTIN-14 form (a permanent redirect
+    to it, as the GS1 Digital Link standard writes GTINs in 14 digits)?"""
     batch = make.batch(make.product(gtin="4006381333931"), lot="X1")
     code = issue(client, make, batch, 1).get_json()["codes"][0]
     resp = client.get(
-        f"/01/4006381333931/10/X1/21/{code['serial']}", headers={"Accept": "application/json"}
+        f"/01/4006381333931/10/X1/21/{code['serial']}",
+        headers={"Accept": "application/json"},
+        follow_redirects=True,
     )
+    assert [r.status_code for r in resp.history] == [301]
     assert resp.status_code == 200 and resp.get_json()["code"]["serial"] == code["serial"]
 
 

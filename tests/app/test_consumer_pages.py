@@ -86,7 +86,7 @@ def test_a_code_never_issued_is_a_likely_counterfeit(client, make):
     """Do both URL forms say 'likely counterfeit' for a serial nobody issued?"""
     resp = page(client, "AAAAAAAAAAAAAAAA")
     assert resp.status_code == 404 and "从未登记" in resp.get_data(as_text=True)
-    body = client.get("/01/06900000000012/10/X/21/AAAAAAAAAAAAAAAA", headers=JSON)
+    body = client.get("/01/06900000000014/10/X/21/AAAAAAAAAAAAAAAA", headers=JSON)
     assert body.status_code == 404
     assert body.get_json()["verdict"]["level"] == "danger"
     assert warnings(body.get_json()) == ["unknown_code"]

@@ -9,6 +9,7 @@ import pytest
 from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 from biip.gs1_messages import GS1Message
 
+from tracecore import gs1 as tracecore_gs1
 from tracecore.errors import ValidationError
 from tracecore.gs1 import (
     GS1_CSET82,
@@ -490,3 +491,14 @@ def test_a_units_own_path_parses_as_any_link_does() -> None:
                 assert fast == _parsed_or_error(lambda p: _parse_any_link(p, "uri"), path), path
                 seen += isinstance(fast, DigitalLink)
     assert 0 < seen < len(gtins) * len(lots) * len(serials)  # both ways were taken
+
+
+def test_a_units_own_link_path_is_told_apart_cheaply():
+    """The scan's fast test: 14 digits, a lot and a serial with nothing to decode."""
+    assert tracecore_gs1.is_unit_link_path("/01/04006381333931/10/L1/21/ABCDEFGHIJKLMNOP")
+    assert not tracecore_gs1.is_unit_link_path("/01/4006381333931/10/L1/21/ABCDEFGHIJKLMNOP")
+    assert not tracecore_gs1.is_unit_link_path("/01/04006381333931/10/L1")
+    assert not tracecore_gs1.is_unit_link_path("/01/04006381333931/10/L%2F1/21/ABCDEFGHIJKLMNOP")
+    assert tracecore_gs1.is_digital_link("/01/4006381333931/10/L1")
+    assert not tracecore_gs1.is_digital_link("/01/04006381333931/21/S/10/L1")
+    assert not tracecore_gs1.is_digital_link("/01/04006381333932")
