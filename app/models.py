@@ -27,6 +27,7 @@ from app.events.models import (
     SequenceGap,
 )
 from app.feedback.models import Complaint, DeliveryRating, Review
+from app.hooks.models import WebhookDelivery, WebhookFeed, WebhookSubscription
 from app.parties.models import Courier, LogisticsCompany, Merchant, MerchantKind, PartyType
 from tracecore.access import Role
 
@@ -71,4 +72,7 @@ __all__ = [
     "TraceCode",
     "User",
     "Verification",
+    "WebhookDelivery",
+    "WebhookFeed",
+    "WebhookSubscription",
 ]
