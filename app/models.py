@@ -27,7 +27,8 @@ from app.events.models import (
     SequenceGap,
 )
 from app.feedback.models import Complaint, DeliveryRating, Review
-from app.hooks.models import WebhookDelivery, WebhookFeed, WebhookSubscription
+from app.hooks.models import WebhookDelivery, WebhookSubscription
+from app.outbox.models import WebhookFeed
 from app.parties.models import Courier, LogisticsCompany, Merchant, MerchantKind, PartyType
 from tracecore.access import Role
 

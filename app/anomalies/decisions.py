@@ -20,7 +20,7 @@ from app.anomalies.findings import AnomalyFilter, filtered, get_anomaly, reverse
 from app.authz import acts_for
 from app.credit.models import Anomaly, Appeal, CreditRecord
 from app.credit.operations import audit, get_party, sync_lists
-from app.hooks import feed
+from app.outbox import feed
 from tracecore import credit
 from tracecore.access import Principal, Role
 from tracecore.anomalies import VICTIM_TYPES

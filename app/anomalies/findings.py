@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from app.credit.models import Anomaly, AuditEntry, CreditRecord
 from app.db import among, lat_lon_of, point
 from app.events.models import Event
-from app.hooks import feed
+from app.outbox import feed
 from app.parties.models import PARTY_MODELS, Courier
 from tracecore import credit
 from tracecore.access import Principal, Role

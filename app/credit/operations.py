@@ -26,7 +26,7 @@ from app import authz
 from app.authz import acts_for
 from app.catalog.models import Batch, BatchStatus
 from app.credit.models import Anomaly, Appeal, AuditEntry, Commitment, CreditRecord, ListEntry
-from app.hooks import feed
+from app.outbox import feed
 from app.parties.models import PARTY_MODELS, LogisticsCompany
 from tracecore import credit
 from tracecore.access import Principal, Role

@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask import Blueprint
 
 from app.hooks import operations
-from app.hooks.feed import rfc3339
 from app.hooks.models import WebhookDelivery, WebhookSubscription
+from app.outbox.feed import rfc3339
 from app.schemas import SubscriptionIn
 from app.web import db, parse_body, principal, query_int, settings, unit_of_work
 

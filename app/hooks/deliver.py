@@ -42,9 +42,10 @@ from app import authz
 from app.auth.models import ApiToken
 from app.db import is_postgresql
 from app.epcis.query import device_events
-from app.hooks import feed
-from app.hooks.models import WebhookDelivery, WebhookFeed, WebhookSubscription
+from app.hooks.models import WebhookDelivery, WebhookSubscription
 from app.hooks.operations import signing_key, subscriber
+from app.outbox import feed
+from app.outbox.models import WebhookFeed
 from tracecore import webhooks
 from tracecore.access import Principal
 from tracecore.epcis import Uris

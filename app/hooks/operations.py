@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from app import authz
 from app.catalog.models import Batch
-from app.hooks import feed
 from app.hooks.models import WebhookDelivery, WebhookSubscription
+from app.outbox import feed
 from app.parties.models import Merchant
 from tracecore import webhooks
 from tracecore.access import Principal, Role, parse_jurisdiction

@@ -42,7 +42,7 @@ from app.events.rejections import Caps, Rejection
 from app.events.replay import Replayed, replay_subjects
 from app.events.sequences import track_sequences
 from app.events.writers import insert_events
-from app.hooks import feed
+from app.outbox import feed
 from app.parties.models import LogisticsCompany
 from devices import protocol
 from devices.protocol import STORED_DATA_KEYS, Ack, DeviceEvent, Rejected

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.db import is_postgresql, utcnow
-from app.hooks.models import WebhookFeed
+from app.outbox.models import WebhookFeed
 
 #: The writing transaction's id, as a number that only grows (xid8, PostgreSQL 13+).
 _PG_XID = sa.text("CAST(CAST(pg_current_xact_id() AS text) AS bigint)")
