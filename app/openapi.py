@@ -35,6 +35,7 @@ REASONS = {
     401: "No token, or an unknown or revoked one",
     403: "Not yours, or outside your jurisdiction",
     404: "No such resource (or not one you may see)",
+    405: "No such resource: an id out of range matches no DELETE route (werkzeug answers 405)",
     409: "A duplicate, or a state that does not allow it",
     413: "The body is larger than MAX_CONTENT_LENGTH",
     415: "The body is not application/json",
@@ -598,6 +599,7 @@ def _paths(max_codes: int, max_labels: int) -> dict:
                 ok=204,
                 produces=(),
                 parameters=[path_id("subscription_id")],
+                errors=(405,),
             ),
         },
         "/webhooks/subscriptions/{subscription_id}/enable": {
