@@ -1,2 +1,3 @@
-"""Signed webhooks: subscriptions, the feed (a transactional outbox) the use cases write in
-their own transaction, and the deliverer process (``flask --app wsgi hooks deliver``)."""
+"""Signed webhooks: subscriptions (the API), and the deliverer process
+(``flask --app wsgi hooks deliver``) that sends the feed the use cases write
+(:mod:`app.outbox`)."""
