@@ -288,8 +288,16 @@ def test_a_subscription_is_disabled_after_failures_and_catches_up_when_enabled(
 
 
 def test_a_subscription_starts_at_the_end_of_the_feed(app, client, make, receiver, deliverer):
+    """What happened before is not sent. (On PostgreSQL what the horizon has not passed yet
+    when subscribing is sent too: at least once, never fewer; so the test waits it out.)"""
     merchant = make.merchant()
     findings(app, merchant, "OLD")
+    with app.extensions["trace"].sessionmaker() as s:
+        old = s.scalar(sa.select(sa.func.max(WebhookFeed.xid)))
+        deadline = time.monotonic() + 30
+        while (feed.horizon(s) or old + 1) <= old and time.monotonic() < deadline:
+            s.rollback()
+            time.sleep(0.05)
     subscribe(client, make.auth("merchant", merchant), receiver, ["finding"])
     findings(app, merchant, "NEW")
     attempts(deliverer, 1)
