@@ -142,6 +142,22 @@ class Config:
     #: ... and after this many hours in any case.
     SESSION_MAX_HOURS: int = 8
 
+    #: Webhooks (docs/webhooks.md): seconds a receiver has to connect and answer.
+    WEBHOOK_TIMEOUT_S: int = 10
+    #: The first wait after a failed delivery, in milliseconds; each further failure in a
+    #: row doubles it (with jitter), up to WEBHOOK_RETRY_CAP_S seconds.
+    WEBHOOK_RETRY_BASE_MS: int = 1000
+    WEBHOOK_RETRY_CAP_S: int = 3600
+    #: A subscription is disabled (with the reason shown) after this many failed deliveries
+    #: in a row, or after failing for this many hours, whichever comes first.
+    WEBHOOK_DISABLE_AFTER_FAILURES: int = 20
+    WEBHOOK_DISABLE_AFTER_HOURS: int = 24
+    #: Milliseconds the deliverer sleeps when it found nothing to send.
+    WEBHOOK_POLL_MS: int = 200
+    #: Seconds a deliverer's claim on a subscription lasts without news (then another
+    #: deliverer may take it over).
+    WEBHOOK_LEASE_S: int = 60
+
     @property
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")

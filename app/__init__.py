@@ -52,6 +52,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     from app.epcis.api import bp as epcis_bp
     from app.events.api import bp as events_bp
     from app.feedback.api import bp as feedback_bp
+    from app.hooks.api import bp as hooks_bp
     from app.ingest import api as ingest_api
     from app.ingest.api import bp as ingest_bp
     from app.openapi import bp as openapi_bp
@@ -107,7 +108,7 @@ def create_app(overrides: dict | None = None) -> flask.Flask:
     )
     api = (
         *(parties_bp, catalog_bp, codes_bp, ingest_bp, events_bp),
-        *(anomalies_bp, credit_bp, feedback_bp, counterfeit_bp),
+        *(anomalies_bp, credit_bp, feedback_bp, counterfeit_bp, hooks_bp),
     )
     for bp in (*api, openapi_bp):
         if bp in (codes_bp, anomalies_bp, credit_bp, feedback_bp, counterfeit_bp):

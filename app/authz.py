@@ -35,6 +35,7 @@ from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
 from app.credit.models import Anomaly, Appeal
 from app.events.models import Device, Parcel, RejectedEvent
+from app.hooks.models import WebhookSubscription
 from app.parties.models import PARTY_MODELS, Courier, LogisticsCompany, Merchant
 from tracecore.access import Principal, Role
 from tracecore.errors import Forbidden
@@ -129,6 +130,33 @@ def require_parcel(session: Session, actor: Principal, parcel: Parcel) -> None:
     ):
         return
     raise Forbidden("only authorities, the shipper and the carrier may read this parcel")
+
+
+def subscriptions_visible(actor: Principal) -> sa.ColumnElement[bool]:
+    """The webhook subscriptions ``actor`` may read and manage, as a WHERE term: a party's
+    belong to the party (any of its tokens); a regulator's to the regulators of the same
+    jurisdiction (its office); admins manage every one."""
+    sub = WebhookSubscription
+    if actor.role is Role.ADMIN:
+        return sa.true()
+    if actor.is_authority:
+        return sa.and_(
+            sub.role == actor.role.value, sub.jurisdiction == ",".join(actor.jurisdiction)
+        )
+    return sa.and_(sub.role == actor.role.value, sub.party_id == actor.party_id)
+
+
+def require_subscription(actor: Principal, subscription: WebhookSubscription) -> None:
+    """:func:`subscriptions_visible` for one subscription, or Forbidden."""
+    if actor.role is Role.ADMIN:
+        return
+    mine = subscription.role == actor.role.value and (
+        subscription.jurisdiction == ",".join(actor.jurisdiction)
+        if actor.is_authority
+        else subscription.party_id == actor.party_id
+    )
+    if not mine:
+        raise Forbidden("this subscription is not yours")
 
 
 def _in_jurisdiction(column, actor: Principal):

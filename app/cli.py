@@ -577,8 +577,41 @@ def _replace_file(path: str, text: str, mode: int) -> None:
         raise
 
 
+# -- webhooks -------------------------------------------------------------------------------
+
+hooks_cli = AppGroup("hooks", help="Signed webhooks: the deliverer.")
+
+
+@hooks_cli.command("deliver")
+@click.option("--once", is_flag=True, help="One pass over the due subscriptions, then exit.")
+def hooks_deliver(once: bool) -> None:
+    """POST the webhook subscriptions' feed, signed, in order, until SIGTERM or Ctrl-C.
+    Several may run on PostgreSQL (each subscription is served by one at a time); one on
+    SQLite."""
+    import logging
+    import signal
+    import threading
+
+    from app.hooks.deliver import Deliverer, Settings
+
+    ext = _ext()
+    deliverer = Deliverer(ext.sessionmaker, Settings.of(ext.config))
+    if once:
+        click.echo(f"attempted {deliverer.run_once()}", err=True)
+        return
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    logging.getLogger(__name__).info("webhook deliverer %s started", deliverer.name)
+    deliverer.run(ext.config.WEBHOOK_POLL_MS / 1000, stop.is_set)
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(trace_cli)
     devices_cli.add_command(simulate_command)
     app.cli.add_command(devices_cli)
+    app.cli.add_command(hooks_cli)

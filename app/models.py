@@ -29,6 +29,8 @@ from app.events.models import (
     SequenceGap,
 )
 from app.feedback.models import Complaint, DeliveryRating, Review
+from app.hooks.models import WebhookDelivery, WebhookSubscription
+from app.outbox.models import WebhookFeed
 from app.parties.models import Courier, LogisticsCompany, Merchant, MerchantKind, PartyType
 from tracecore.access import Role
 
@@ -76,4 +78,7 @@ __all__ = [
     "TraceCode",
     "User",
     "Verification",
+    "WebhookDelivery",
+    "WebhookFeed",
+    "WebhookSubscription",
 ]

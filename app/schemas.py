@@ -177,6 +177,19 @@ class RecallIn(Body):
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
+class SubscriptionIn(Body):
+    """A webhook subscription: where, which topics (tracecore.webhooks.TOPICS), and an
+    optional scope (one batch, or one merchant)."""
+
+    url: Annotated[str, Field(min_length=1, max_length=500)]
+    topics: Annotated[
+        list[Literal["decision", "list", "notice", "recall", "finding", "events"]],
+        Field(min_length=1, max_length=6),
+    ]
+    batch_id: Id | None = None
+    merchant_id: Id | None = None
+
+
 Stars = Annotated[int, Field(ge=1, le=5)]
 
 

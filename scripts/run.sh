@@ -84,6 +84,9 @@ fi
 
 $flask devices ingest >>"$logs/ingest.log" 2>&1 &
 children+=($!)
+# Webhooks: the deliverer beside the worker (one process: SQLite; docs/webhooks.md).
+$flask hooks deliver >>"$logs/hooks.log" 2>&1 &
+children+=($!)
 # A moment for the worker to subscribe; anything sent before is resent by the devices anyway.
 # Four orders an hour per shop at the busiest hours: what the demo's four couriers carry
 # (about 60 parcels a day each). At 12 the Zhaoqing courier fell a day behind and the late
@@ -109,6 +112,7 @@ Trace service on http://127.0.0.1:$port
 Devices
   MQTT broker      $broker
   ingest worker    $flask devices ingest (log $logs/ingest.log)
+  webhooks         $flask hooks deliver (log $logs/hooks.log; docs/webhooks.md)
   simulator        the demo's shop scanners and couriers' handhelds, ${SIM_RATE:-20} events/s at
                    most, starting 3 days back (log $logs/simulator.log)
   a unit's trace   curl -H "Authorization: Bearer <admin token>" \\

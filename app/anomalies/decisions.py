@@ -20,6 +20,7 @@ from app.anomalies.findings import AnomalyFilter, filtered, get_anomaly, reverse
 from app.authz import acts_for
 from app.credit.models import Anomaly, Appeal, CreditRecord
 from app.credit.operations import audit, get_party, sync_lists
+from app.outbox import feed
 from tracecore import credit
 from tracecore.access import Principal, Role
 from tracecore.anomalies import VICTIM_TYPES
@@ -78,6 +79,7 @@ def _apply(
     for a in anomalies:
         a.decided_at = now
         audit(session, actor, f"anomaly.{decision}", "anomaly", a.id, reason)
+        feed.record_anomaly(session, "decision", a)
     session.flush()
 
 
@@ -250,6 +252,7 @@ def decide_appeal(
     if decision == "uphold" and anomaly is not None and anomaly.status != "dismissed":
         _dismiss(session, [anomaly], now)
         anomaly.decided_at = now
+        feed.record_anomaly(session, "decision", anomaly)
     elif decision == "uphold" and anomaly is None:
         session.add(_reversal(record, f"appeal upheld: {record.reason}", now))
     audit(session, actor, f"appeal.{decision}", "appeal", found.id, reason)

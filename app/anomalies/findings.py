@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from app.credit.models import Anomaly, AuditEntry, CreditRecord
 from app.db import among, lat_lon_of, point
 from app.events.models import Event
+from app.outbox import feed
 from app.parties.models import PARTY_MODELS, Courier
 from tracecore import credit
 from tracecore.access import Principal, Role
@@ -68,6 +69,8 @@ def record_findings(
     if not new:
         if reopened:
             _add_records(session, reopened, policy, now)
+            for a in reopened:
+                feed.record_anomaly(session, "finding", a)
         return reopened
     regions = _regions(session, {(k[3], k[4]) for k in new})
     places = _places(session, {f.evidence.get("event_ids", [None])[-1] for f in new.values()})
@@ -90,6 +93,8 @@ def record_findings(
         anomalies.append(anomaly)
     session.flush()
     _add_records(session, anomalies + reopened, policy, now)
+    for a in anomalies + reopened:
+        feed.record_anomaly(session, "finding", a)
     return anomalies + reopened
 
 
@@ -198,6 +203,7 @@ def withdraw(
         anomaly.withdrawal = cleared
         reverse_points(session, anomaly, "withdrawn", now)
         _system_audit(session, "anomaly.withdraw", anomaly.id, reason, now)
+        feed.record_anomaly(session, "decision", anomaly)
         return True
     if anomaly.status == "confirmed" and anomaly.review_flag is None:
         anomaly.flagged_at = now

@@ -26,6 +26,7 @@ from app import authz
 from app.authz import acts_for
 from app.catalog.models import Batch, BatchStatus
 from app.credit.models import Anomaly, Appeal, AuditEntry, Commitment, CreditRecord, ListEntry
+from app.outbox import feed
 from app.parties.models import PARTY_MODELS, LogisticsCompany
 from tracecore import credit
 from tracecore.access import Principal, Role
@@ -108,6 +109,16 @@ def add_record(
     session.add(record)
     audit(session, actor, f"credit.{kind}", party_type, party_id, reason)
     session.flush()
+    party = public_party(session, party_type, party_id)
+    feed.record(
+        session,
+        "decision",
+        f"credit.{kind}",
+        feed.credit_record_data(session, record, party),
+        party=(party_type, party_id),
+        region_code=get_party(session, party_type, party_id).region_code[:6],
+        merchant_id=party_id if party_type == "merchant" else None,
+    )
     if kind == "commendation":  # final at once: it may enter or leave a list now
         sync_lists(session, policy, now, {(party_type, party_id)})
     return record
@@ -129,6 +140,17 @@ def recall_batch(session: Session, actor: Principal, batch_id: int, reason: str)
         batch.recall_reason = reason.strip()[:500]
         audit(session, actor, "batch.recall", "batch", batch_id, reason)
         session.flush()
+        product = batch.product
+        feed.record(
+            session,
+            "recall",
+            "batch.recalled",
+            feed.recall_data(batch, product),
+            party=("merchant", product.merchant_id),
+            region_code=product.merchant.region_code[:6],
+            batch_id=batch.id,
+            merchant_id=product.merchant_id,
+        )
     return batch
 
 
@@ -596,21 +618,38 @@ def sync_lists(
         if was is not None:
             was.left_at, was.left_because = at, because[:300]
             left += 1
+            _list_feed(session, was, left=True)
         if acc.standing.list is not None:
-            session.add(
-                ListEntry(
-                    party_type=party[0],
-                    party_id=party[1],
-                    list=acc.standing.list,
-                    entered_at=at,
-                    entered_because=because[:300],
-                    anomaly_id=cause.anomaly_id if recent else None,
-                    record_id=cause.id if recent else None,
-                )
+            entry = ListEntry(
+                party_type=party[0],
+                party_id=party[1],
+                list=acc.standing.list,
+                entered_at=at,
+                entered_because=because[:300],
+                anomaly_id=cause.anomaly_id if recent else None,
+                record_id=cause.id if recent else None,
             )
+            session.add(entry)
             entered += 1
+            _list_feed(session, entry, left=False)
     session.flush()
     return entered, left
+
+
+def _list_feed(session: Session, entry: ListEntry, *, left: bool) -> None:
+    """Tell subscribers: a list entry or exit (``list``); the black list's are public
+    notices too (``notice``)."""
+    party = public_party(session, entry.party_type, entry.party_id)
+    data = feed.list_entry_data(entry, party, left=left)
+    kind = f"{entry.list}_list.{'left' if left else 'entered'}"
+    where = {
+        "party": (entry.party_type, entry.party_id),
+        "region_code": get_party(session, entry.party_type, entry.party_id).region_code[:6],
+        "merchant_id": entry.party_id if entry.party_type == "merchant" else None,
+    }
+    feed.record(session, "list", kind, data, **where)
+    if entry.list == credit.BLACK:
+        feed.record(session, "notice", kind, data, **where)
 
 
 def _cause_text(record: RecordView) -> str:

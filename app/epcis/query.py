@@ -580,6 +580,38 @@ def read_page(
     return page
 
 
+def device_events(
+    session: Session,
+    viewer: Principal,
+    uris: Uris,
+    event_ids: list[str],
+    *,
+    batch_id: int | None = None,
+    merchant_id: int | None = None,
+) -> list[tuple[dict, bool]]:
+    """These device events (by the devices' event UUIDs) as EPCIS JSON with their IDs, in
+    the order stored: those the viewer may see, of one batch's units or one merchant's
+    (its products' units and the parcels it shipped) when asked; each with whether it is a
+    parcel's. The webhooks' ``events`` topic sends these."""
+    if not event_ids:
+        return []
+    query = _events(Filters(), viewer, uris, 0, len(event_ids)).where(Event.event_id.in_(event_ids))
+    if batch_id is not None:
+        query = query.where(Batch.id == batch_id)
+    if merchant_id is not None:
+        shipped = sa.select(Parcel.waybill).where(Parcel.merchant_id == merchant_id)
+        query = query.where(sa.or_(Product.merchant_id == merchant_id, Event.waybill.in_(shipped)))
+    rows = session.execute(query).all()
+    children = _children(session, uris, {r.waybill for r in rows if r.type == EventType.PACKED})
+    out, emitted = [], []
+    for row in rows:
+        body = epcis.event_json(_device_event(uris, row, children), uris)
+        out.append((body, row.serial is None))
+        emitted.append((body["eventID"].split(";", 1)[1][:64], "event", row.id))
+    ids.record(session, emitted)
+    return out
+
+
 def find(session: Session, viewer: Principal, uris: Uris, digest: str) -> dict | None:
     """The event with this ID as the viewer may see it; None when it is not one we gave out,
     or the viewer may not see it."""

@@ -42,6 +42,7 @@ from app.events.rejections import Caps, Rejection
 from app.events.replay import Replayed, replay_subjects
 from app.events.sequences import track_sequences
 from app.events.writers import insert_events
+from app.outbox import feed
 from app.parties.models import LogisticsCompany
 from devices import protocol
 from devices.protocol import STORED_DATA_KEYS, Ack, DeviceEvent, Rejected
@@ -360,6 +361,7 @@ class _Batch:
         if rows:
             judge_reports(self.session, rows, parcels)  # couriers of another company
             insert_events(self.session, rows)
+            feed.record_events(self.session, rows)
         if items:
             self.session.execute(sa.insert(ParcelItem), items)
         if parked:

@@ -28,6 +28,7 @@ from app.auth.models import User
 from app.auth.operations import create_token
 from app.credit.models import CreditRecord
 from app.events.models import RejectedEvent, RejectionTally
+from app.hooks.operations import subscribe
 from tests.app.test_events_api import T0, Handset, _fixed_now, ship
 from tests.conftest import Make, empty_tables
 from tracecore.access import Principal, Role
@@ -111,6 +112,7 @@ class World:
     rejected: int  #: a rejected event of merchant A's scanner
     sanction: int  #: a credit record of kind sanction against merchant A
     tally: str  #: the claimed device id of a rejection tally of merchant A's scanner
+    subscription: int  #: merchant A's webhook subscription
     callers: dict[str, Caller]
     usernames: dict[str, str]
     uscc_a: str = ""  #: merchant A's unified social credit code
@@ -212,8 +214,17 @@ def build_world(app) -> World:
                 sample='{"seq": 7}',
             )
         )
+        subscription = subscribe(
+            s,
+            Principal(Role.MERCHANT, merchant_a),
+            "http://127.0.0.1:9/hook",
+            ["finding"],
+            "test-secret",
+            production=False,
+        ).subscription
         s.commit()
         appeal_id, rejected_id, sanction_id = filed.id, rejected.id, sanction.id
+        subscription_id = subscription.id
     parties = {
         "admin": ("admin", None, ""),
         "reg_in": ("regulator", None, "3204"),
@@ -261,6 +272,7 @@ def build_world(app) -> World:
         rejected_id,
         sanction_id,
         shop["shelf"].device_id,
+        subscription_id,
         callers,
         {role: name for role, (_, name) in users.items()},
         client.get(f"/api/v1/merchants/{merchant_a}").get_json()["uscc"],

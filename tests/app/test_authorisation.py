@@ -411,6 +411,54 @@ TABLE = [
         lambda c, w: c.get("/api/v1/counterfeit-map"),
         expect(200, WORKSPACE),
     ),
+    # -- webhooks ---------------------------------------------------------------------------
+    Route(
+        "POST",
+        "/api/v1/webhooks/subscriptions",
+        lambda c, w: c.post(
+            "/api/v1/webhooks/subscriptions",
+            json={
+                "url": "http://127.0.0.1:9/hook",
+                "topics": ["finding", "events"],
+                "merchant_id": w.merchant_a,
+            },
+        ),
+        expect(201, OWN_MERCHANT),
+    ),
+    Route(
+        "GET",
+        "/api/v1/webhooks/subscriptions",
+        lambda c, w: c.get("/api/v1/webhooks/subscriptions"),
+        expect(200, SIGNED_IN),
+        shows=lambda resp, w: w.subscription in {s["id"] for s in resp.get_json()["items"]},
+        sees=frozenset({"admin", "m_own"}),
+    ),
+    Route(
+        "GET",
+        "/api/v1/webhooks/subscriptions/<id:subscription_id>",
+        lambda c, w: c.get(f"/api/v1/webhooks/subscriptions/{w.subscription}"),
+        expect(200, frozenset({"admin", "m_own"})),
+    ),
+    Route(
+        "DELETE",
+        "/api/v1/webhooks/subscriptions/<id:subscription_id>",
+        lambda c, w: c.client.delete(
+            f"/api/v1/webhooks/subscriptions/{w.subscription}", headers=c.headers
+        ),
+        expect(204, frozenset({"admin", "m_own"})),
+    ),
+    Route(
+        "POST",
+        "/api/v1/webhooks/subscriptions/<id:subscription_id>/enable",
+        lambda c, w: c.post(f"/api/v1/webhooks/subscriptions/{w.subscription}/enable"),
+        expect(200, frozenset({"admin", "m_own"})),
+    ),
+    Route(
+        "GET",
+        "/api/v1/webhooks/subscriptions/<id:subscription_id>/deliveries",
+        lambda c, w: c.get(f"/api/v1/webhooks/subscriptions/{w.subscription}/deliveries"),
+        expect(200, frozenset({"admin", "m_own"})),
+    ),
     Route(
         "POST",
         "/api/v1/parcels/<waybill>/rating",

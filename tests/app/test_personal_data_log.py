@@ -137,6 +137,9 @@ NOT_PERSONAL = {
     "/api/v1/counterfeit-map": "counts by district and product; reports' contacts masked",
     "/report-fake/sent": "a thank-you page",
     "/workspace/audit": "who of the staff did what (admins only)",
+    "/api/v1/webhooks/subscriptions": "the caller's subscriptions: URLs and topics",
+    "/api/v1/webhooks/subscriptions/<id:subscription_id>": "a subscription: URL and topics",
+    "/api/v1/webhooks/subscriptions/<id:subscription_id>/deliveries": "status codes, times",
 }
 
 #: Commands of the command line that show personal data (none: each prints ids, counts,
@@ -162,6 +165,7 @@ CLI_NOT_PERSONAL = {
     "devices ingest",
     "devices mqtt-auth",
     "devices simulate",
+    "hooks deliver",  # sends the webhooks' payloads, which carry no personal data
 }
 
 
