@@ -588,11 +588,11 @@ def device_events(
     *,
     batch_id: int | None = None,
     merchant_id: int | None = None,
-) -> list[tuple[dict, bool]]:
+) -> list[tuple[dict, str | None]]:
     """These device events (by the devices' event UUIDs) as EPCIS JSON with their IDs, in
     the order stored: those the viewer may see, of one batch's units or one merchant's
-    (its products' units and the parcels it shipped) when asked; each with whether it is a
-    parcel's. The webhooks' ``events`` topic sends these."""
+    (its products' units and the parcels it shipped) when asked; each with its type when
+    it is a parcel's (None for a unit's). The webhooks' ``events`` topic sends these."""
     if not event_ids:
         return []
     query = _events(Filters(), viewer, uris, 0, len(event_ids)).where(Event.event_id.in_(event_ids))
@@ -606,7 +606,7 @@ def device_events(
     out, emitted = [], []
     for row in rows:
         body = epcis.event_json(_device_event(uris, row, children), uris)
-        out.append((body, row.serial is None))
+        out.append((body, EventType(row.type).value if row.serial is None else None))
         emitted.append((body["eventID"].split(";", 1)[1][:64], "event", row.id))
     ids.record(session, emitted)
     return out

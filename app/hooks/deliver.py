@@ -260,7 +260,7 @@ class Deliverer:
             )
             if not found:
                 return None
-            return {"events": [feed.event_data(e, parcel=parcel) for e, parcel in found]}
+            return feed.events_data(found)
         if sub.batch_id is not None and row.batch_id != sub.batch_id:
             return None
         if sub.merchant_id is not None and row.merchant_id != sub.merchant_id:

@@ -2,8 +2,9 @@
 to send (a transactional outbox: a change and its feed row commit together, or neither).
 
 Every payload is built here, one function per kind of thing, so that a change of format is
-made in one place: :func:`credit_record_data` (to become the credit exchange format),
-:func:`event_data` (a parcel event is where courier status codes will be added).
+made in one place: :func:`credit_record_data` (a decision when taken; the credit exchange
+items, public only after the response period, are read from the exchange API),
+:func:`events_data` (EPCIS events, with the parcel events' courier status codes).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.db import is_postgresql, utcnow
 from app.outbox.models import WebhookFeed
+from tracecore.courier_status import courier_status
 
 #: The writing transaction's id, as a number that only grows (xid8, PostgreSQL 13+).
 _PG_XID = sa.text("CAST(CAST(pg_current_xact_id() AS text) AS bigint)")
@@ -88,8 +90,9 @@ def record_anomaly(session: Session, topic: str, anomaly) -> None:
 
 
 def credit_record_data(session: Session, credit_record, party: dict) -> dict:
-    """A regulator's credit record (sanction, commendation). The one place its payload is
-    built: the credit exchange format (app/credit/exchange.py) replaces it at merge."""
+    """A regulator's credit record (sanction, commendation) when it is decided, with the
+    moment it counts publicly (``public_from``); its credit exchange item
+    (app/credit/exchange.py) is public only from then, and read from the exchange API."""
     return {
         "record_id": credit_record.id,
         "kind": credit_record.kind,
@@ -124,11 +127,18 @@ def recall_data(batch, product) -> dict:
     }
 
 
-def event_data(epcis_event: dict, *, parcel: bool) -> dict:
-    """One event of an ``events`` delivery: its EPCIS 2.0 JSON (with its CBV hash eventID).
-    The one place an event's payload is built: a parcel event (``parcel``) is where the
-    courier status codes (Kuaidi100, AfterShip) are to be added."""
-    return epcis_event
+def events_data(found: list[tuple[dict, str | None]]) -> dict:
+    """An ``events`` delivery: the events as EPCIS 2.0 JSON (each with its CBV hash eventID,
+    untouched: an added field would change what the ID hashes), and beside them, by eventID,
+    each parcel event's courier status codes (Kuaidi100 ``state``, AfterShip tag and subtag:
+    docs/courier-status.md), so a platform that speaks either needs no mapping of its own.
+    ``found``: each event with its parcel event type, or None for a unit's event."""
+    statuses = {}
+    for event, parcel_type in found:
+        status = courier_status(parcel_type) if parcel_type else None
+        if status is not None:
+            statuses[event["eventID"]] = status.as_json()
+    return {"events": [event for event, _ in found], "courierStatus": statuses}
 
 
 def record_events(session: Session, rows: list[dict]) -> None:

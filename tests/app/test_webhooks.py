@@ -359,6 +359,32 @@ def test_a_batchs_events_arrive_as_epcis_events(app, client, make, receiver, del
     assert resp.status_code == 200  # the ID is one the service gave out
 
 
+def test_a_merchants_parcel_events_carry_their_courier_status_codes(
+    app, client, make, receiver, deliverer, world
+):
+    """A merchant's ``events``: its parcel's events arrive with their Kuaidi100 and AfterShip
+    codes beside them (by eventID, the events untouched); its units' events have none."""
+    from tests.app.test_events_api import ship
+
+    subscribe(
+        client,
+        make.auth("merchant", world["merchant"]),
+        receiver,
+        ["events"],
+        merchant_id=world["merchant"],
+    )
+    assert attempts(deliverer, len(ship(world))) == 7  # one delivery per ingest batch
+    deliveries = [body["data"] for _, body in receiver.received]
+    events = [e for d in deliveries for e in d["events"]]
+    codes = {k: v for d in deliveries for k, v in d["courierStatus"].items()}
+    assert events and set(codes) <= {e["eventID"] for e in events}
+    picked_up = next(v for v in codes.values() if v["kuaidi100"].get("sub_state") == "103")
+    assert picked_up["aftership"]["subtag"] == "InTransit_002"
+    assert {v["kuaidi100"]["state"] for v in codes.values()} >= {"1", "0", "5", "3"}
+    unit_events = [e for e in events if e["type"] == "ObjectEvent" and not codes.get(e["eventID"])]
+    assert len(unit_events) == 2  # shelved and sold: no courier status
+
+
 def test_the_feed_waits_for_a_transaction_that_took_a_lower_id(app, make, deliverer, receiver):
     """The outbox gap: transaction A takes a feed id and has not committed when B, with a
     higher id, commits. A cursor by id alone would send B's row and skip A's for ever. On
