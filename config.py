@@ -157,6 +157,9 @@ class Config:
     #: Seconds a deliverer's claim on a subscription lasts without news (then another
     #: deliverer may take it over).
     WEBHOOK_LEASE_S: int = 60
+    #: Days a webhook feed row is kept for a subscription that has not had it (a disabled
+    #: one); rows every subscription has had are deleted by the deliverer within a minute.
+    WEBHOOK_FEED_RETENTION_DAYS: int = 14
 
     @property
     def is_sqlite(self) -> bool:

@@ -59,6 +59,10 @@ MAX_ANSWER = 64 * 1024
 USER_AGENT = "trace-webhooks/1"
 
 
+#: Seconds between two prunings of the feed by a running deliverer.
+PRUNE_EVERY_S = 60
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the deliverer needs of the configuration (config.py's WEBHOOK_* settings)."""
@@ -69,6 +73,8 @@ class Settings:
     retry: webhooks.Retry
     timeout_s: float
     lease: timedelta
+    #: Feed rows older than this are deleted even if a (disabled) subscription has not had them.
+    feed_retention: timedelta = timedelta(days=14)
 
     @classmethod
     def of(cls, config) -> Settings:
@@ -84,6 +90,7 @@ class Settings:
             ),
             timeout_s=config.WEBHOOK_TIMEOUT_S,
             lease=timedelta(seconds=config.WEBHOOK_LEASE_S),
+            feed_retention=timedelta(days=config.WEBHOOK_FEED_RETENTION_DAYS),
         )
 
 
@@ -155,16 +162,41 @@ class Deliverer:
         return sum(self.serve(sub_id) for sub_id in self.claim(limit))
 
     def run(self, poll_s: float, stopping: Callable[[], bool]) -> None:
-        """Deliver until ``stopping()``; sleep ``poll_s`` when there was nothing to send."""
+        """Deliver until ``stopping()``; sleep ``poll_s`` when there was nothing to send;
+        prune the feed once a minute."""
+        pruned_at = 0.0
         while not stopping():
             try:
                 attempted = self.run_once()
+                if time.monotonic() - pruned_at > PRUNE_EVERY_S:
+                    self.prune()
+                    pruned_at = time.monotonic()
             except sa.exc.OperationalError:
                 log.exception("database unavailable; trying again")
                 attempted = 0
                 time.sleep(1)
             if not attempted:
                 time.sleep(poll_s)
+
+    def prune(self) -> int:
+        """Delete the feed rows that every subscription has passed (all those a new
+        subscription would not be sent, when there is none), and those older than the
+        retention whoever has not had them, but for the newest; returns how many. The feed
+        gets a row per ingest batch: without this it would grow for ever."""
+        f, sub = WebhookFeed, WebhookSubscription
+        with self.sessions() as session:
+            cursors = session.execute(sa.select(sub.cursor_xid, sub.cursor_id)).all()
+            xid, row_id = min(tuple(c) for c in cursors) if cursors else feed.end(session)
+            passed = sa.or_(f.xid < xid, sa.and_(f.xid == xid, f.id <= row_id))
+            old = f.created_at < self.now() - self.settings.feed_retention
+            # The newest row stays: SQLite gives a deleted highest id to the next row, which
+            # every cursor already past it would then never be sent.
+            newest = sa.select(sa.func.max(f.id)).scalar_subquery()
+            deleted = session.execute(
+                sa.delete(f).where(sa.or_(passed, old), f.id < newest)
+            ).rowcount
+            session.commit()
+        return deleted
 
     # -- claiming -----------------------------------------------------------------------------
 

@@ -448,3 +448,51 @@ def test_bad_subscriptions_are_refused_in_the_error_shape(client, make, body, st
     )
     assert resp.status_code == status
     assert set(resp.get_json()["error"]) >= {"code", "message"}
+
+
+def test_the_feed_keeps_only_what_a_subscription_has_not_had(
+    app, client, make, receiver, deliverer, clock
+):
+    """Pruning: rows every subscription has had go; a row a disabled subscription has not
+    had stays until the retention ends; with no subscription at all, everything goes."""
+    merchant = make.merchant()
+    sub = subscribe(client, make.auth("admin"), receiver, ["finding"])
+    findings(app, merchant, "S1")
+    assert attempts(deliverer, 1) == 1
+    with app.extensions["trace"].sessionmaker() as s:
+        s.execute(
+            sa.update(WebhookSubscription)
+            .where(WebhookSubscription.id == sub["id"])
+            .values(state="disabled")
+        )
+        s.commit()
+    findings(app, merchant, "S2")  # not had by the disabled subscription
+
+    def stored() -> list[str]:
+        with app.extensions["trace"].sessionmaker() as s:
+            rows = s.scalars(sa.select(WebhookFeed).order_by(WebhookFeed.id))
+            return [r.data["subject"]["id"] for r in rows if r.topic == "finding"]
+
+    findings(app, merchant, "S3")
+    deliverer.prune()
+    assert stored() == ["S2", "S3"]
+    clock.now += timedelta(days=15)  # past the retention
+    deliverer.prune()
+    assert stored() == ["S3"]  # the newest row stays (SQLite would give its id again)
+    client.delete(f"/api/v1/webhooks/subscriptions/{sub['id']}", headers=make.auth("admin"))
+    findings(app, merchant, "S4")
+    deliverer.prune()
+    assert stored() == ["S4"]
+
+
+def test_a_row_after_a_pruned_feed_is_still_sent(app, client, make, receiver, deliverer):
+    """Once every row a subscription had is pruned, the next change still reaches it (no id
+    of the feed is given twice)."""
+    merchant = make.merchant()
+    subscribe(client, make.auth("admin"), receiver, ["finding"])
+    findings(app, merchant, "A1", "A2")
+    assert attempts(deliverer, 2) == 2
+    deliverer.prune()
+    findings(app, merchant, "A3")
+    assert attempts(deliverer, 1) == 1
+    assert [b["data"]["subject"]["id"] for _, b in receiver.received] == ["A1", "A2", "A3"]
