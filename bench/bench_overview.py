@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
@@ -186,9 +187,15 @@ def main() -> None:
                 stored = conn.execute(sa.text("SELECT count(*) FROM events")).scalar()
                 findings = conn.execute(sa.text("SELECT count(*) FROM anomalies")).scalar()
             client = app.test_client()
+            form = client.get("/workspace/sign-in").get_data(as_text=True)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
             resp = client.post(
                 "/workspace/sign-in",
-                data={"username": "bench-regulator", "password": "bench password 1"},
+                data={
+                    "username": "bench-regulator",
+                    "password": "bench password 1",
+                    "csrf_token": token,
+                },
             )
             assert resp.status_code == 302, resp.status_code
             measure(client, 5)  # warm-up: imports, templates, connection pool

@@ -5,7 +5,8 @@ Every number is of the viewer's jurisdiction. What it reads, in a handful of que
 * open risk signals (undecided findings) by severity and by age in working days against the
   response clock (``CREDIT_RESPONSE_WORKING_DAYS``, 7 by default), and the decisions waiting:
   appeals to decide, and confirmed findings and sanctions whose response period is running;
-* findings detected per day (Beijing time) over the last 30 or 90 days, by type (one query);
+* findings detected per day (Beijing time) over the last 30 or 90 days, by type (one query,
+  counted per Beijing day by the database: :class:`app.db.beijing_day`);
 * findings per 10,000 events by district over the last 30 days: findings by the responsible
   party's district, events by the reporting party's district (both GB/T 2260 codes). The
   event counts are a grouped scan of the period's events: each process keeps them for
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session
 from app.catalog.models import Batch, BatchStatus, Product
 from app.credit import operations as credit_ops
 from app.credit.models import Anomaly, Appeal, CreditRecord
+from app.db import beijing_day
 from app.events.models import Event
 from app.parties.models import PARTY_MODELS, Courier, Merchant
 from app.web import db, settings, unit_of_work
@@ -103,24 +105,25 @@ def _backlog(session: Session, you: Principal, period: ResponsePeriod, now: date
     )
     ages: Counter = Counter()
     severities: Counter = Counter()
-    for severity, age, n in session.execute(
-        sa.select(Anomaly.severity, bucket, sa.func.count())
+    oldest = None
+    for severity, age, n, first in session.execute(
+        sa.select(Anomaly.severity, bucket, sa.func.count(), sa.func.min(Anomaly.detected_at))
         .where(Anomaly.status == "open", _inside(Anomaly.region_code, you))
         .group_by(Anomaly.severity, bucket)
     ):
         severities[severity] += n
         ages[age] += n
-    oldest = session.scalar(
-        sa.select(sa.func.min(Anomaly.detected_at)).where(
-            Anomaly.status == "open", _inside(Anomaly.region_code, you)
+        first = _aware(first)
+        oldest = first if oldest is None or first < oldest else oldest
+    appeals, overdue = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count().filter(Appeal.created_at < within),
         )
-    )
-    appeals = session.execute(
-        sa.select(Appeal.created_at)
+        .select_from(Appeal)
         .join(Anomaly, Appeal.anomaly_id == Anomaly.id)
         .where(Appeal.status == "pending", _inside(Anomaly.region_code, you))
-    ).all()
-    overdue = sum(a[0] < within for a in appeals)
+    ).one()
     in_period = session.scalar(
         sa.select(sa.func.count())
         .select_from(Anomaly)
@@ -132,8 +135,8 @@ def _backlog(session: Session, you: Principal, period: ResponsePeriod, now: date
         sum(severities.values()),
         {s: severities.get(s, 0) for s in ("serious", "major", "minor")},
         [(k, ages.get(k, 0)) for k in order],
-        _aware(oldest),
-        len(appeals),
+        oldest,
+        appeals,
         overdue,
         in_period,
         limit,
@@ -170,14 +173,15 @@ def _trend(session: Session, you: Principal, now: datetime, days: int) -> tuple[
     first = (now.astimezone(CST) - timedelta(days=days - 1)).date()
     start = datetime.combine(first, datetime.min.time(), CST)
     counts: dict[str, list[int]] = defaultdict(lambda: [0] * days)
-    for kind, detected_at in session.execute(
-        sa.select(Anomaly.type, Anomaly.detected_at).where(
-            Anomaly.detected_at >= start, _inside(Anomaly.region_code, you)
-        )
+    day = beijing_day(Anomaly.detected_at).label("day")
+    for kind, on, n in session.execute(
+        sa.select(Anomaly.type, day, sa.func.count())
+        .where(Anomaly.detected_at >= start, _inside(Anomaly.region_code, you))
+        .group_by(Anomaly.type, day)
     ):
-        i = (detected_at.astimezone(CST).date() - first).days
+        i = (on - first).days
         if 0 <= i < days:
-            counts[kind][i] += 1
+            counts[kind][i] += n
     labels = [(first + timedelta(days=i)).strftime("%m-%d") for i in range(days)]
     # named as people read them (the chart's titles, and the table beside it)
     series = charts.fold([charts.Series(words.label("anomaly", k), v) for k, v in counts.items()])

@@ -19,9 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.committed, pytest.mark.viewport("des
 def statuses(app) -> dict[str, str]:
     """Each finding's status by its type and subject."""
     with app.extensions["trace"].sessionmaker() as s:
-        return {
-            f"{a.type} {a.subject}": a.status for a in s.scalars(sa.select(Anomaly))
-        }
+        return {f"{a.type} {a.subject}": a.status for a in s.scalars(sa.select(Anomaly))}
 
 
 def ids_of(app, type_: str) -> list[int]:
