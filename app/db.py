@@ -59,7 +59,7 @@ class UTCDateTime(sa.TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class beijing_day(sa.sql.functions.FunctionElement):  # noqa: N801 - read as a SQL function
+class beijing_day(sa.sql.functions.FunctionElement):
     """The calendar day in Beijing (UTC+8, as :mod:`app.timefmt` shows moments) of a UTC
     timestamp column, worked out by the database, so rows can be counted per Beijing day
     with ``GROUP BY``: ``beijing_day(Anomaly.detected_at)``. A ``date`` on both databases."""
