@@ -9,8 +9,10 @@ Every number is of the viewer's jurisdiction. What it reads, in a handful of que
   counted per Beijing day by the database: :class:`app.db.beijing_day`);
 * findings per 10,000 events by district over the last 30 days: findings by the responsible
   party's district, events by the reporting party's district (both GB/T 2260 codes). The
-  event counts are a grouped scan of the period's events: each process keeps them for
-  ``OVERVIEW_EVENT_COUNTS_MAX_AGE_S`` seconds (10 minutes by default; the page says so);
+  event counts are a grouped scan of the period's events: each process keeps them
+  (:class:`Kept`), counting again in the background once they are
+  ``OVERVIEW_EVENT_COUNTS_MAX_AGE_S`` seconds old (10 minutes by default; the page says when
+  they were counted);
 * the parties with the highest risk indicator (open findings' points) and the lowest public
   scores (exact accounts of the 25 parties with the most negative decided records, kept like
   the event counts);
@@ -21,6 +23,7 @@ Every number is of the viewer's jurisdiction. What it reads, in a handful of que
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import threading
 import time
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import render_template, request
+from flask import current_app, render_template, request
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
@@ -48,6 +51,8 @@ from tracecore.credit import Policy
 from tracecore.identity import mask_name
 from tracecore.regions import PROVINCES
 from tracecore.workdays import CST, ResponsePeriod, working_days_since
+
+log = logging.getLogger(__name__)
 
 #: How many parties each list shows.
 TOP = 10
@@ -196,17 +201,9 @@ def _trend(session: Session, you: Principal, now: datetime, days: int) -> tuple[
 
 # -- districts -------------------------------------------------------------------------------
 
-_EVENT_COUNTS: dict = {}
-_EVENT_COUNTS_LOCK = threading.Lock()
-
-
-def events_by_region(session: Session, since_day: date, max_age_s: int) -> tuple[dict, float]:
-    """Events since ``since_day`` (Beijing) by the reporting party's region code, and when
-    they were counted (a process keeps the counts ``max_age_s`` seconds)."""
-    with _EVENT_COUNTS_LOCK:
-        kept = _EVENT_COUNTS.get(since_day)
-        if kept is not None and time.time() - kept[1] < max_age_s:
-            return kept
+def events_by_region(session: Session, since_day: date) -> dict[str, int]:
+    """Events since ``since_day`` (Beijing) by the reporting party's region code: a grouped
+    scan of the period's events (the page keeps it: :func:`_kept`)."""
     since = datetime.combine(since_day, datetime.min.time(), CST)
     by_party = session.execute(
         sa.select(Event.party_type, Event.party_id, sa.func.count())
@@ -225,11 +222,7 @@ def events_by_region(session: Session, since_day: date, max_age_s: int) -> tuple
     counts: Counter = Counter()
     for kind, pid, n in by_party:
         counts[regions.get((kind, pid), "")] += n
-    found = (dict(counts), time.time())
-    with _EVENT_COUNTS_LOCK:
-        _EVENT_COUNTS.clear()
-        _EVENT_COUNTS[since_day] = found
-    return found
+    return dict(counts)
 
 
 @dataclass
@@ -262,7 +255,9 @@ def _districts(
             .group_by(Anomaly.region_code)
         ).all()
     )
-    events, counted_at = events_by_region(session, first, max_age_s)
+    events, counted_at = _kept(
+        ("events", first), max_age_s, lambda s: events_by_region(s, first), session
+    )
     codes = {c for c in found} | {c for c in events if c and you.covers(c)}
     rows = []
     for code in codes:
@@ -413,18 +408,67 @@ def _lowest(session: Session, you: Principal, policy: Policy, now: datetime) -> 
 # -- recalls ---------------------------------------------------------------------------------
 
 
-#: What the page keeps a while (lists that change slowly and cost a scan): key -> (when, value).
-_KEPT: dict[tuple, tuple[float, object]] = {}
+class Kept:
+    """What the page keeps a while: values that cost a scan and change slowly, by key.
+
+    A value younger than the maximum age is served as kept. An older one is still served,
+    while one background thread of this process works it out again with a session of its
+    own (stale while revalidating): no request waits for the scan but a process's first,
+    and every request with a maximum age of 0 (the tests), which counts in the request."""
+
+    def __init__(self, size: int = 1000):
+        self.size = size
+        self._values: dict[tuple, tuple[float, object]] = {}
+        self._refreshing: set[tuple] = set()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, max_age_s: int, compute, session: Session, sessions=None):
+        """(``compute(session)``, when it was worked out), or the kept pair; ``sessions``
+        (a sessionmaker) gives the background thread its session."""
+        with self._lock:
+            found = self._values.get(key)
+        if found is not None and max_age_s > 0:
+            if time.time() - found[0] >= max_age_s and sessions is not None:
+                self._refresh(key, compute, sessions)
+            return found[1], found[0]
+        at = time.time()
+        value = compute(session)
+        self._store(key, at, value)
+        return value, at
+
+    def _store(self, key: tuple, at: float, value) -> None:
+        with self._lock:
+            if len(self._values) >= self.size and key not in self._values:
+                self._values.clear()
+            self._values[key] = (at, value)
+
+    def _refresh(self, key: tuple, compute, sessions) -> None:
+        with self._lock:
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+
+        def work() -> None:
+            try:
+                at = time.time()
+                with sessions() as s:
+                    value = compute(s)
+                self._store(key, at, value)
+            except Exception:  # served stale until the next request tries again
+                log.exception("the overview's %s could not be counted again", key[0])
+            finally:
+                with self._lock:
+                    self._refreshing.discard(key)
+
+        threading.Thread(target=work, name=f"overview-{key[0]}", daemon=True).start()
 
 
-def _kept(key: tuple, max_age_s: int, compute):
-    """``compute()``, or its value kept by this process for ``max_age_s`` seconds."""
-    found = _KEPT.get(key)
-    if found is None or time.time() - found[0] >= max_age_s:
-        if len(_KEPT) > 1000:
-            _KEPT.clear()
-        found = _KEPT[key] = (time.time(), compute())
-    return found[1]
+KEPT = Kept()
+
+
+def _kept(key: tuple, max_age_s: int, compute, session: Session):
+    """(``compute(session)``, when it was worked out), kept by this process (:class:`Kept`)."""
+    return KEPT.get(key, max_age_s, compute, session, current_app.extensions["trace"].sessionmaker)
 
 
 def _recalls(session: Session, you: Principal, now: datetime, max_age_s: int) -> list[tuple]:
@@ -440,9 +484,19 @@ def _recalls(session: Session, you: Principal, now: datetime, max_age_s: int) ->
         .limit(TOP)
     ).all()
     return [
-        (b, *_kept(("reach", b.id), max_age_s, lambda b=b: recall.reach_share(session, b)))
+        (b, *_kept(("reach", b.id, b.recalled_at), max_age_s, _reach_of(b.id), session)[0])
         for b in batches
     ]
+
+
+def _reach_of(batch_id: int):
+    """The recall's reach worked out in any session (the batch is loaded again there)."""
+
+    def compute(session: Session) -> tuple[int, int]:
+        batch = session.get(Batch, batch_id)
+        return recall.reach_share(session, batch) if batch is not None else (0, 0)
+
+    return compute
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -474,7 +528,8 @@ def home():
         lowest=_kept(
             ("lowest", you.jurisdiction),
             cfg.OVERVIEW_EVENT_COUNTS_MAX_AGE_S,
-            lambda: _lowest(db(), you, cfg.policy, now),
-        ),
+            lambda s: _lowest(s, you, cfg.policy, clock()),
+            db(),
+        )[0],
         recalls=_recalls(db(), you, now, cfg.OVERVIEW_EVENT_COUNTS_MAX_AGE_S),
     )

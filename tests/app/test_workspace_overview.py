@@ -374,3 +374,58 @@ def test_map_points_link_to_their_history_and_say_how_many_are_drawn(regulator, 
     monkeypatch.setattr(maps, "MAX_EVENTS", 2)
     html = regulator.get("/workspace/map?city=3204&days=90", headers=HTML).text
     assert "Events: 2 drawn of 7 (最新的 the newest" in html
+
+
+def test_a_kept_count_is_served_while_it_is_counted_again_in_the_background(monkeypatch):
+    """Is a fresh value served as kept, an old one served at once while one background
+    count (in a session of its own) replaces it, a failed count leaving the old one, and
+    a maximum age of 0 counting in the request?"""
+    import contextlib
+    import threading
+    import time
+
+    kept = overview.Kept()
+    clock = [1000.0]
+    monkeypatch.setattr(overview.time, "time", lambda: clock[0])
+    request_session, own_sessions, used = object(), [], {}
+    counted = threading.Event()
+
+    @contextlib.contextmanager
+    def sessions():
+        own_sessions.append(object())
+        yield own_sessions[-1]
+
+    def count(value):
+        def compute(session):
+            used[value] = session
+            counted.set()
+            return value
+
+        return compute
+
+    assert kept.get(("events",), 600, count(1), request_session, sessions) == (1, 1000.0)
+    clock[0] = 1599.0  # fresh: kept, nothing counted
+    assert kept.get(("events",), 600, count(2), request_session, sessions) == (1, 1000.0)
+    counted.clear()
+    clock[0] = 1600.0  # old: still served, counted again in the background
+    assert kept.get(("events",), 600, count(3), request_session, sessions) == (1, 1000.0)
+    assert counted.wait(5)
+    for _ in range(100):
+        if kept.get(("events",), 600, count(4), request_session, None)[0] == 3:
+            break
+        time.sleep(0.01)
+    assert kept.get(("events",), 600, count(4), request_session, None) == (3, 1600.0)
+    assert len(own_sessions) == 1
+
+    def broken(session):
+        raise RuntimeError("the database went away")
+
+    clock[0] = 2300.0
+    assert kept.get(("events",), 600, broken, request_session, sessions)[0] == 3
+    for _ in range(100):  # the failed refresh ends; the old value stays
+        if not kept._refreshing:
+            break
+        time.sleep(0.01)
+    assert kept.get(("events",), 600, count(5), request_session, None)[0] == 3
+    assert kept.get(("events",), 0, count(6), request_session, sessions) == (6, 2300.0)
+    assert used == {1: request_session, 3: own_sessions[0], 6: request_session}
