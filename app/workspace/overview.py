@@ -201,6 +201,7 @@ def _trend(session: Session, you: Principal, now: datetime, days: int) -> tuple[
 
 # -- districts -------------------------------------------------------------------------------
 
+
 def events_by_region(session: Session, since_day: date) -> dict[str, int]:
     """Events since ``since_day`` (Beijing) by the reporting party's region code: a grouped
     scan of the period's events (the page keeps it: :func:`_kept`)."""
