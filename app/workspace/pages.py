@@ -40,6 +40,7 @@ from app.workspace import throttle, words
 from app.workspace.exports import cell
 from app.workspace.filters import queue_filter
 from app.workspace.maps import MapQuery, map_view
+from app.workspace.names import party_names
 from app.workspace.session import WORKSPACE_ROLES, bp, form_token_ok, start_session, viewer
 from tracecore.access import Role
 from tracecore.anomalies import ANOMALY_TYPES
@@ -177,6 +178,9 @@ def code_page(serial: str):
         history=found,
         anomalies=_anomalies_on("code", code.serial),
         complaints=complaints,
+        complaint_parties=party_names(
+            db(), viewer(), [(c.party_type, c.party_id) for c in complaints]
+        ),
         rejected=_rejected_naming(RejectedEvent.serial, code.serial),
         place_of_point=place_of_point,
     )

@@ -429,3 +429,50 @@ def test_a_kept_count_is_served_while_it_is_counted_again_in_the_background(monk
     assert kept.get(("events",), 600, count(5), request_session, None)[0] == 3
     assert kept.get(("events",), 0, count(6), request_session, sessions) == (6, 2300.0)
     assert used == {1: request_session, 3: own_sessions[0], 6: request_session}
+
+
+def test_party_code_and_audit_pages_name_kinds_reasons_and_parties_in_words(
+    app, regulator, make, world, session
+):
+    """Do the party page (devices, risk by severity, a finding's credit record), the code
+    page (a complaint's category and party) and the audit trail (a decision, its target)
+    read in words, Chinese by default and English under ?lang=en, with no identifier?"""
+    from app.feedback.models import Complaint
+    from tests.app.test_workspace import sign_in
+
+    ship(world)
+    found(
+        session, NOW, ("late_delivery", "major", ("waybill", "W1"), ("merchant", world["merchant"]))
+    )
+    session.add(
+        Complaint(
+            serial=world["serials"][0],
+            category="quality",
+            text="包装破损",
+            party_type="merchant",
+            party_id=world["merchant"],
+            client_hash="0" * 64,
+        )
+    )
+    session.commit()
+    party = f"/workspace/parties/merchant/{world['merchant']}"
+    zh, en = (regulator.get(party, query_string=q, headers=HTML).text for q in ({}, {"lang": "en"}))
+    assert "货架扫码器" in section(zh, "devices") and "Shelf scanner" in section(en, "devices")
+    assert "较重 1" in zh and "Major 1" in en
+    assert "延误送达 (运单 W1)" in zh and "Late delivery (Waybill W1)" in en
+    for page in (zh, en):
+        for identifier in ("shelf_scanner", "pos_scanner", "late_delivery (", "major 1"):
+            assert identifier not in page
+    code = regulator.get(f"/workspace/codes/{world['serials'][0]}", headers=HTML).text
+    merchant = name_of(session, world["merchant"])
+    row = re.search(r"<td>包装破损</td>.*?</tr>", code, re.S)
+    assert "质量问题" in code and merchant in row.group(0) and "商家 #" not in row.group(0)
+    anomaly = session.scalars(sa.select(Anomaly).where(Anomaly.subject == "W1")).one()
+    decide = {"decision": "dismiss", "reason": "补传", "csrf_token": csrf(regulator)}
+    regulator.post(f"/workspace/anomalies/{anomaly.id}/decision", data=decide)
+    admin = sign_in(app.test_client(), *make.user("admin"))
+    trail = section(
+        admin.get("/workspace/audit", query_string={"lang": "en"}, headers=HTML).text, "decisions"
+    )
+    assert "Finding dismissed" in trail and f"Finding {anomaly.id}" in trail
+    assert "anomaly.dismiss" not in trail
