@@ -18,9 +18,9 @@ through the WSGI app (no network):
 
 Warm, each request is taken twice in turn: with the overview's parts as they were before
 2026-12-07 (bench/overview_before.py: findings per day bucketed in Python, the backlog in
-more queries) and as they are, for 30 and 90 days. Each line gives the wall time and the
-CPU per request of this process and of the database's backends (the machine is shared:
-the ratio of one run is what compares).
+more queries, the riskiest parties ranked in Python) and as they are, for 30 and 90 days.
+Each line gives the wall time and the CPU per request of this process and of the
+database's backends (the machine is shared: the ratio of one run is what compares).
 
     PYTHONPATH=. python -m bench.bench_overview [--requests 200] [--pg URL] [--keep NAME]
 """

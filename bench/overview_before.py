@@ -1,7 +1,7 @@
 """The overview's parts as they were before 2026-12-07, kept for bench_overview to compare
 with in the same run: findings per day bucketed in Python from every finding's time, and the
-backlog's oldest finding and pending appeals read by queries of their own. Not used by the
-app."""
+backlog's oldest finding and pending appeals read by queries of their own, the riskiest
+parties ranked in Python from every party's counts by severity. Not used by the app."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from app.credit.models import Anomaly, Appeal
 from app.workspace import charts, words
 from app.workspace import overview as now_
 from tracecore.access import Principal
+from tracecore.credit import Policy
 from tracecore.workdays import CST, ResponsePeriod
 
 
@@ -89,5 +90,23 @@ def backlog(session: Session, you: Principal, period: ResponsePeriod, now: datet
     )
 
 
+def riskiest(session: Session, you: Principal, policy: Policy) -> list:
+    points: Counter = Counter()
+    opened: Counter = Counter()
+    for kind, pid, severity, n in session.execute(
+        sa.select(Anomaly.party_type, Anomaly.party_id, Anomaly.severity, sa.func.count())
+        .where(Anomaly.status == "open", now_._inside(Anomaly.region_code, you))
+        .group_by(Anomaly.party_type, Anomaly.party_id, Anomaly.severity)
+    ):
+        points[(kind, pid)] += policy.anomaly_points.get(severity, 0) * n
+        opened[(kind, pid)] += n
+    worst = sorted(points, key=lambda p: (points[p], -opened[p], p))[: now_.TOP]
+    names = now_._names(session, set(worst))
+    return [
+        now_.PartyRow(*p, *names.get(p, (f"#{p[1]}", "")), risk_points=points[p], open=opened[p])
+        for p in worst
+    ]
+
+
 #: name in app.workspace.overview -> the function it was
-PARTS = {"_trend": trend, "_backlog": backlog}
+PARTS = {"_trend": trend, "_backlog": backlog, "_riskiest": riskiest}

@@ -349,20 +349,26 @@ def _names(session: Session, parties: set[tuple[str, int]]) -> dict:
 
 
 def _riskiest(session: Session, you: Principal, policy: Policy) -> list[PartyRow]:
-    points: Counter = Counter()
-    opened: Counter = Counter()
-    for kind, pid, severity, n in session.execute(
-        sa.select(Anomaly.party_type, Anomaly.party_id, Anomaly.severity, sa.func.count())
+    """The parties whose open findings would cost the most points if confirmed (the risk
+    indicator), worked out and ranked by the database."""
+    points = sa.func.sum(
+        sa.case(
+            *((Anomaly.severity == s, p) for s, p in sorted(policy.anomaly_points.items())),
+            else_=0,
+        )
+    )
+    opened = sa.func.count()
+    worst = session.execute(
+        sa.select(Anomaly.party_type, Anomaly.party_id, points, opened)
         .where(Anomaly.status == "open", _inside(Anomaly.region_code, you))
-        .group_by(Anomaly.party_type, Anomaly.party_id, Anomaly.severity)
-    ):
-        points[(kind, pid)] += policy.anomaly_points.get(severity, 0) * n
-        opened[(kind, pid)] += n
-    worst = sorted(points, key=lambda p: (points[p], -opened[p], p))[:TOP]
-    names = _names(session, set(worst))
+        .group_by(Anomaly.party_type, Anomaly.party_id)
+        .order_by(points, opened.desc(), Anomaly.party_type, Anomaly.party_id)
+        .limit(TOP)
+    ).all()
+    names = _names(session, {(kind, pid) for kind, pid, _, _ in worst})
     return [
-        PartyRow(*p, *names.get(p, (f"#{p[1]}", "")), risk_points=points[p], open=opened[p])
-        for p in worst
+        PartyRow(kind, pid, *names.get((kind, pid), (f"#{pid}", "")), risk_points=int(p), open=n)
+        for kind, pid, p, n in worst
     ]
 
 
