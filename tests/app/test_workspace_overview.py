@@ -305,8 +305,11 @@ def test_a_recall_first_shows_its_impact_and_recalls_nothing(regulator, world, s
     form = {"reason": "标签错误", "csrf_token": csrf(regulator)}
     html = regulator.post(f"/workspace/batches/{world['batch']}/recall", data=form).text
     assert re.search(r'id="impact-units">3<', html)
-    states = {r[0].split()[-1]: r[1] for r in cells(section(html, "impact-state"))}
-    assert states == {"signed": "1", "shelved": "1", "issued": "1"}
+    rows = re.findall(
+        r'<tr data-state="(\w+)"><td>(.*?)</td><td>(\d+)</td>', section(html, "impact-state")
+    )
+    assert {state: n for state, _, n in rows} == {"signed": "1", "shelved": "1", "issued": "1"}
+    assert {state: name for state, name, _ in rows}["signed"] == "已签收"  # named, no identifier
     districts = dict(cells(section(html, "impact-district")))
     # Scanned units where they were last scanned (the shelf and the doorstep: Zhonglou), the
     # unit never scanned at its merchant's registered district (Xinbei).
