@@ -278,14 +278,21 @@ def test_a_couriers_page_links_its_company_parcels_and_handhelds(regulator, worl
     assert world["handheld"].device_id in section(html, "devices")
 
 
-def test_custody_rows_link_to_the_holders_pages(regulator, world):
+def test_custody_rows_and_events_link_to_the_holders_pages(regulator, world):
     ship(world)
     html = regulator.get(f"/workspace/codes/{world['serials'][0]}", headers=HTML).text
     custody = section(html, "custody")
     assert f"/workspace/parties/merchant/{world['merchant']}" in custody
     assert f"/workspace/parties/courier/{world['courier']}" in custody
-    parcel = section(regulator.get("/workspace/parcels/SF1234567890", headers=HTML).text, "custody")
-    assert f"/workspace/parties/courier/{world['courier']}" in parcel
+    parcel_page = regulator.get("/workspace/parcels/SF1234567890", headers=HTML).text
+    assert f"/workspace/parties/courier/{world['courier']}" in section(parcel_page, "custody")
+    # and each event's reporting party, in both histories
+    for page in (html, parcel_page):
+        events = "".join(re.findall(r'<tr id="event-.*?</tr>', page, re.S))
+        assert f'href="/workspace/parties/courier/{world["courier"]}"' in events
+    assert f'href="/workspace/parties/merchant/{world["merchant"]}"' in "".join(
+        re.findall(r'<tr id="event-.*?</tr>', html, re.S)
+    )
 
 
 # -- recall with care ------------------------------------------------------------------------
