@@ -107,7 +107,9 @@ class Config:
     #: process keeps it that long instead of scoring the records on every scan).
     PUBLIC_CREDIT_MAX_AGE_S: int = 10
     #: The overview's events per district (the denominator of findings per 10,000 events) are
-    #: a scan of the last 30 days' events: each web process keeps them this many seconds.
+    #: a scan of the last 30 days' events: each web process keeps them, and counts them again
+    #: in the background once they are this many seconds old (so do the recalls' reach and
+    #: the lowest scores). 0: counted in every request.
     OVERVIEW_EVENT_COUNTS_MAX_AGE_S: int = 600
     #: Requests per client address to the public pages and answers (flask-limiter syntax).
     PUBLIC_RATE_LIMIT: str = "600 per minute"

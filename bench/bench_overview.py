@@ -9,20 +9,31 @@ sanctions, 200 pending appeals, and the recall of the 100,000-unit batch with 5,
 checks since. Then a regulator of Changzhou (3204) signs in and ``GET /workspace/`` is timed
 through the WSGI app (no network):
 
-* warm: the event counts per district kept by the process (``OVERVIEW_EVENT_COUNTS_MAX_AGE_S``,
-  600 s), as every request but one in ten minutes finds them;
-* cold: counted afresh on every request (the one request in ten minutes that does it).
+* warm: the event counts per district, the recalls' reach and the lowest scores kept by the
+  process (``OVERVIEW_EVENT_COUNTS_MAX_AGE_S``, 600 s), as requests find them;
+* refresh: a maximum age of 1 s, so that a background thread of the process is counting
+  them again during nearly every request (in production: for a second or so in ten
+  minutes): what a request costs beside a refresh;
+* cold: counted in every request (maximum age 0): what a process's first request costs.
 
-    PYTHONPATH=. python bench/bench_overview.py [--requests 200] [--pg URL] [--keep NAME]
+Warm, each request is taken twice in turn: with the overview's parts as they were before
+2026-12-07 (bench/overview_before.py: findings per day bucketed in Python, the backlog in
+more queries, the riskiest parties ranked in Python) and as they are, for 30 and 90 days.
+Each line gives the wall time and the CPU per request of this process and of the
+database's backends (the machine is shared: the ratio of one run is what compares).
+
+    PYTHONPATH=. python -m bench.bench_overview [--requests 200] [--pg URL] [--keep NAME]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import re
 import statistics
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -33,6 +44,8 @@ from app.catalog.models import Batch, BatchStatus
 from app.consumer.models import Verification
 from app.credit.models import Anomaly, Appeal, CreditRecord
 from app.parties.models import Merchant, MerchantKind
+from app.workspace import overview
+from bench import machine, overview_before
 from bench.bench_history import PARCEL_STEPS, bench_database, percentile, setup
 from tracecore.access import Role
 from tracecore.anomalies import ANOMALY_TYPES
@@ -144,28 +157,73 @@ def add_findings(app, serials: list[str], seed: int = 7) -> None:
         conn.execute(sa.text("VACUUM (ANALYZE)"))
 
 
-def measure(client, n: int) -> list[float]:
-    timings = []
+def _backends_cpu_s(admin, database: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends serving ``database`` (this
+    machine's server: their /proc entries), the bench's own query excluded."""
+    ticks = 0
+    for (pid,) in admin.execute(
+        sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"),
+        {"db": database},
+    ):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a backend that has just gone
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Timings:
+    wall_ms: list[float] = field(default_factory=list)
+    app_cpu_ms: float = 0.0
+    db_cpu_ms: float = 0.0
+
+
+def measure(client, n: int, path: str = "/workspace/", variants=None, admin=None, db="") -> dict:
+    """``n`` requests of each variant (name -> the overview's parts to patch in), taken in
+    turn, so that the machine's load falls alike on each: wall time per request, and the
+    CPU of this process and of the database's backends per variant."""
+    variants = variants or {"now": {}}
+    found = {name: Timings() for name in variants}
     for _ in range(n):
-        t0 = time.perf_counter()
-        resp = client.get("/workspace/", headers={"Accept": "text/html"})
-        timings.append((time.perf_counter() - t0) * 1000)
-        assert resp.status_code == 200, resp.status_code
-    return timings
+        for name, parts in variants.items():
+            kept = {k: getattr(overview, k) for k in parts}
+            for k, f in parts.items():
+                setattr(overview, k, f)
+            try:
+                db0 = _backends_cpu_s(admin, db) if admin is not None else 0.0
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                resp = client.get(path, headers={"Accept": "text/html"})
+                wall = (time.perf_counter() - t0) * 1000
+                cpu = (time.process_time() - cpu0) * 1000
+                db1 = _backends_cpu_s(admin, db) if admin is not None else 0.0
+            finally:
+                for k, f in kept.items():
+                    setattr(overview, k, f)
+            assert resp.status_code == 200, resp.status_code
+            t = found[name]
+            t.wall_ms.append(wall)
+            t.app_cpu_ms += cpu
+            t.db_cpu_ms += (db1 - db0) * 1000
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=200, help="per variant and run")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--keep", metavar="NAME", help="load into database NAME once and keep it")
     args = parser.parse_args()
     units = 1_000_000 // len(["shelved", "sold", *PARCEL_STEPS])
+    compare = {"before": overview_before.PARTS, "now": {}}
 
+    speed_before = machine.reference_ms()
     with bench_database(args.pg, args.keep) as url:
         migrate.upgrade(url)
         results = {}
-        for label, max_age in (("warm", 600), ("cold", 0)):
+        for label, max_age in (("warm", 600), ("refresh", 1), ("cold", 0)):
             app = create_app(
                 {
                     "DATABASE_URL": url,
@@ -198,25 +256,45 @@ def main() -> None:
                 },
             )
             assert resp.status_code == 302, resp.status_code
-            measure(client, 5)  # warm-up: imports, templates, connection pool
-            results[label] = measure(client, args.requests)
+            database = sa.engine.make_url(url).database
+            with app.extensions["trace"].engine.connect() as admin:
+                admin.execution_options(isolation_level="AUTOCOMMIT")
+                for days in (30, 90):
+                    path = "/workspace/" if days == 30 else "/workspace/?days=90"
+                    measure(client, 3, path, compare)  # warm-up: imports, templates, pool
+                    # refreshing and cold, the counts' cost is the same for both: "now" only
+                    variants = compare if label == "warm" else {"now": {}}
+                    for name, found in measure(
+                        client, args.requests, path, variants, admin, database
+                    ).items():
+                        results[(label, days, name)] = found
             app.extensions["trace"].engine.dispose()
+    speed_after = machine.reference_ms()
 
     print(
         f"\nGET /workspace/ (the overview) with {stored:,} events and {findings:,} findings "
-        f"stored, a regulator of 3204 ({args.requests} requests, in process, no network)"
+        f"stored, a regulator of 3204 ({args.requests} requests of each, taken in turn, in "
+        "process, no network)"
     )
-    print(f"{'event counts':<14} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
-    for label, values in results.items():
+    print(machine.describe(speed_before, speed_after))
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    header = f"{'counts':<6} {'days':>4} {'code':<7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}"
+    print(header + f" {'app CPU ms':>10} {'db CPU ms':>10}")
+    for (label, days, name), t in results.items():
+        n = len(t.wall_ms)
         print(
-            f"{label:<14} {statistics.median(values):>8.1f} {percentile(values, 95):>8.1f} "
-            f"{max(values):>8.1f}"
+            f"{label:<6} {days:>4} {name:<7} {statistics.median(t.wall_ms):>8.1f} "
+            f"{percentile(t.wall_ms, 95):>8.1f} {max(t.wall_ms):>8.1f} "
+            f"{t.app_cpu_ms / n:>10.1f} {t.db_cpu_ms / n:>10.1f}"
         )
-    for label, values in results.items():
-        print(
-            f"RESULT overview_{label}_p50_ms={statistics.median(values):.1f} "
-            f"overview_{label}_p95_ms={percentile(values, 95):.1f}"
-        )
+    for (label, days, name), t in results.items():
+        if label == "warm" and name == "now":
+            before = results[(label, days, "before")].wall_ms
+            print(
+                f"RESULT overview_warm_{days}d_p95_ms={percentile(t.wall_ms, 95):.1f} "
+                f"baseline_p95_ms={percentile(before, 95):.1f} "
+                f"ratio_p95={percentile(t.wall_ms, 95) / percentile(before, 95):.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -5,11 +5,14 @@ Every number is of the viewer's jurisdiction. What it reads, in a handful of que
 * open risk signals (undecided findings) by severity and by age in working days against the
   response clock (``CREDIT_RESPONSE_WORKING_DAYS``, 7 by default), and the decisions waiting:
   appeals to decide, and confirmed findings and sanctions whose response period is running;
-* findings detected per day (Beijing time) over the last 30 or 90 days, by type (one query);
+* findings detected per day (Beijing time) over the last 30 or 90 days, by type (one query,
+  counted per Beijing day by the database: :class:`app.db.beijing_day`);
 * findings per 10,000 events by district over the last 30 days: findings by the responsible
   party's district, events by the reporting party's district (both GB/T 2260 codes). The
-  event counts are a grouped scan of the period's events: each process keeps them for
-  ``OVERVIEW_EVENT_COUNTS_MAX_AGE_S`` seconds (10 minutes by default; the page says so);
+  event counts are a grouped scan of the period's events: each process keeps them
+  (:class:`Kept`), counting again in the background once they are
+  ``OVERVIEW_EVENT_COUNTS_MAX_AGE_S`` seconds old (10 minutes by default; the page says when
+  they were counted);
 * the parties with the highest risk indicator (open findings' points) and the lowest public
   scores (exact accounts of the 25 parties with the most negative decided records, kept like
   the event counts);
@@ -20,6 +23,7 @@ Every number is of the viewer's jurisdiction. What it reads, in a handful of que
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import threading
 import time
@@ -28,13 +32,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import render_template, request
+from flask import current_app, render_template, request
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
 from app.catalog.models import Batch, BatchStatus, Product
 from app.credit import operations as credit_ops
 from app.credit.models import Anomaly, Appeal, CreditRecord
+from app.db import beijing_day
 from app.events.models import Event
 from app.parties.models import PARTY_MODELS, Courier, Merchant
 from app.web import db, settings, unit_of_work
@@ -46,6 +51,8 @@ from tracecore.credit import Policy
 from tracecore.identity import mask_name
 from tracecore.regions import PROVINCES
 from tracecore.workdays import CST, ResponsePeriod, working_days_since
+
+log = logging.getLogger(__name__)
 
 #: How many parties each list shows.
 TOP = 10
@@ -103,24 +110,25 @@ def _backlog(session: Session, you: Principal, period: ResponsePeriod, now: date
     )
     ages: Counter = Counter()
     severities: Counter = Counter()
-    for severity, age, n in session.execute(
-        sa.select(Anomaly.severity, bucket, sa.func.count())
+    oldest = None
+    for severity, age, n, first in session.execute(
+        sa.select(Anomaly.severity, bucket, sa.func.count(), sa.func.min(Anomaly.detected_at))
         .where(Anomaly.status == "open", _inside(Anomaly.region_code, you))
         .group_by(Anomaly.severity, bucket)
     ):
         severities[severity] += n
         ages[age] += n
-    oldest = session.scalar(
-        sa.select(sa.func.min(Anomaly.detected_at)).where(
-            Anomaly.status == "open", _inside(Anomaly.region_code, you)
+        first = _aware(first)
+        oldest = first if oldest is None or first < oldest else oldest
+    appeals, overdue = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count().filter(Appeal.created_at < within),
         )
-    )
-    appeals = session.execute(
-        sa.select(Appeal.created_at)
+        .select_from(Appeal)
         .join(Anomaly, Appeal.anomaly_id == Anomaly.id)
         .where(Appeal.status == "pending", _inside(Anomaly.region_code, you))
-    ).all()
-    overdue = sum(a[0] < within for a in appeals)
+    ).one()
     in_period = session.scalar(
         sa.select(sa.func.count())
         .select_from(Anomaly)
@@ -132,8 +140,8 @@ def _backlog(session: Session, you: Principal, period: ResponsePeriod, now: date
         sum(severities.values()),
         {s: severities.get(s, 0) for s in ("serious", "major", "minor")},
         [(k, ages.get(k, 0)) for k in order],
-        _aware(oldest),
-        len(appeals),
+        oldest,
+        appeals,
         overdue,
         in_period,
         limit,
@@ -170,14 +178,15 @@ def _trend(session: Session, you: Principal, now: datetime, days: int) -> tuple[
     first = (now.astimezone(CST) - timedelta(days=days - 1)).date()
     start = datetime.combine(first, datetime.min.time(), CST)
     counts: dict[str, list[int]] = defaultdict(lambda: [0] * days)
-    for kind, detected_at in session.execute(
-        sa.select(Anomaly.type, Anomaly.detected_at).where(
-            Anomaly.detected_at >= start, _inside(Anomaly.region_code, you)
-        )
+    day = beijing_day(Anomaly.detected_at).label("day")
+    for kind, on, n in session.execute(
+        sa.select(Anomaly.type, day, sa.func.count())
+        .where(Anomaly.detected_at >= start, _inside(Anomaly.region_code, you))
+        .group_by(Anomaly.type, day)
     ):
-        i = (detected_at.astimezone(CST).date() - first).days
+        i = (on - first).days
         if 0 <= i < days:
-            counts[kind][i] += 1
+            counts[kind][i] += n
     labels = [(first + timedelta(days=i)).strftime("%m-%d") for i in range(days)]
     # named as people read them (the chart's titles, and the table beside it)
     series = charts.fold([charts.Series(words.label("anomaly", k), v) for k, v in counts.items()])
@@ -192,17 +201,10 @@ def _trend(session: Session, you: Principal, now: datetime, days: int) -> tuple[
 
 # -- districts -------------------------------------------------------------------------------
 
-_EVENT_COUNTS: dict = {}
-_EVENT_COUNTS_LOCK = threading.Lock()
 
-
-def events_by_region(session: Session, since_day: date, max_age_s: int) -> tuple[dict, float]:
-    """Events since ``since_day`` (Beijing) by the reporting party's region code, and when
-    they were counted (a process keeps the counts ``max_age_s`` seconds)."""
-    with _EVENT_COUNTS_LOCK:
-        kept = _EVENT_COUNTS.get(since_day)
-        if kept is not None and time.time() - kept[1] < max_age_s:
-            return kept
+def events_by_region(session: Session, since_day: date) -> dict[str, int]:
+    """Events since ``since_day`` (Beijing) by the reporting party's region code: a grouped
+    scan of the period's events (the page keeps it: :func:`_kept`)."""
     since = datetime.combine(since_day, datetime.min.time(), CST)
     by_party = session.execute(
         sa.select(Event.party_type, Event.party_id, sa.func.count())
@@ -221,11 +223,7 @@ def events_by_region(session: Session, since_day: date, max_age_s: int) -> tuple
     counts: Counter = Counter()
     for kind, pid, n in by_party:
         counts[regions.get((kind, pid), "")] += n
-    found = (dict(counts), time.time())
-    with _EVENT_COUNTS_LOCK:
-        _EVENT_COUNTS.clear()
-        _EVENT_COUNTS[since_day] = found
-    return found
+    return dict(counts)
 
 
 @dataclass
@@ -258,7 +256,9 @@ def _districts(
             .group_by(Anomaly.region_code)
         ).all()
     )
-    events, counted_at = events_by_region(session, first, max_age_s)
+    events, counted_at = _kept(
+        ("events", first), max_age_s, lambda s: events_by_region(s, first), session
+    )
     codes = {c for c in found} | {c for c in events if c and you.covers(c)}
     rows = []
     for code in codes:
@@ -349,20 +349,26 @@ def _names(session: Session, parties: set[tuple[str, int]]) -> dict:
 
 
 def _riskiest(session: Session, you: Principal, policy: Policy) -> list[PartyRow]:
-    points: Counter = Counter()
-    opened: Counter = Counter()
-    for kind, pid, severity, n in session.execute(
-        sa.select(Anomaly.party_type, Anomaly.party_id, Anomaly.severity, sa.func.count())
+    """The parties whose open findings would cost the most points if confirmed (the risk
+    indicator), worked out and ranked by the database."""
+    points = sa.func.sum(
+        sa.case(
+            *((Anomaly.severity == s, p) for s, p in sorted(policy.anomaly_points.items())),
+            else_=0,
+        )
+    )
+    opened = sa.func.count()
+    worst = session.execute(
+        sa.select(Anomaly.party_type, Anomaly.party_id, points, opened)
         .where(Anomaly.status == "open", _inside(Anomaly.region_code, you))
-        .group_by(Anomaly.party_type, Anomaly.party_id, Anomaly.severity)
-    ):
-        points[(kind, pid)] += policy.anomaly_points.get(severity, 0) * n
-        opened[(kind, pid)] += n
-    worst = sorted(points, key=lambda p: (points[p], -opened[p], p))[:TOP]
-    names = _names(session, set(worst))
+        .group_by(Anomaly.party_type, Anomaly.party_id)
+        .order_by(points, opened.desc(), Anomaly.party_type, Anomaly.party_id)
+        .limit(TOP)
+    ).all()
+    names = _names(session, {(kind, pid) for kind, pid, _, _ in worst})
     return [
-        PartyRow(*p, *names.get(p, (f"#{p[1]}", "")), risk_points=points[p], open=opened[p])
-        for p in worst
+        PartyRow(kind, pid, *names.get((kind, pid), (f"#{pid}", "")), risk_points=int(p), open=n)
+        for kind, pid, p, n in worst
     ]
 
 
@@ -409,18 +415,67 @@ def _lowest(session: Session, you: Principal, policy: Policy, now: datetime) -> 
 # -- recalls ---------------------------------------------------------------------------------
 
 
-#: What the page keeps a while (lists that change slowly and cost a scan): key -> (when, value).
-_KEPT: dict[tuple, tuple[float, object]] = {}
+class Kept:
+    """What the page keeps a while: values that cost a scan and change slowly, by key.
+
+    A value younger than the maximum age is served as kept. An older one is still served,
+    while one background thread of this process works it out again with a session of its
+    own (stale while revalidating): no request waits for the scan but a process's first,
+    and every request with a maximum age of 0 (the tests), which counts in the request."""
+
+    def __init__(self, size: int = 1000):
+        self.size = size
+        self._values: dict[tuple, tuple[float, object]] = {}
+        self._refreshing: set[tuple] = set()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, max_age_s: int, compute, session: Session, sessions=None):
+        """(``compute(session)``, when it was worked out), or the kept pair; ``sessions``
+        (a sessionmaker) gives the background thread its session."""
+        with self._lock:
+            found = self._values.get(key)
+        if found is not None and max_age_s > 0:
+            if time.time() - found[0] >= max_age_s and sessions is not None:
+                self._refresh(key, compute, sessions)
+            return found[1], found[0]
+        at = time.time()
+        value = compute(session)
+        self._store(key, at, value)
+        return value, at
+
+    def _store(self, key: tuple, at: float, value) -> None:
+        with self._lock:
+            if len(self._values) >= self.size and key not in self._values:
+                self._values.clear()
+            self._values[key] = (at, value)
+
+    def _refresh(self, key: tuple, compute, sessions) -> None:
+        with self._lock:
+            if key in self._refreshing:
+                return
+            self._refreshing.add(key)
+
+        def work() -> None:
+            try:
+                at = time.time()
+                with sessions() as s:
+                    value = compute(s)
+                self._store(key, at, value)
+            except Exception:  # served stale until the next request tries again
+                log.exception("the overview's %s could not be counted again", key[0])
+            finally:
+                with self._lock:
+                    self._refreshing.discard(key)
+
+        threading.Thread(target=work, name=f"overview-{key[0]}", daemon=True).start()
 
 
-def _kept(key: tuple, max_age_s: int, compute):
-    """``compute()``, or its value kept by this process for ``max_age_s`` seconds."""
-    found = _KEPT.get(key)
-    if found is None or time.time() - found[0] >= max_age_s:
-        if len(_KEPT) > 1000:
-            _KEPT.clear()
-        found = _KEPT[key] = (time.time(), compute())
-    return found[1]
+KEPT = Kept()
+
+
+def _kept(key: tuple, max_age_s: int, compute, session: Session):
+    """(``compute(session)``, when it was worked out), kept by this process (:class:`Kept`)."""
+    return KEPT.get(key, max_age_s, compute, session, current_app.extensions["trace"].sessionmaker)
 
 
 def _recalls(session: Session, you: Principal, now: datetime, max_age_s: int) -> list[tuple]:
@@ -436,9 +491,19 @@ def _recalls(session: Session, you: Principal, now: datetime, max_age_s: int) ->
         .limit(TOP)
     ).all()
     return [
-        (b, *_kept(("reach", b.id), max_age_s, lambda b=b: recall.reach_share(session, b)))
+        (b, *_kept(("reach", b.id, b.recalled_at), max_age_s, _reach_of(b.id), session)[0])
         for b in batches
     ]
+
+
+def _reach_of(batch_id: int):
+    """The recall's reach worked out in any session (the batch is loaded again there)."""
+
+    def compute(session: Session) -> tuple[int, int]:
+        batch = session.get(Batch, batch_id)
+        return recall.reach_share(session, batch) if batch is not None else (0, 0)
+
+    return compute
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -470,7 +535,8 @@ def home():
         lowest=_kept(
             ("lowest", you.jurisdiction),
             cfg.OVERVIEW_EVENT_COUNTS_MAX_AGE_S,
-            lambda: _lowest(db(), you, cfg.policy, now),
-        ),
+            lambda s: _lowest(s, you, cfg.policy, clock()),
+            db(),
+        )[0],
         recalls=_recalls(db(), you, now, cfg.OVERVIEW_EVENT_COUNTS_MAX_AGE_S),
     )

@@ -40,6 +40,7 @@ from app.workspace import search as finder
 from app.workspace import throttle, words
 from app.workspace.filters import queue_filter
 from app.workspace.maps import MapQuery, map_view
+from app.workspace.names import party_names
 from app.workspace.session import WORKSPACE_ROLES, bp, form_token_ok, start_session, viewer
 from tracecore.access import Role
 from tracecore.anomalies import ANOMALY_TYPES
@@ -177,6 +178,9 @@ def code_page(serial: str):
         history=found,
         anomalies=_anomalies_on("code", code.serial),
         complaints=complaints,
+        complaint_parties=party_names(
+            db(), viewer(), [(c.party_type, c.party_id) for c in complaints]
+        ),
         rejected=_rejected_naming(RejectedEvent.serial, code.serial),
         place_of_point=place_of_point,
     )
@@ -270,13 +274,28 @@ def decide(anomaly_id: int):
 BULK_FILTERS = ("type", "severity", "region_code", "district", "since", "until")
 
 
+def _ticked_rows(form) -> list[int] | None:
+    """The rows ticked in the queue (``ids``) when the bulk form says so (``scope=rows``),
+    else None: the queue's filter selects."""
+    if form.get("scope") != "rows":
+        return None
+    raw = form.getlist("ids")[: decisions.BULK_CAP + 1]
+    if not raw:
+        raise ValidationError("请先勾选异常 · tick at least one finding", field="ids")
+    if not all(r.isdigit() and len(r) <= 18 for r in raw):
+        raise ValidationError("ids: the findings' numbers", field="ids")
+    return [int(r) for r in raw]
+
+
 @bp.post("/anomalies/decisions")
 @unit_of_work
 def decide_many():
-    """Confirm or dismiss every open finding the queue's filter selects, with one reason: a
-    first post shows how many will be decided and asks again; the second decides."""
+    """Confirm or dismiss, with one reason, the rows ticked in the queue or every open
+    finding the queue's filter selects: a first post shows how many will be decided and
+    asks again; the second decides, then the queue shows each row's decision."""
     form = request.form
     carried = {k: form.get(k, "")[:64] for k in BULK_FILTERS if form.get(k)}
+    ids = _ticked_rows(form)
     where = queue_filter(carried)
     decision, reason = form.get("decision", ""), form.get("reason", "")[:1000]
     confirmed = form.get("confirmed") == "yes"
@@ -285,21 +304,29 @@ def decide_many():
         viewer(),
         decision,
         reason,
-        where=where,
+        ids=ids,
+        where=None if ids is not None else where,
         period=settings().response_period,
         preview=not confirmed,
     )
+    scope = "rows" if ids is not None else "filter"
     if not confirmed:
-        _log("view", "anomalies", "bulk preview", detail=str(carried)[:300])
+        _log("view", "anomalies", "bulk preview", detail=f"{scope} {ids or carried}"[:300])
         return render_template(
             "workspace/bulk_confirm.html",
             result=result,
             decision=decision,
             reason=reason,
             carried=carried,
+            ids=ids or [],
             cap=decisions.BULK_CAP,
         )
-    _log("change", "anomalies", "bulk", detail=f"{decision} {result.decided} {carried}"[:300])
+    _log(
+        "change",
+        "anomalies",
+        "bulk",
+        detail=f"{decision} {result.decided} {scope} {ids or carried}"[:300],
+    )
     done = words.label("status", "confirmed" if decision == "confirm" else "dismissed")
     flash(f"{done} {result.decided} 条异常 · {result.decided} findings {decision}ed")
     return redirect(url_for("workspace.anomalies", decided=result.decided, **carried), 303)

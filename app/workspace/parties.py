@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from app.accesslog.operations import log_access
 from app.catalog.models import Batch, Product
 from app.codes.models import TraceCode
-from app.consumer.places import place_of_region
 from app.credit import operations as credit_ops
 from app.credit.models import Anomaly
 from app.events.models import Device, Event
@@ -152,7 +151,6 @@ def party_page(party_type: str, party_id: int):
         party=party,
         party_type=party_type,
         account=account,
-        place=place_of_region(party.region_code),
         credit_chart=chart,
         credit_history=history,
         devices=list(

@@ -12,6 +12,7 @@ The names follow the consumer pages (app/consumer/texts.py) and the docs' glossa
 from __future__ import annotations
 
 import functools
+import re
 
 from flask import Flask, has_request_context, request
 from werkzeug.datastructures import LanguageAccept
@@ -109,6 +110,54 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "red": ("守信红名单", "Red list"),
         "black": ("失信黑名单", "Black list"),
     },
+    "device": {
+        "shelf_scanner": ("货架扫码器", "Shelf scanner"),
+        "pos_scanner": ("收银扫码器", "Point-of-sale scanner"),
+        "courier_handheld": ("快递员手持终端", "Courier's handheld"),
+    },
+    "complaint": {  # as the consumer's form names them (templates/consumer/scan.html)
+        "counterfeit": ("疑似假冒", "Looks counterfeit"),
+        "quality": ("质量问题", "Quality"),
+        "delivery": ("配送问题", "Delivery"),
+        "privacy": ("个人信息泄露", "Privacy"),
+        "other": ("其他", "Other"),
+    },
+    "audit": {  # the decisions' audit trail (app/credit/operations.audit)
+        "anomaly.confirm": ("确认异常", "Finding confirmed"),
+        "anomaly.dismiss": ("驳回异常", "Finding dismissed"),
+        "anomaly.flag": ("标记待复核", "Finding flagged for review"),
+        "anomaly.reopen": ("重新打开异常", "Finding reopened"),
+        "anomaly.withdraw": ("自动撤回异常", "Finding withdrawn"),
+        "appeal.file": ("提出申诉", "Appeal filed"),
+        "appeal.uphold": ("支持申诉", "Appeal upheld"),
+        "appeal.reject": ("驳回申诉", "Appeal rejected"),
+        "batch.recall": ("召回批次", "Batch recalled"),
+        "commitment.sign": ("签署信用承诺", "Commitment signed"),
+        "credit.sanction": ("惩戒", "Sanction"),
+        "credit.commendation": ("表彰", "Commendation"),
+        "courier.service_area": ("设定派送范围", "Service area set"),
+    },
+    "target": {  # what an access log line or an audit entry is about
+        "code": ("追溯码", "Trace code"),
+        "parcel": ("包裹", "Parcel"),
+        "batch": ("批次", "Batch"),
+        "merchant": ("商家", "Merchant"),
+        "logistics_company": ("物流企业", "Logistics company"),
+        "courier": ("快递员", "Courier"),
+        "anomaly": ("异常", "Finding"),
+        "anomalies": ("异常队列", "Anomaly queue"),
+        "appeal": ("申诉", "Appeal"),
+        "search": ("搜索", "Search"),
+        "map": ("地图", "Map"),
+        "user": ("用户", "User"),
+        "access_log": ("访问日志", "Access log"),
+        "rejection_tallies": ("拒收统计", "Rejected traffic"),
+        "counterfeits": ("假冒地图", "Counterfeit map"),
+    },
+    "reversal": {
+        "withdrawn": ("证据不再成立，自动撤回", "withdrawn: the evidence no longer holds"),
+        "dismissed": ("已驳回", "dismissed"),
+    },
 }
 
 
@@ -145,6 +194,22 @@ def label(kind: str, value) -> str:
     return word(kind, value, page_lang())
 
 
+#: A finding's credit record's reason as the service writes it (app/anomalies/findings.py):
+#: "late_delivery (waybill SF1)", and a reversal's "dismissed: late_delivery (waybill SF1)".
+_RECORD_REASON = re.compile(r"^(?:(\w+): )?(\w+) \((\w+) (.*)\)$", re.S)
+
+
+def record_reason(kind: str, reason: str | None) -> str:
+    """A credit record's reason as people read it: a finding's type and subject named in
+    the page's language; any other reason (a regulator's words) as written."""
+    found = _RECORD_REASON.match(reason or "") if kind in ("anomaly", "reversal") else None
+    if found is None or found[2] not in WORDS["anomaly"]:
+        return reason or ""
+    why, kind_, subject_type, subject = found.groups()
+    text = f"{label('anomaly', kind_)} ({label('subject', subject_type)} {subject})"
+    return f"{label('reversal', why)}: {text}" if why else text
+
+
 def region_name(region_code: str | None) -> str:
     """A GB/T 2260 region's name (district, else province) in the page's language."""
     place = place_of_region(region_code)
@@ -161,5 +226,6 @@ def register(app: Flask) -> None:
     app.add_template_global(label, "label")
     app.add_template_global(page_lang, "page_lang")
     app.add_template_global(region_name, "region_name")
+    app.add_template_global(record_reason, "record_reason")
     app.add_template_filter(beijing, "beijing")
     app.add_template_filter(timefmt.beijing_date, "beijing_date")

@@ -337,6 +337,61 @@ def test_bulk_decision_from_the_queue_asks_how_many_then_decides(app, regulator,
     assert without_token.status_code in (400, 403)
 
 
+def test_bulk_decision_of_ticked_rows_decides_those_and_shows_each_reason(
+    app, regulator, make, session
+):
+    """Ticking two rows of the queue: does the bulk form ask about exactly those two, skip
+    one already decided, decide nothing until confirmed, then show the decision and the
+    one reason on each decided row while the unticked one stays open?"""
+    m = make.merchant(region_code="320411")
+    ids = findings(
+        app,
+        *[
+            ("late_delivery", "minor", ("waybill", f"SF{n}"), ("merchant", m), 31.8, 119.9)
+            for n in range(3)
+        ],
+    )
+    queue = regulator.get("/workspace/anomalies", query_string={"status": "open"}, headers=HTML)
+    for i in ids:
+        assert f'name="ids" value="{i}" form="bulk"' in queue.text
+    form = {
+        "scope": "rows",
+        "ids": [str(ids[0]), str(ids[2])],
+        "decision": "confirm",
+        "reason": "现场核实属实",
+        "csrf_token": csrf(regulator),
+    }
+    asked = regulator.post("/workspace/anomalies/decisions", data=form, headers=HTML)
+    assert asked.status_code == 200
+    assert "<strong>2</strong>" in re.search(r'<p id="bulk-count">(.*?)</p>', asked.text).group(1)
+    assert f"#{ids[0]}, #{ids[2]}" in asked.text
+    assert {session.get(Anomaly, a).status for a in ids} == {"open"}
+    done = regulator.post(
+        "/workspace/anomalies/decisions", data={**form, "confirmed": "yes"}, headers=HTML
+    )
+    assert done.status_code == 303 and "decided=2" in done.headers["Location"]
+    session.expire_all()
+    assert [session.get(Anomaly, a).status for a in ids] == ["confirmed", "open", "confirmed"]
+    shown = regulator.get(done.headers["Location"], headers=HTML).text
+    assert "2 findings confirmed" in shown
+    for i in (ids[0], ids[2]):
+        row = re.search(rf'<tr data-anomaly="{i}".*?</tr>', shown, re.S).group(0)
+        assert "现场核实属实" in row and "确认" in row
+    again = regulator.post("/workspace/anomalies/decisions", data=form, headers=HTML)
+    assert "2 already decided, skipped" in again.text and "<strong>0</strong>" in again.text
+
+
+def test_a_bulk_decision_of_rows_needs_a_ticked_row(regulator):
+    """Rows chosen but none ticked, or a number that is not one: a 4xx page, nothing done."""
+    form = {"scope": "rows", "decision": "confirm", "reason": "x", "csrf_token": csrf(regulator)}
+    none = regulator.post("/workspace/anomalies/decisions", data=form, headers=HTML)
+    assert none.status_code == 422 and "勾选" in none.text
+    bad = regulator.post(
+        "/workspace/anomalies/decisions", data={**form, "ids": ["1x"]}, headers=HTML
+    )
+    assert bad.status_code == 422 and "Traceback" not in bad.text
+
+
 # -- search, histories, personal data and the access log ----------------------------------------
 
 

@@ -278,14 +278,21 @@ def test_a_couriers_page_links_its_company_parcels_and_handhelds(regulator, worl
     assert world["handheld"].device_id in section(html, "devices")
 
 
-def test_custody_rows_link_to_the_holders_pages(regulator, world):
+def test_custody_rows_and_events_link_to_the_holders_pages(regulator, world):
     ship(world)
     html = regulator.get(f"/workspace/codes/{world['serials'][0]}", headers=HTML).text
     custody = section(html, "custody")
     assert f"/workspace/parties/merchant/{world['merchant']}" in custody
     assert f"/workspace/parties/courier/{world['courier']}" in custody
-    parcel = section(regulator.get("/workspace/parcels/SF1234567890", headers=HTML).text, "custody")
-    assert f"/workspace/parties/courier/{world['courier']}" in parcel
+    parcel_page = regulator.get("/workspace/parcels/SF1234567890", headers=HTML).text
+    assert f"/workspace/parties/courier/{world['courier']}" in section(parcel_page, "custody")
+    # and each event's reporting party, in both histories
+    for page in (html, parcel_page):
+        events = "".join(re.findall(r'<tr id="event-.*?</tr>', page, re.S))
+        assert f'href="/workspace/parties/courier/{world["courier"]}"' in events
+    assert f'href="/workspace/parties/merchant/{world["merchant"]}"' in "".join(
+        re.findall(r'<tr id="event-.*?</tr>', html, re.S)
+    )
 
 
 # -- recall with care ------------------------------------------------------------------------
@@ -305,8 +312,11 @@ def test_a_recall_first_shows_its_impact_and_recalls_nothing(regulator, world, s
     form = {"reason": "标签错误", "csrf_token": csrf(regulator)}
     html = regulator.post(f"/workspace/batches/{world['batch']}/recall", data=form).text
     assert re.search(r'id="impact-units">3<', html)
-    states = {r[0].split()[-1]: r[1] for r in cells(section(html, "impact-state"))}
-    assert states == {"signed": "1", "shelved": "1", "issued": "1"}
+    rows = re.findall(
+        r'<tr data-state="(\w+)"><td>(.*?)</td><td>(\d+)</td>', section(html, "impact-state")
+    )
+    assert {state: n for state, _, n in rows} == {"signed": "1", "shelved": "1", "issued": "1"}
+    assert {state: name for state, name, _ in rows}["signed"] == "已签收"  # named, no identifier
     districts = dict(cells(section(html, "impact-district")))
     # Scanned units where they were last scanned (the shelf and the doorstep: Zhonglou), the
     # unit never scanned at its merchant's registered district (Xinbei).
@@ -374,3 +384,105 @@ def test_map_points_link_to_their_history_and_say_how_many_are_drawn(regulator, 
     monkeypatch.setattr(maps, "MAX_EVENTS", 2)
     html = regulator.get("/workspace/map?city=3204&days=90", headers=HTML).text
     assert "Events: 2 drawn of 7 (最新的 the newest" in html
+
+
+def test_a_kept_count_is_served_while_it_is_counted_again_in_the_background(monkeypatch):
+    """Is a fresh value served as kept, an old one served at once while one background
+    count (in a session of its own) replaces it, a failed count leaving the old one, and
+    a maximum age of 0 counting in the request?"""
+    import contextlib
+    import threading
+    import time
+
+    kept = overview.Kept()
+    clock = [1000.0]
+    monkeypatch.setattr(overview.time, "time", lambda: clock[0])
+    request_session, own_sessions, used = object(), [], {}
+    counted = threading.Event()
+
+    @contextlib.contextmanager
+    def sessions():
+        own_sessions.append(object())
+        yield own_sessions[-1]
+
+    def count(value):
+        def compute(session):
+            used[value] = session
+            counted.set()
+            return value
+
+        return compute
+
+    assert kept.get(("events",), 600, count(1), request_session, sessions) == (1, 1000.0)
+    clock[0] = 1599.0  # fresh: kept, nothing counted
+    assert kept.get(("events",), 600, count(2), request_session, sessions) == (1, 1000.0)
+    counted.clear()
+    clock[0] = 1600.0  # old: still served, counted again in the background
+    assert kept.get(("events",), 600, count(3), request_session, sessions) == (1, 1000.0)
+    assert counted.wait(5)
+    for _ in range(100):
+        if kept.get(("events",), 600, count(4), request_session, None)[0] == 3:
+            break
+        time.sleep(0.01)
+    assert kept.get(("events",), 600, count(4), request_session, None) == (3, 1600.0)
+    assert len(own_sessions) == 1
+
+    def broken(session):
+        raise RuntimeError("the database went away")
+
+    clock[0] = 2300.0
+    assert kept.get(("events",), 600, broken, request_session, sessions)[0] == 3
+    for _ in range(100):  # the failed refresh ends; the old value stays
+        if not kept._refreshing:
+            break
+        time.sleep(0.01)
+    assert kept.get(("events",), 600, count(5), request_session, None)[0] == 3
+    assert kept.get(("events",), 0, count(6), request_session, sessions) == (6, 2300.0)
+    assert used == {1: request_session, 3: own_sessions[0], 6: request_session}
+
+
+def test_party_code_and_audit_pages_name_kinds_reasons_and_parties_in_words(
+    app, regulator, make, world, session
+):
+    """Do the party page (devices, risk by severity, a finding's credit record), the code
+    page (a complaint's category and party) and the audit trail (a decision, its target)
+    read in words, Chinese by default and English under ?lang=en, with no identifier?"""
+    from app.feedback.models import Complaint
+    from tests.app.test_workspace import sign_in
+
+    ship(world)
+    found(
+        session, NOW, ("late_delivery", "major", ("waybill", "W1"), ("merchant", world["merchant"]))
+    )
+    session.add(
+        Complaint(
+            serial=world["serials"][0],
+            category="quality",
+            text="包装破损",
+            party_type="merchant",
+            party_id=world["merchant"],
+            client_hash="0" * 64,
+        )
+    )
+    session.commit()
+    party = f"/workspace/parties/merchant/{world['merchant']}"
+    zh, en = (regulator.get(party, query_string=q, headers=HTML).text for q in ({}, {"lang": "en"}))
+    assert "货架扫码器" in section(zh, "devices") and "Shelf scanner" in section(en, "devices")
+    assert "较重 1" in zh and "Major 1" in en
+    assert "延误送达 (运单 W1)" in zh and "Late delivery (Waybill W1)" in en
+    for page in (zh, en):
+        for identifier in ("shelf_scanner", "pos_scanner", "late_delivery (", "major 1"):
+            assert identifier not in page
+    code = regulator.get(f"/workspace/codes/{world['serials'][0]}", headers=HTML).text
+    merchant = name_of(session, world["merchant"])
+    row = re.search(r"<td>包装破损</td>.*?</tr>", code, re.S)
+    assert "质量问题" in code and merchant in row.group(0) and "商家 #" not in row.group(0)
+    anomaly = session.scalars(sa.select(Anomaly).where(Anomaly.subject == "W1")).one()
+    decide = {"decision": "dismiss", "reason": "补传", "csrf_token": csrf(regulator)}
+    regulator.post(f"/workspace/anomalies/{anomaly.id}/decision", data=decide)
+    admin = sign_in(app.test_client(), *make.user("admin"))
+    trail = section(
+        admin.get("/workspace/audit", query_string={"lang": "en"}, headers=HTML).text, "decisions"
+    )
+    assert "Finding dismissed" in trail and f"Finding {anomaly.id}" in trail
+    assert "anomaly.dismiss" not in trail

@@ -114,6 +114,11 @@ def test_the_queue_names_types_states_and_parties_in_chinese_or_english(app, reg
     assert "延误送达" in row(html, b) and ">late_delivery<" not in html
     english = regulator.get("/workspace/anomalies?lang=en", headers=HTML).text
     assert "Empty parcel" in row(english, a) and "Open" in row(english, a)
+    # the filter and the search keep the language asked for
+    for form in ("queue-filters", "search"):
+        kept = re.search(rf'<form[^>]*(id="{form}"|role="{form}").*?</form>', english, re.S)
+        assert '<input type="hidden" name="lang" value="en">' in kept.group(0)
+    assert 'name="lang"' not in html
     browser = regulator.get(
         "/workspace/anomalies", headers=HTML | {"Accept-Language": "en-US,en;q=0.8"}
     ).text
