@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+from datetime import UTC, datetime
 
 from flask import Flask, has_request_context, request
 from werkzeug.datastructures import LanguageAccept
@@ -77,6 +78,8 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "waybill": ("运单", "Waybill"),
         "batch": ("批次", "Batch"),
         "merchant": ("商家", "Merchant"),
+        "device": ("手持终端", "Handheld"),
+        "last_heard": ("最后联系", "last heard"),
     },
     "record": {
         "anomaly": ("异常", "Finding"),
@@ -206,8 +209,23 @@ def record_reason(kind: str, reason: str | None) -> str:
     if found is None or found[2] not in WORDS["anomaly"]:
         return reason or ""
     why, kind_, subject_type, subject = found.groups()
-    text = f"{label('anomaly', kind_)} ({label('subject', subject_type)} {subject})"
+    text = f"{label('anomaly', kind_)} ({label('subject', subject_type)} "
+    text += f"{subject_text(subject_type, subject)})"
     return f"{label('reversal', why)}: {text}" if why else text
+
+
+def subject_text(subject_type: str, subject: str) -> str:
+    """A finding's subject as people read it: a silent handheld's spell
+    (``DEVICE@20261202T055626Z``, tracecore.anomalies) as the device and the Beijing time it
+    was last heard; any other subject (a serial, a waybill, an id) as it is."""
+    device, _, since = subject.partition("@")
+    if subject_type != "device" or not since:
+        return subject
+    try:
+        heard = datetime.strptime(since, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return subject
+    return f"{device} · {label('subject', 'last_heard')} {timefmt.beijing(heard, page_lang())}"
 
 
 def region_name(region_code: str | None) -> str:
@@ -227,5 +245,6 @@ def register(app: Flask) -> None:
     app.add_template_global(page_lang, "page_lang")
     app.add_template_global(region_name, "region_name")
     app.add_template_global(record_reason, "record_reason")
+    app.add_template_global(subject_text, "subject_text")
     app.add_template_filter(beijing, "beijing")
     app.add_template_filter(timefmt.beijing_date, "beijing_date")

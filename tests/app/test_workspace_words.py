@@ -50,3 +50,18 @@ def test_every_anomaly_type_has_a_name_and_unknown_values_show_as_they_are():
 
     assert all(word("anomaly", t) != t for t in ANOMALY_TYPES)
     assert word("anomaly", "something_new") == "something_new"
+
+
+def test_a_silent_handhelds_subject_reads_as_the_device_and_when_it_was_last_heard(app):
+    """A device_silent finding's subject (``DEVICE@20261202T055626Z``) is not shown raw."""
+    page = "{{ subject_text('device', s) }} | {{ subject_text('waybill', 'SF1@x') }}"
+    subject = "F782ADD056EF3BDE@20261202T055626Z"
+    with app.test_request_context("/workspace/"):
+        assert render_template_string(page, s=subject) == (
+            "F782ADD056EF3BDE · 最后联系 2026-12-02 13:56 北京时间 | SF1@x"
+        )
+    with app.test_request_context("/workspace/?lang=en"):
+        assert render_template_string(page, s=subject).startswith(
+            "F782ADD056EF3BDE · last heard 2026-12-02 13:56 Beijing time"
+        )
+        assert render_template_string("{{ subject_text('device', 'X@bad') }}") == "X@bad"
