@@ -49,7 +49,7 @@ from app.wrappers import set_client_cookie
 from tracecore.errors import DomainError, NotFound, ValidationError
 from tracecore.gs1 import DigitalLink, digital_link_path
 from tracecore.identity import keyed_hash
-from tracecore.serials import is_serial, normalize_serial, read_code
+from tracecore.serials import grouped, is_serial, normalize_serial, read_code
 from tracecore.sources import network_of
 
 bp = Blueprint("consumer", __name__)
@@ -85,6 +85,12 @@ _ICONS = {"mark": MARK, "verdict": VERDICT_ICONS}
 def _when(moment: str | None, lang: str) -> str:
     """An answer's RFC 3339 time as people say it, in Beijing time."""
     return spoken_time(moment, lang) if moment else ""
+
+
+@bp.app_template_filter("grouped")
+def _grouped(serial: str) -> str:
+    """A serial in groups of four, as its label prints it."""
+    return grouped(serial)
 
 
 @bp.app_template_filter("day")
