@@ -284,7 +284,11 @@ class PublicLimit:
     and the same 429 (Flask-Limiter's ``RateLimitExceeded``); Flask-Limiter skips these
     blueprints (:meth:`take_over`) and keeps every other limit."""
 
-    def __init__(self, limiter, limit_string: str, key_func, scope_of=None) -> None:
+    def __init__(
+        self, limiter, limit_string: str, key_func, scope_of=None, *, one_trip: bool = True
+    ) -> None:
+        """``one_trip=False`` counts in Redis as limits does (``incr``, then ``get_expiry``
+        for the headers): bench/bench_ratelimit.py's baseline."""
         from flask_limiter import RateLimitExceeded
         from flask_limiter._limits import RuntimeLimit
 
@@ -297,6 +301,7 @@ class PublicLimit:
         self._blueprints: set[str] = set()
         #: (storage, its one-trip counter or None), found on the first request.
         self._counter: tuple[object, RedisCounter | None] = (None, None)
+        self._one_trip_wanted = one_trip
 
     def take_over(self, app) -> None:
         """Flask-Limiter's own hooks in ``app`` (check, headers, context reset: about a tenth
@@ -416,7 +421,7 @@ class PublicLimit:
     def _one_trip(self, storage) -> RedisCounter | None:
         known, counter = self._counter
         if known is not storage:  # the first request (or Flask-Limiter's storage was reset)
-            counter = one_trip_counter(storage)
+            counter = one_trip_counter(storage) if self._one_trip_wanted else None
             self._counter = (storage, counter)
         return counter
 
