@@ -283,3 +283,40 @@ def test_the_counterfeit_map_shows_where_fakes_are_met_inside_the_jurisdiction(
     assert all(r["contact"].startswith("1***") for r in api["reports"])
     refused = client.get("/api/v1/counterfeit-map", headers=make.auth("merchant", merchant))
     assert refused.status_code == 403
+
+
+def test_reports_through_the_page_from_five_districts_raise_the_finding_and_fill_the_map(
+    app, client, session, make, product
+):
+    """End to end as consumers do it: five phones on five networks, in five districts, each
+    opens a fake's page and sends its report form with "share my district": is the
+    merchant named as the victim of one finding, with its credit unchanged, and does the
+    regulator's map show the five districts?"""
+    merchant, gtin, lot, _ = product
+    before = client.get(f"/api/v1/credit/merchant/{merchant}").get_json()
+    for i, (lat, lon) in enumerate(PLACES.values(), start=40):
+        path, env = fake_link(gtin, lot, i), from_network(i)
+        sent = client.post(
+            "/report-fake",
+            data={
+                **report_form(client, path, env),
+                "what": "大米",
+                "where_bought": f"店铺{i}",
+                "share_district": "1",
+                "lat": str(lat),
+                "lon": str(lon),
+            },
+            environ_base=env,
+        )
+        assert sent.status_code == 303, sent.get_data(as_text=True)
+    (anomaly,) = session.scalars(sa.select(Anomaly).where(Anomaly.type == "counterfeit_cluster"))
+    assert (anomaly.party_type, anomaly.party_id) == ("merchant", merchant)
+    assert anomaly.evidence["districts"] == sorted(PLACES)
+    after = client.get(f"/api/v1/credit/merchant/{merchant}").get_json()
+    assert (after["score"], after["grade"]) == (before["score"], before["grade"])
+    api = client.get(f"/api/v1/counterfeit-map?gtin={gtin}", headers=make.auth("regulator"))
+    assert [d["district_code"] for d in api.get_json()["districts"]] == sorted(PLACES)
+    regulator = sign_in(app.test_client(), *make.user("regulator", "3204"))
+    html = regulator.get(f"/workspace/counterfeits?gtin={gtin}", headers=HTML).text
+    for district in PLACES:
+        assert f'<circle class="anomaly" data-district="{district}"' in html
