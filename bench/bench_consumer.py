@@ -7,9 +7,12 @@ wrk from a separate process, one endpoint after the other in the same run:
 
 - ``GET /healthz``, a trivial endpoint of the same app (no database): the server's ceiling;
 - ``GET /01/{gtin}/10/{lot}/21/{serial}`` with ``Accept: application/json`` (the JSON form);
-- the same with ``Accept: text/html`` (the page),
+- the same with ``Accept: text/html`` (the page);
+- the page of a code never issued (a made-up serial under the batch's GTIN and lot: the
+  counterfeit verdict with its report form, its check recorded for the counterfeit map up to
+  the network's daily bound, then only answered), which answers 404,
 
-each rotating over a few thousand random codes' URLs (half with a history), after a warm-up.
+each rotating over a few thousand URLs (real codes: half with a history), after a warm-up.
 Goal (issues 5 and 16): the JSON form and the page each at ≥ 1,000 requests/s with p99 < 50 ms.
 
 The server runs with the project's ``gunicorn.conf.py`` (the README's production command
@@ -57,6 +60,7 @@ from app.codes.operations import find_code
 from bench.bench_history import setup
 from bench.machine import describe, reference_ms
 from bench.scratch import scratch_database
+from tracecore.serials import new_serials
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -180,7 +184,11 @@ def check(base: str, path: str, serial: str) -> None:
 UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def run_wrk(wrk: str, base: str, script: Path, accept: str, args, seconds: float) -> dict:
+def run_wrk(
+    wrk: str, base: str, script: Path, accept: str, args, seconds: float, not_found: bool = False
+) -> dict:
+    """wrk's figures for one endpoint; any error answer stops the bench, except the 404s of
+    an endpoint that answers ``not_found``."""
     cmd = [
         wrk,
         "-t",
@@ -203,7 +211,9 @@ def run_wrk(wrk: str, base: str, script: Path, accept: str, args, seconds: float
         p: float(v) * UNIT[u]
         for p, v, u in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     }
-    if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    if errors and not (not_found and int(errors.group(1)) == requests):
         sys.exit(f"wrk saw error responses:\n{out}")
     # Requests still unanswered after wrk's --timeout are counted, not fatal: under
     # overload they are the latency tail.
@@ -213,7 +223,7 @@ def run_wrk(wrk: str, base: str, script: Path, accept: str, args, seconds: float
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50": latency["50"],
         "p99": latency["99"],
-        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "requests": requests,
     }
 
 
@@ -337,6 +347,10 @@ def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix="bench-consumer-"))
         codes_lua = tmp / "codes.lua"
         codes_lua.write_text(WRK_SCRIPT % ",".join(f'"{p}"' for p in paths))
+        fakes_lua = tmp / "fakes.lua"
+        lot_path = paths[0].rsplit("/21/", 1)[0]
+        fakes = [f"{lot_path}/21/{serial}" for serial in new_serials(args.urls)]
+        fakes_lua.write_text(WRK_SCRIPT % ",".join(f'"{p}"' for p in fakes))
         healthz_lua = tmp / "healthz.lua"
         healthz_lua.write_text(WRK_SCRIPT % '"/healthz"')
 
@@ -353,8 +367,10 @@ def main() -> None:
                 ("trivial /healthz", healthz_lua, "application/json"),
                 ("JSON form", codes_lua, "application/json"),
                 ("HTML page", codes_lua, "text/html"),
+                ("never-issued page", fakes_lua, "text/html"),
             ):
-                run_wrk(wrk, base, script, accept, args, args.warmup)
+                fake = script is fakes_lua
+                run_wrk(wrk, base, script, accept, args, args.warmup, fake)
                 spy = None
                 if args.profile and name == "JSON form":
                     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -374,7 +390,7 @@ def main() -> None:
                         ]
                     )
                 with CpuMeter(server.pid, url) as cpu:
-                    results[name] = run_wrk(wrk, base, script, accept, args, args.duration)
+                    results[name] = run_wrk(wrk, base, script, accept, args, args.duration, fake)
                 n = results[name]["requests"]
                 results[name] |= {
                     "app_ms": cpu.app / n * 1000,
@@ -404,11 +420,15 @@ def main() -> None:
         f"{'2 cores/CPU':>12}"
     )
     for name, r in results.items():
-        q = {"JSON form": queries["application/json"], "HTML page": queries["text/html"]}
+        q = {
+            "trivial /healthz": 0,
+            "JSON form": queries["application/json"],
+            "HTML page": queries["text/html"],
+        }
         cpu = r["app_ms"] + r["db_ms"] + r["redis_ms"] + r["wrk_ms"]
         print(
             f"{name:<18} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
-            f"{r['rps'] / trivial['rps']:>10.2f} {q.get(name, 0):>8} {r['app_ms']:>20.2f} "
+            f"{r['rps'] / trivial['rps']:>10.2f} {q.get(name, '-'):>8} {r['app_ms']:>20.2f} "
             f"{r['db_ms']:>6.2f} {r['redis_ms']:>6.2f} {r['wrk_ms']:>6.2f} {2000 / cpu:>12.0f}"
         )
     print(
@@ -422,7 +442,8 @@ def main() -> None:
             print(f"{name}: {r['timeouts']} requests unanswered after 5 s (not in the rates)")
     print(describe(speed, speed_after))
     print(f"goal (JSON and page ≥ 1,000 req/s, p99 < 50 ms): {'met' if goal else 'NOT met'}")
-    for key, r in (("trivial", trivial), ("json", json_form), ("html", page)):
+    fakes = results["never-issued page"]
+    for key, r in (("trivial", trivial), ("json", json_form), ("html", page), ("fake", fakes)):
         print(
             f"RESULT consumer_{key}_rps={r['rps']:.0f} {key}_p50_ms={r['p50']:.2f} "
             f"{key}_p99_ms={r['p99']:.2f}"
