@@ -38,7 +38,7 @@ from app import serialize
 from app.consumer import checks, scan, texts
 from app.consumer.icons import MARK, VERDICT_ICONS
 from app.consumer.places import spoken_day, spoken_time
-from app.consumer.units import find_unit, link_parts
+from app.consumer.units import find_unit
 from app.counterfeit import operations as counterfeit
 from app.credit import operations as credit
 from app.errors import ApiError
@@ -190,10 +190,14 @@ def _raw_path() -> str:
     return raw.split("?", 1)[0] if raw else request.path
 
 
-def _unknown(code_text: str, *, forged_link: bool = False):
-    """The answer to a code that was never issued (or a genuine serial under another
-    product's link), its check recorded where regulators read it (the counterfeit map)."""
+def _unknown(code_text: str, *, by_link: bool = False):
+    """The answer to a code that was never issued (or, ``by_link``, a genuine serial under
+    another product's link: a forged link), its check recorded where regulators read it
+    (the counterfeit map). What the code is comes from one look-up (:func:`sighting_of`)."""
     seen = counterfeit.sighting_of(db(), code_text)
+    # A link that named no unit although its serial was issued is a forged link (seen is None
+    # only if the serial was issued for the link's own product and lot: counted as forged).
+    forged_link = by_link and (seen is None or seen.kind == "forged_link")
     if seen is not None:
         source = counterfeit.Source(*client_source("counterfeit"))
         counterfeit.record_check(db(), seen, source, datetime.now(UTC), settings())
@@ -225,16 +229,6 @@ def _unknown_page(
         report_error=error,
     )
     return _remember_client(make_response(page, status))
-
-
-def _issued_elsewhere(link: str) -> bool:
-    """Whether the serial of a link that named no unit was issued all the same (for another
-    product or lot: a forged link). Asked only when a link's check found nothing."""
-    try:
-        find_unit(db(), link_parts(link)[0])
-    except (NotFound, ValidationError):
-        return False
-    return True
 
 
 def _canonical(url: str):
@@ -306,7 +300,7 @@ def by_link(rest: str):
     try:
         unit, scan = _check(link=path)
     except (NotFound, ValidationError):
-        return _unknown(path, forged_link=_issued_elsewhere(path))
+        return _unknown(path, by_link=True)
     return _answer(unit, scan)
 
 
@@ -444,11 +438,19 @@ def report_fake():
         db().rollback()
         first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
         field = ".".join(str(p) for p in first["loc"]) or "report"
-        return _unknown_page(text, seen, status=422, error=f"{field}: {first['msg']}")
+        return _unknown_page(
+            text,
+            seen,
+            forged_link=seen.kind == "forged_link",
+            status=422,
+            error=f"{field}: {first['msg']}",
+        )
     except DomainError as exc:
         db().rollback()
         status = getattr(exc, "status", None) or _STATUS_OF.get(exc.code, 422)
-        return _unknown_page(text, seen, status=status, error=exc.message)
+        return _unknown_page(
+            text, seen, forged_link=seen.kind == "forged_link", status=status, error=exc.message
+        )
     return redirect(url_for("consumer.report_sent", lang=_lang()), 303)
 
 

@@ -320,3 +320,24 @@ def test_reports_through_the_page_from_five_districts_raise_the_finding_and_fill
     html = regulator.get(f"/workspace/counterfeits?gtin={gtin}", headers=HTML).text
     for district in PLACES:
         assert f'<circle class="anomaly" data-district="{district}"' in html
+
+
+def test_a_refused_report_of_a_forged_link_keeps_its_forged_link_verdict(
+    client, session, make, product
+):
+    """When a report from a forged link's page is refused, does the page come back as the
+    forged-link verdict (it came back as never issued), with the reason?"""
+    _, _, lot, serial = product
+    other = session.get(Product, make.product()).gtin
+    path, env = f"/01/{other}/10/{lot}/21/{serial}", from_network(8)
+    page = client.get(path, headers=HTML, environ_base=env).get_data(as_text=True)
+    assert 'data-look="forged_link"' in page
+    refused = client.post(
+        "/report-fake",
+        data={**report_form(client, path, env), "where_bought": "y"},
+        headers=HTML,
+        environ_base=env,
+    )
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'role="alert"' in html
+    assert 'data-look="forged_link"' in html
