@@ -400,3 +400,13 @@ def test_the_page_shows_the_code_in_groups_of_four_as_its_label_prints_it(client
     html = client.get(f"/t/{serial}", headers=HTML).text
     shown = re.search(r'<code class="serial" data-serial="([A-Z2-7]{16})">([^<]*)</code>', html)
     assert shown.groups() == (serial, grouped(serial))
+
+
+def test_the_english_page_counts_checks_in_english(client, world):
+    """ "Checked 1 times from 1 networks" was the English page's count of a first check."""
+    serial = world["serials"][0]
+    english = client.get(f"/t/{serial}?lang=en", headers=HTML).text
+    assert "Checked once from 1 network;" in english
+    client.get(f"/t/{serial}", headers=HTML, environ_base={"REMOTE_ADDR": "10.9.9.9"})
+    again = client.get(f"/t/{serial}?lang=en", headers=HTML).text
+    assert "Checked 3 times from 2 networks;" in again
