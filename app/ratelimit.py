@@ -23,6 +23,11 @@ is checked by :class:`PublicLimit` and counted in :class:`InlineExpiryMemoryStor
 use Flask-Limiter's and limits' private names, pinned (pyproject.toml) and tested against
 the libraries' own behaviour (tests/app/test_ratelimit.py).
 
+With Redis (``RATE_LIMIT_STORAGE=redis://…``) and the speed-ups, the public limit counts and
+reads its counter's expiry (for the ``X-RateLimit-Reset`` header) in one round trip, a Lua
+script registered with redis-py's ``register_script`` on the storage's own connection
+(:class:`RedisCounter`), instead of limits' ``incr`` and ``get_expiry``, two round trips.
+
 The in-process storage (``RATE_LIMIT_STORAGE=memory://``):
 
 limits' ``MemoryStorage`` starts a new timer thread, to drop expired counters, whenever the
@@ -46,7 +51,7 @@ from typing import ClassVar
 from flask import Flask, current_app, g, request
 from flask.globals import request_ctx
 from limits import parse_many
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
@@ -74,6 +79,55 @@ class InlineExpiryMemoryStorage(MemoryStorage):
             self._MemoryStorage__expire_events()
         finally:
             self._cleaning.release()
+
+
+class RedisCounter:
+    """Fixed windows' counters in limits' Redis storage, counted and their expiry read in one
+    round trip for all the limits of a request: the same keys (the storage's
+    ``prefixed_key``), the same counts and expiries as limits' ``RedisStorage.incr`` and
+    ``get_expiry`` one limit after the other, stopping at the first limit broken as
+    Flask-Limiter does (tested against them); through the storage's own connection
+    (``get_connection``) and a script redis-py registers (``register_script``: ``EVALSHA``,
+    loaded again if Redis has forgotten it)."""
+
+    #: limits' ``incr_expire.lua`` for each key in turn, answering the count and the time to
+    #: live of each key counted; ARGV holds each key's expiry and limit.
+    SCRIPT = """
+local answer = {}
+for i, key in ipairs(KEYS) do
+    local current = redis.call("incrby", key, 1)
+    if current == 1 then
+        redis.call("expire", key, ARGV[2 * i - 1])
+    end
+    answer[#answer + 1] = current
+    answer[#answer + 1] = redis.call("ttl", key)
+    if current > tonumber(ARGV[2 * i]) then
+        break
+    end
+end
+return answer
+"""
+
+    def __init__(self, storage: RedisStorage) -> None:
+        self._storage = storage
+        self._script = storage.get_connection().register_script(self.SCRIPT)
+
+    def hit(self, keys: list[str], items: list) -> list[tuple[int, float]]:
+        """Count one under each key (a window of its item's expiry from its first count),
+        in order, up to and including the first whose count passes its item's amount: each
+        counted key's count, and when its window resets (epoch seconds, as ``get_expiry``)."""
+        args: list[int] = []
+        for item in items:
+            args += (item.get_expiry(), item.amount)
+        flat = self._script([self._storage.prefixed_key(k) for k in keys], args)
+        now = time.time()
+        return [(int(flat[i]), max(int(flat[i + 1]), 0) + now) for i in range(0, len(flat), 2)]
+
+
+def one_trip_counter(storage) -> RedisCounter | None:
+    """The one-trip counter for limits' Redis storage (and its sentinel and cluster kinds);
+    None for any other storage, which is counted as limits counts it."""
+    return RedisCounter(storage) if isinstance(storage, RedisStorage) else None
 
 
 # -- named limits, checked by the views themselves ---------------------------------------------
@@ -230,7 +284,11 @@ class PublicLimit:
     and the same 429 (Flask-Limiter's ``RateLimitExceeded``); Flask-Limiter skips these
     blueprints (:meth:`take_over`) and keeps every other limit."""
 
-    def __init__(self, limiter, limit_string: str, key_func, scope_of=None) -> None:
+    def __init__(
+        self, limiter, limit_string: str, key_func, scope_of=None, *, one_trip: bool = True
+    ) -> None:
+        """``one_trip=False`` counts in Redis as limits does (``incr``, then ``get_expiry``
+        for the headers): bench/bench_ratelimit.py's baseline."""
         from flask_limiter import RateLimitExceeded
         from flask_limiter._limits import RuntimeLimit
 
@@ -241,6 +299,9 @@ class PublicLimit:
         self._items = sorted(parse_many(limit_string))
         self._runtime = {item: RuntimeLimit(item, key_func, None) for item in self._items}
         self._blueprints: set[str] = set()
+        #: (storage, its one-trip counter or None), found on the first request.
+        self._counter: tuple[object, RedisCounter | None] = (None, None)
+        self._one_trip_wanted = one_trip
 
     def take_over(self, app) -> None:
         """Flask-Limiter's own hooks in ``app`` (check, headers, context reset: about a tenth
@@ -326,15 +387,24 @@ class PublicLimit:
         # The fixed window (the default strategy) counts straight in the storage: the count
         # the hit returns is what the headers tell, and the key is made once, not thrice.
         fixed = type(strategy) is FixedWindowRateLimiter
+        counter = self._one_trip(strategy.storage) if fixed else None
+        counted = None
+        if counter is not None:  # every window counted, its expiry read, in one round trip
+            keys = [item.key_for(*args) for item in self._items]
+            counted = counter.hit(keys, self._items)
         breached = None
-        for item in self._items:
-            if fixed:
+        for n, item in enumerate(self._items):
+            if counted is not None:
+                count, reset_at = counted[n]
+                found = (item, args, keys[n], count, reset_at)
+                allowed = count <= item.amount
+            elif fixed:
                 key = item.key_for(*args)
                 count = strategy.storage.incr(key, item.get_expiry())
-                found = (item, args, key, count)
+                found = (item, args, key, count, None)
                 allowed = count <= item.amount
             else:
-                found = (item, args, None, None)
+                found = (item, args, None, None, None)
                 allowed = strategy.hit(item, *args)
             if item is self._items[0]:  # the headers tell the first limit, or the breached
                 g.public_limit = found
@@ -348,15 +418,23 @@ class PublicLimit:
         if breached is not None:
             raise self._exceeded(self._runtime[breached])
 
+    def _one_trip(self, storage) -> RedisCounter | None:
+        known, counter = self._counter
+        if known is not storage:  # the first request (or Flask-Limiter's storage was reset)
+            counter = one_trip_counter(storage) if self._one_trip_wanted else None
+            self._counter = (storage, counter)
+        return counter
+
     def headers(self, response):
         found = g.get("public_limit")
         if found is None:
             return response
-        item, args, key, count = found
+        item, args, key, count, reset_at = found
         if key is None:
             reset_at, remaining = self._limiter.limiter.get_window_stats(item, *args)
         else:
-            reset_at = self._limiter.limiter.storage.get_expiry(key)
+            if reset_at is None:
+                reset_at = self._limiter.limiter.storage.get_expiry(key)
             remaining = max(0, item.amount - count)
         reset_at = int(reset_at + 1)
         headers = response.headers

@@ -14,7 +14,10 @@ and on ``--requests 500`` (the difference is the 500 requests' own).
 
     python bench/profile_consumer.py --db postgresql://postgres@127.0.0.1:5432/trace_prof \
         [--seed] [--codes 1000000] [--requests 3000] [--accept application/json] \
-        [--path /healthz] [--client wsgi|test] [--cprofile]
+        [--path /healthz] [--client wsgi|test] [--cprofile] [--limits redis://…|memory://]
+
+The rate limits count in the machine's Redis, as in production (``--limits memory://`` counts
+them in the process, with ``WEB_WORKERS=1``, which production allows).
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ def main() -> None:
     parser.add_argument("--path", help="request this path every time (e.g. /healthz)")
     parser.add_argument("--client", choices=("wsgi", "test"), default="wsgi")
     parser.add_argument("--cprofile", action="store_true")
+    parser.add_argument("--limits", default="redis://127.0.0.1:6379/0", help="RATE_LIMIT_STORAGE")
     args = parser.parse_args()
     overrides = {
         "DATABASE_URL": args.db,
@@ -104,6 +108,8 @@ def main() -> None:
         "TRACE_ENV": "production",
         "PUBLIC_RATE_LIMIT": "100000000 per minute",
         "MAX_CODES_PER_REQUEST": args.codes,
+        "RATE_LIMIT_STORAGE": args.limits,
+        **({"WEB_WORKERS": 1} if args.limits.startswith("memory://") else {}),
     }
     if args.seed:
         from bench.bench_consumer import paths_of

@@ -38,7 +38,7 @@ from app import serialize
 from app.consumer import checks, scan, texts
 from app.consumer.icons import MARK, VERDICT_ICONS
 from app.consumer.places import spoken_day, spoken_time
-from app.consumer.units import find_unit, link_parts
+from app.consumer.units import find_unit
 from app.counterfeit import operations as counterfeit
 from app.credit import operations as credit
 from app.errors import ApiError
@@ -51,7 +51,7 @@ from tracecore.errors import DomainError, NotFound, ValidationError
 from tracecore.gs1 import DigitalLink, digital_link_path, is_digital_link, is_unit_link_path
 from tracecore.identity import keyed_hash
 from tracecore.resolver import linkset_header
-from tracecore.serials import is_serial, normalize_serial, read_code
+from tracecore.serials import grouped, is_serial, normalize_serial, read_code
 from tracecore.sources import network_of
 
 bp = Blueprint("consumer", __name__)
@@ -87,6 +87,12 @@ _ICONS = {"mark": MARK, "verdict": VERDICT_ICONS}
 def _when(moment: str | None, lang: str) -> str:
     """An answer's RFC 3339 time as people say it, in Beijing time."""
     return spoken_time(moment, lang) if moment else ""
+
+
+@bp.app_template_filter("grouped")
+def _grouped(serial: str) -> str:
+    """A serial in groups of four, as its label prints it."""
+    return grouped(serial)
 
 
 @bp.app_template_filter("day")
@@ -186,10 +192,14 @@ def _raw_path() -> str:
     return raw.split("?", 1)[0] if raw else request.path
 
 
-def _unknown(code_text: str, *, forged_link: bool = False, status: int = 404):
-    """The answer to a code that was never issued (or a genuine serial under another
-    product's link), its check recorded where regulators read it (the counterfeit map)."""
+def _unknown(code_text: str, *, by_link: bool = False, status: int = 404):
+    """The answer to a code that was never issued (or, ``by_link``, a genuine serial under
+    another product's link: a forged link), its check recorded where regulators read it
+    (the counterfeit map). What the code is comes from one look-up (:func:`sighting_of`)."""
     seen = counterfeit.sighting_of(db(), code_text)
+    # A link that named no unit although its serial was issued is a forged link (seen is None
+    # only if the serial was issued for the link's own product and lot: counted as forged).
+    forged_link = by_link and (seen is None or seen.kind == "forged_link")
     if seen is not None:
         source = counterfeit.Source(*client_source("counterfeit"))
         counterfeit.record_check(db(), seen, source, datetime.now(UTC), settings())
@@ -221,16 +231,6 @@ def _unknown_page(
         report_error=error,
     )
     return _remember_client(make_response(page, status))
-
-
-def _issued_elsewhere(link: str) -> bool:
-    """Whether the serial of a link that named no unit was issued all the same (for another
-    product or lot: a forged link). Asked only when a link's check found nothing."""
-    try:
-        find_unit(db(), link_parts(link)[0])
-    except (NotFound, ValidationError):
-        return False
-    return True
 
 
 def _canonical(url: str):
@@ -320,9 +320,9 @@ def by_link(rest: str):
     except ValidationError as exc:
         if not is_digital_link(path):
             return _invalid_link(path, exc, asked)
-        return _unknown(path, forged_link=_issued_elsewhere(path))
+        return _unknown(path, by_link=True)
     except NotFound:
-        return _unknown(path, forged_link=_issued_elsewhere(path))
+        return _unknown(path, by_link=True)
     return _answer(unit, scan)
 
 
@@ -469,11 +469,19 @@ def report_fake():
         db().rollback()
         first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
         field = ".".join(str(p) for p in first["loc"]) or "report"
-        return _unknown_page(text, seen, status=422, error=f"{field}: {first['msg']}")
+        return _unknown_page(
+            text,
+            seen,
+            forged_link=seen.kind == "forged_link",
+            status=422,
+            error=f"{field}: {first['msg']}",
+        )
     except DomainError as exc:
         db().rollback()
         status = getattr(exc, "status", None) or _STATUS_OF.get(exc.code, 422)
-        return _unknown_page(text, seen, status=status, error=exc.message)
+        return _unknown_page(
+            text, seen, forged_link=seen.kind == "forged_link", status=status, error=exc.message
+        )
     return redirect(url_for("consumer.report_sent", lang=_lang()), 303)
 
 

@@ -45,16 +45,17 @@ ADVICE = {
             "如果一致：请勿使用，保留商品和购物凭证。",
             "If it is: do not use the product; keep it and the receipt.",
         ),
-        ("拨打 {hotline} 举报。", "Report it by calling {hotline}."),
+        ("在本页举报，或拨打 {hotline}。", "Report it on this page, or call {hotline}."),
     ),
     "forged_link": (
         (
-            "这个追溯码真实存在，但属于另一种商品或批次：标签很可能是伪造的。",
-            "This trace code exists, but for another product or lot: the label is most "
-            "likely forged.",
+            "请勿使用，保留商品、包装和购物凭证。",
+            "Do not use the product; keep it, its pack and the receipt.",
         ),
-        ("请勿使用，保留商品和购物凭证。", "Do not use the product; keep it and the receipt."),
-        ("拨打 {hotline} 举报。", "Report it by calling {hotline}."),
+        (
+            "在本页举报，或拨打 {hotline}：监管部门会追查这个被冒用的码。",
+            "Report it on this page, or call {hotline}: the regulator traces the misused code.",
+        ),
     ),
     "recalled": (
         ("立即停止使用或食用。", "Stop using or eating it now."),

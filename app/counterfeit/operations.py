@@ -35,6 +35,7 @@ from tracecore.access import Principal, Role
 from tracecore.anomalies import FakeSightings, counterfeit_cluster
 from tracecore.errors import Conflict, ValidationError
 from tracecore.gs1 import parse_digital_link
+from tracecore.serials import normalize_serial
 
 #: A network records checks of at most this many fake codes a day (later ones are answered,
 #: not recorded): one desk typing made-up codes costs at most this many rows a day.
@@ -79,7 +80,7 @@ def sighting_of(session: Session, text: str) -> Sighting | None:
         sa.select(Product.gtin, Batch.lot)
         .join(Batch, Batch.product_id == Product.id)
         .join(TraceCode, TraceCode.batch_id == Batch.id)
-        .where(TraceCode.serial == code.replace(" ", "").upper()[:16])
+        .where(TraceCode.serial == normalize_serial(code)[:16])
     ).first()
     if found is None:
         return Sighting(code, "never_issued", gtin, lot)

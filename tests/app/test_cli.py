@@ -166,3 +166,28 @@ def test_a_workspace_user_is_created_with_a_hashed_password(runner, session):
         env={"TRACE_USER_PASSWORD": "a long enough password"},
     )
     assert bad.exit_code != 0
+
+
+def test_the_labels_progress_bar_draws_on_a_terminal_and_is_silent_when_piped(monkeypatch):
+    """Does the CLI's progress bar (``trace labels``) draw to the end on a terminal, and
+    write nothing when stderr is piped?"""
+    import io
+
+    from app import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(cli.sys, "stderr", terminal)
+    with cli.progress_bar(250, "rendering") as report:
+        for done in (100, 200, 250):
+            report(done)
+    drawn = terminal.getvalue()
+    assert "rendering" in drawn and "100%" in drawn
+    piped = io.StringIO()
+    monkeypatch.setattr(cli.sys, "stderr", piped)
+    with cli.progress_bar(250, "rendering") as report:
+        assert report is None
+    assert piped.getvalue() == ""

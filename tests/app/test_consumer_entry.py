@@ -213,7 +213,7 @@ def test_the_issuer_is_configurable_and_named_in_header_and_footer(app, client, 
     english = client.get("/?lang=en", headers=HTML).text
     assert "Jiangsu Product Trace" in english
     # the advice of a fake gives the hotline
-    assert "拨打 025-12345678 举报" in client.get("/t/AAAAAAAAAAAAAAAA", headers=HTML).text
+    assert "或拨打 025-12345678。" in client.get("/t/AAAAAAAAAAAAAAAA", headers=HTML).text
 
 
 def test_the_default_issuer_describes_the_demo(client):
@@ -392,3 +392,21 @@ def test_times_and_dates_are_said_as_people_say_them_in_beijing_time():
     )
     assert spoken_day("2027-01-31", "zh") == "2027年1月31日"
     assert spoken_day(date(2027, 1, 31), "en") == "31 Jan 2027"
+
+
+def test_the_page_shows_the_code_in_groups_of_four_as_its_label_prints_it(client, world):
+    """Can a consumer compare the page with the label group by group?"""
+    serial = world["serials"][0]
+    html = client.get(f"/t/{serial}", headers=HTML).text
+    shown = re.search(r'<code class="serial" data-serial="([A-Z2-7]{16})">([^<]*)</code>', html)
+    assert shown.groups() == (serial, grouped(serial))
+
+
+def test_the_english_page_counts_checks_in_english(client, world):
+    """ "Checked 1 times from 1 networks" was the English page's count of a first check."""
+    serial = world["serials"][0]
+    english = client.get(f"/t/{serial}?lang=en", headers=HTML).text
+    assert "Checked once from 1 network;" in english
+    client.get(f"/t/{serial}", headers=HTML, environ_base={"REMOTE_ADDR": "10.9.9.9"})
+    again = client.get(f"/t/{serial}?lang=en", headers=HTML).text
+    assert "Checked 3 times from 2 networks;" in again

@@ -283,3 +283,61 @@ def test_the_counterfeit_map_shows_where_fakes_are_met_inside_the_jurisdiction(
     assert all(r["contact"].startswith("1***") for r in api["reports"])
     refused = client.get("/api/v1/counterfeit-map", headers=make.auth("merchant", merchant))
     assert refused.status_code == 403
+
+
+def test_reports_through_the_page_from_five_districts_raise_the_finding_and_fill_the_map(
+    app, client, session, make, product
+):
+    """End to end as consumers do it: five phones on five networks, in five districts, each
+    opens a fake's page and sends its report form with "share my district": is the
+    merchant named as the victim of one finding, with its credit unchanged, and does the
+    regulator's map show the five districts?"""
+    merchant, gtin, lot, _ = product
+    before = client.get(f"/api/v1/credit/merchant/{merchant}").get_json()
+    for i, (lat, lon) in enumerate(PLACES.values(), start=40):
+        path, env = fake_link(gtin, lot, i), from_network(i)
+        sent = client.post(
+            "/report-fake",
+            data={
+                **report_form(client, path, env),
+                "what": "大米",
+                "where_bought": f"店铺{i}",
+                "share_district": "1",
+                "lat": str(lat),
+                "lon": str(lon),
+            },
+            environ_base=env,
+        )
+        assert sent.status_code == 303, sent.get_data(as_text=True)
+    (anomaly,) = session.scalars(sa.select(Anomaly).where(Anomaly.type == "counterfeit_cluster"))
+    assert (anomaly.party_type, anomaly.party_id) == ("merchant", merchant)
+    assert anomaly.evidence["districts"] == sorted(PLACES)
+    after = client.get(f"/api/v1/credit/merchant/{merchant}").get_json()
+    assert (after["score"], after["grade"]) == (before["score"], before["grade"])
+    api = client.get(f"/api/v1/counterfeit-map?gtin={gtin}", headers=make.auth("regulator"))
+    assert [d["district_code"] for d in api.get_json()["districts"]] == sorted(PLACES)
+    regulator = sign_in(app.test_client(), *make.user("regulator", "3204"))
+    html = regulator.get(f"/workspace/counterfeits?gtin={gtin}", headers=HTML).text
+    for district in PLACES:
+        assert f'<circle class="anomaly" data-district="{district}"' in html
+
+
+def test_a_refused_report_of_a_forged_link_keeps_its_forged_link_verdict(
+    client, session, make, product
+):
+    """When a report from a forged link's page is refused, does the page come back as the
+    forged-link verdict (it came back as never issued), with the reason?"""
+    _, _, lot, serial = product
+    other = session.get(Product, make.product()).gtin
+    path, env = f"/01/{other}/10/{lot}/21/{serial}", from_network(8)
+    page = client.get(path, headers=HTML, environ_base=env).get_data(as_text=True)
+    assert 'data-look="forged_link"' in page
+    refused = client.post(
+        "/report-fake",
+        data={**report_form(client, path, env), "where_bought": "y"},
+        headers=HTML,
+        environ_base=env,
+    )
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'role="alert"' in html
+    assert 'data-look="forged_link"' in html

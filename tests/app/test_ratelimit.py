@@ -206,3 +206,74 @@ def test_flask_limiters_other_limits_hold_outside_the_public_blueprint(kind):
     free = client.get("/free")
     if kind in ("blueprint", "decorated"):
         assert free.status_code == 200 and "X-RateLimit-Limit" not in free.headers
+
+
+def _redis_storage(key_prefix: str):
+    """limits' own Redis storage on database 15 (this module's), or a skip without Redis."""
+    redis = pytest.importorskip("redis")
+    from limits.storage import RedisStorage
+
+    storage = RedisStorage("redis://127.0.0.1:6379/15", key_prefix=key_prefix)
+    try:
+        storage.get_connection().ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    return storage
+
+
+def test_the_one_trip_counter_counts_and_expires_as_limits_does():
+    """Does the one-trip counter keep the counts and expiries limits' own ``incr`` and
+    ``get_expiry`` keep, in the same keys, counting on from each other's counts, and stop
+    at the first limit broken (the later ones not counted, as Flask-Limiter does)?"""
+    import uuid
+
+    from app.ratelimit import RedisCounter
+
+    storage = _redis_storage(f"test-{uuid.uuid4().hex}")
+    counter = RedisCounter(storage)
+    minute, hour = parse("3 per minute"), parse("5 per hour")
+    ours = [f"ours-{uuid.uuid4().hex}", f"ours-{uuid.uuid4().hex}"]
+    theirs = [f"theirs-{uuid.uuid4().hex}", f"theirs-{uuid.uuid4().hex}"]
+    pttl = storage.get_connection().pttl
+    try:
+        for n in range(1, 4):
+            counted = counter.hit(ours, [minute, hour])
+            assert [c for c, _ in counted] == [n, n]
+            for key, item in zip(theirs, (minute, hour), strict=True):
+                assert storage.incr(key, item.get_expiry()) == n
+            for (_, reset_at), key in zip(counted, theirs, strict=True):
+                assert abs(reset_at - storage.get_expiry(key)) <= 1
+        assert [round(r - time.time(), -1) for _, r in counted] == [60, 3600]
+        assert counter.hit(ours, [minute, hour])[0][0] == 4  # the minute is broken:
+        assert storage.get(ours[1]) == 3  # the hour is not counted
+        assert storage.incr(ours[0], 60) == 5 and storage.get(ours[0]) == 5
+        time.sleep(1.1)
+        counter.hit(ours, [minute, hour])
+        assert pttl(storage.prefixed_key(ours[0])) < 59_000  # the window is not extended
+        short = [f"short-{uuid.uuid4().hex}"]
+        assert counter.hit(short, [parse("9 per second")])[0][0] == 1
+        time.sleep(2.1)
+        assert counter.hit(short, [parse("9 per second")])[0][0] == 1  # a new window
+    finally:
+        for key in (*ours, *theirs):
+            storage.clear(key)
+
+
+def test_the_public_limit_makes_one_round_trip_to_redis_a_request():
+    """Does a limited request cost one command to Redis (it took two: ``incr``, then
+    ``ttl`` for the X-RateLimit-Reset header), with the headers Flask-Limiter gives?"""
+    import uuid
+    from unittest import mock
+
+    _redis_storage("probe")
+    flask_app, limiter = _twin_apps("redis://127.0.0.1:6379/15")[1]
+    limiter._key_prefix = f"test-{uuid.uuid4().hex}"
+    client = flask_app.test_client()
+    client.get("/a")  # the script is registered and loaded on the first request
+    connection = limiter.limiter.storage.get_connection()
+    with mock.patch.object(connection, "execute_command", wraps=connection.execute_command) as sent:
+        resp = client.get("/b")
+    assert resp.status_code == 200
+    assert [c.args[0] for c in sent.call_args_list] == ["EVALSHA"]
+    assert resp.headers["X-RateLimit-Remaining"] == "1"
+    assert 58 <= int(resp.headers["X-RateLimit-Reset"]) - time.time() <= 61

@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
+from tracecore.serials import grouped
+
 # Chromium and a served app (its own threads and connections): slow, and data committed.
 pytestmark = [pytest.mark.slow, pytest.mark.committed]
 
@@ -25,7 +27,7 @@ def test_a_scanned_code_shows_product_and_serial_on_a_phone(
     assert response.status == 200
     assert response.headers["content-type"].startswith("text/html")
     expect(page.get_by_text("天目湖白茶 250g 明前特级礼盒装").first).to_be_visible()
-    expect(page.get_by_text(serial)).to_be_visible()
+    expect(page.get_by_text(grouped(serial))).to_be_visible()  # in fours, as on its label
     expect(page.get_by_text("常州溧阳天目湖茶业有限公司").first).to_be_visible()
     # The page lays out at the phone's own width (it declares a device-width viewport)
     # and nothing sticks out sideways.
