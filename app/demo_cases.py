@@ -31,6 +31,7 @@ PRODUCT_NAMES = {
 }
 #: The cases' shops (the fleet names them "…模拟网店N号", a simulated shop), by number.
 SHOP_NAMES = ("惠民食品商行", "优品零食专营店", "鲜果生活馆", "四季粮油店")
+ORIGIN = "江苏省常州市武进区"
 RECALL_REASON = "监督抽检菌落总数超标"
 #: Couriers' names, as many as the cases register (surnames times given names).
 COURIER_NAMES = tuple(s + g for g in ("磊", "芳", "浩", "敏", "刚") for s in "赵钱孙周吴郑冯褚")
@@ -86,6 +87,9 @@ def _name(session) -> None:
         session.execute(sa.update(Product).where(Product.id.in_(lots)).values(name=name))
     session.execute(
         sa.update(Batch).where(Batch.lot == "ZSREC").values(recall_reason=RECALL_REASON)
+    )
+    session.execute(
+        sa.update(Batch).where(Batch.lot.startswith("ZS")).values(origin_name=ORIGIN)
     )
     for merchant in session.scalars(sa.select(Merchant).where(Merchant.name.contains("模拟网店"))):
         number = int(merchant.name.rsplit("模拟网店", 1)[1].rstrip("号"))
