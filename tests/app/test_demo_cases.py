@@ -28,7 +28,7 @@ def test_the_cases_leave_one_finding_of_each_kind_once(runner, session):
 
     played = runner.invoke(args=["trace", "demo-cases"])
     assert played.exit_code == 0, played.output
-    assert "findings raised" in played.output
+    assert f"{len(session.scalars(sa.select(Anomaly)).all())} findings raised" in played.output
 
     findings = session.scalars(sa.select(Anomaly)).all()
     assert {f.type for f in findings} == set(scenarios.ALL_TYPES)
