@@ -6,6 +6,8 @@ writes with :func:`unit_of_work`; use cases only flush.
 from __future__ import annotations
 
 import functools
+import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, tzinfo
@@ -19,6 +21,7 @@ from werkzeug.routing import IntegerConverter
 from app.auth.operations import authenticate
 from app.errors import ApiError
 from tracecore.access import Principal
+from tracecore.errors import ValidationError
 from tracecore.identity import keyed_hash
 from tracecore.sources import address_of, network_of
 
@@ -60,6 +63,31 @@ def unit_of_work(view: Callable) -> Callable:
         return response
 
     return wrapper
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e400: a float cannot hold it, and Infinity is not JSON
+        raise ValueError(text)
+    return number
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def read_json(raw: bytes | str, *, field: str = "body", what: str = "the body"):
+    """JSON read as the API reads it, for the places that take JSON but no schema (GeoJSON,
+    an EPCIS document): a :class:`ValidationError` (a 4xx in the one error shape), never a
+    500, for text that is not JSON, is nested deeper than the parser goes, or holds a number
+    no float holds (which would come back out as ``Infinity``, not JSON)."""
+    try:
+        return json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValidationError(f"{what} is nested too deeply", field=field) from None
+    except ValueError:
+        message = f"{what} is not JSON (or holds a number out of range)"
+        raise ValidationError(message, field=field) from None
 
 
 def parse_body(model: type[M]) -> M:

@@ -4,7 +4,6 @@ decision."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC
 
 from flask import Blueprint, request, url_for
@@ -15,7 +14,16 @@ from app.credit.api import rfc3339
 from app.credit.models import Anomaly
 from app.errors import ApiError
 from app.schemas import AppealIn, BulkDecisionIn, DecisionIn
-from app.web import db, parse_body, principal, query_int, query_time, settings, unit_of_work
+from app.web import (
+    db,
+    parse_body,
+    principal,
+    query_int,
+    query_time,
+    read_json,
+    settings,
+    unit_of_work,
+)
 from tracecore.anomalies import VICTIM_TYPES
 from tracecore.errors import NotFound
 
@@ -79,7 +87,7 @@ def _within_arg() -> str | None:
     from shapely.geometry import shape
 
     try:
-        geometry = shape(json.loads(raw))
+        geometry = shape(read_json(raw, field="within", what="within"))
         if geometry.geom_type not in ("Polygon", "MultiPolygon") or not geometry.is_valid:
             raise ValueError
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):

@@ -25,6 +25,7 @@ from app.web import (
     query_int,
     query_text,
     query_time,
+    read_json,
     settings,
     unit_of_work,
 )
@@ -251,7 +252,7 @@ def set_service_area(courier_id: int):
     authz.require(db(), actor, courier, "this courier")
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send GeoJSON as application/json")
-    shape = request.get_json(silent=True)
+    shape = read_json(request.get_data(), what="the GeoJSON")
     if not isinstance(shape, dict) or shape.get("type") not in ("Polygon", "MultiPolygon"):
         raise ValidationError("send a GeoJSON Polygon or MultiPolygon", field="type")
     from shapely.geometry import MultiPolygon

@@ -31,7 +31,7 @@ from app.epcis import query as q
 from app.errors import ApiError
 from app.events.models import Parcel
 from app.parties.models import Merchant
-from app.web import db, principal, settings, unit_of_work
+from app.web import db, principal, read_json, settings, unit_of_work
 from tracecore import epcis
 from tracecore.access import OPERATOR, Principal, Role
 from tracecore.errors import DomainError, Forbidden, NotFound, ValidationError
@@ -311,10 +311,7 @@ def capture_events():
         raise capture.CaptureLimitExceeded(
             f"the document is larger than {limits.size} bytes (GS1-EPCIS-Capture-File-Size-Limit)"
         )
-    try:
-        document = json.loads(request.get_data())
-    except ValueError:
-        raise ValidationError("the body is not JSON", field="body") from None
+    document = read_json(request.get_data())
     behaviour = request.headers.get("GS1-Capture-Error-Behaviour", capture.ROLLBACK).strip()
     job = capture.capture(
         db(), viewer, document, behaviour.lower(), uris(), limits, datetime.now(UTC)

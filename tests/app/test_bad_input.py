@@ -189,3 +189,28 @@ def test_a_review_form_with_a_superscript_rating_is_refused(client, world, sessi
     )
     assert 400 <= resp.status_code < 500
     assert session.scalar(sa.select(sa.func.count(Review.id))) == 0
+
+
+DEEP = "[" * 5000 + "]" * 5000  # deeper than Python's JSON parser goes
+
+
+def test_json_nested_too_deeply_is_422_not_500(client, make, world):
+    """GeoJSON in a query and in a body, nested deeper than the parser goes: a 4xx naming it,
+    not a crash (both were 500s)."""
+    admin = make.auth("admin")
+    resp = client.get(f"/api/v1/anomalies?within={DEEP}", headers=admin)
+    assert_error(resp, 422, "validation_failed")
+    assert "nested too deeply" in resp.get_json()["error"]["message"]
+    area = f"/api/v1/couriers/{world['courier']}/service-area"
+    body = '{"type": "Polygon", "coordinates": ' + DEEP + "}"
+    resp = client.put(area, data=body, content_type="application/json", headers=admin)
+    assert_error(resp, 422, "validation_failed")
+
+
+def test_a_number_no_float_holds_is_refused_in_geojson(client, make, world):
+    """1e400 is valid JSON text but no float holds it (it would come back out as Infinity)."""
+    area = f"/api/v1/couriers/{world['courier']}/service-area"
+    body = '{"type": "Polygon", "coordinates": [[[1e400, 1], [2, 2], [3, 1], [1e400, 1]]]}'
+    resp = client.put(area, data=body, content_type="application/json", headers=make.auth("admin"))
+    assert_error(resp, 422, "validation_failed")
+    assert "out of range" in resp.get_json()["error"]["message"]

@@ -378,3 +378,25 @@ def test_the_workspace_code_page_shows_what_an_outside_system_captured(client, m
     section = html.split("Captured from outside systems", 1)[1].split("<h2>", 1)[0]
     assert "常州某食品厂ERP" in section and "commissioning" in section
     assert "北京时间" in section
+
+
+@pytest.mark.parametrize(
+    ("insert", "detail"),
+    [
+        ('"ilmd": ' + "[" * 5000 + "]" * 5000 + ", ", "nested too deeply"),
+        ('"quantityList": [{"epcClass": "urn:epc:idpat:sgtin:0614141.107346.*", '
+         '"quantity": 1e400}], ', "out of range"),
+    ],
+    ids=["nested too deeply", "1e400"],
+)
+def test_a_document_json_cannot_hold_is_a_validation_problem(client, producer, insert, detail):
+    """A document nested deeper than the parser goes (was a 500), or with a number no float
+    holds (was stored, then served back as Infinity, which is not JSON): 400, nothing kept."""
+    epc = f"https://id.gs1.org/01/{producer['gtin']}/21/{producer['serials'][1]}"
+    body = json.dumps(document(shipping([epc]))).replace('"epcList"', insert + '"epcList"', 1)
+    resp = post(client, producer["erp"], body)
+    assert resp.status_code == 400, resp.get_data(as_text=True)
+    problem = resp.get_json()
+    assert problem["type"] == "epcisException:ValidationException"
+    assert detail in problem["detail"]
+    assert client.get("/epcis/capture", headers=producer["erp"]).get_json() == []  # no job
