@@ -1,8 +1,10 @@
-"""The consumer page and its JSON form under load: gunicorn on PostgreSQL, 1,000,000 codes.
+"""The consumer page and its JSON form under load: the production server, PostgreSQL, 1M codes.
 
 Issues 1,000,000 trace codes of one batch into a scratch PostgreSQL + PostGIS database (the
 real issuance, COPY), gives a random sample of them a full history (10 events each, loaded
-with COPY), then serves ``wsgi:app`` with gunicorn on a free loopback port and loads it with
+with COPY), then serves the app with the production server (``python -m app.serve``: granian)
+on a free loopback port, or with gunicorn (``--server gunicorn``, the server before it, as
+bench/gunicorn_baseline.py sets it up), and loads it with
 wrk from a separate process, one endpoint after the other in the same run:
 
 - ``GET /healthz``, a trivial endpoint of the same app (no database): the server's ceiling;
@@ -22,17 +24,17 @@ judged on the paced runs. (As fast as it answers, the p99 is mostly the queue th
 keep full: 32 connections at 1,000 a second wait 32 ms on average by Little's law, whatever
 the service costs.)
 
-The server runs with the project's ``gunicorn.conf.py`` (the README's production command
-reads the same file); ``--workers``/``--threads``/``--gunicorn-args`` override it.
+The server runs with app.serve's settings (the README's production command);
+``--workers``/``--threads`` override them, and ``--server-args`` adds options.
 
-Besides requests/s and latency, it reports the CPU each request cost the gunicorn workers,
+Besides requests/s and latency, it reports the CPU each request cost the server's workers,
 the database backends, Redis (the rate-limit counters) and wrk (read from /proc during the
 run), and the rate those costs allow on two idle cores: on a shared machine the rate swings
 with whatever else runs, the cost per request much less.
 
     python bench/bench_consumer.py [--codes 1000000] [--workers N] [--threads N]
         [--connections 32] [--duration 15] [--rate 1000] [--pg URL] [--db-prefix trace_bench]
-        [--gunicorn-args "-c experiment.py"] [--profile]
+        [--server granian|gunicorn] [--server-args "…"] [--profile]
 
 ``--profile`` samples one worker with py-spy (``pip install py-spy``) during the JSON run
 into ``bench/results/consumer-json.folded``.
@@ -45,7 +47,6 @@ import os
 import random
 import re
 import resource
-import runpy
 import shlex
 import shutil
 import socket
@@ -129,18 +130,24 @@ def queries_per_request(app, paths: list[str], accept: str) -> int:
 
 
 def served_with(workers: int | None, threads: int | None) -> tuple[int, int]:
-    """Workers and threads the server runs with: the options given, else gunicorn.conf.py's
+    """Workers and threads the server runs with: the options given, else app.serve's defaults
     (the settings of the README's production command)."""
-    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    assert conf["worker_class"] == "gthread", conf["worker_class"]
-    return workers or conf["workers"], threads or conf["threads"]
+    from app.serve import default_threads, default_workers
+
+    return workers or default_workers(), threads or default_threads()
 
 
-def start_gunicorn(
-    url: str, port: int, workers: int | None, threads: int | None, extra: list[str]
+def start_server(
+    url: str,
+    port: int,
+    workers: int | None,
+    threads: int | None,
+    extra: list[str],
+    server: str = "granian",
 ) -> subprocess.Popen:
-    """gunicorn with the project's gunicorn.conf.py (read from the project root), the
-    options given overriding it."""
+    """The production server (``python -m app.serve``), or gunicorn with
+    bench/gunicorn_baseline.py (``server="gunicorn"``), the options given overriding their
+    settings."""
     env = os.environ | {
         "DATABASE_URL": url,
         "SECRET_KEY": "bench-secret",
@@ -152,32 +159,32 @@ def start_gunicorn(
         # the machine's Redis, as production uses it.
         "RATE_LIMIT_STORAGE": os.environ.get("RATE_LIMIT_STORAGE", "redis://127.0.0.1:6379/0"),
     }
-    cmd = [
-        str(Path(sys.executable).with_name("gunicorn")),
-        "--config",
-        str(ROOT / "gunicorn.conf.py"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        *(["--workers", str(workers)] if workers else []),
-        *(["--threads", str(threads)] if threads else []),
-        "--log-level",
-        "warning",
-        *extra,
-        "wsgi:app",
-    ]
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    workers, threads = served_with(workers, threads)
+    sized = ["--workers", str(workers), "--threads", str(threads)]
+    if server == "gunicorn":
+        env["WEB_WORKERS"] = str(workers)
+        cmd = [
+            str(Path(sys.executable).with_name("gunicorn")),
+            *("--config", str(ROOT / "bench" / "gunicorn_baseline.py")),
+            *("--bind", f"127.0.0.1:{port}", *sized, "--log-level", "warning"),
+            *extra,
+            "wsgi:app",
+        ]
+    else:
+        cmd = [sys.executable, "-m", "app.serve", "--bind", f"127.0.0.1:{port}", *sized, *extra]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                 if r.status == 200:
-                    return server
+                    return proc
         except OSError:
             time.sleep(0.3)
-        if server.poll() is not None:
-            sys.exit("gunicorn exited at start")
-    server.terminate()
-    sys.exit("gunicorn did not answer within 60 s")
+        if proc.poll() is not None:
+            sys.exit(f"{server} exited at start")
+    proc.terminate()
+    sys.exit(f"{server} did not answer within 60 s")
 
 
 def check(base: str, path: str, serial: str) -> None:
@@ -243,9 +250,7 @@ def run_wrk(
     }
 
 
-def run_paced(
-    wrk: str, base: str, paths_lua: str, accept: str, args, tmp: Path
-) -> dict:
+def run_paced(wrk: str, base: str, paths_lua: str, accept: str, args, tmp: Path) -> dict:
     """The endpoint at a steady ``--rate`` instead of as fast as it answers: PACED_CONNECTIONS
     connections, each waiting a fixed time before its next request (wrk's ``delay`` hook),
     that wait calibrated in two short runs so that the connections together ask about
@@ -342,8 +347,8 @@ def main() -> None:
     parser.add_argument("--codes", type=int, default=1_000_000)
     parser.add_argument("--history", type=int, default=20_000, help="codes with 10 events")
     parser.add_argument("--urls", type=int, default=4000, help="distinct codes requested")
-    parser.add_argument("--workers", type=int, help="default: gunicorn.conf.py's")
-    parser.add_argument("--threads", type=int, help="default: gunicorn.conf.py's")
+    parser.add_argument("--workers", type=int, help="default: app.serve's")
+    parser.add_argument("--threads", type=int, help="default: app.serve's")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--warmup", type=float, default=5)
@@ -351,7 +356,8 @@ def main() -> None:
         "--rate", type=int, default=1000, help="the paced runs' rate, req/s (the goal's)"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy one worker (JSON)")
-    parser.add_argument("--gunicorn-args", default="", help="more gunicorn options, quoted")
+    parser.add_argument("--server", choices=("granian", "gunicorn"), default="granian")
+    parser.add_argument("--server-args", default="", help="more server options, quoted")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--db-prefix", default="trace_bench", help="scratch database name")
     args = parser.parse_args()
@@ -400,8 +406,8 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         speed = reference_ms()
-        server = start_gunicorn(
-            url, port, args.workers, args.threads, shlex.split(args.gunicorn_args)
+        server = start_server(
+            url, port, args.workers, args.threads, shlex.split(args.server_args), args.server
         )
         results = {}
         try:
@@ -457,7 +463,7 @@ def main() -> None:
     trivial = results["trivial /healthz"]
     args.workers, args.threads = served_with(args.workers, args.threads)
     print(
-        f"\ngunicorn wsgi:app, {args.workers} workers × {args.threads} threads (gthread); "
+        f"\n{args.server}, {args.workers} workers × {args.threads} threads; "
         f"wrk 2 threads, {args.connections} connections, {args.duration:g} s each after "
         f"{args.warmup:g} s warm-up; {codes:,} codes, {events:,} events, "
         f"{len(paths):,} distinct codes requested"
@@ -480,7 +486,7 @@ def main() -> None:
             f"{r['db_ms']:>6.2f} {r['redis_ms']:>6.2f} {r['wrk_ms']:>6.2f} {2000 / cpu:>12.0f}"
         )
     print(
-        "CPU ms/request: what the gunicorn workers, the database backends, Redis and wrk used per "
+        "CPU ms/request: what the server's workers, the database backends, Redis and wrk used per "
         "request; 2 cores/CPU: the req/s those costs allow on two otherwise idle cores"
     )
     print(
@@ -489,9 +495,7 @@ def main() -> None:
     )
     print(f"{'endpoint':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'wait ms':>8}")
     for name, r in paced.items():
-        print(
-            f"{name:<18} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['wait_ms']:>8}"
-        )
+        print(f"{name:<18} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['wait_ms']:>8}")
     json_form, page = results["JSON form"], results["HTML page"]
     goal = all(r["rps"] >= args.rate and r["p99"] < 50 for r in paced.values())
     for name, r in results.items():

@@ -1,9 +1,10 @@
 """The consumer scan under load with the speed-ups on and off, in alternating runs.
 
 bench/bench_consumer.py's setup (a scratch PostgreSQL database, issued codes, histories)
-is made once; then each round starts gunicorn once per variant, in turn, and loads it with
-wrk (the JSON form, and the page with ``--html``). A variant is ``NAME`` or ``NAME:K=V,K=V``,
-environment variables for the server: ``on:SPEEDUPS=on off:SPEEDUPS=off`` by default. On
+is made once; then each round starts the production server once per variant, in turn, and
+loads it with wrk (the JSON form, and the page with ``--html``). A variant is ``NAME`` or
+``NAME:K=V,K=V``, environment variables for the server: ``on:SPEEDUPS=on off:SPEEDUPS=off``
+by default. On
 a shared machine the rates swing from minute to minute; alternating the variants within a
 round, and reading the CPU each request cost the workers, tells them apart.
 
@@ -30,7 +31,7 @@ from bench.bench_consumer import (
     free_port,
     paths_of,
     run_wrk,
-    start_gunicorn,
+    start_server,
 )
 from bench.bench_history import setup
 from bench.scratch import scratch_database
@@ -43,13 +44,13 @@ def variant(text: str) -> tuple[str, dict[str, str]]:
 
 
 def serve_and_load(url, env, paths, picked, wrk, script, accepts, args) -> dict:
-    """Start gunicorn with ``env`` added, load it with each of ``accepts``, stop it."""
+    """Start the production server with ``env`` added, load it with each of ``accepts``, stop it."""
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     try:
-        server = start_gunicorn(url, port, args.workers, args.threads, [])
+        server = start_server(url, port, args.workers, args.threads, [])
     finally:
         for k, v in saved.items():
             if v is None:

@@ -21,6 +21,7 @@ __all__ = [
     "digital_link_path",
     "digital_link_uri",
     "element_string",
+    "encode_decoded_link_path",
     "gtin_check_digit",
     "is_digital_link",
     "is_unit_link_path",
@@ -280,6 +281,31 @@ def _extract_path(text: str, field: str) -> str:
     if not parts.hostname:
         raise ValidationError(f"{field} has no host name: {text!r}", field=field)
     return parts.path
+
+
+#: A Digital Link path after a server has percent-decoded it: a '/' in a value can no longer
+#: be told from the path's own, so the values are read by the path's shape (AI 22, 10, 21 in
+#: that order; a serial never holds a '/').
+_DECODED_LINK_RE = re.compile(r"/01/([^/]+)(?:/22/(.+?))?(?:/10/(.+?))?(?:/21/([^/]+))?")
+
+
+def encode_decoded_link_path(path: str) -> str:
+    """A request path as the client sent it (percent-encoded), from the percent-decoded path
+    of a server that gives no raw URI (WSGI's ``PATH_INFO``; gunicorn's ``RAW_URI`` and
+    uWSGI's ``REQUEST_URI`` carry the raw one). In a Digital Link path a '/' inside a value
+    is read by the path's shape: ``/01/G/10/AB/12/21/S`` is lot ``AB/12``, serial ``S``. The
+    one reading this cannot tell apart: a lot that itself holds ``/21/``, before a serial.
+    Any other path is encoded as it stands (a '%' as ``%25``, so nothing is decoded twice)."""
+    if _UNIT_PATH_RE.fullmatch(path):  # nothing in it was or needs to be encoded
+        return path
+    found = _DECODED_LINK_RE.fullmatch(path)
+    if found is None:
+        return quote(path, safe="/")
+    parts = ["/01/" + _encode_segment(found[1])]
+    for ai, value in (("22", found[2]), ("10", found[3]), ("21", found[4])):
+        if value is not None:
+            parts.append(f"/{ai}/{_encode_segment(value)}")
+    return "".join(parts)
 
 
 #: The path of every issued unit's QR code, when it has nothing to decode: the fast way.

@@ -48,7 +48,13 @@ from app.schemas import ComplaintIn, CounterfeitReportIn, DeliveryRatingIn, Revi
 from app.web import client_source, db, settings, unit_of_work
 from app.wrappers import set_client_cookie
 from tracecore.errors import DomainError, NotFound, ValidationError
-from tracecore.gs1 import DigitalLink, digital_link_path, is_digital_link, is_unit_link_path
+from tracecore.gs1 import (
+    DigitalLink,
+    digital_link_path,
+    encode_decoded_link_path,
+    is_digital_link,
+    is_unit_link_path,
+)
 from tracecore.identity import keyed_hash
 from tracecore.resolver import linkset_header
 from tracecore.serials import grouped, is_serial, normalize_serial, read_code
@@ -187,9 +193,12 @@ def _remember_client(response):
 
 
 def _raw_path() -> str:
-    # Lots may hold a percent-encoded '/', which the server has already decoded in PATH_INFO.
+    """The path as the client sent it. Lots may hold a percent-encoded '/', which the server
+    has already decoded in PATH_INFO: the raw URI where the server gives it (gunicorn's
+    ``RAW_URI``, uWSGI's ``REQUEST_URI``), else the decoded path encoded again, its values
+    read by the Digital Link's shape (granian, the production server, gives no raw URI)."""
     raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
-    return raw.split("?", 1)[0] if raw else request.path
+    return raw.split("?", 1)[0] if raw else encode_decoded_link_path(request.path)
 
 
 def _unknown(code_text: str, *, by_link: bool = False, status: int = 404):

@@ -833,3 +833,20 @@ def test_the_client_cookie_is_the_header_werkzeug_writes(app, secure):
         if int(time.time()) == second:  # not straddling a second
             break
     assert ours == werkzeugs
+
+
+@pytest.mark.parametrize("raw_uri", [True, False], ids=["raw URI", "decoded path only"])
+def test_a_lot_with_a_slash_scans_with_or_without_the_raw_uri(client, make, raw_uri):
+    """A lot may hold '/', sent as %2F in the QR code's link. gunicorn passes the raw URI;
+    granian (the production server) only the decoded path, read by the link's shape: does
+    the unit's page answer either way?"""
+    batch = make.batch(lot="AB/12")
+    serial = make.codes(batch, 1)[0]
+    body = answer(client, serial)
+    path = urlsplit(body["code"]["uri"]).path
+    assert "/10/AB%2F12/21/" in path
+    overrides = {} if raw_uri else {"RAW_URI": "", "REQUEST_URI": ""}
+    resp = client.get(path, headers=JSON, environ_overrides=overrides)
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["code"]["serial"] == serial
+    assert resp.get_json()["batch"]["lot"] == "AB/12"

@@ -28,19 +28,18 @@ def test_security_headers_keep_a_views_own_value(database_url):
 
 
 def test_the_production_server_settings_are_the_benchs(monkeypatch):
-    """gunicorn.conf.py (read by `gunicorn wsgi:app` from the project root) is what
+    """app.serve's settings (the README's production command) are what
     bench/bench_consumer.py serves with unless told otherwise."""
-    import runpy
-    from pathlib import Path
-
+    from app.serve import default_threads, default_workers
     from bench.bench_consumer import served_with
 
     monkeypatch.delenv("WEB_WORKERS", raising=False)
     monkeypatch.delenv("WEB_THREADS", raising=False)
-    conf = runpy.run_path(str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py"))
-    assert conf["worker_class"] == "gthread" and conf["threads"] == 2
-    assert served_with(None, None) == (conf["workers"], 2)
+    assert default_threads() == 2 and default_workers() >= 1
+    assert served_with(None, None) == (default_workers(), 2)
     assert served_with(3, 2) == (3, 2)
+    monkeypatch.setenv("WEB_THREADS", "4")
+    assert served_with(None, None)[1] == 4
 
 
 def test_templates_read_dicts_as_jinja_does(app):

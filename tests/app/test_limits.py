@@ -1,5 +1,5 @@
 """Limits that mean what they say: counted in Redis, they hold across workers and instances
-(two apps built in one test stand in for two gunicorn workers); sign-in is limited per
+(two apps built in one test stand in for two server workers); sign-in is limited per
 address and per account; the public limit is one budget per client for the endpoints that
 answer about one unit."""
 
@@ -175,26 +175,17 @@ def test_the_public_limit_is_one_budget_for_a_units_answers_across_workers(worke
     assert lists.status_code == 200
 
 
-# -- with gunicorn ----------------------------------------------------------------------------
+# -- with the production server (python -m app.serve) ---------------------------------------
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _gunicorn(env: dict, *options: str) -> tuple[subprocess.Popen, int]:
+def _serve(env: dict, *options: str) -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     proc = subprocess.Popen(
-        [
-            gunicorn,
-            "--config",
-            "gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-            *options,
-            "wsgi:app",
-        ],
+        [sys.executable, "-m", "app.serve", "--bind", f"127.0.0.1:{port}", *options],
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if k != "RATE_LIMIT_STORAGE"} | env,
         stderr=subprocess.PIPE,
@@ -204,18 +195,20 @@ def _gunicorn(env: dict, *options: str) -> tuple[subprocess.Popen, int]:
 
 
 @pytest.mark.slow
-def test_gunicorn_refuses_production_with_in_process_limits_and_two_workers(database_url):
-    """``--workers 2`` on the command line, WEB_WORKERS=1 in the environment: gunicorn.conf.py
-    passes the count it runs with to the settings, which refuse it, naming Redis."""
+def test_the_server_refuses_production_with_in_process_limits_and_two_workers(database_url):
+    """``--workers 2`` on the command line, WEB_WORKERS=1 in the environment: the server
+    passes the count it runs with to the settings, which refuse it, naming Redis, before
+    any worker starts."""
     env = {"DATABASE_URL": database_url, "SECRET_KEY": "k", "TRACE_ENV": "production"}
-    proc, _ = _gunicorn(env | {"WEB_WORKERS": "1"}, "--workers", "2")
+    proc, port = _serve(env | {"WEB_WORKERS": "1"}, "--workers", "2")
     try:
         _, errors = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode != 0
+    assert proc.returncode == 3
     assert "RATE_LIMIT_STORAGE=redis://127.0.0.1:6379/0" in errors
-    assert "Booting worker" not in errors  # refused before any worker started
+    with pytest.raises(OSError):  # refused before anything listened
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
 def _post(port: int, username: str) -> int:
@@ -240,9 +233,10 @@ def _post(port: int, username: str) -> int:
 
 @pytest.mark.slow
 @pytest.mark.committed
-def test_two_gunicorn_workers_share_the_sign_in_limits(make, database_url, redis_url, tmp_path):
-    """Two gunicorn workers on Redis: an account's failures (3 per 15 minutes) and an
-    address's attempts (8 a minute) are counted once, whichever worker takes them."""
+def test_two_server_workers_share_the_sign_in_limits(make, database_url, redis_url, tmp_path):
+    """Two workers of the production server on Redis: an account's failures (3 per 15
+    minutes) and an address's attempts (8 a minute) are counted once, whichever worker takes
+    them."""
     username, _ = make.user("admin")
     access_log = tmp_path / "access.log"
     env = {
@@ -253,11 +247,7 @@ def test_two_gunicorn_workers_share_the_sign_in_limits(make, database_url, redis
         "SIGN_IN_RATE_LIMIT": "8 per minute",
         "SIGN_IN_ACCOUNT_LIMIT": "3 per 15 minutes",
     }
-    proc, port = _gunicorn(
-        env,
-        *("--workers", "2", "--access-logfile", str(access_log)),
-        *("--access-logformat", "%(p)s %(m)s %(s)s"),
-    )
+    proc, port = _serve(env, "--workers", "2", "--access-log", str(access_log))
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -266,7 +256,7 @@ def test_two_gunicorn_workers_share_the_sign_in_limits(make, database_url, redis
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not start:\n{proc.communicate()[1][-3000:]}")
+                    pytest.fail(f"the server did not start:\n{proc.communicate()[1][-3000:]}")
                 time.sleep(0.2)
         statuses = [_post(port, username) for _ in range(5)]
         statuses += [_post(port, f"nobody{n}") for n in range(7)]
@@ -274,8 +264,9 @@ def test_two_gunicorn_workers_share_the_sign_in_limits(make, database_url, redis
         proc.terminate()
         proc.communicate(timeout=30)
     assert statuses == [401] * 3 + [429] * 2 + [401] * 3 + [429] * 4
-    posts = [line.split() for line in access_log.read_text().splitlines() if " POST " in line]
-    assert len(posts) == 12 and len({pid for pid, _, _ in posts}) == 2  # both workers served
+    # Each line: the worker's process id, then the request (app.serve.ACCESS_FORMAT).
+    posts = [line.split()[0] for line in access_log.read_text().splitlines() if '"POST ' in line]
+    assert len(posts) == 12 and len(set(posts)) == 2  # both workers served
 
 
 @pytest.fixture

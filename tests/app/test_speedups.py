@@ -2,10 +2,7 @@
 library internal still used does what the library does (the paho read path is checked in
 tests/devices/test_worker_failures.py)."""
 
-import gc
-import runpy
 import sqlite3
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,19 +15,6 @@ def test_speedups_is_on_or_off():
     assert load_config({"SECRET_KEY": "k"}, environ={"SPEEDUPS": "off"}).SPEEDUPS == "off"
     with pytest.raises(ConfigError, match="SPEEDUPS"):
         load_config({"SECRET_KEY": "k"}, environ={"SPEEDUPS": "fast"})
-
-
-@pytest.mark.parametrize("setting", ["on", "off"])
-def test_speedups_off_leaves_the_web_workers_collector_alone(monkeypatch, setting):
-    """gunicorn.conf.py freezes the app's objects and raises the collector's threshold in
-    each web worker, only with SPEEDUPS=on."""
-    monkeypatch.setenv("SPEEDUPS", setting)
-    conf = runpy.run_path(str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py"))
-    calls = []
-    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
-    monkeypatch.setattr(gc, "set_threshold", lambda *a: calls.append(a))
-    conf["post_worker_init"](None)
-    assert calls == ([] if setting == "off" else ["freeze", (20_000, 20, 20)])
 
 
 @pytest.mark.parametrize("speedups", [True, False])

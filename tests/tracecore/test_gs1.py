@@ -502,3 +502,40 @@ def test_a_units_own_link_path_is_told_apart_cheaply():
     assert tracecore_gs1.is_digital_link("/01/4006381333931/10/L1")
     assert not tracecore_gs1.is_digital_link("/01/04006381333931/21/S/10/L1")
     assert not tracecore_gs1.is_digital_link("/01/04006381333932")
+
+
+# -- a path a server has already percent-decoded (no raw URI in the WSGI environ) ---------------
+
+
+@pytest.mark.parametrize(
+    ("decoded", "sent"),
+    [
+        # a unit's plain link: nothing to encode, the same path back
+        (
+            "/01/04006381333931/10/AB12/21/KPWWDM73XHN6BQQW",
+            "/01/04006381333931/10/AB12/21/KPWWDM73XHN6BQQW",
+        ),
+        # a '/' in the lot, before a serial and at the end of a batch's link
+        (
+            "/01/04006381333931/10/AB/12/21/KPWWDM73XHN6BQQW",
+            "/01/04006381333931/10/AB%2F12/21/KPWWDM73XHN6BQQW",
+        ),
+        ("/01/04006381333931/10/AB/1/2", "/01/04006381333931/10/AB%2F1%2F2"),
+        # a '%' the client sent as %25 is not decoded a second time
+        ("/01/04006381333931/10/A%41/21/S7", "/01/04006381333931/10/A%2541/21/S7"),
+        # other characters a value may hold, and a consumer product variant (AI 22)
+        ("/01/04006381333931/22/1/2/10/L 1/21/S", "/01/04006381333931/22/1%2F2/10/L%201/21/S"),
+        ("/01/04006381333931", "/01/04006381333931"),
+        ("/01/04006381333931/21/S", "/01/04006381333931/21/S"),
+        # not a Digital Link: encoded as it stands
+        ("/t/AB CD", "/t/AB%20CD"),
+    ],
+)
+def test_a_decoded_path_is_encoded_by_the_links_shape(decoded, sent):
+    """Does a percent-decoded path come back as the client sent it, and read as the same
+    link as the raw path would?"""
+    assert tracecore_gs1.encode_decoded_link_path(decoded) == sent
+    if decoded.startswith("/01/04006381333931/10/AB/"):
+        assert parse_digital_link(tracecore_gs1.encode_decoded_link_path(decoded)).lot.startswith(
+            "AB/"
+        )
