@@ -30,7 +30,7 @@ def _default_database_url() -> str:
 
 
 def _default_web_workers() -> int:
-    """gunicorn.conf.py's default: one process per core."""
+    """app.serve's default: one process per core."""
     return os.cpu_count() or 2
 
 
@@ -100,8 +100,8 @@ class Config:
     #: every web worker and instance shares them. Production refuses memory:// with more
     #: than one web worker.
     RATE_LIMIT_STORAGE: str = "memory://"
-    #: Web worker processes (gunicorn.conf.py reads it too; its default is one per core, and
-    #: it exports the count it runs with, gunicorn's ``--workers`` included).
+    #: Web worker processes (app/serve.py reads it too; its default is one per core, and it
+    #: exports the count it runs with, its ``--workers`` included).
     WEB_WORKERS: int = field(default_factory=_default_web_workers)
     #: Public answers may show a merchant's credit grade this many seconds old (each web
     #: process keeps it that long instead of scoring the records on every scan).
@@ -253,7 +253,7 @@ def _check_limits(config: Config) -> None:
     if config.TRACE_ENV == "production" and in_process and config.WEB_WORKERS > 1:
         raise ConfigError(
             f"RATE_LIMIT_STORAGE=memory:// counts limits in each of the {config.WEB_WORKERS} web "
-            "workers (WEB_WORKERS, gunicorn's worker count) apart, multiplying every limit: "
+            "workers (WEB_WORKERS, the server's worker count) apart, multiplying every limit: "
             f"in production set RATE_LIMIT_STORAGE={SHARED_RATE_LIMIT_STORAGE} (the machine's "
             "Redis), or WEB_WORKERS=1"
         )

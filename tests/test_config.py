@@ -67,7 +67,7 @@ def test_the_response_period_comes_from_the_environment():
     [
         {"WEB_WORKERS": "2"},
         {"WEB_WORKERS": "8", "RATE_LIMIT_STORAGE": "memory://"},
-        {},  # gunicorn.conf.py's default: one worker per core (four here)
+        {},  # app.serve's default: one worker per core (four here)
     ],
     ids=["two workers", "eight workers", "one per core"],
 )
