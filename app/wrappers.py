@@ -18,7 +18,10 @@ import flask
 import flask.templating
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.http import dump_cookie
+from werkzeug.sansio.http import parse_cookie
+from werkzeug.utils import cached_property
 
 #: What a plain dict has as attributes (methods); any other name can only be one of its keys.
 _DICT_ATTRIBUTES = frozenset(dir(dict))
@@ -65,12 +68,25 @@ class Response(flask.Response):
         return self.get_app_iter(environ), self.status, headers
 
 
+class Request(flask.Request):
+    """Flask's request, whose cookies are parsed from the environ's ``HTTP_COOKIE``, where
+    a WSGI server puts the Cookie header. werkzeug finds that header by walking every
+    variable of the environ (``headers.getlist("Cookie")``), which costs more than parsing
+    it, and every request reads its cookies (the session is opened on each; the consumer
+    pages read their client cookie): about 15 µs a request, a cookie sent or not."""
+
+    @cached_property
+    def cookies(self) -> ImmutableMultiDict[str, str]:
+        return parse_cookie(self.environ.get("HTTP_COOKIE", ""), cls=self.dict_storage_class)
+
+
 class Flask(flask.Flask):
-    """Flask, with :class:`Response` and :meth:`ensure_sync`'s answer kept per function
-    (Flask asks again for every hook and view on every request, and each answer inspects
-    the function's code flags)."""
+    """Flask, with :class:`Request`, :class:`Response` and :meth:`ensure_sync`'s answer kept
+    per function (Flask asks again for every hook and view on every request, and each answer
+    inspects the function's code flags)."""
 
     jinja_environment = TemplateEnvironment
+    request_class = Request
     response_class = Response
 
     def __init__(self, *args, **kwargs) -> None:

@@ -424,6 +424,47 @@ def test_delivery_can_be_rated_once_the_parcel_is_signed(client, world):
     assert resp.status_code == 302
 
 
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_pages_links_and_forms_go_to_their_views_under_a_script_name(app, client, world, lang):
+    """Served under a prefix (SCRIPT_NAME), and at the root, do the scan page's forms, links,
+    stylesheet and script go where url_for sends them? The page builds them from route
+    prefixes kept per root, not with url_for on every render."""
+    from flask import url_for
+
+    ship(world)  # the delivery-rating form shows once the parcel is signed
+    serial = world["serials"][0]
+    merchant = answer(client, serial)["merchant"]["id"]
+    other = None if lang == "zh" else "en"
+    for root in ("/trace", "", "/other/root"):
+        base = f"http://localhost{root}"
+        html = client.get(f"/t/{serial}?lang={lang}", headers=HTML, base_url=base).text
+        with app.test_request_context("/", base_url=base):
+            expected = {
+                url_for("static", filename="site.css"),
+                url_for("static", filename="favicon.svg"),
+                url_for("static", filename="share-place.js"),
+                url_for("consumer.entry", lang=other),
+                url_for(
+                    "consumer.credit_page", party_type="merchant", party_id=merchant, lang=other
+                ),
+                url_for("consumer.share_place", serial=serial),
+                *(
+                    url_for("consumer.send_form", serial=serial, kind=kind, lang=lang)
+                    for kind in ("review", "complaint", "rating")
+                ),
+            }
+        found = set(re.findall(r'(?:href|action|src|data-url)="(/[^"]*)"', html))
+        assert found == expected and all(url.startswith(f"{root}/") for url in found)
+    review = re.search(r'<form method="post" action="([^"]+)"', html).group(1)
+    resp = client.post(
+        review.removeprefix(root),
+        data={"rating": "5", "csrf_token": token_of(html)},
+        base_url=f"http://localhost{root}",
+    )
+    assert resp.status_code == 302
+    assert resp.headers["Location"].startswith(f"{root}/t/{serial}?sent=review")
+
+
 # -- what must never happen ---------------------------------------------------------------------
 
 

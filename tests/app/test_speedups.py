@@ -95,6 +95,34 @@ def test_responses_reach_the_server_as_werkzeugs_would(app):
             assert made[0] == made[1], (method, status, headers)
 
 
+def test_requests_read_the_cookies_werkzeug_reads(app):
+    """The speed layer's Request reads the same cookies as werkzeug's own, which finds the
+    Cookie header among all the environ's variables: none, one, several, repeated, quoted,
+    empty, malformed, and not ASCII (a WSGI string is Latin-1)."""
+    import flask
+    from werkzeug.test import EnvironBuilder
+
+    from app.wrappers import Request
+
+    speedups = app.extensions["trace"].config.SPEEDUPS == "on"
+    assert app.request_class is (Request if speedups else flask.Request)
+    cookies = [
+        None,
+        "",
+        "tc_client=0123456789abcdef0123456789abcdef",
+        'a=1; trace_session="x.y\\"z"; a=2',
+        "; ;=; b=; =c; d",
+        "页=面; é=\xe9",
+    ]
+    for cookie in cookies:
+        environ = EnvironBuilder(path="/t/ABC", headers={"User-Agent": "x"}).get_environ()
+        if cookie is not None:
+            environ["HTTP_COOKIE"] = cookie.encode().decode("latin-1")
+        ours, werkzeugs = Request(environ).cookies, flask.Request(environ).cookies
+        assert type(ours) is type(werkzeugs)
+        assert list(ours.items(multi=True)) == list(werkzeugs.items(multi=True)), cookie
+
+
 def test_sessions_sign_and_save_as_flasks_own_do(app):
     """The speed layer's session interface signs a session as Flask's own does, and writes a
     cookie exactly when Flask's own would."""
