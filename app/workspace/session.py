@@ -90,6 +90,9 @@ def page_globals() -> dict:
         "username": session.get("username", ""),
         "finding_rows": _finding_rows,
         "evidence": lambda anomaly: describe(anomaly, page_lang()),
+        # What <html lang> declares: the language the page is written in (screen readers,
+        # the browser's translation offer, the font's CJK forms).
+        "html_lang": "en" if page_lang() == "en" else "zh-CN",
     }
 
 

@@ -114,6 +114,7 @@ def test_the_queue_names_types_states_and_parties_in_chinese_or_english(app, reg
     assert "延误送达" in row(html, b) and ">late_delivery<" not in html
     english = regulator.get("/workspace/anomalies?lang=en", headers=HTML).text
     assert "Empty parcel" in row(english, a) and "Open" in row(english, a)
+    assert '<html lang="en">' in english and '<html lang="zh-CN">' in html
     # the filter and the search keep the language asked for
     for form in ("queue-filters", "search"):
         kept = re.search(rf'<form[^>]*(id="{form}"|role="{form}").*?</form>', english, re.S)
