@@ -17,8 +17,8 @@ wrk from a separate process, one endpoint after the other in the same run:
 each rotating over a few thousand URLs (real codes: half with a history), after a warm-up,
 as fast as the server answers (32 connections, each sending its next request at once): the
 server's capacity. Then the JSON form and the page again, **paced** at the goal's rate
-(``--rate``, 1,000 a second: 40 connections, each waiting a calibrated time between an answer
-and its next request): the latency a client sees at that load.
+(``--rate``, 1,000 a second: requests sent at fixed moments over 40 connections, whichever is
+free): the latency a client sees at that load.
 Goal (issues 5 and 16): the JSON form and the page each keep 1,000 requests/s with p99 < 50 ms,
 judged on the paced runs. (As fast as it answers, the p99 is mostly the queue the connections
 keep full: 32 connections at 1,000 a second wait 32 ms on average by Little's law, whatever
@@ -72,7 +72,7 @@ from tracecore.serials import new_serials
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-#: Connections of the paced runs (each waits its turn: more connections, finer steps of rate).
+#: Connections of the paced runs: enough that a free one is there at each scheduled moment.
 PACED_CONNECTIONS = 40
 WRK_SCRIPT = """
 local paths = {%s}
@@ -250,26 +250,44 @@ def run_wrk(
     }
 
 
+#: The paced runs' schedule (LuaJIT, which wrk embeds): each wrk thread sends its requests
+#: at fixed moments, ``interval`` ms apart, whichever of its connections is free; ``delay()``
+#: is called before each request and returns the time until the next free moment.
+PACED_SCHEDULE = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock, bench_timespec *ts);
+]]
+local ts = ffi.new("bench_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+local interval = %f
+local next_at = nil
+function delay()
+  local now = now_ms()
+  next_at = (next_at or now) + interval
+  local wait = next_at - now
+  if wait < 0 then return 0 end
+  return math.floor(wait + 0.5)
+end
+"""
+
+
 def run_paced(wrk: str, base: str, paths_lua: str, accept: str, args, tmp: Path) -> dict:
-    """The endpoint at a steady ``--rate`` instead of as fast as it answers: PACED_CONNECTIONS
-    connections, each waiting a fixed time before its next request (wrk's ``delay`` hook),
-    that wait calibrated in two short runs so that the connections together ask about
-    ``--rate`` a second. Below saturation the latency is the service's and what little queue
-    that rate makes; as fast as it answers (``run_wrk`` with 32 connections), the p99 is mostly
-    the queue the 32 connections keep full (Little's law: 32 / rate)."""
-    conns = PACED_CONNECTIONS
-    target = args.rate * 1.02  # asked a little above the goal: the calibration is coarse
-    wait = conns * 1000 / target - 2.0  # ms between a connection's answer and its next request
-
-    def paced(seconds: float) -> dict:
-        script = tmp / f"paced-{accept.split('/')[1]}-{wait:.0f}.lua"
-        script.write_text(paths_lua + f"\nfunction delay()\n  return {max(0, round(wait))}\nend\n")
-        return run_wrk(wrk, base, script, accept, args, seconds, connections=conns)
-
-    for _ in range(2):
-        r = paced(3)
-        wait = max(0.0, wait + conns * 1000 / target - conns * 1000 / max(r["rps"], 1.0))
-    return paced(args.duration) | {"wait_ms": round(wait)}
+    """The endpoint at a steady ``--rate`` instead of as fast as it answers: wrk's two
+    threads each send a request every ``2 / rate`` seconds on a fixed schedule
+    (PACED_SCHEDULE), over PACED_CONNECTIONS connections. A request whose moment comes while
+    the server is behind goes as soon as a connection is free, so the achieved rate falls
+    short of the schedule only when the server cannot keep up. Below saturation the latency
+    is the service's and what little queue that rate makes; as fast as it answers
+    (``run_wrk`` with 32 connections), the p99 is mostly the queue the 32 connections keep
+    full (Little's law: 32 / rate)."""
+    script = tmp / f"paced-{accept.split('/')[1]}.lua"
+    script.write_text(paths_lua + PACED_SCHEDULE % (2 * 1000 / args.rate))
+    return run_wrk(wrk, base, script, accept, args, args.duration, connections=PACED_CONNECTIONS)
 
 
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
@@ -490,20 +508,23 @@ def main() -> None:
         "request; 2 cores/CPU: the req/s those costs allow on two otherwise idle cores"
     )
     print(
-        f"\npaced at {args.rate:,} req/s ({PACED_CONNECTIONS} connections, each waiting its "
-        f"turn; the goal's load): achieved rate, latency"
+        f"\npaced at {args.rate:,} req/s (sent on a fixed schedule over {PACED_CONNECTIONS} "
+        f"connections; the goal's load): achieved rate, latency"
     )
-    print(f"{'endpoint':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'wait ms':>8}")
+    print(f"{'endpoint':<18} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for name, r in paced.items():
-        print(f"{name:<18} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['wait_ms']:>8}")
+        print(f"{name:<18} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}")
     json_form, page = results["JSON form"], results["HTML page"]
-    goal = all(r["rps"] >= args.rate and r["p99"] < 50 for r in paced.values())
+    # Kept: the schedule asks exactly --rate; wrk divides by its whole run, the connects and
+    # the last answer included, so a server that keeps up shows 99.5-100 % of it.
+    goal = all(r["rps"] >= 0.99 * args.rate and r["p99"] < 50 for r in paced.values())
     for name, r in results.items():
         if r["timeouts"]:
             print(f"{name}: {r['timeouts']} requests unanswered after 5 s (not in the rates)")
     print(describe(speed, speed_after))
     print(
-        f"goal (JSON and page keep {args.rate:,} req/s with p99 < 50 ms, paced): "
+        f"goal (JSON and page keep {args.rate:,} req/s with p99 < 50 ms, paced; kept: at "
+        f"least 99 % of the scheduled rate achieved): "
         f"{'met' if goal else 'NOT met'}"
     )
     for key, r in (("json", paced["JSON form"]), ("html", paced["HTML page"])):
