@@ -183,8 +183,8 @@ class SubscriptionIn(Body):
 
     url: Annotated[str, Field(min_length=1, max_length=500)]
     topics: Annotated[
-        list[Literal["decision", "list", "notice", "recall", "finding", "events"]],
-        Field(min_length=1, max_length=6),
+        list[Literal["decision", "list", "notice", "recall", "finding", "events", "exchange"]],
+        Field(min_length=1, max_length=7),
     ]
     batch_id: Id | None = None
     merchant_id: Id | None = None

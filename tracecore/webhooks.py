@@ -25,8 +25,9 @@ from tracecore.errors import ValidationError
 #: decision: findings decided (confirmed, dismissed, withdrawn) and regulators' credit records;
 #: list: red and black list entries and exits; notice: public notices (the black list);
 #: recall: batches recalled; finding: new findings about the subscriber's own parties;
-#: events: a batch's or a merchant's events, EPCIS-shaped.
-TOPICS = ("decision", "list", "notice", "recall", "finding", "events")
+#: events: a batch's or a merchant's events, EPCIS-shaped; exchange: the credit exchange's
+#: items (docs/credit-exchange.md) as they become public after due process.
+TOPICS = ("decision", "list", "notice", "recall", "finding", "events", "exchange")
 #: Public information: every subscriber may have it (the public lists, notices and recalls).
 PUBLIC_TOPICS = frozenset({"list", "notice", "recall"})
 

@@ -16,9 +16,9 @@ An undecided finding (a risk signal), a decision still in its response period or
 an appeal, a dismissed or withdrawn finding, and an upheld appeal's record never appear.
 Couriers are natural persons without a USCC: their records are not exchanged.
 
-:func:`exchange_record` builds one item from a credit record or a list entry (the webhooks
-push the same dict); :func:`exchange` lists a party's or a jurisdiction's items since a
-moment, a page at a time.
+:func:`exchange` lists a party's or a jurisdiction's items since a moment, a page at a time;
+:func:`push_new_items` (called by the periodic sweep) pushes each item to the webhooks'
+``exchange`` subscribers once it is public, the same dict.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from sqlalchemy.orm import Session
 from app import authz
 from app.accesslog.operations import log_access
 from app.auth.models import ApiToken, User
-from app.credit.models import Anomaly, AuditEntry, CreditRecord, ListEntry
+from app.credit.models import Anomaly, AuditEntry, CreditRecord, ExchangePush, ListEntry
 from app.credit.operations import Account, accounts
+from app.outbox import feed
 from app.parties.models import LogisticsCompany, Merchant
 from app.timefmt import rfc3339_beijing
 from tracecore import credit
@@ -81,41 +82,116 @@ class Authority:
 # -- one item -----------------------------------------------------------------------------
 
 
-def exchange_record(
-    session: Session,
-    source: CreditRecord | ListEntry,
-    policy: credit.Policy,
-    *,
-    leaving: bool = False,
-    platform: str = "",
-    now: datetime | None = None,
-) -> dict | None:
-    """The exchange item of a credit record (a confirmed finding's or a sanction's) or of a
-    list entry (its entering; with ``leaving``, its leaving), or None when it is not public
-    after due process at ``now`` (or is of another kind, or a courier's). ``platform``: the
-    name given as the authority of a change no authority decided (records fading)."""
-    now = now or datetime.now(UTC)
-    party = (source.party_type, source.party_id)
-    if party[0] not in EXCHANGED_PARTIES:
-        return None
-    acc = accounts(session, {party}, policy, now)[party]
-    if isinstance(source, ListEntry):
-        if leaving and source.left_at is None:
-            return None
-        items = _list_items(session, [source], policy, platform)
-        wanted = f"list-{source.id}-{'out' if leaving else 'in'}"
-    else:
-        items = _record_items(session, [acc], policy)
-        wanted = f"record-{source.id}"
-    return next((i for i in items if i["id"] == wanted), None)
-
-
 def content_hash(item: dict) -> str:
     """SHA-256 of the item's fields (all but this one), as canonical JSON (sorted keys, no
     spaces, UTF-8): a receiver tells a changed item from one sent again."""
     body = {k: v for k, v in item.items() if k != "content_hash"}
     raw = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+# -- pushed to the webhooks as items become public ------------------------------------------
+
+
+def push_new_items(
+    session: Session, policy: credit.Policy, *, platform: str = "", now: datetime | None = None
+) -> int:
+    """Tell the webhooks' ``exchange`` subscribers of each item that became public, or
+    changed, since the last sweep: a confirmed finding or a sanction once its response
+    period has ended with no appeal holding it (or the appeal was rejected), a list entry or
+    exit when it is made. Each content of an item is pushed once (``content_hash``); a
+    list entry's item is pushed again when the party leaves (it gains its end). A record
+    that can never be public any more (dismissed, withdrawn, voided by an upheld appeal) is
+    settled, so later sweeps no longer look at it. The sweep calls this; returns how many
+    items were pushed. Flushes."""
+    now = now or datetime.now(UTC)
+    records = session.execute(
+        sa.select(CreditRecord.id, CreditRecord.party_type, CreditRecord.party_id).where(
+            CreditRecord.kind.in_(("anomaly", "sanction")),
+            CreditRecord.party_type.in_(EXCHANGED_PARTIES),
+            ~_pushed(_item_id("record-", CreditRecord.id)),
+        )
+    ).all()
+    entries = list(
+        session.scalars(
+            sa.select(ListEntry)
+            .where(
+                ListEntry.party_type.in_(EXCHANGED_PARTIES),
+                sa.or_(
+                    ~_pushed(_item_id("list-", ListEntry.id, "-in")),
+                    sa.and_(
+                        ListEntry.left_at.is_not(None),
+                        ~_pushed(_item_id("list-", ListEntry.id, "-out")),
+                    ),
+                ),
+            )
+            .order_by(ListEntry.id)
+        )
+    )
+    parties = {(t, i) for _, t, i in records} | {(e.party_type, e.party_id) for e in entries}
+    if not parties:
+        return 0
+    accs = accounts(session, parties, policy, now)
+    known = (_Deciders(session), _Subjects(session))
+    items = [
+        *_record_items(session, accs.values(), policy, *known),
+        *_list_items(session, entries, policy, platform, *known),
+    ]
+    wanted = {f"record-{r.id}" for r in records} | {f"list-{e.id}-in" for e in entries}
+    wanted |= {f"list-{e.id}-out" for e in entries if e.left_at is not None}
+    # Only a left entry's item may have been pushed before (without its end).
+    again = [f"list-{e.id}-in" for e in entries if e.left_at is not None]
+    last = {
+        p.item_id: p
+        for p in (
+            session.scalars(sa.select(ExchangePush).where(ExchangePush.item_id.in_(again)))
+            if again
+            else ()
+        )
+    }
+    pushed = 0
+    for item in sorted((i for i in items if i["id"] in wanted), key=_order):
+        before = last.get(item["id"])
+        if before is not None and before.content_hash == item["content_hash"]:
+            continue
+        if before is None:
+            session.add(ExchangePush(item_id=item["id"], content_hash=item["content_hash"], at=now))
+        else:
+            before.content_hash, before.at = item["content_hash"], now
+        _push(session, item)
+        pushed += 1
+    void = {r.id for acc in accs.values() for r in acc.records if r.standing == "void"}
+    for record_id, _, _ in records:
+        if record_id in void:
+            session.add(ExchangePush(item_id=f"record-{record_id}", content_hash=None, at=now))
+    session.flush()
+    return pushed
+
+
+def _item_id(prefix: str, column, suffix: str = ""):
+    """An item's id, as SQL, from its record's or list entry's id."""
+    item = sa.literal(prefix, sa.String) + sa.cast(column, sa.String)
+    return item + sa.literal(suffix, sa.String) if suffix else item
+
+
+def _pushed(item_id) -> sa.Exists:
+    return sa.exists().where(ExchangePush.item_id == item_id)
+
+
+def _push(session: Session, item: dict) -> None:
+    """One ``exchange`` feed row: the item as the exchange API gives it, for the authorities
+    of the party's region and the party itself."""
+    party = (item["party_type"], item["party_id"])
+    found = session.get(EXCHANGED_PARTIES[party[0]], party[1])
+    feed.record(
+        session,
+        "exchange",
+        f"exchange.{item['kind']}",
+        {k: v for k, v in item.items() if k != "_at"},
+        party=party,
+        region_code=found.region_code[:6],
+        merchant_id=party[1] if party[0] == "merchant" else None,
+    )
 
 
 # -- listing ------------------------------------------------------------------------------

@@ -168,3 +168,19 @@ class ListEntry(Base):
     #: Null while the party is on the list.
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     left_because: Mapped[str | None] = mapped_column(sa.String(300))
+
+
+class ExchangePush(Base):
+    """A credit exchange item (app/credit/exchange.py) as last pushed to the webhooks: the
+    sweep pushes an item once it is public, and again if its content changes (a list
+    entry's item gains its end when the party leaves). A record that can never be public
+    (dismissed, voided by an upheld appeal) is kept here without a hash: settled, so the
+    sweep stops looking at it."""
+
+    __tablename__ = "exchange_pushes"
+
+    #: The item's id: ``record-{id}``, ``list-{id}-in``, ``list-{id}-out``.
+    item_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    #: The pushed item's ``content_hash``; None: settled, never pushed.
+    content_hash: Mapped[str | None] = mapped_column(sa.String(71))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,13 +7,14 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from app.anomalies import decisions
 from app.anomalies.findings import record_findings
 from app.auth.operations import create_token
 from app.credit import operations as credit_ops
-from app.credit.exchange import FIELDS, content_hash, exchange_record
-from app.credit.models import CreditRecord, ListEntry
+from app.credit.exchange import FIELDS, content_hash, push_new_items
+from app.outbox.models import WebhookFeed
 from tests.app.test_credit_api import in_session
 from tests.conftest import uscc
 from tracecore.access import Principal, Role
@@ -118,7 +119,7 @@ def test_only_decisions_public_after_due_process_are_exchanged(app, client, make
     assert set(got[0]) == set(FIELDS)
 
 
-def test_a_black_list_entry_and_its_repair_are_exchanged(app, client, make, merchant, session):
+def test_a_black_list_entry_and_its_repair_are_exchanged(app, client, merchant):
     """Do three final sanctions put the merchant on the black list as an exchanged list
     entry (decided by the sanctioning bureau), and is leaving it a repair?"""
     actor, headers = regulator(app, "3204")
@@ -132,21 +133,36 @@ def test_a_black_list_entry_and_its_repair_are_exchanged(app, client, make, merc
 
     later = NOW + timedelta(days=policy.fade_days + 1)
     in_session(app, lambda s: credit_ops.sync_lists(s, policy, later))
-    row = session.get(ListEntry, entry["list_entry_id"])
-    repair = exchange_record(session, row, policy, leaving=True, platform="平台", now=later)
-    assert repair["kind"] == "repair" and repair["id"] == f"list-{row.id}-out"
+    pushed = in_session(app, lambda s: pushed_items(s, policy, later))
+    (repair,) = [i for i in pushed if i["kind"] == "repair"]
+    assert repair["id"] == f"list-{entry['list_entry_id']}-out"
     assert (repair["authority_name"], repair["authority_region_code"]) == ("平台", None)
     assert repair["period_to"] == repair["date"]
 
 
-def test_exchange_record_gives_none_for_what_is_not_public(app, make, merchant, session):
-    """The webhooks' one function: nothing for a sanction still in its response period."""
-    actor, _ = regulator(app, "3204")
-    fresh = session.get(CreditRecord, sanction(app, actor, "merchant", merchant, when=NOW))
-    final = session.get(CreditRecord, sanction(app, actor, "merchant", merchant))
+def pushed_items(session, policy, now) -> list[dict]:
+    """The items the webhooks' push records at ``now`` (the platform named 平台)."""
+    since = session.scalar(sa.select(sa.func.max(WebhookFeed.id))) or 0
+    push_new_items(session, policy, platform="平台", now=now)
+    rows = session.scalars(
+        sa.select(WebhookFeed).where(WebhookFeed.id > since, WebhookFeed.topic == "exchange")
+    )
+    return [r.data for r in rows]
+
+
+def test_nothing_is_pushed_before_it_is_public(app, client, merchant):
+    """The webhooks' push: nothing for a sanction still in its response period; the final
+    one's item, exactly as the exchange lists it."""
+    actor, headers = regulator(app, "3204")
+    sanction(app, actor, "merchant", merchant, when=NOW)
+    final = sanction(app, actor, "merchant", merchant)
     policy = app.extensions["trace"].config.policy
-    assert exchange_record(session, fresh, policy) is None
-    assert exchange_record(session, final, policy)["kind"] == "sanction"
+    (pushed,) = in_session(app, lambda s: pushed_items(s, policy, NOW))
+    assert (pushed["kind"], pushed["record_id"]) == ("sanction", final)
+    assert [pushed] == [
+        i for i in items(client, headers, uscc=uscc(4242)) if i["kind"] == "sanction"
+    ]
+    assert in_session(app, lambda s: pushed_items(s, policy, NOW)) == []
 
 
 def test_the_csv_has_a_bom_the_columns_and_no_formulas(app, client, make, merchant):

@@ -496,3 +496,88 @@ def test_a_row_after_a_pruned_feed_is_still_sent(app, client, make, receiver, de
     findings(app, merchant, "A3")
     assert attempts(deliverer, 1) == 1
     assert [b["data"]["subject"]["id"] for _, b in receiver.received] == ["A1", "A2", "A3"]
+
+
+# -- the credit exchange's items, pushed as they become public ---------------------------------
+
+
+def _sweep(app, now: datetime) -> None:
+    from app.anomalies.sweep import run_sweep
+    from tests.app.test_credit_api import in_session
+
+    in_session(app, lambda s: run_sweep(s, app.extensions["trace"].config, now=now))
+
+
+def test_exchange_items_are_pushed_once_public_to_their_authorities_and_party(
+    app, client, make, receiver, deliverer
+):
+    """Is a confirmed finding's exchange item pushed by the sweep only once its response
+    period is over, as the exchange API gives it, once; to the regulator of the party's
+    region and to the party itself, not to another region's regulator; and is a dismissed
+    finding never pushed (settled, so the sweep stops looking at it)?"""
+    from app.credit.models import ExchangePush
+    from tests.app.test_credit_api import confirmed_at
+    from tests.app.test_credit_exchange import finding, regulator
+
+    here = make.merchant(region_code="320411")
+    there = make.merchant(region_code="441202", lat=23.05, lon=112.47)
+    _, regulator_headers = regulator(app, "3204")
+    subscribe(client, regulator_headers, receiver, ["exchange"])
+    own = Receiver()
+    try:
+        subscribe(client, make.auth("merchant", there), own, ["exchange"])
+        decided = datetime.now(UTC) - timedelta(days=30)
+        confirmed = finding(app, here, "brushing", when=decided)
+        confirmed_at(app, confirmed, decided)
+        confirmed_at(app, finding(app, there, "copied_code", when=decided), decided)
+        dismissed = finding(app, here, "expired_sale", when=decided)
+        confirmed_at(app, dismissed, decided, decision="dismiss")
+
+        _sweep(app, decided + timedelta(hours=1))  # within the response period
+        assert attempts(deliverer, 1, within_s=1) == 0
+        with app.extensions["trace"].sessionmaker() as s:
+            settled = s.scalars(sa.select(ExchangePush)).all()
+        assert [(p.content_hash is None) for p in settled] == [True]  # the dismissed one
+
+        _sweep(app, datetime.now(UTC))
+        assert attempts(deliverer, 4) == 4
+        # A serious finding: the party enters the black list the moment it counts.
+        assert receiver.types == ["exchange.list_entry", "exchange.confirmed_finding"]
+        assert own.types == ["exchange.list_entry", "exchange.confirmed_finding"]
+        _, body = receiver.received[1]
+        assert body["topic"] == "exchange" and body["data"]["anomaly_id"] == confirmed
+        resp = client.get("/api/v1/credit/exchange", headers=regulator_headers)
+        assert [b["data"] for _, b in receiver.received] == resp.get_json()["items"]
+        assert {b["data"]["party_id"] for _, b in own.received} == {there}
+
+        _sweep(app, datetime.now(UTC))  # nothing new: nothing is pushed twice
+        assert attempts(deliverer, 1, within_s=1) == 0
+    finally:
+        own.close()
+
+
+def test_a_black_list_entry_is_pushed_and_again_with_its_end_beside_the_repair(
+    app, client, make, receiver, deliverer
+):
+    """Do three final sanctions push their items and the black list entry; and when the
+    records fade, is the repair pushed, with the entry's item again, now ended?"""
+    from tests.app.test_credit_exchange import regulator, sanction
+
+    merchant = make.merchant(region_code="320411")
+    actor, headers = regulator(app, "3204")
+    subscribe(client, headers, receiver, ["exchange"])
+    for _ in range(3):
+        sanction(app, actor, "merchant", merchant)
+    _sweep(app, datetime.now(UTC))
+    assert attempts(deliverer, 4) == 4
+    assert sorted(receiver.types) == ["exchange.list_entry", *["exchange.sanction"] * 3]
+    entry = next(b["data"] for _, b in receiver.received if b["type"] == "exchange.list_entry")
+    assert (entry["list"], entry["period_to"]) == ("black", None)
+
+    policy = app.extensions["trace"].config.policy
+    _sweep(app, datetime.now(UTC) + timedelta(days=policy.fade_days + 1))
+    assert attempts(deliverer, 2) == 2
+    again, repair = (b["data"] for _, b in receiver.received[4:])
+    assert receiver.types[4:] == ["exchange.list_entry", "exchange.repair"]
+    assert again["id"] == entry["id"] and again["content_hash"] != entry["content_hash"]
+    assert again["period_to"] == repair["date"] and repair["id"] == f"{entry['id'][:-3]}-out"
