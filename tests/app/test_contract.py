@@ -39,7 +39,7 @@ def operations(contract: dict):
 def test_every_route_is_in_the_contract_and_nothing_else(app, contract):
     routes = set(served(app))
     documented = {(path, method) for path, method, _ in operations(contract)}
-    assert routes - documented == set(), "served but not in app/openapi.py"
+    assert routes - documented == set(), "served but not in app/openapi/"
     assert documented - routes == set(), "in the contract but not served"
 
 

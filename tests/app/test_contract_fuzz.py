@@ -4,7 +4,7 @@ documented status code and content type, an error body of the one shape, schema-
 input refused). Issue 18, "Fuzzing in CI".
 
 The run is generic: every operation the contract lists is fuzzed, so a new route is covered
-once it is in app/openapi.py (tests/app/test_contract.py fails on a route missing there).
+once it is in app/openapi/ (tests/app/test_contract.py fails on a route missing there).
 Two kinds of cases, made once for every role (making them costs more than sending them):
 
 - boundaries: schemathesis's coverage phase, deterministic: every parameter and field at
