@@ -2,6 +2,7 @@
 server for Python) with the service's settings, read once before any worker starts.
 
     python -m app.serve [--bind 127.0.0.1:8000] [--workers N] [--threads N]
+                        [--forwarded-allow-ips 10.0.0.5,10.0.1.0/24]
 
 - **Workers**: one process per core (``WEB_WORKERS``, or ``--workers``). The count is checked
   against the settings before anything starts: production refuses rate-limit counters kept
@@ -16,6 +17,12 @@ server for Python) with the service's settings, read once before any worker star
   (gunicorn's gthread worker does its HTTP and connection handling in Python), which is what
   the consumer scan's goal of 1,000 a second on two cores needs (decision 0016,
   docs/performance.md).
+- **Behind a reverse proxy**: the proxies whose ``X-Forwarded-For`` and
+  ``X-Forwarded-Proto`` are believed (``FORWARDED_ALLOW_IPS``, or
+  ``--forwarded-allow-ips``: addresses and networks). A request from one of them takes its
+  client address from the header (the nearest address that is not a trusted proxy), so the
+  rate limits and the consumer checks count clients, not the proxy. From anywhere else the
+  headers are ignored: a client cannot name its own address. None are trusted by default.
 - **Each worker** builds the app (:func:`worker_app`), then drops the service's secrets from
   its process environment, which granian copies into every request's WSGI environ, and
   freezes the app's objects out of the collector's scans (decision 0012).
@@ -26,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
+import ipaddress
 import os
 import sys
 
@@ -52,7 +60,29 @@ def worker_app():
         # 20,000 new objects instead of 700 (a scan makes a few thousand, freed as it ends).
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "")
+    if trusted:
+        from granian.utils.proxies import wrap_wsgi_with_proxy_headers
+
+        return wrap_wsgi_with_proxy_headers(app, trusted.split(","))
     return app
+
+
+def parse_trusted_proxies(value: str) -> list[str]:
+    """``FORWARDED_ALLOW_IPS``: proxies' addresses and networks, comma-separated (blank:
+    none). Anything else, a host name or ``*`` included, is refused: trusting every peer
+    would let any client name its own address."""
+    trusted = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        try:
+            net = ipaddress.ip_network(item)
+        except ValueError:
+            raise ValueError(
+                f"FORWARDED_ALLOW_IPS must list IP addresses or networks (10.0.0.5, "
+                f"10.0.1.0/24); got {item!r}"
+            ) from None
+        trusted.append(str(net) if net.num_addresses > 1 else str(net.network_address))
+    return trusted
 
 
 #: One line a request, after the worker's process id (the formatter's).
@@ -105,9 +135,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--access-log", metavar="FILE", help="log each request to FILE ('-': standard output)"
     )
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        default=os.environ.get("FORWARDED_ALLOW_IPS", ""),
+        metavar="ADDRESSES",
+        help="reverse proxies whose X-Forwarded-For is believed (addresses, networks)",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1 or args.threads < 1:
         raise SystemExit("--workers and --threads must be at least 1")
+    try:
+        os.environ["FORWARDED_ALLOW_IPS"] = ",".join(
+            parse_trusted_proxies(args.forwarded_allow_ips)
+        )
+    except ValueError as exc:
+        print(f"app.serve: {exc}", file=sys.stderr)
+        raise SystemExit(3) from None
 
     from config import ConfigError, load_config
 

@@ -142,8 +142,8 @@ def principal() -> Principal:
 
 
 def client_address() -> str:
-    """The client's address, as the rate limits know it (behind a proxy, configure the
-    proxy's X-Forwarded-For handling in the WSGI server, not here)."""
+    """The client's address, as the rate limits know it (behind a reverse proxy, the
+    production server takes it from the trusted proxies' X-Forwarded-For: app/serve.py)."""
     return request.remote_addr or "unknown"
 
 

@@ -211,6 +211,69 @@ def test_the_server_refuses_production_with_in_process_limits_and_two_workers(da
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
+def _started(proc: subprocess.Popen, port: int) -> None:
+    """Wait until the server answers ``/healthz`` (a minute at most)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the server did not start:\n{proc.communicate()[1][-3000:]}")
+            time.sleep(0.2)
+
+
+def _scan(port: int, forwarded_for: str) -> int:
+    """An unknown code's JSON answer (a public, limited request), through a proxy that says
+    the client is ``forwarded_for``."""
+    url = f"http://127.0.0.1:{port}{UNIT_URLS[0]}"
+    request = urllib.request.Request(url, headers=JSON | {"X-Forwarded-For": forwarded_for})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as answer:
+        answer.close()
+        return answer.code
+
+
+@pytest.mark.slow
+def test_behind_a_trusted_proxy_the_limits_count_clients_whom_nobody_else_can_name(
+    database_url,
+):
+    """Two public requests a minute. With the proxy (here 127.0.0.1) trusted, each client it
+    names in X-Forwarded-For has its own budget, and an address a client writes in front of
+    its own changes nothing: the proxy's nearest untrusted address counts. Without, the
+    header is ignored: every request is the proxy's. ``*`` is refused before anything
+    listens."""
+    env = {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "k",
+        "TRACE_ENV": "production",
+        "PUBLIC_RATE_LIMIT": "2 per minute",
+    }
+    trusted = {}
+    for proxies in ("127.0.0.1", ""):
+        proc, port = _serve(env, "--workers", "1", "--forwarded-allow-ips", proxies)
+        try:
+            _started(proc, port)
+            trusted[proxies] = [
+                _scan(port, client)
+                for client in ("203.0.113.1", "203.0.113.1", "203.0.113.1", "203.0.113.2")
+            ] + [_scan(port, "203.0.113.2, 198.51.100.7")]
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=30)
+    assert trusted["127.0.0.1"] == [404, 404, 429, 404, 404]
+    assert trusted[""] == [404, 404, 429, 429, 429]
+
+    proc, port = _serve(env, "--forwarded-allow-ips", "*")
+    _, errors = proc.communicate(timeout=60)
+    assert proc.returncode == 3 and "FORWARDED_ALLOW_IPS must list IP addresses" in errors
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
 def _post(port: int, username: str) -> int:
     """A sign-in attempt on a connection of its own (the kernel picks the worker), with the
     form's token and cookie as a browser would send them (the cookie is ``Secure`` in
@@ -249,15 +312,7 @@ def test_two_server_workers_share_the_sign_in_limits(make, database_url, redis_u
     }
     proc, port = _serve(env, "--workers", "2", "--access-log", str(access_log))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the server did not start:\n{proc.communicate()[1][-3000:]}")
-                time.sleep(0.2)
+        _started(proc, port)
         statuses = [_post(port, username) for _ in range(5)]
         statuses += [_post(port, f"nobody{n}") for n in range(7)]
     finally:
