@@ -100,14 +100,21 @@ def push_new_items(
     changed, since the last sweep: a confirmed finding or a sanction once its response
     period has ended with no appeal holding it (or the appeal was rejected), a list entry or
     exit when it is made. Each content of an item is pushed once (``content_hash``); a
-    list entry's item is pushed again when the party leaves (it gains its end). A record
-    that can never be public any more (dismissed, withdrawn, voided by an upheld appeal) is
-    settled, so later sweeps no longer look at it. The sweep calls this; returns how many
-    items were pushed. Flushes."""
+    list entry's item is pushed again when the party leaves (it gains its end). A decision
+    that can never be public any more (a sanction an upheld appeal voided, a finding's
+    record superseded) is settled, so later sweeps no longer look at it. The sweep calls
+    this; returns how many items were pushed. Flushes."""
     now = now or datetime.now(UTC)
+    # Decisions not yet pushed: sanctions, and the records of confirmed findings (an open
+    # finding is no decision; a dismissed or withdrawn one never will be).
     records = session.execute(
-        sa.select(CreditRecord.id, CreditRecord.party_type, CreditRecord.party_id).where(
-            CreditRecord.kind.in_(("anomaly", "sanction")),
+        sa.select(CreditRecord.id, CreditRecord.party_type, CreditRecord.party_id)
+        .outerjoin(Anomaly, Anomaly.id == CreditRecord.anomaly_id)
+        .where(
+            sa.or_(
+                CreditRecord.kind == "sanction",
+                sa.and_(CreditRecord.kind == "anomaly", Anomaly.status == "confirmed"),
+            ),
             CreditRecord.party_type.in_(EXCHANGED_PARTIES),
             ~_pushed(_item_id("record-", CreditRecord.id)),
         )

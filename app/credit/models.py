@@ -173,9 +173,9 @@ class ListEntry(Base):
 class ExchangePush(Base):
     """A credit exchange item (app/credit/exchange.py) as last pushed to the webhooks: the
     sweep pushes an item once it is public, and again if its content changes (a list
-    entry's item gains its end when the party leaves). A record that can never be public
-    (dismissed, voided by an upheld appeal) is kept here without a hash: settled, so the
-    sweep stops looking at it."""
+    entry's item gains its end when the party leaves). A decision that can never be public
+    (voided by an upheld appeal) is kept here without a hash: settled, so the sweep stops
+    looking at it."""
 
     __tablename__ = "exchange_pushes"
 

@@ -14,6 +14,7 @@ from app.anomalies.findings import record_findings
 from app.auth.operations import create_token
 from app.credit import operations as credit_ops
 from app.credit.exchange import FIELDS, content_hash, push_new_items
+from app.credit.models import ExchangePush
 from app.outbox.models import WebhookFeed
 from tests.app.test_credit_api import in_session
 from tests.conftest import uscc
@@ -246,3 +247,30 @@ def test_pages_and_since(app, client, make, merchant):
     assert dates == sorted(dates)
     since = (NOW - timedelta(days=25)).isoformat()  # public ~10 days after each sanction
     assert len(items(client, headers, since=since)) == 1
+
+
+def test_a_sanction_an_upheld_appeal_voided_is_settled_never_pushed(app, client, make, merchant):
+    """Is a sanction voided by an upheld appeal settled at the next push (kept without a
+    hash, so later sweeps skip it) and never pushed, even after its period?"""
+    made = client.post(
+        f"/api/v1/credit/merchant/{merchant}/records",
+        json={"kind": "sanction", "reason": "拒不配合检查"},
+        headers=make.auth("regulator"),
+    ).json
+    filed = client.post(
+        f"/api/v1/credit/records/{made['id']}/appeal",
+        json={"statement": "检查当日停业，有证明"},
+        headers=make.auth("merchant", merchant),
+    ).json
+    upheld = client.post(
+        f"/api/v1/appeals/{filed['id']}/decision",
+        json={"decision": "uphold", "reason": "证明属实"},
+        headers=make.auth("regulator"),
+    )
+    assert upheld.status_code == 200
+    policy = app.extensions["trace"].config.policy
+    assert in_session(app, lambda s: pushed_items(s, policy, NOW)) == []
+    settled = in_session(app, lambda s: s.get(ExchangePush, f"record-{made['id']}"))
+    assert settled is not None and settled.content_hash is None
+    later = NOW + timedelta(days=60)
+    assert in_session(app, lambda s: pushed_items(s, policy, later)) == []
