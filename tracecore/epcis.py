@@ -32,6 +32,7 @@ CBV = "https://ref.gs1.org/cbv/"
 
 OBJECT = "ObjectEvent"
 AGGREGATION = "AggregationEvent"
+TRANSFORMATION = "TransformationEvent"
 
 
 # -- identifiers -----------------------------------------------------------------------------
@@ -135,11 +136,11 @@ def read_epc(uri: str, uris: Uris, field: str = "epc") -> Epc:
 class EpcisEvent:
     """One event in EPCIS terms. Tuples, not lists: a value, hashable and comparable."""
 
-    type: str  #: ObjectEvent or AggregationEvent
+    type: str  #: ObjectEvent, AggregationEvent or TransformationEvent
     event_time: datetime  #: aware
     offset_min: int  #: the UTC offset the event was recorded in, in minutes
     record_time: datetime
-    action: str
+    action: str | None  #: None for a TransformationEvent (it has no action)
     epcs: tuple[str, ...] = ()
     parent: str | None = None
     children: tuple[str, ...] = ()
@@ -159,6 +160,13 @@ class EpcisEvent:
     #: (prefix, namespace) the event's own ``@context`` declares beyond ours (a captured
     #: event's ILMD names its sender's prefixes)
     namespaces: tuple[tuple[str, str], ...] = ()
+    #: A TransformationEvent's inputs and outputs (EPCs, and quantities as ``quantities``),
+    #: and the ID tying the events of one transformation together
+    inputs: tuple[str, ...] = ()
+    input_quantities: tuple[tuple, ...] = ()
+    outputs: tuple[str, ...] = ()
+    output_quantities: tuple[tuple, ...] = ()
+    transformation_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -199,12 +207,44 @@ def vocabulary_value(word: str, uris: Uris) -> str:
     return uris.term(word.removeprefix("trace:")) if word.startswith("trace:") else word
 
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: The CBV 2.0 words of each vocabulary (as GS1's EPCIS 2.0 JSON schema lists them): these
+#: alone are written bare; any other value is a URI.
+CBV_WORDS = {
+    "BizStep": _words(
+        "accepting arriving assembling collecting commissioning consigning "
+        "creating_class_instance cycle_counting decommissioning departing destroying "
+        "disassembling dispensing encoding entering_exiting holding inspecting installing "
+        "killing loading other packing picking receiving removing repackaging repairing "
+        "replacing reserving retail_selling shipping staging_outbound stock_taking stocking "
+        "storing transporting unloading unpacking void_shipping sensor_reporting sampling"
+    ),
+    "Disp": _words(
+        "active container_closed damaged destroyed dispensed disposed encoded expired "
+        "in_progress in_transit inactive no_pedigree_match non_sellable_other "
+        "partially_dispensed recalled reserved retail_sold returned sellable_accessible "
+        "sellable_not_accessible stolen unknown available completeness_verified "
+        "completeness_inferred conformant container_open mismatch_instance mismatch_class "
+        "mismatch_quantity needs_replacement non_conformant unavailable"
+    ),
+    "BTT": _words("bol cert desadv inv pedigree po poc prodorder recadv rma testprd testres upevt"),
+    "SDT": _words("owning_party possessing_party location"),
+}
+
+
 def normalise_vocabulary(value: str, kind: str) -> str:
-    """A CBV bizStep or disposition as a bare word, whichever form the client used (bare,
-    https://ref.gs1.org/cbv/BizStep-x or urn:epcglobal:cbv:bizstep:x); other URIs unchanged."""
+    """A CBV bizStep, disposition, business transaction or source/destination type as a bare
+    word, whichever form the client used (bare, https://ref.gs1.org/cbv/BizStep-x or
+    urn:epcglobal:cbv:bizstep:x); a word CBV does not have in that vocabulary as its
+    https://ref.gs1.org/cbv/… URI (the form the hash reads it in, and the schema accepts);
+    other URIs unchanged."""
     for prefix in (f"{CBV}{kind}-", f"urn:epcglobal:cbv:{kind.lower()}:"):
         if value.startswith(prefix):
-            return value[len(prefix) :]
+            word = value[len(prefix) :]
+            return word if word in CBV_WORDS[kind] else f"{CBV}{kind}-{word}"
     return value
 
 
@@ -328,9 +368,20 @@ def event_json(event: EpcisEvent, uris: Uris) -> dict:
         out["epcList"] = list(event.epcs)
     if event.children:
         out["childEPCs"] = list(event.children)
-    out["action"] = event.action
+    if event.action is not None:
+        out["action"] = event.action
     if event.quantities:
         out["quantityList"] = [_quantity_json(*element) for element in event.quantities]
+    for key, epcs, quantities in (
+        ("input", event.inputs, event.input_quantities),
+        ("output", event.outputs, event.output_quantities),
+    ):
+        if epcs:
+            out[f"{key}EPCList"] = list(epcs)
+        if quantities:
+            out[f"{key}QuantityList"] = [_quantity_json(*element) for element in quantities]
+    if event.transformation_id is not None:
+        out["transformationID"] = event.transformation_id
     for key, value in (
         ("bizStep", event.biz_step),
         ("disposition", event.disposition),
@@ -441,11 +492,16 @@ def prehash(event: EpcisEvent, uris: Uris) -> str:
     if event.parent:
         parts.append(f"parentID={canonical_value(event.parent)}")
     parts.append(_epc_list("epcList", event.epcs))
+    parts.append(_epc_list("inputEPCList", event.inputs))
     parts.append(_epc_list("childEPCs", event.children))
-    if event.quantities:
-        elements = sorted(_quantity_prehash(*element) for element in event.quantities)
-        parts.append("quantityList" + "".join(elements))
-    parts.append(f"action={event.action}")
+    parts.append(_quantity_list("quantityList", event.quantities))
+    parts.append(_quantity_list("inputQuantityList", event.input_quantities))
+    parts.append(_epc_list("outputEPCList", event.outputs))
+    parts.append(_quantity_list("outputQuantityList", event.output_quantities))
+    if event.action is not None:
+        parts.append(f"action={event.action}")
+    if event.transformation_id is not None:
+        parts.append(f"transformationID={canonical_value(event.transformation_id)}")
     if event.biz_step:
         parts.append(f"bizStep={canonical_value(_vocabulary(event.biz_step, 'BizStep'))}")
     if event.disposition:
@@ -495,6 +551,11 @@ def prehash(event: EpcisEvent, uris: Uris) -> str:
             )
         )
     return "".join(parts) + "".join(sorted(rest))
+
+
+def _quantity_list(name: str, quantities: tuple[tuple, ...]) -> str:
+    elements = sorted(_quantity_prehash(*element) for element in quantities)
+    return name + "".join(elements) if elements else ""
 
 
 def _quantity_prehash(epc_class: str, quantity=None, uom: str | None = None) -> str:

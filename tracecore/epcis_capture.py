@@ -27,8 +27,10 @@ from urllib.parse import unquote
 
 from tracecore.epcis import (
     AGGREGATION,
+    CBV_WORDS,
     MAPPING,
     OBJECT,
+    TRANSFORMATION,
     EpcisEvent,
     Uris,
     normalise_vocabulary,
@@ -37,10 +39,10 @@ from tracecore.epcis import (
 from tracecore.errors import ValidationError
 from tracecore.gs1 import gtin_check_digit
 
-#: The event types captured (others, e.g. TransformationEvent, are refused by name).
-EVENT_TYPES = (OBJECT, AGGREGATION)
-#: The fields of an event the service reads; any other makes the event refused.
-FIELDS = frozenset(
+#: The event types captured (TransactionEvent and AssociationEvent are refused by name).
+EVENT_TYPES = (OBJECT, AGGREGATION, TRANSFORMATION)
+#: The fields every event type captured may have.
+COMMON_FIELDS = frozenset(
     {
         "@context",
         "type",
@@ -48,11 +50,6 @@ FIELDS = frozenset(
         "eventTime",
         "eventTimeZoneOffset",
         "recordTime",
-        "action",
-        "epcList",
-        "parentID",
-        "childEPCs",
-        "quantityList",
         "bizStep",
         "disposition",
         "readPoint",
@@ -60,9 +57,27 @@ FIELDS = frozenset(
         "bizTransactionList",
         "sourceList",
         "destinationList",
-        "ilmd",
     }
 )
+#: The fields of each type the service reads, beyond the common ones (EPCIS 2.0 section 7.4
+#: and GS1's JSON schema: an AggregationEvent has no quantityList nor ILMD, a
+#: TransformationEvent no action).
+TYPE_FIELDS = {
+    OBJECT: frozenset({"action", "epcList", "quantityList", "ilmd"}),
+    AGGREGATION: frozenset({"action", "parentID", "childEPCs"}),
+    TRANSFORMATION: frozenset(
+        {
+            "inputEPCList",
+            "inputQuantityList",
+            "outputEPCList",
+            "outputQuantityList",
+            "transformationID",
+            "ilmd",
+        }
+    ),
+}
+#: The fields of an event the service reads; any other makes the event refused.
+FIELDS = COMMON_FIELDS.union(*TYPE_FIELDS.values())
 ACTIONS = ("ADD", "OBSERVE", "DELETE")
 #: The longest identifier kept (the columns' width).
 MAX_URI = 300
@@ -70,6 +85,7 @@ GS1_HOST = "https://id.gs1.org"
 
 _OFFSET_RE = re.compile(r"([+-])([01][0-9]|2[0-3]):([0-5][0-9])")
 _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+")
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,7 @@ class CapturedEvent:
 
     event: EpcisEvent
     #: (role, identifier) of each EPC it names: epc (epcList, childEPCs), parent, class
+    #: (quantityList), and a transformation's input, output, input_class and output_class
     identifiers: tuple[tuple[str, str], ...]
     #: Our event type it reads as, when one fits (bizStep as :data:`MAPPING` maps it)
     our_type: str | None
@@ -217,29 +234,40 @@ def _epcs(raw: dict, name: str, role: str) -> tuple[tuple[str, ...], list[tuple[
     return epcs, [(role, e) for e in epcs]
 
 
-def _quantities(raw: dict) -> tuple[tuple, ...]:
-    values = raw.get("quantityList")
+def _quantities(raw: dict, name: str = "quantityList") -> tuple[tuple, ...]:
+    values = raw.get(name)
     if values is None:
         return ()
     if not isinstance(values, list):
-        raise _fail("quantityList must be a list", "quantityList")
+        raise _fail(f"{name} must be a list", name)
     out = []
     for element in values:
         if not isinstance(element, dict) or set(element) - {"epcClass", "quantity", "uom"}:
-            raise _fail("a quantityList element has epcClass, quantity and uom", "quantityList")
-        epc_class = normalise_epc(element.get("epcClass"), "quantityList.epcClass")
+            raise _fail(f"a {name} element has epcClass, quantity and uom", name)
+        epc_class = normalise_epc(element.get("epcClass"), f"{name}.epcClass")
         quantity = element.get("quantity")
         if quantity is not None and (
             isinstance(quantity, bool) or not isinstance(quantity, int | float) or quantity < 0
         ):
-            raise _fail("a quantity is a number, 0 or more", "quantityList.quantity")
+            raise _fail("a quantity is a number, 0 or more", f"{name}.quantity")
         uom = element.get("uom")
         if uom is not None:
-            uom = _text(uom, "quantityList.uom", 3)
+            uom = _text(uom, f"{name}.uom", 3)
             if quantity is None:
-                raise _fail("a uom needs a quantity", "quantityList.uom")
+                raise _fail("a uom needs a quantity", f"{name}.uom")
         out.append((epc_class, quantity) if uom is None else (epc_class, quantity, uom))
     return tuple(out)
+
+
+def _vocabulary(value, field: str, kind: str) -> str:
+    """A CBV value as kept (:func:`~tracecore.epcis.normalise_vocabulary`); a bare word CBV
+    does not have is refused (GS1's schema does: anything else is a URI)."""
+    text = _text(value, field)
+    if ":" not in text and text not in CBV_WORDS[kind]:
+        raise _fail(
+            f"{field}: {text[:60]!r} is not a CBV 2.0 word; a value of your own is a URI", field
+        )
+    return normalise_vocabulary(text, kind)
 
 
 def _place(raw: dict, name: str) -> str | None:
@@ -261,9 +289,10 @@ def _pairs(raw: dict, name: str, element: str) -> tuple[tuple[str, str], ...]:
     for item in values:
         if not isinstance(item, dict) or set(item) != {"type", element}:
             raise _fail(f"each of {name} has a type and a {element} (both required here)", name)
-        kind = _text(item["type"], f"{name}.type")
-        out.append((normalise_vocabulary(kind, "BTT" if element == "bizTransaction" else "SDT"),
-                    normalise_epc(item[element], f"{name}.{element}")))  # fmt: skip
+        kind = _vocabulary(
+            item["type"], f"{name}.type", "BTT" if element == "bizTransaction" else "SDT"
+        )
+        out.append((kind, normalise_epc(item[element], f"{name}.{element}")))  # fmt: skip
     return tuple(out)
 
 
@@ -318,36 +347,69 @@ def read_event(raw, document_namespaces: dict[str, str], uris: Uris, recorded: d
             f"{', '.join(EVENT_TYPES)} with the fields of docs/epcis.md)",
             unknown[0][:60],
         )
-    if raw.get("type") not in EVENT_TYPES:
-        raise _fail(f"type must be one of {', '.join(EVENT_TYPES)}", "type")
-    if raw.get("action") not in ACTIONS:
+    type_ = raw.get("type")
+    if type_ not in EVENT_TYPES:
+        raise _fail(
+            f"type must be one of {', '.join(EVENT_TYPES)} (TransactionEvent and "
+            "AssociationEvent are not captured)",
+            "type",
+        )
+    foreign = sorted(set(raw) - COMMON_FIELDS - TYPE_FIELDS[type_])
+    if foreign:
+        raise _fail(f"{foreign[0]} is not a field of the type {type_}", foreign[0])
+    if type_ == TRANSFORMATION:
+        action = None
+    elif raw.get("action") not in ACTIONS:
         raise _fail("action must be ADD, OBSERVE or DELETE", "action")
+    else:
+        action = raw["action"]
     namespaces = document_namespaces | context_namespaces(raw.get("@context", []))
     epcs, named = _epcs(raw, "epcList", "epc")
     children, named_children = _epcs(raw, "childEPCs", "epc")
+    inputs, named_inputs = _epcs(raw, "inputEPCList", "input")
+    outputs, named_outputs = _epcs(raw, "outputEPCList", "output")
     parent = raw.get("parentID")
     if parent is not None:
         parent = normalise_epc(parent, "parentID")
-    if raw["type"] == OBJECT and (children or parent):
-        raise _fail("an ObjectEvent has no parentID or childEPCs", "parentID")
-    if raw["type"] == AGGREGATION and epcs:
-        raise _fail("an AggregationEvent names its EPCs in childEPCs", "epcList")
     quantities = _quantities(raw)
-    if not (epcs or children or parent or quantities):
+    input_quantities = _quantities(raw, "inputQuantityList")
+    output_quantities = _quantities(raw, "outputQuantityList")
+    transformation_id = raw.get("transformationID")
+    if transformation_id is not None:
+        transformation_id = _text(transformation_id, "transformationID")
+        if not _URI_RE.fullmatch(transformation_id):
+            raise _fail("transformationID must be a URI", "transformationID")
+    if type_ == TRANSFORMATION:
+        has_input, has_output = bool(inputs or input_quantities), bool(outputs or output_quantities)
+        if not (has_input or has_output):
+            raise _fail("a TransformationEvent names at least one input or output", "inputEPCList")
+        if transformation_id is None and not has_input:
+            raise _fail(
+                "a TransformationEvent without a transformationID names at least one input "
+                "(inputEPCList or inputQuantityList)",
+                "inputEPCList",
+            )
+        if transformation_id is None and not has_output:
+            raise _fail(
+                "a TransformationEvent without a transformationID names at least one output "
+                "(outputEPCList or outputQuantityList)",
+                "outputEPCList",
+            )
+    elif not (epcs or children or parent or quantities):
         raise _fail("an event names at least one EPC or quantity", "epcList")
     ilmd, extra = _ilmd(raw, namespaces, uris.namespaces())
-    if ilmd and not (raw["type"] == OBJECT and raw["action"] == "ADD"):
-        raise _fail("ilmd belongs to an ObjectEvent with action ADD", "ilmd")
+    if ilmd and not (type_ == TRANSFORMATION or action == "ADD"):
+        raise _fail("ilmd belongs to an ObjectEvent with action ADD or a transformation", "ilmd")
     biz_step, disposition = (
-        None if raw.get(k) is None else normalise_vocabulary(_text(raw[k], k), kind)
+        None if raw.get(k) is None else _vocabulary(raw[k], k, kind)
         for k, kind in (("bizStep", "BizStep"), ("disposition", "Disp"))
     )
     event = EpcisEvent(
-        type=raw["type"],
+        type=type_,
         event_time=_time(raw.get("eventTime"), "eventTime"),
         offset_min=_offset(raw.get("eventTimeZoneOffset"), "eventTimeZoneOffset"),
         record_time=recorded,
-        action=raw["action"],
+        action=action,
         epcs=epcs,
         parent=parent,
         children=children,
@@ -361,9 +423,19 @@ def read_event(raw, document_namespaces: dict[str, str], uris: Uris, recorded: d
         sources=_pairs(raw, "sourceList", "source"),
         destinations=_pairs(raw, "destinationList", "destination"),
         namespaces=extra,
+        inputs=inputs,
+        input_quantities=input_quantities,
+        outputs=outputs,
+        output_quantities=output_quantities,
+        transformation_id=transformation_id,
     )
-    identifiers = [*named, *named_children]
+    identifiers = [*named, *named_children, *named_inputs, *named_outputs]
     if parent is not None:
         identifiers.append(("parent", parent))
-    identifiers += [("class", element[0]) for element in quantities]
+    for role, elements in (
+        ("class", quantities),
+        ("input_class", input_quantities),
+        ("output_class", output_quantities),
+    ):
+        identifiers += [(role, element[0]) for element in elements]
     return CapturedEvent(event, tuple(dict.fromkeys(identifiers)), _our_type(event, uris))

@@ -57,6 +57,12 @@ PARAMETERS = frozenset(
         "MATCH_epc",
         "MATCH_anyEPC",
         "MATCH_epcClass",
+        "MATCH_inputEPC",
+        "MATCH_outputEPC",
+        "MATCH_inputEPCClass",
+        "MATCH_outputEPCClass",
+        "MATCH_anyEPCClass",
+        "EQ_transformationID",
         "EQ_bizLocation",
         "EQ_readPoint",
         "eventCountLimit",
@@ -129,7 +135,7 @@ def read_filters(u: epcis.Uris, related: epcis.Epc | None = None) -> q.Filters:
             f"{', '.join(sorted(PARAMETERS))})",
             field=unknown[0],
         )
-    types = _values("eventType")
+    types, ids = _values("eventType"), _values("EQ_transformationID")
     return q.Filters(
         event_types=None if types is None else frozenset(types),
         ge_event_time=_time("GE_eventTime"),
@@ -141,6 +147,12 @@ def read_filters(u: epcis.Uris, related: epcis.Epc | None = None) -> q.Filters:
         match_epc=q.resolve_units(db(), _epcs("MATCH_epc", u)),
         match_any_epc=q.resolve_units(db(), _epcs("MATCH_anyEPC", u)),
         match_epc_class=_epcs("MATCH_epcClass", u),
+        match_input_epc=q.resolve_units(db(), _epcs("MATCH_inputEPC", u)),
+        match_output_epc=q.resolve_units(db(), _epcs("MATCH_outputEPC", u)),
+        match_input_epc_class=_epcs("MATCH_inputEPCClass", u),
+        match_output_epc_class=_epcs("MATCH_outputEPCClass", u),
+        match_any_epc_class=_epcs("MATCH_anyEPCClass", u),
+        transformation_ids=None if ids is None else frozenset(ids),
         biz_locations=_epcs("EQ_bizLocation", u),
         read_points=_epcs("EQ_readPoint", u),
         related=related,

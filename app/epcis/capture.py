@@ -11,8 +11,9 @@ already stored — then stored, all or nothing (``rollback``, the default) or ev
 GS1 key of one of our products names that product's merchant's thing, so a merchant's system
 may name its own products' GTINs (and their units), never another merchant's; a logistics
 company's system none. A place of ours must be its party's own place; a parcel of ours is
-never named (parcels are the devices'). Identifiers that are not ours (other GTINs, SSCCs,
-GLNs, URNs of other schemes) are kept as outside identifiers.
+never named (parcels are the devices'). This holds for every identifier an event names,
+whatever its role (a transformation's inputs and outputs alike). Identifiers that are not ours
+(other GTINs, SSCCs, GLNs, URNs of other schemes) are kept as outside identifiers.
 
 **Untrusted for findings.** A captured event is kept apart from the devices' events
 (``captured_events``): it moves no custody, replays no lifecycle, and no anomaly rule reads
@@ -45,6 +46,14 @@ ROLLBACK, PROCEED = "rollback", "proceed"
 BEHAVIOURS = (ROLLBACK, PROCEED)
 #: The party type of an outside system's token, by its role.
 PARTY_TYPE = {Role.MERCHANT: "merchant", Role.LOGISTICS: "logistics_company"}
+#: The field an identifier's role stands for, in errors.
+_FIELDS = {
+    "input": "inputEPCList",
+    "output": "outputEPCList",
+    "class": "quantityList",
+    "input_class": "inputQuantityList",
+    "output_class": "outputQuantityList",
+}
 
 
 class CaptureLimitExceeded(DomainError):
@@ -167,11 +176,11 @@ class _Resolver:
         ):
             if uri is not None:
                 self.check(uri, field)
-        out: dict[str, tuple[str, str, str | None]] = {}
+        out: dict[tuple[str, str], tuple[str, str, str | None]] = {}
         for role, uri in read.identifiers:
             key = epcis.canonical_key(uri)
-            if key not in out:
-                out[key] = (role, key, self.check(uri, role))
+            if (role, key) not in out:
+                out[role, key] = (role, key, self.check(uri, _FIELDS.get(role, role)))
         return list(out.values())
 
 
@@ -290,6 +299,7 @@ def _store(session: Session, job: CaptureJob, accepted: list) -> None:
             read_point=read.event.read_point,
             biz_location=read.event.biz_location,
             our_type=read.our_type,
+            transformation_id=read.event.transformation_id,
             body=body,
         )
         for body, read, _ in accepted

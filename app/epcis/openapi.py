@@ -44,7 +44,10 @@ def _query(name: str, description: str, schema: dict | None = None) -> dict:
 
 
 QUERY = [
-    _query("eventType", "ObjectEvent, AggregationEvent (several joined by |)"),
+    _query(
+        "eventType",
+        "ObjectEvent, AggregationEvent, TransformationEvent (several joined by |)",
+    ),
     _query(
         "GE_eventTime", "events at or after (RFC 3339)", {"type": "string", "format": "date-time"}
     ),
@@ -54,8 +57,14 @@ QUERY = [
     _query("EQ_bizStep", "CBV bizStep (bare word or URI) or one of our vocabulary's URIs"),
     _query("EQ_disposition", "CBV disposition (bare word or URI) or one of ours"),
     _query("MATCH_epc", "a unit's Digital Link URI or a parcel's URI (epcList, childEPCs)"),
-    _query("MATCH_anyEPC", "as MATCH_epc, and parentID"),
-    _query("MATCH_epcClass", "a batch's Digital Link (GTIN + lot), or a GTIN's"),
+    _query("MATCH_anyEPC", "as MATCH_epc, and parentID, inputEPCList, outputEPCList"),
+    _query("MATCH_inputEPC", "a unit's Digital Link URI (a transformation's inputEPCList)"),
+    _query("MATCH_outputEPC", "a unit's Digital Link URI (a transformation's outputEPCList)"),
+    _query("MATCH_epcClass", "a batch's Digital Link (GTIN + lot), or a GTIN's (quantityList)"),
+    _query("MATCH_inputEPCClass", "as MATCH_epcClass, in a transformation's inputQuantityList"),
+    _query("MATCH_outputEPCClass", "as MATCH_epcClass, in its outputQuantityList"),
+    _query("MATCH_anyEPCClass", "as MATCH_epcClass, in any quantity list"),
+    _query("EQ_transformationID", "a transformation's ID (URI), as captured"),
     _query("EQ_bizLocation", "a party's place URI"),
     _query("EQ_readPoint", "a party's place URI"),
     _query(

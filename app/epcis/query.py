@@ -66,6 +66,14 @@ class Filters:
     match_epc: tuple[Epc, ...] | None = None
     match_any_epc: tuple[Epc, ...] | None = None
     match_epc_class: tuple[Epc, ...] | None = None
+    #: a TransformationEvent's inputs and outputs (MATCH_inputEPC, MATCH_outputEPC, and
+    #: the classes of its quantity lists); MATCH_anyEPCClass: any quantity list's
+    match_input_epc: tuple[Epc, ...] | None = None
+    match_output_epc: tuple[Epc, ...] | None = None
+    match_input_epc_class: tuple[Epc, ...] | None = None
+    match_output_epc_class: tuple[Epc, ...] | None = None
+    match_any_epc_class: tuple[Epc, ...] | None = None
+    transformation_ids: frozenset[str] | None = None
     biz_locations: tuple[Epc, ...] | None = None
     read_points: tuple[Epc, ...] | None = None
     #: ``/epcs/{epc}/events``: the EPC's own events, and a unit's its batch's
@@ -170,13 +178,32 @@ def _times(query, event_time, record_time, f: Filters):
     return query
 
 
-def _classes(f: Filters) -> tuple[Epc, ...] | None:
-    """The EPC classes a lot event must be of: MATCH_epcClass, or a unit's batch."""
-    if f.related is not None:
-        if f.related.kind in ("unit", "lot"):
-            return (Epc("lot", f.related.gtin, f.related.lot),)
-        return ()
-    return f.match_epc_class
+def _related_classes(f: Filters) -> tuple[Epc, ...]:
+    """The EPC classes of ``/epcs/{epc}/events``: a unit's batch, or the batch itself."""
+    if f.related is not None and f.related.kind in ("unit", "lot"):
+        return (Epc("lot", f.related.gtin, f.related.lot),)
+    return ()
+
+
+def _class_sets(f: Filters) -> list[tuple[Epc, ...]]:
+    """The sets of EPC classes a lot event must be of, one of each set: MATCH_epcClass,
+    MATCH_anyEPCClass, and a unit's or a batch's own events."""
+    sets = [c for c in (f.match_epc_class, f.match_any_epc_class) if c is not None]
+    return [*sets, _related_classes(f)] if f.related is not None else sets
+
+
+def _transformations_only(f: Filters) -> bool:
+    """Whether the query asks for what only a TransformationEvent has."""
+    return any(
+        value is not None
+        for value in (
+            f.match_input_epc,
+            f.match_output_epc,
+            f.match_input_epc_class,
+            f.match_output_epc_class,
+            f.transformation_ids,
+        )
+    )
 
 
 def _class_condition(classes: tuple[Epc, ...], product, batch):
@@ -196,6 +223,7 @@ def _lot_source_excluded(f: Filters, biz_step: str | None, disposition: str) -> 
         or (f.dispositions is not None and disposition not in f.dispositions)
         or f.match_epc is not None
         or f.match_any_epc is not None
+        or _transformations_only(f)
         or (f.related is not None and f.related.kind not in ("unit", "lot"))
     )
 
@@ -222,7 +250,7 @@ def _issuances(f: Filters, viewer: Principal, after: int, limit: int):
         .where(Issuance.id > after, _lot_visibility(viewer, Product, merchant.c))
     )
     query = _times(query, Issuance.issued_at, Issuance.issued_at, f)
-    if (classes := _classes(f)) is not None:
+    for classes in _class_sets(f):
         query = query.where(_class_condition(classes, Product, Batch))
     for places in (f.biz_locations, f.read_points):
         if places is not None:
@@ -253,7 +281,7 @@ def _recalls(f: Filters, viewer: Principal, after: int, limit: int):
         )
     )
     query = _times(query, Batch.recalled_at, Batch.recalled_at, f)
-    if (classes := _classes(f)) is not None:
+    for classes in _class_sets(f):
         query = query.where(_class_condition(classes, Product, Batch))
     if f.only is not None:
         query = query.where(Batch.id == f.only[1] if f.only[0] == "recall" else sa.false())
@@ -296,8 +324,13 @@ def _place_condition(places: tuple[Epc, ...], courier, at_merchant_only: bool):
 
 
 def _events(f: Filters, viewer: Principal, uris: Uris, after: int, limit: int):
-    if f.match_epc_class is not None or (f.related is not None and f.related.kind == "lot"):
-        return None  # device events name instances, never a class
+    if (
+        f.match_epc_class is not None
+        or f.match_any_epc_class is not None
+        or (f.related is not None and f.related.kind == "lot")
+        or _transformations_only(f)
+    ):
+        return None  # device events name instances, never a class, and transform nothing
     # Entities, not ORM aliases: adapting an aliased entity cost more than the query itself.
     unit, batch, product, courier, parcel = TraceCode, Batch, Product, Courier, Parcel
     owner, shipper = Merchant.__table__.alias("owner"), Merchant.__table__.alias("shipper")
@@ -388,6 +421,11 @@ def _named(condition, roles: tuple[str, ...]):
     )
 
 
+#: The roles of the identifiers MATCH_anyEPC and MATCH_anyEPCClass match.
+ANY_EPC = ("epc", "parent", "input", "output")
+ANY_CLASS = ("class", "input_class", "output_class")
+
+
 def _class_keys(classes: tuple[Epc, ...]) -> list[str]:
     """EPC classes as captured identifiers are kept (canonical Digital Links)."""
     out = []
@@ -397,6 +435,18 @@ def _class_keys(classes: tuple[Epc, ...]) -> list[str]:
         elif c.kind == "product":
             out.append(f"https://id.gs1.org/01/{c.gtin}")
     return out
+
+
+def _class_named(classes: tuple[Epc, ...], roles: tuple[str, ...]):
+    """Captured events naming one of these classes in one of ``roles``: a lot exactly, a
+    GTIN alone as itself or any of its lots."""
+    epc = CapturedEventEpc.epc
+    lots = [
+        epc.startswith(f"https://id.gs1.org/01/{c.gtin}/10/", autoescape=True)
+        for c in classes
+        if c.kind == "product"
+    ]
+    return _named(sa.or_(epc.in_(_class_keys(classes)), *lots), roles)
 
 
 def _unit_condition(epcs: tuple[Epc, ...], roles: tuple[str, ...]):
@@ -416,17 +466,28 @@ def _captured(f: Filters, viewer: Principal, uris: Uris, after: int, limit: int)
     ):
         if wanted is not None:
             query = query.where(column.in_(sorted(wanted)))
-    if f.match_epc is not None:
-        query = query.where(_unit_condition(f.match_epc, ("epc",)))
-    if f.match_any_epc is not None:
-        query = query.where(_unit_condition(f.match_any_epc, ("epc", "parent")))
-    if f.match_epc_class is not None:
-        keys = _class_keys(f.match_epc_class)
-        query = query.where(_named(CapturedEventEpc.epc.in_(keys), ("class",)))
+    for epcs, roles in (
+        (f.match_epc, ("epc",)),
+        (f.match_any_epc, ANY_EPC),
+        (f.match_input_epc, ("input",)),
+        (f.match_output_epc, ("output",)),
+    ):
+        if epcs is not None:
+            query = query.where(_unit_condition(epcs, roles))
+    for classes, roles in (
+        (f.match_epc_class, ("class",)),
+        (f.match_any_epc_class, ANY_CLASS),
+        (f.match_input_epc_class, ("input_class",)),
+        (f.match_output_epc_class, ("output_class",)),
+    ):
+        if classes is not None:
+            query = query.where(_class_named(classes, roles))
+    if f.transformation_ids is not None:
+        query = query.where(c.transformation_id.in_(sorted(f.transformation_ids)))
     if f.related is not None:
-        lot = _named(CapturedEventEpc.epc.in_(_class_keys(_classes(f) or ())), ("class",))
+        lot = _class_named(_related_classes(f), ANY_CLASS)
         if f.related.kind == "unit":
-            lot = sa.or_(lot, _unit_condition((f.related,), ("epc", "parent")))
+            lot = sa.or_(lot, _unit_condition((f.related,), ANY_EPC))
         query = query.where(lot)
     for places, column in ((f.read_points, c.read_point), (f.biz_locations, c.biz_location)):
         if places is not None:

@@ -201,7 +201,6 @@ def code_history(session: Session, viewer: Principal, serial: str, code_json: di
 
 _CAPTURED = (
     sa.select(CapturedEvent, sa.func.coalesce(Merchant.name, LogisticsCompany.name))
-    .join(CapturedEventEpc, CapturedEventEpc.captured_event_id == CapturedEvent.id)
     .outerjoin(
         Merchant,
         sa.and_(CapturedEvent.party_type == "merchant", Merchant.id == CapturedEvent.party_id),
@@ -213,7 +212,14 @@ _CAPTURED = (
             LogisticsCompany.id == CapturedEvent.party_id,
         ),
     )
-    .where(CapturedEventEpc.serial == sa.bindparam("serial"))
+    .where(
+        # once, though a transformation may name the unit as an input and an output
+        CapturedEvent.id.in_(
+            sa.select(CapturedEventEpc.captured_event_id).where(
+                CapturedEventEpc.serial == sa.bindparam("serial")
+            )
+        )
+    )
     .order_by(CapturedEvent.event_time, CapturedEvent.id)
 )
 

@@ -227,9 +227,10 @@ class CapturedEvent(Base):
     system: Mapped[str] = mapped_column(sa.String(100))
     party_type: Mapped[str] = mapped_column(sa.String(24))
     party_id: Mapped[int]
-    #: ObjectEvent or AggregationEvent
+    #: ObjectEvent, AggregationEvent or TransformationEvent
     type: Mapped[str] = mapped_column(sa.String(24))
-    action: Mapped[str] = mapped_column(sa.String(8))
+    #: None for a TransformationEvent (it has no action)
+    action: Mapped[str | None] = mapped_column(sa.String(8))
     event_time: Mapped[datetime] = mapped_column(UTCDateTime)
     #: When the service captured it.
     record_time: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -240,12 +241,15 @@ class CapturedEvent(Base):
     biz_location: Mapped[str | None] = mapped_column(sa.String(300))
     #: The event type of ours it reads as (tracecore.epcis.MAPPING backwards), if one fits.
     our_type: Mapped[str | None] = mapped_column(sa.String(24))
+    #: A TransformationEvent's transformationID, as sent (EQ_transformationID).
+    transformation_id: Mapped[str | None] = mapped_column(sa.String(300), index=True)
     #: The event's EPCIS JSON as served (eventID and recordTime included).
     body: Mapped[dict] = mapped_column(sa.JSON)
 
 
 class CapturedEventEpc(Base):
-    """An identifier a captured event names, and the trace code of ours it is, if any."""
+    """An identifier a captured event names in one role, and the trace code of ours it is, if
+    any (a transformation may name one EPC both as an input and as an output)."""
 
     __tablename__ = "captured_event_epcs"
 
@@ -256,7 +260,9 @@ class CapturedEventEpc(Base):
     )
     #: As served (GS1 keys as Digital Link URIs), or an outside identifier as sent.
     epc: Mapped[str] = mapped_column(sa.String(300), primary_key=True, index=True)
-    #: epc (epcList, childEPCs), parent (parentID) or class (quantityList)
-    role: Mapped[str] = mapped_column(sa.String(8))
+    #: epc (epcList, childEPCs), parent (parentID), class (quantityList), or a
+    #: transformation's input, output (inputEPCList, outputEPCList), input_class or
+    #: output_class (inputQuantityList, outputQuantityList)
+    role: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
     #: The trace code of ours it names; null for an outside identifier or a class.
     serial: Mapped[str | None] = mapped_column(sa.String(20), index=True)

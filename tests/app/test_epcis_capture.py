@@ -384,8 +384,11 @@ def test_the_workspace_code_page_shows_what_an_outside_system_captured(client, m
     ("insert", "detail"),
     [
         ('"ilmd": ' + "[" * 5000 + "]" * 5000 + ", ", "nested too deeply"),
-        ('"quantityList": [{"epcClass": "urn:epc:idpat:sgtin:0614141.107346.*", '
-         '"quantity": 1e400}], ', "out of range"),
+        (
+            '"quantityList": [{"epcClass": "urn:epc:idpat:sgtin:0614141.107346.*", '
+            '"quantity": 1e400}], ',
+            "out of range",
+        ),
     ],
     ids=["nested too deeply", "1e400"],
 )
@@ -400,3 +403,182 @@ def test_a_document_json_cannot_hold_is_a_validation_problem(client, producer, i
     assert problem["type"] == "epcisException:ValidationException"
     assert detail in problem["detail"]
     assert client.get("/epcis/capture", headers=producer["erp"]).get_json() == []  # no job
+
+
+# -- TransformationEvent ---------------------------------------------------------------------
+
+#: A supplier's flour lot (another company's GTIN: an outside identifier), as an EPC class URN.
+FLOUR = "urn:epc:class:lgtin:4012345.011111.4444"
+FLOUR_LINK = "https://id.gs1.org/01/04012345111118/10/4444"
+TRANSFORMATION_ID = "urn:uuid:6d4e2b7a-93c1-4a5e-8f0b-2c7d1e9a3b55"
+
+
+def production(gtin14: str, lot: str, inputs: list[str], outputs: list[str], **extra) -> dict:
+    """A producer's ERP recording a production: a supplier's flour (kg) and units in, units
+    and a count of its lot out, with the output lot's ILMD (GS1's Example 9.6.3 shape)."""
+    return {
+        "type": "TransformationEvent",
+        "eventTime": "2026-12-01T06:30:00.000+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "inputEPCList": [f"https://id.gs1.org/01/{gtin14}/21/{s}" for s in inputs],
+        "inputQuantityList": [
+            {"epcClass": FLOUR, "quantity": 12.5, "uom": "KGM"},
+            {"epcClass": "urn:epc:class:lgtin:0614141.077777.987", "quantity": 30},
+        ],
+        "outputEPCList": [f"https://id.gs1.org/01/{gtin14}/21/{s}" for s in outputs],
+        "outputQuantityList": [
+            {"epcClass": f"https://id.gs1.org/01/{gtin14}/10/{lot}", "quantity": 120}
+        ],
+        "transformationID": TRANSFORMATION_ID,
+        "bizStep": "commissioning",
+        "disposition": "active",
+        "readPoint": {"id": "urn:epc:id:sgln:6901234.00001.0"},
+        "bizTransactionList": [{"type": "prodorder", "bizTransaction": "urn:example:prod:77"}],
+        "ilmd": {"cbvmda:lotNumber": lot, "example:grade": "A"},
+    } | extra
+
+
+def _ids(client, headers, **params) -> list[str]:
+    return [e["eventID"] for e in everything(client, headers, **params)]
+
+
+def test_a_transformation_is_captured_served_valid_with_the_references_id_and_queried(
+    client, make, producer, validator
+):
+    """Is a production (inputs and outputs, EPCs and quantities with and without uom, a
+    transformationID, ILMD) captured; served back in a document valid against GS1's schema
+    with the ID the reference implementation computes, found by its ID; and do the query's
+    transformation parameters find it by its inputs, its outputs, its classes and its ID?"""
+    gtin, lot, serials = producer["gtin"], producer["lot"], producer["serials"]
+    # serials[2] goes in and comes out (a unit reworked): named in both roles
+    event = production(gtin, lot, [serials[0], serials[2]], [serials[1], serials[2]])
+    doc = document(event)
+    assert_valid(validator, doc)
+    job = job_of(client, producer["erp"], post(client, producer["erp"], doc))
+    assert (job["success"], job["captured"]) == (True, 1), job["errors"]
+    admin = make.auth("admin")
+    resp = client.get(
+        "/epcis/events", query_string={"eventType": "TransformationEvent"}, headers=admin
+    )
+    body = resp.get_json()
+    assert_valid(validator, body)
+    (served,) = events_of(resp)
+    assert [served["eventID"]] == reference_ids(body)
+    assert reference_ids(body) == reference_ids(
+        {
+            "@context": doc["@context"],
+            "creationDate": doc["creationDate"],
+            "epcisBody": {"queryResults": {"resultsBody": {"eventList": [event]}}},
+        }
+    )  # the sender's event hashes the same as the one served back
+    assert "action" not in served and served["transformationID"] == TRANSFORMATION_ID
+    assert served["inputQuantityList"] == [
+        {"epcClass": FLOUR_LINK, "quantity": 12.5, "uom": "KGM"},
+        {"epcClass": "https://id.gs1.org/01/00614141777778/10/987", "quantity": 30},
+    ]
+    one = client.get(f"/epcis/events/{quote(served['eventID'], safe='')}", headers=admin)
+    assert events_of(one) == [served]
+
+    def unit(n: int) -> str:
+        return f"{HOST}/01/{gtin}/10/{lot}/21/{serials[n]}"
+
+    it, none = [served["eventID"]], []
+    merchant = make.auth("merchant", producer["merchant"])
+    for params, expected in [
+        ({"MATCH_inputEPC": unit(0)}, it),
+        ({"MATCH_inputEPC": unit(1)}, none),
+        ({"MATCH_outputEPC": unit(1)}, it),
+        ({"MATCH_outputEPC": unit(0)}, none),
+        ({"MATCH_inputEPC": unit(2), "MATCH_outputEPC": unit(2)}, it),
+        ({"MATCH_epc": unit(0), "eventType": "TransformationEvent"}, none),  # epcList only
+        ({"MATCH_inputEPCClass": "https://x.example/01/04012345111118/10/4444"}, it),
+        ({"MATCH_outputEPCClass": FLOUR_LINK}, none),
+        ({"MATCH_outputEPCClass": f"{HOST}/01/{gtin}"}, it),  # a GTIN: all its lots
+        ({"MATCH_anyEPCClass": FLOUR_LINK}, it),
+        ({"MATCH_epcClass": FLOUR_LINK}, none),  # quantityList only
+        ({"EQ_transformationID": TRANSFORMATION_ID}, it),
+        ({"EQ_transformationID": "urn:uuid:other"}, none),
+        ({"EQ_transformationID": TRANSFORMATION_ID, "eventType": "ObjectEvent"}, none),
+    ]:
+        assert _ids(client, admin, **params) == expected, params
+        assert _ids(client, merchant, **params) == expected, params
+    # MATCH_anyEPC covers inputs and outputs; the unit's own events are there too
+    for n in (0, 1, 2):
+        assert served["eventID"] in _ids(client, admin, MATCH_anyEPC=unit(n))
+    # MATCH_anyEPCClass also finds our own commissioning of the batch (its quantityList)
+    by_class = everything(client, admin, MATCH_anyEPCClass=f"{HOST}/01/{gtin}/10/{lot}")
+    assert served in by_class and any(e["type"] == "ObjectEvent" for e in by_class)
+    assert (
+        _ids(client, make.auth("merchant", make.merchant()), eventType="TransformationEvent") == []
+    )
+    # a unit's history lists it once, though the unit is both an input and an output
+    history = client.get(f"/api/v1/codes/{serials[2]}/history", headers=admin).get_json()
+    assert [c["event_id"] for c in history["captured_events"]] == it
+    assert history["captured_events"][0]["epcis_type"] == "TransformationEvent"
+    epc_events = client.get(f"/epcis/epcs/{quote(unit(0), safe='')}/events", headers=admin)
+    assert served["eventID"] in [e["eventID"] for e in events_of(epc_events)]
+
+
+def test_a_transformation_naming_another_partys_product_is_refused(client, make, producer):
+    """Does the rule that a system acts for its own party hold for every input and output:
+    another merchant's GTIN as an input EPC, an input class or an output class is refused
+    (SecurityException), a logistics company's system names none of ours?"""
+    gtin, lot, serials = producer["gtin"], producer["lot"], producer["serials"]
+    other = client.get(f"/api/v1/products/{make.product(make.merchant())}").get_json()["gtin"]
+    theirs = {"epcClass": f"https://id.gs1.org/01/{other}/10/X1", "quantity": 1}
+    for change in (
+        {"inputEPCList": [f"https://id.gs1.org/01/{other}/21/S1"]},
+        {"inputQuantityList": [theirs]},
+        {"outputQuantityList": [theirs]},
+        {"outputEPCList": [f"https://id.gs1.org/01/{other}/21/S2"]},
+    ):
+        doc = document(production(gtin, lot, [serials[0]], [serials[1]], **change))
+        job = job_of(client, producer["erp"], post(client, producer["erp"], doc))
+        assert (job["captured"], job["errors"][0]["type"]) == (
+            0,
+            "epcisException:SecurityException",
+        ), change
+        assert other in job["errors"][0]["detail"]
+    company_system = make.outside_system(producer["company"], "某物流TMS", role="logistics")
+    ours = document(production(gtin, lot, [], [serials[1]]))
+    job = job_of(client, company_system, post(client, company_system, ours))
+    assert job["errors"][0]["type"] == "epcisException:SecurityException"
+    # outside identifiers only: the supplier's flour into another company's product
+    outside = production("04012345111118", "B7", [], ["Z1"])
+    outside["outputQuantityList"] = []
+    job = job_of(client, company_system, post(client, company_system, document(outside)))
+    assert (job["success"], job["captured"]) == (True, 1), job["errors"]
+
+
+def test_a_bad_transformation_among_valid_events_proceed_keeps_the_valid_ones(
+    client, make, producer, validator
+):
+    """A transformation with no output (and no transformationID) among valid events: the
+    schema refuses it too; rolled back by default; with proceed the others are kept, the job
+    naming the event and the field."""
+    gtin, lot, serials = producer["gtin"], producer["lot"], producer["serials"]
+    bad = production(gtin, lot, [serials[0]], [])
+    del bad["transformationID"], bad["outputEPCList"], bad["outputQuantityList"], bad["ilmd"]
+    doc = document(
+        shipping(["urn:epc:id:sgtin:0614141.107346.2017"]),
+        bad,
+        production(gtin, lot, [serials[0]], [serials[1]]),
+    )
+    assert list(validator.iter_errors(doc))
+    job = job_of(client, producer["erp"], post(client, producer["erp"], doc))
+    assert (job["success"], job["captured"]) == (False, 0)
+    job = job_of(client, producer["erp"], post(client, producer["erp"], doc, "proceed"))
+    assert (job["success"], job["captured"]) == (False, 2)
+    (error,) = job["errors"]
+    assert error["type"] == "epcisException:ValidationException"
+    assert error["instance"].endswith("#event-1") and "outputEPCList" in error["detail"]
+    admin = make.auth("admin")
+    assert len(_ids(client, admin, eventType="TransformationEvent")) == 1
+
+
+@pytest.mark.parametrize("kind", ["TransactionEvent", "AssociationEvent"])
+def test_transaction_and_association_events_are_still_refused_by_name(client, producer, kind):
+    doc = document(shipping(["urn:epc:id:sgtin:0614141.107346.2017"]) | {"type": kind})
+    job = job_of(client, producer["erp"], post(client, producer["erp"], doc))
+    (error,) = job["errors"]
+    assert job["captured"] == 0 and "TransactionEvent and AssociationEvent" in error["detail"]

@@ -243,3 +243,75 @@ def test_searched_numbers_in_the_access_log_are_masked_on_upgrade(empty_database
         conn.execute(sa.text("UPDATE access_log SET detail = 'edited'"))
     engine.dispose()
     migrate.downgrade(empty_database_url, "0015")
+
+
+def _captured(conn, key: int, type_: str, action: str | None, roles: tuple[str, ...]) -> None:
+    """A captured event (with its ID and one EPC in ``roles``), as raw rows."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO captured_events (id, digest, job_id, system, party_type, party_id, "
+            "type, action, event_time, record_time, body) VALUES (:id, :d, 1, 'ERP', "
+            "'merchant', 1, :t, :a, '2026-12-01T00:00:00+00:00', '2026-12-01T00:00:00+00:00', "
+            "'{}')"
+        ),
+        {"id": key, "d": f"{key:064x}", "t": type_, "a": action},
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO epcis_event_ids (digest, source, ref_id) VALUES (:d, 'captured', :id)"
+        ),
+        {"id": key, "d": f"{key:064x}"},
+    )
+    for role in roles:
+        conn.execute(
+            sa.text(
+                "INSERT INTO captured_event_epcs (captured_event_id, epc, role) "
+                "VALUES (:id, 'https://id.gs1.org/01/04012345123456/21/7', :role)"
+            ),
+            {"id": key, "role": role},
+        )
+
+
+def test_captured_events_survive_0024_and_transformations_go_on_its_downgrade(
+    empty_database_url,
+):
+    """Revision 0024 lets a captured event name one EPC as an input and as an output, and
+    rebuilds the captured tables on SQLite: are the events captured before kept (their
+    identifiers too); does its downgrade remove the captured transformations (the older
+    schema cannot hold them) and keep the rest; and does it upgrade again? (Party 1 need not
+    exist: party ids are not foreign keys.)"""
+    migrate.upgrade(empty_database_url, "0023")
+    engine = create_engine(empty_database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO api_tokens (id, token_hash, role, party_id, label, outside_system, "
+                "jurisdiction, created_at) VALUES (1, :h, 'merchant', 1, '', 'ERP', '', "
+                "'2026-12-01T00:00:00+00:00')"
+            ),
+            {"h": "0" * 64},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO capture_jobs (id, capture_id, token_id, system, party_type, "
+                "party_id, error_behaviour, running, success, event_count, captured, "
+                "duplicates, errors, created_at) VALUES (1, 'c1', 1, 'ERP', 'merchant', 1, "
+                "'rollback', false, true, 2, 2, 0, '[]', '2026-12-01T00:00:00+00:00')"
+            )
+        )
+        _captured(conn, 1, "ObjectEvent", "ADD", ("epc",))
+    engine.dispose()
+    migrate.upgrade(empty_database_url)
+    engine = create_engine(empty_database_url)
+    with engine.begin() as conn:
+        assert conn.scalars(sa.text("SELECT role FROM captured_event_epcs")).all() == ["epc"]
+        _captured(conn, 2, "TransformationEvent", None, ("input", "output", "output_class"))
+    engine.dispose()
+    migrate.downgrade(empty_database_url, "0023")
+    engine = create_engine(empty_database_url)
+    with engine.connect() as conn:
+        assert conn.scalars(sa.text("SELECT type FROM captured_events")).all() == ["ObjectEvent"]
+        assert conn.scalars(sa.text("SELECT role FROM captured_event_epcs")).all() == ["epc"]
+        assert conn.scalars(sa.text("SELECT ref_id FROM epcis_event_ids")).all() == [1]
+    engine.dispose()
+    migrate.upgrade(empty_database_url)

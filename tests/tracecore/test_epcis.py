@@ -112,3 +112,37 @@ def test_an_event_id_is_read_back_to_its_digest():
     assert epcis.read_event_id(event_id) == event_id[14:78]
     with pytest.raises(ValidationError):
         epcis.read_event_id(event_id.replace("CBV2.0", "CBV1.2"))
+
+
+@pytest.mark.parametrize("serial", ["ABC", "007", "A/1", "x.y"])
+@pytest.mark.parametrize(
+    "quantity",
+    [(12,), (12.5, "KGM"), (None,), (0, "LTR")],
+    ids=["count", "with uom", "no quantity", "zero with uom"],
+)
+def test_the_prehash_of_a_transformation_equals_the_references(serial, quantity):
+    """Are a transformation's inputs and outputs (units, lots, quantities with and without a
+    unit of measure), its transformationID and ILMD hashed in the reference's order and form,
+    with no action?"""
+    event = epcis.EpcisEvent(
+        type=epcis.TRANSFORMATION,
+        event_time=T,
+        offset_min=480,
+        record_time=T,
+        action=None,
+        inputs=(URIS.unit(GTIN, "L1", serial), "urn:uuid:0b0a9c5e-3b3a-4b0c-9e39-3a0f1d3f7c11"),
+        input_quantities=(
+            (URIS.lot(GTIN, "L0"), *quantity),
+            ("https://id.gs1.org/01/04012345111118/10/4444", 3),
+        ),
+        outputs=(URIS.unit(GTIN, "L2", serial),),
+        output_quantities=((URIS.lot(GTIN, "L2"), *quantity),),
+        transformation_id="https://id.example.cn/id/transformation/7",
+        biz_step="commissioning",
+        disposition="active",
+        read_point=URIS.place("merchant", 7),
+        biz_transactions=(("prodorder", URIS.order(7, "P-1")),),
+        ilmd=(("cbvmda:lotNumber", "L2"), ("trace:productionDate", "2026-11-20")),
+    )
+    assert "action" not in epcis.event_json(event, URIS)
+    assert epcis.prehash(event, URIS) == reference_prehash(event)

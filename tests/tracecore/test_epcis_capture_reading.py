@@ -87,6 +87,65 @@ EVENTS = [
 ]
 
 
+#: Productions as traceability platforms record them: ingredient lots and units in, product
+#: lots and units out (URNs and Digital Links, quantities with and without a unit of
+#: measure), and one transformation told in two events sharing a transformationID.
+TRANSFORMATIONS = [
+    {
+        "type": "TransformationEvent",
+        "eventTime": "2026-12-01T06:00:00.25+08:00",
+        "eventTimeZoneOffset": "+08:00",
+        "inputEPCList": [
+            "urn:epc:id:sgtin:4012345.011122.25",
+            "https://id.example.cn/01/06941234500017/10/L1/21/ABC123",
+        ],
+        "inputQuantityList": [
+            {"epcClass": "urn:epc:class:lgtin:4012345.011111.4444", "quantity": 10, "uom": "KGM"},
+            {"epcClass": "urn:epc:class:lgtin:0614141.077777.987", "quantity": 30},
+            {"epcClass": "urn:epc:idpat:sgtin:4012345.066666.*", "quantity": 220.5, "uom": "LTR"},
+        ],
+        "outputEPCList": [
+            "urn:epc:id:sgtin:4012345.077889.25",
+            "https://id.gs1.org/01/06941234500017/21/XYZ1",
+        ],
+        "outputQuantityList": [
+            {"epcClass": "https://id.example.cn/01/06941234500017/10/L2", "quantity": 12}
+        ],
+        "bizStep": "commissioning",
+        "disposition": "active",
+        "readPoint": {"id": "urn:epc:id:sgln:4012345.00001.0"},
+        "bizLocation": {"id": "https://id.gs1.org/414/4012345000016"},
+        "bizTransactionList": [
+            {"type": "po", "bizTransaction": "http://transaction.acme.com/po/12345678"}
+        ],
+        "sourceList": [{"type": "owning_party", "source": "urn:epc:id:sgln:4012345.00001.0"}],
+        "destinationList": [
+            {"type": "owning_party", "destination": "urn:epc:id:sgln:4012345.00002.0"}
+        ],
+        "ilmd": {"cbvmda:lotNumber": "L2", "cbvmda:itemExpirationDate": "2027-12-01"},
+    },
+    {
+        "type": "TransformationEvent",
+        "eventTime": "2026-12-01T07:00:00Z",
+        "eventTimeZoneOffset": "+00:00",
+        "inputQuantityList": [
+            {"epcClass": "urn:epc:class:lgtin:4012345.011111.4444", "quantity": 5.5, "uom": "KGM"}
+        ],
+        "transformationID": "urn:uuid:0b0a9c5e-3b3a-4b0c-9e39-3a0f1d3f7c11",
+        "bizStep": "urn:epcglobal:cbv:bizstep:transforming",
+    },
+    {
+        "type": "TransformationEvent",
+        "eventTime": "2026-12-01T08:00:00-05:30",
+        "eventTimeZoneOffset": "-05:30",
+        "outputEPCList": ["https://id.example.cn/01/06941234500017/10/L3/21/S%2F1"],
+        "transformationID": "urn:uuid:0b0a9c5e-3b3a-4b0c-9e39-3a0f1d3f7c11",
+        "bizStep": "https://ref.gs1.org/cbv/BizStep-transforming",
+        "ilmd": {"example:grade": "A"},
+    },
+]
+
+
 def document(events, context=CONTEXT) -> dict:
     return {
         "@context": context,
@@ -109,18 +168,54 @@ def read_all(doc: dict) -> list:
     return [read_event(raw, read.namespaces, URIS, NOW) for raw in read.events]
 
 
-def test_each_event_hashes_as_the_reference_reads_the_senders_document():
-    ours = [epcis.event_hash(c.event, URIS) for c in read_all(document(EVENTS))]
-    assert ours == reference(document(EVENTS))
+@pytest.mark.parametrize("events", [EVENTS, TRANSFORMATIONS], ids=["object", "transformation"])
+def test_each_event_hashes_as_the_reference_reads_the_senders_document(events):
+    ours = [epcis.event_hash(c.event, URIS) for c in read_all(document(events))]
+    assert ours == reference(document(events))
 
 
-def test_the_events_served_back_hash_as_the_reference_reads_them():
-    served = [epcis.event_json(c.event, URIS) for c in read_all(document(EVENTS))]
+@pytest.mark.parametrize("events", [EVENTS, TRANSFORMATIONS], ids=["object", "transformation"])
+def test_the_events_served_back_hash_as_the_reference_reads_them(events):
+    served = [epcis.event_json(c.event, URIS) for c in read_all(document(events))]
     query = epcis.query_document(URIS, served, NOW)
     back = document(
         query["epcisBody"]["queryResults"]["resultsBody"]["eventList"], query["@context"]
     )
     assert [e["eventID"] for e in served] == reference(back)
+
+
+def test_a_transformation_is_read_with_its_inputs_and_outputs_apart():
+    """Are a transformation's EPCs and classes kept in their roles (URNs as Digital Links,
+    quantities with their unit), served without an action, with its transformationID?"""
+    first, split, _ = read_all(document(TRANSFORMATIONS))
+    event = first.event
+    assert (event.action, event.transformation_id) == (None, None)
+    assert event.inputs == (
+        "https://id.gs1.org/01/04012345111224/21/25",
+        "https://id.example.cn/01/06941234500017/10/L1/21/ABC123",
+    )
+    assert event.input_quantities[0] == ("https://id.gs1.org/01/04012345111118/10/4444", 10, "KGM")
+    assert event.input_quantities[1] == ("https://id.gs1.org/01/00614141777778/10/987", 30)
+    roles_of = {epc: role for role, epc in first.identifiers}
+    assert roles_of["https://id.gs1.org/01/06941234500017/21/XYZ1"] == "output"
+    assert roles_of["https://id.example.cn/01/06941234500017/10/L2"] == "output_class"
+    roles = [role for role, _ in first.identifiers]
+    assert roles.count("input") == 2 and roles.count("output") == 2
+    assert roles.count("input_class") == 3 and roles.count("output_class") == 1
+    served = epcis.event_json(event, URIS)
+    assert "action" not in served and served["inputQuantityList"][2]["uom"] == "LTR"
+    assert split.event.transformation_id == "urn:uuid:0b0a9c5e-3b3a-4b0c-9e39-3a0f1d3f7c11"
+    assert epcis.event_json(split.event, URIS)["transformationID"] == split.event.transformation_id
+    # "transforming" is no CBV 2.0 bizStep: kept as its URI (valid, and hashed the same)
+    assert split.event.biz_step == "https://ref.gs1.org/cbv/BizStep-transforming"
+    assert first.our_type is None
+
+
+def test_one_epc_both_input_and_output_is_named_in_both_roles():
+    epc = "https://id.gs1.org/01/04012345123456/21/7"
+    raw = TRANSFORMATIONS[0] | {"inputEPCList": [epc], "outputEPCList": [epc]}
+    (read,) = read_all(document([raw]))
+    assert ("input", epc) in read.identifiers and ("output", epc) in read.identifiers
 
 
 @pytest.mark.parametrize(
@@ -155,7 +250,9 @@ def test_our_event_type_is_read_from_the_bizstep():
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"type": "TransformationEvent"}, "type"),
+        ({"type": "TransactionEvent"}, "type"),
+        ({"type": "AssociationEvent"}, "type"),
+        ({"type": "TransformationEvent"}, "action"),
         ({"sensorElementList": []}, "sensorElementList"),
         ({"example:myField": "x"}, "example:myField"),
         ({"eventTimeZoneOffset": "+8"}, "eventTimeZoneOffset"),
@@ -173,3 +270,67 @@ def test_what_the_service_does_not_capture_is_refused_naming_the_field(change, f
     with pytest.raises(ValidationError) as refused:
         read_event(raw, read.namespaces, URIS, NOW)
     assert refused.value.field == field
+
+
+def test_transaction_and_association_events_are_refused_by_name():
+    raw = EVENTS[0] | {"type": "TransactionEvent"}
+    with pytest.raises(ValidationError, match="TransactionEvent and AssociationEvent are not"):
+        read_event(raw, {}, URIS, NOW)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"action": "ADD"}, "action"),
+        ({"epcList": ["urn:epc:id:sgtin:0614141.107346.1"]}, "epcList"),
+        ({"childEPCs": ["urn:epc:id:sgtin:0614141.107346.1"]}, "childEPCs"),
+        ({"parentID": "urn:epc:id:sscc:0614141.1234567890"}, "parentID"),
+        ({"quantityList": []}, "quantityList"),
+        ({"persistentDisposition": {"set": ["completeness_verified"]}}, "persistentDisposition"),
+        ({"inputEPCList": None, "inputQuantityList": None}, "inputEPCList"),
+        ({"inputEPCList": [], "inputQuantityList": []}, "inputEPCList"),
+        ({"outputEPCList": None, "outputQuantityList": []}, "outputEPCList"),
+        ({"outputEPCList": "urn:epc:id:sgtin:0614141.107346.1"}, "outputEPCList"),
+        ({"inputEPCList": [7]}, "inputEPCList"),
+        ({"inputQuantityList": [{"epcClass": "x", "quantity": -1}]}, "inputQuantityList.quantity"),
+        ({"inputQuantityList": [{"epcClass": "x", "uom": "KGM"}]}, "inputQuantityList.uom"),
+        ({"outputQuantityList": [{"epcClass": "x", "quantity": 1, "uom": "KILO"}]},
+         "outputQuantityList.uom"),
+        ({"outputQuantityList": [{"quantity": 1}]}, "outputQuantityList.epcClass"),
+        ({"outputQuantityList": [{"epcClass": "x", "count": 1}]}, "outputQuantityList"),
+        ({"transformationID": "not a URI"}, "transformationID"),
+        ({"transformationID": 12}, "transformationID"),
+        ({"ilmd": {"undeclared:x": "1"}}, "ilmd"),
+        ({"bizStep": "transforming"}, "bizStep"),
+        ({"disposition": "good"}, "disposition"),
+        ({"bizTransactionList": [{"type": "order", "bizTransaction": "urn:x:1"}]},
+         "bizTransactionList.type"),
+    ],
+)  # fmt: skip
+def test_a_transformation_the_service_cannot_read_is_refused_naming_the_field(change, field):
+    """Is each field of a TransformationEvent checked, with the standard's rules on the
+    type's fields (no action, no epcList) and at least one input and one output?"""
+    raw = {k: v for k, v in (TRANSFORMATIONS[0] | change).items() if v is not None}
+    read = read_document(document([raw]))
+    with pytest.raises(ValidationError) as refused:
+        read_event(raw, read.namespaces, URIS, NOW)
+    assert refused.value.field == field
+
+
+def test_a_transformation_id_stands_for_the_missing_side():
+    """EPCIS 2.0: with a transformationID, inputs alone or outputs alone are an event; with
+    neither it is still refused."""
+    split = TRANSFORMATIONS[1]
+    assert read_all(document([split]))[0].event.outputs == ()
+    with pytest.raises(ValidationError) as refused:
+        read_all(document([{k: v for k, v in split.items() if k != "inputQuantityList"}]))
+    assert refused.value.field == "inputEPCList"
+
+
+def test_an_aggregation_has_no_quantity_list():
+    """GS1's schema gives an AggregationEvent childQuantityList, not quantityList (served
+    back, it would not be valid): refused naming it."""
+    raw = EVENTS[3] | {"quantityList": [{"epcClass": "urn:epc:idpat:sgtin:4012345.012345.*"}]}
+    with pytest.raises(ValidationError) as refused:
+        read_event(raw, {}, URIS, NOW)
+    assert refused.value.field == "quantityList"
