@@ -580,3 +580,38 @@ def test_a_black_list_entry_is_pushed_and_again_with_its_end_beside_the_repair(
     assert receiver.types[4:] == ["exchange.list_entry", "exchange.repair"]
     assert again["id"] == entry["id"] and again["content_hash"] != entry["content_hash"]
     assert again["period_to"] == repair["date"] and repair["id"] == f"{entry['id'][:-3]}-out"
+
+
+def test_two_sweeps_at_once_push_an_exchange_item_once(app, make):
+    """Two ingest workers sweeping at the same moment: the second waits on the first's
+    item row and, once the first commits, rolls back; the item has one feed row."""
+    from app.credit.exchange import push_new_items
+    from tests.app.test_credit_exchange import regulator, sanction
+
+    merchant = make.merchant(region_code="320411")
+    actor, _ = regulator(app, "3204")
+    sanction(app, actor, "merchant", merchant)
+    policy = app.extensions["trace"].config.policy
+    maker = app.extensions["trace"].sessionmaker
+    outcome: list[str] = []
+
+    def second_sweep() -> None:
+        with maker() as second:
+            try:
+                outcome.append(f"pushed {push_new_items(second, policy)}")
+                second.commit()
+            except sa.exc.DBAPIError as exc:
+                second.rollback()
+                outcome.append(type(exc).__name__)
+
+    with maker() as first:
+        assert push_new_items(first, policy) == 1
+        racer = threading.Thread(target=second_sweep)
+        racer.start()
+        time.sleep(0.5)
+        first.commit()
+    racer.join(timeout=30)
+    assert outcome == ["IntegrityError"]  # the item's row is taken: the second rolls back
+    with maker() as s:
+        kinds = s.scalars(sa.select(WebhookFeed.kind).where(WebhookFeed.topic == "exchange"))
+        assert list(kinds) == ["exchange.sanction"]
