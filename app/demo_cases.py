@@ -88,9 +88,7 @@ def _name(session) -> None:
     session.execute(
         sa.update(Batch).where(Batch.lot == "ZSREC").values(recall_reason=RECALL_REASON)
     )
-    session.execute(
-        sa.update(Batch).where(Batch.lot.startswith("ZS")).values(origin_name=ORIGIN)
-    )
+    session.execute(sa.update(Batch).where(Batch.lot.startswith("ZS")).values(origin_name=ORIGIN))
     for merchant in session.scalars(sa.select(Merchant).where(Merchant.name.contains("模拟网店"))):
         number = int(merchant.name.rsplit("模拟网店", 1)[1].rstrip("号"))
         shop = SHOP_NAMES[(number - 1) % len(SHOP_NAMES)]

@@ -181,20 +181,32 @@ def main() -> None:
         after = reference_ms()
         delays = receiver.delays
         cpu = usage.ru_utime + usage.ru_stime
-        print(f"database: {'SQLite' if args.sqlite else 'PostgreSQL'}; load average "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {describe(before, after)}")
-        print(f"ingest: {written:,} events in {len(fed)} transactions over {args.seconds:.0f} s "
-              f"({written / args.seconds:,.0f}/s asked {args.rate:,}/s)")
-        print(f"delivered: {len(delays):,} events in {receiver.posts:,} POSTs; lost "
-              f"{written - len(delays):,}")
+        print(
+            f"database: {'SQLite' if args.sqlite else 'PostgreSQL'}; load average "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {describe(before, after)}"
+        )
+        print(
+            f"ingest: {written:,} events in {len(fed)} transactions over {args.seconds:.0f} s "
+            f"({written / args.seconds:,.0f}/s asked {args.rate:,}/s)"
+        )
+        print(
+            f"delivered: {len(delays):,} events in {receiver.posts:,} POSTs; lost "
+            f"{written - len(delays):,}"
+        )
         if delays:
-            print(f"delivery delay: p50 {pct(delays, 50) * 1000:.0f} ms, p99 "
-                  f"{pct(delays, 99) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms")
-        print(f"deliverer CPU: {cpu:.1f} s for {args.seconds:.0f} s of ingest "
-              f"({cpu / args.seconds * 100:.0f} % of a core)")
-        print(f"ingest transaction, p50: {statistics.median(plain) * 1000:.1f} ms without the "
-              f"feed row, {statistics.median(fed) * 1000:.1f} ms with it (ratio "
-              f"{statistics.median(fed) / statistics.median(plain):.2f})")
+            print(
+                f"delivery delay: p50 {pct(delays, 50) * 1000:.0f} ms, p99 "
+                f"{pct(delays, 99) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms"
+            )
+        print(
+            f"deliverer CPU: {cpu:.1f} s for {args.seconds:.0f} s of ingest "
+            f"({cpu / args.seconds * 100:.0f} % of a core)"
+        )
+        print(
+            f"ingest transaction, p50: {statistics.median(plain) * 1000:.1f} ms without the "
+            f"feed row, {statistics.median(fed) * 1000:.1f} ms with it (ratio "
+            f"{statistics.median(fed) / statistics.median(plain):.2f})"
+        )
 
 
 if __name__ == "__main__":

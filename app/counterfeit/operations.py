@@ -137,14 +137,22 @@ def record_check(
                 session.add(row)
         except IntegrityError:  # the same network's check of the same code, just committed
             row = session.scalar(sa.select(CounterfeitCheck).where(*key))
-            row.checks += 1
-            row.last_at = now
+            _count_again(row, seen, now)
     else:
-        row.checks += 1
-        row.last_at = now
+        _count_again(row, seen, now)
     session.flush()
     cluster_rule(session, seen.gtin, config, now)
     return row
+
+
+def _count_again(row: CounterfeitCheck, seen: Sighting, now: datetime) -> None:
+    """One more check of a code its network already checked today. A code first typed
+    (no link, so no GTIN) and then scanned from its label's link learns its product here,
+    so that the check counts on that product's map and for its regulators."""
+    row.checks += 1
+    row.last_at = now
+    if row.gtin is None and seen.gtin is not None:
+        row.gtin, row.lot = seen.gtin, seen.lot
 
 
 def file_report(

@@ -157,6 +157,10 @@ WORDS: dict[str, dict[str, tuple[str, str]]] = {
         "rejection_tallies": ("拒收统计", "Rejected traffic"),
         "counterfeits": ("假冒地图", "Counterfeit map"),
     },
+    "sighting": {  # what a consumer's check of a fake found (app/counterfeit)
+        "never_issued": ("从未登记的码", "Never-issued code"),
+        "forged_link": ("被冒用的链接", "Forged link"),
+    },
     "reversal": {
         "withdrawn": ("证据不再成立，自动撤回", "withdrawn: the evidence no longer holds"),
         "dismissed": ("已驳回", "dismissed"),

@@ -94,6 +94,27 @@ def test_a_forged_link_is_recorded_with_its_gtin_and_lot(client, session, make, 
     assert (row.code, row.kind, row.gtin, row.lot) == (serial, "forged_link", other, lot)
 
 
+def test_a_code_typed_then_scanned_from_its_link_counts_for_the_links_product(
+    app, client, session, make, product
+):
+    """A consumer types a fake's code (no link, so no GTIN), then scans the label's QR code
+    (the link names the product). Does the network's one row of the day learn the product,
+    so that the Changzhou regulator's map counts both checks under it? (It kept no GTIN, and
+    no regulator saw the checks.)"""
+    _, gtin, lot, _ = product
+    env = from_network(5)
+    assert client.get(f"/t/{fake_serial(7)}", environ_base=env).status_code == 404
+    assert client.get(fake_link(gtin, lot, 7), environ_base=env).status_code == 404
+    assert client.get(f"/t/{fake_serial(7)}", environ_base=env).status_code == 404
+    (row,) = rows(session, CounterfeitCheck)
+    assert (row.code, row.gtin, row.lot, row.checks) == (fake_serial(7), gtin, lot, 3)
+    local = sign_in(app.test_client(), *make.user("regulator", "3204"))
+    html = local.get("/workspace/counterfeits", headers=HTML).get_data(as_text=True)
+    listed = re.search(rf'<tr data-gtin="{gtin}">(.*?)</tr>', html).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", listed)
+    assert cells[3:6] == ["1", "3", "0"]  # networks, checks, reports
+
+
 def test_a_network_records_a_bounded_number_of_fake_codes_a_day(client, session, monkeypatch):
     """Does a flood of made-up codes from one network cost a bounded number of rows (the
     checks are still answered)?"""
@@ -320,6 +341,10 @@ def test_reports_through_the_page_from_five_districts_raise_the_finding_and_fill
     html = regulator.get(f"/workspace/counterfeits?gtin={gtin}", headers=HTML).text
     for district in PLACES:
         assert f'<circle class="anomaly" data-district="{district}"' in html
+    newest = re.search(
+        r'<tr data-report="\d+"><td>([^<]*)</td><td><code>[^<]*</code> \(([^)]*)\)', html
+    )
+    assert newest.group(1).endswith(" 北京时间") and newest.group(2) == "从未登记的码"
 
 
 def test_a_refused_report_of_a_forged_link_keeps_its_forged_link_verdict(
