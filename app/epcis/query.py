@@ -7,7 +7,8 @@ Four sources make the events, read in this order, each by its own key:
    class, with its ILMD;
 2. a batch's recall (``batches`` recalled): an ObjectEvent of the class, disposition recalled;
 3. the events devices reported (``events``): one EPCIS event each (packing an AggregationEvent);
-4. the events outside systems captured (``captured_events``), as stored at capture.
+4. the events outside systems captured (``captured_events``), as stored at capture
+   (app/epcis/query_captured.py).
 
 A page token is the source and the last key read (and what is left of ``eventCountLimit``),
 so paging is keyset paging: stable while events keep arriving, and a page costs the same at the
@@ -27,17 +28,16 @@ import base64
 import binascii
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app import authz
 from app.catalog.models import Batch, BatchStatus, Product
 from app.codes.models import Issuance, TraceCode
 from app.epcis import ids
-from app.epcis.capture import PARTY_TYPE
-from app.events.models import CapturedEvent, CapturedEventEpc, Event, Parcel, ParcelItem
+from app.epcis.filters import Filters, related_classes, times
+from app.epcis.query_captured import captured_events
+from app.events.models import Event, Parcel, ParcelItem
 from app.parties.models import Courier, Merchant
 from tracecore import epcis
 from tracecore.access import Principal, Role
@@ -50,36 +50,6 @@ from tracecore.vocabulary import EventType
 SERVICE_OFFSET_MIN = 480
 
 SOURCES = ("issuance", "recall", "event", "captured")
-
-
-@dataclass(frozen=True)
-class Filters:
-    """The query's parameters, read (see app/epcis/api.py); None: not restricted."""
-
-    event_types: frozenset[str] | None = None
-    ge_event_time: datetime | None = None
-    lt_event_time: datetime | None = None
-    ge_record_time: datetime | None = None
-    lt_record_time: datetime | None = None
-    biz_steps: frozenset[str] | None = None  #: bare CBV words or full URIs of ours
-    dispositions: frozenset[str] | None = None
-    match_epc: tuple[Epc, ...] | None = None
-    match_any_epc: tuple[Epc, ...] | None = None
-    match_epc_class: tuple[Epc, ...] | None = None
-    #: a TransformationEvent's inputs and outputs (MATCH_inputEPC, MATCH_outputEPC, and
-    #: the classes of its quantity lists); MATCH_anyEPCClass: any quantity list's
-    match_input_epc: tuple[Epc, ...] | None = None
-    match_output_epc: tuple[Epc, ...] | None = None
-    match_input_epc_class: tuple[Epc, ...] | None = None
-    match_output_epc_class: tuple[Epc, ...] | None = None
-    match_any_epc_class: tuple[Epc, ...] | None = None
-    transformation_ids: frozenset[str] | None = None
-    biz_locations: tuple[Epc, ...] | None = None
-    read_points: tuple[Epc, ...] | None = None
-    #: ``/epcs/{epc}/events``: the EPC's own events, and a unit's its batch's
-    related: Epc | None = None
-    #: one row of one source (an event fetched by its ID)
-    only: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,33 +133,14 @@ def _parcel_visibility(viewer: Principal, parcel, shipper):
     return sa.false()
 
 
-# -- the three sources --------------------------------------------------------------------------
-
-
-def _times(query, event_time, record_time, f: Filters):
-    for column, ge, lt in (
-        (event_time, f.ge_event_time, f.lt_event_time),
-        (record_time, f.ge_record_time, f.lt_record_time),
-    ):
-        if ge is not None:
-            query = query.where(column >= ge)
-        if lt is not None:
-            query = query.where(column < lt)
-    return query
-
-
-def _related_classes(f: Filters) -> tuple[Epc, ...]:
-    """The EPC classes of ``/epcs/{epc}/events``: a unit's batch, or the batch itself."""
-    if f.related is not None and f.related.kind in ("unit", "lot"):
-        return (Epc("lot", f.related.gtin, f.related.lot),)
-    return ()
+# -- the first three sources: ours ----------------------------------------------------------
 
 
 def _class_sets(f: Filters) -> list[tuple[Epc, ...]]:
     """The sets of EPC classes a lot event must be of, one of each set: MATCH_epcClass,
     MATCH_anyEPCClass, and a unit's or a batch's own events."""
     sets = [c for c in (f.match_epc_class, f.match_any_epc_class) if c is not None]
-    return [*sets, _related_classes(f)] if f.related is not None else sets
+    return [*sets, related_classes(f)] if f.related is not None else sets
 
 
 def _transformations_only(f: Filters) -> bool:
@@ -249,7 +200,7 @@ def _issuances(f: Filters, viewer: Principal, after: int, limit: int):
         .join(merchant, merchant.c.id == Product.merchant_id)
         .where(Issuance.id > after, _lot_visibility(viewer, Product, merchant.c))
     )
-    query = _times(query, Issuance.issued_at, Issuance.issued_at, f)
+    query = times(query, Issuance.issued_at, Issuance.issued_at, f)
     for classes in _class_sets(f):
         query = query.where(_class_condition(classes, Product, Batch))
     for places in (f.biz_locations, f.read_points):
@@ -280,7 +231,7 @@ def _recalls(f: Filters, viewer: Principal, after: int, limit: int):
             _lot_visibility(viewer, Product, merchant.c),
         )
     )
-    query = _times(query, Batch.recalled_at, Batch.recalled_at, f)
+    query = times(query, Batch.recalled_at, Batch.recalled_at, f)
     for classes in _class_sets(f):
         query = query.where(_class_condition(classes, Product, Batch))
     if f.only is not None:
@@ -369,7 +320,7 @@ def _events(f: Filters, viewer: Principal, uris: Uris, after: int, limit: int):
                 sa.and_(Event.waybill.is_not(None), _parcel_visibility(viewer, parcel, shipper.c)),
             )
         )
-    query = _times(query, Event.occurred_at, Event.received_at, f)
+    query = times(query, Event.occurred_at, Event.received_at, f)
     if f.event_types is not None:
         kinds = []
         if OBJECT in f.event_types:
@@ -395,107 +346,6 @@ def _events(f: Filters, viewer: Principal, uris: Uris, after: int, limit: int):
     if f.only is not None:
         query = query.where(Event.id == f.only[1] if f.only[0] == "event" else sa.false())
     return query.order_by(Event.id).limit(limit)
-
-
-def _captured_visibility(viewer: Principal):
-    """Who sees an outside system's captured events: its party, and authorities over that
-    party (what it names of ours is its own: app/epcis/capture.py)."""
-    if viewer.is_authority:
-        return authz.parties_in_jurisdiction(
-            viewer, CapturedEvent.party_type, CapturedEvent.party_id
-        )
-    if viewer.role in PARTY_TYPE:
-        return sa.and_(
-            CapturedEvent.party_type == PARTY_TYPE[viewer.role],
-            CapturedEvent.party_id == viewer.party_id,
-        )
-    return sa.false()
-
-
-def _named(condition, roles: tuple[str, ...]):
-    """Captured events with an identifier meeting ``condition`` in one of ``roles``."""
-    return CapturedEvent.id.in_(
-        sa.select(CapturedEventEpc.captured_event_id).where(
-            condition, CapturedEventEpc.role.in_(roles)
-        )
-    )
-
-
-#: The roles of the identifiers MATCH_anyEPC and MATCH_anyEPCClass match.
-ANY_EPC = ("epc", "parent", "input", "output")
-ANY_CLASS = ("class", "input_class", "output_class")
-
-
-def _class_keys(classes: tuple[Epc, ...]) -> list[str]:
-    """EPC classes as captured identifiers are kept (canonical Digital Links)."""
-    out = []
-    for c in classes:
-        if c.kind == "lot":
-            out.append(f"https://id.gs1.org/01/{c.gtin}/10/{c.lot}")
-        elif c.kind == "product":
-            out.append(f"https://id.gs1.org/01/{c.gtin}")
-    return out
-
-
-def _class_named(classes: tuple[Epc, ...], roles: tuple[str, ...]):
-    """Captured events naming one of these classes in one of ``roles``: a lot exactly, a
-    GTIN alone as itself or any of its lots."""
-    epc = CapturedEventEpc.epc
-    lots = [
-        epc.startswith(f"https://id.gs1.org/01/{c.gtin}/10/", autoescape=True)
-        for c in classes
-        if c.kind == "product"
-    ]
-    return _named(sa.or_(epc.in_(_class_keys(classes)), *lots), roles)
-
-
-def _unit_condition(epcs: tuple[Epc, ...], roles: tuple[str, ...]):
-    serials = [e.serial for e in epcs if e.kind == "unit" and e.serial is not None]
-    return _named(CapturedEventEpc.serial.in_(serials), roles) if serials else sa.false()
-
-
-def _captured(f: Filters, viewer: Principal, uris: Uris, after: int, limit: int):
-    """Events outside systems captured, served as they were stored (their IDs unchanged)."""
-    c = CapturedEvent
-    query = sa.select(c.id, c.body).where(c.id > after, _captured_visibility(viewer))
-    query = _times(query, c.event_time, c.record_time, f)
-    for wanted, column in (
-        (f.event_types, c.type),
-        (f.biz_steps, c.biz_step),
-        (f.dispositions, c.disposition),
-    ):
-        if wanted is not None:
-            query = query.where(column.in_(sorted(wanted)))
-    for epcs, roles in (
-        (f.match_epc, ("epc",)),
-        (f.match_any_epc, ANY_EPC),
-        (f.match_input_epc, ("input",)),
-        (f.match_output_epc, ("output",)),
-    ):
-        if epcs is not None:
-            query = query.where(_unit_condition(epcs, roles))
-    for classes, roles in (
-        (f.match_epc_class, ("class",)),
-        (f.match_any_epc_class, ANY_CLASS),
-        (f.match_input_epc_class, ("input_class",)),
-        (f.match_output_epc_class, ("output_class",)),
-    ):
-        if classes is not None:
-            query = query.where(_class_named(classes, roles))
-    if f.transformation_ids is not None:
-        query = query.where(c.transformation_id.in_(sorted(f.transformation_ids)))
-    if f.related is not None:
-        lot = _class_named(_related_classes(f), ANY_CLASS)
-        if f.related.kind == "unit":
-            lot = sa.or_(lot, _unit_condition((f.related,), ANY_EPC))
-        query = query.where(lot)
-    for places, column in ((f.read_points, c.read_point), (f.biz_locations, c.biz_location)):
-        if places is not None:
-            wanted = [uris.place(p.party_type, p.party_id) for p in places if p.kind == "place"]
-            query = query.where(column.in_(wanted))
-    if f.only is not None:
-        query = query.where(c.id == f.only[1] if f.only[0] == "captured" else sa.false())
-    return query.order_by(c.id).limit(limit)
 
 
 def resolve_units(session: Session, epcs: tuple[Epc, ...] | None) -> tuple[Epc, ...] | None:
@@ -608,7 +458,7 @@ def read_page(
         if SOURCES[source] == "event":
             query = _events(filters, viewer, uris, after, want + 1)
         elif SOURCES[source] == "captured":
-            query = _captured(filters, viewer, uris, after, want + 1)
+            query = captured_events(filters, viewer, uris, after, want + 1)
         else:
             query = builders[source](filters, viewer, after, want + 1)
         rows = session.execute(query).all() if query is not None else []
